@@ -1,0 +1,53 @@
+# Every routine act has a target. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
+
+PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker
+# Test/tool requirements: one file per area under requirements/; Debian packages in requirements/apt-*.txt.
+REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
+APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-packages setup-extra run stack stack-down test test-fast lint
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: $(REQUIREMENTS) libs/common/pyproject.toml services/*/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PIP) install --quiet $(PACKAGES) $(addprefix -r ,$(REQUIREMENTS))
+	touch $@
+
+setup: system-packages $(VENV)/.installed setup-extra ## Create .venv, install everything, seed ./data (models + gallery)
+	$(PY) -m classifier_worker.seed --models-dir data/models --gallery-dir data/gallery --gallery-source gallery
+
+# Debian packages the tests and `make stack` use (nginx, prometheus, chromium); installed when missing
+# and root, otherwise listed. `make run` needs none of them.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "WARNING: missing Debian packages (needed by tests and make stack, not by make run):$$missing"; fi
+
+# Areas add their own setup steps with `setup-extra::` in mk/*.mk.
+setup-extra::
+
+run: ## The whole system in one process at http://127.0.0.1:8000 (in-process queue, SQLite in ./data)
+	$(PY) -m classifier_gateway
+
+test: ## The whole test suite
+	$(PY) -m pytest
+
+lint: ## ruff
+	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff format --check libs services tests bench
+
+-include mk/*.mk

@@ -1,0 +1,1 @@
+"""Code shared by every classifier service: domain, messages, settings, logging, metrics, adapters."""

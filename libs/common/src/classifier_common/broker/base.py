@@ -1,0 +1,65 @@
+"""The job queue: a publisher (gateway) and a consumer (worker), two adapters
+(in-process memory for the embedded default, RabbitMQ through pika in production).
+
+Guarantees every adapter keeps:
+- ``Publisher.publish`` returns only once the broker has the message durably (RabbitMQ:
+  publisher confirm of a persistent message on a durable quorum queue). Otherwise it raises
+  ``BrokerUnavailable`` (cannot reach the broker) or ``QueueFull`` (the bounded backlog refused it).
+- A delivery that is neither acked nor rejected (the worker died, the connection dropped)
+  is delivered again.
+- ``Delivery.reject(requeue=False)`` sends the message to the dead-letter queue.
+- After ``max_attempts`` deliveries of the same message the broker dead-letters it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+# Topology names: one place.
+DEAD_LETTER_EXCHANGE = "classifier.dlx"
+
+
+def dead_letter_queue(queue_name: str) -> str:
+    return f"{queue_name}.dead"
+
+
+class Delivery(Protocol):
+    body: bytes
+    redelivered: bool
+    delivery_count: int  # 1 on the first delivery
+
+    def ack(self) -> None:
+        """Thread-safe. The message is done. A no-op if the channel it came on is gone (the broker
+        will deliver it again, and the store's conditional writes make that harmless)."""
+
+    def reject(self, requeue: bool) -> None:
+        """Thread-safe. requeue=True: deliver again later. requeue=False: dead-letter it."""
+
+
+class Publisher(Protocol):
+    def publish(self, body: bytes, *, message_id: str) -> None: ...
+
+    def ping(self) -> None:
+        """Raise BrokerUnavailable unless connected."""
+
+    def depth(self) -> int:
+        """Messages in the jobs queue (ready + unacknowledged) as the broker reports them."""
+
+    def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    def start(self) -> None:
+        """Connect and consume in the background; reconnects with capped backoff."""
+
+    def get(self, timeout: float) -> Delivery | None:
+        """The next delivery, or None after ``timeout`` seconds."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def stop_consuming(self) -> None:
+        """No new deliveries from now on; deliveries already handed out can still be acked."""
+
+    def close(self) -> None:
+        """Stop and disconnect. Unacked deliveries are returned to the queue by the broker."""

@@ -1,0 +1,79 @@
+"""The one place configuration is read: environment variables prefixed ``CLASSIFIER_``.
+
+Every service builds a :class:`Settings` at start-up; nothing else reads ``os.environ``.
+List values are comma separated (``CLASSIFIER_MODELS=efficientnet_lite0,resnet18``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLASSIFIER_", extra="ignore")
+
+    # Where jobs go and where they are kept. memory:// is the embedded in-process queue.
+    broker_url: str = "memory://"
+    store_url: str = "sqlite:///./data/jobs.db"
+
+    # Read-only data (PersistentVolumes on Kubernetes).
+    models_dir: Path = Path("data/models")
+    gallery_dir: Path = Path("data/gallery")
+    # Models a worker loads; empty means every model whose weights are in models_dir.
+    models: CommaList = Field(default_factory=list)
+
+    # HTTP: each service has its own default port (gateway 8000, results 8001, worker 9100).
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+    # Queue topology and delivery.
+    queue_name: str = "classifier.jobs"
+    queue_max_length: int = Field(default=10_000, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
+    prefetch: int = Field(default=2, ge=1)
+    broker_retry_after_s: int = Field(default=5, ge=1)
+
+    # Worker.
+    worker_threads: int = Field(default=1, ge=1)  # embedded mode: consumer threads in the one process
+    torch_threads: int | None = Field(default=None, ge=1)
+    max_batch: int = Field(default=1, ge=1)
+    max_batch_wait_ms: int = Field(default=0, ge=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, gt=0)
+
+    # Gateway.
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    api_keys: CommaList = Field(default_factory=list)
+    cors_origins: CommaList = Field(default_factory=list)
+
+    # Store.
+    retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    purge_interval_s: int = Field(default=300, ge=1)
+    result_cache: bool = True
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("models", "api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """The whole system in one process: in-process queue, local store, workers as threads."""
+        return self.broker_url.startswith("memory://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,90 @@
+"""The job: what a user submitted, where it is in its lifecycle, and what came of it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    """Millisecond precision: what both stores keep, so a round trip compares equal."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobStatus(str, Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+
+
+class Prediction(BaseModel):
+    label: str
+    class_index: int = Field(ge=0)
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class JobResult(BaseModel):
+    predictions: list[Prediction]
+    model_version: str
+    inference_ms: float | None = None
+    cached: bool = False
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class Job(BaseModel):
+    id: str
+    status: JobStatus
+    model: str
+    image: str  # the gallery name, or the uploaded file's name
+    source: Literal["gallery", "upload"]
+    image_sha256: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    result: JobResult | None = None
+    error: JobError | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+
+
+def status_url(job_id: str) -> str:
+    return f"/v1/jobs/{job_id}"
+
+
+class JobView(Job):
+    """A job as the API shows it (the response schema of the gateway and the results service)."""
+
+    status_url: str
+
+
+PRIVATE_FIELDS = frozenset({"idempotency_key", "callback_url"})
+
+
+def job_view(job: Job) -> dict:
+    body = job.model_dump(mode="json", exclude=PRIVATE_FIELDS)
+    body["status_url"] = status_url(job.id)
+    return body

@@ -1,0 +1,89 @@
+"""Domain exceptions. Each carries its HTTP status and a stable code; the mapping to the one
+error body (``{"error": {"code", "message", "details"}, "request_id"}``) is registered once in
+:mod:`classifier_common.http`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ClassifierError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: Any = None, *, retry_after: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.retry_after = retry_after
+
+
+class InvalidInput(ClassifierError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class UnknownModel(InvalidInput):
+    code = "unknown_model"
+
+
+class UnknownImage(InvalidInput):
+    code = "unknown_image"
+
+
+class ImageRejected(InvalidInput):
+    """The bytes are an image format we know but cannot accept (too many pixels, truncated)."""
+
+    code = "invalid_image"
+
+
+class NotAnImage(ClassifierError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(ClassifierError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(ClassifierError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(ClassifierError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ClassifierError):
+    status_code = 409
+    code = "conflict"
+
+
+class QueueFull(ClassifierError):
+    """The bounded backlog is full: the client should retry later (429)."""
+
+    status_code = 429
+    code = "queue_full"
+
+
+class Unavailable(ClassifierError):
+    """A dependency (broker or store) cannot be reached right now (503)."""
+
+    status_code = 503
+    code = "unavailable"
+
+
+class BrokerUnavailable(Unavailable):
+    code = "broker_unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    code = "store_unavailable"
+
+
+class PoisonMessage(Exception):
+    """A queue message that can never be processed (not JSON, unknown schema version)."""

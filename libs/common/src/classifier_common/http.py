@@ -1,0 +1,177 @@
+"""What every HTTP service shares: the one error body, request ids, request metrics, and the
+/healthz, /readyz and /metrics routes.
+
+Error body, for every 4xx and 5xx of every service::
+
+    {"error": {"code": "unknown_model", "message": "...", "details": ...}, "request_id": "..."}
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from classifier_common import metrics
+from classifier_common.errors import ClassifierError
+from classifier_common.logging import request_id_var
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+DEFAULT_RETRY_AFTER_S = 5
+
+
+ERROR_RESPONSE_SCHEMA: dict[str, Any] = {
+    "description": "Error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error", "request_id"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "details": {},
+                        },
+                    },
+                    "request_id": {"type": ["string", "null"]},
+                },
+            }
+        }
+    },
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details}, "request_id": request_id_var.get()}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _jsonable_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        out.append({"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ClassifierError)
+    async def _domain(_: Request, exc: ClassifierError) -> JSONResponse:
+        retry_after = exc.retry_after
+        if retry_after is None and exc.status_code in (429, 503):
+            retry_after = DEFAULT_RETRY_AFTER_S  # every 429/503 tells the client when to come back
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        if exc.status_code >= 500:
+            log.warning("request refused: %s", exc.message, extra={"error_code": exc.code})
+        return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _jsonable_validation_errors(exc)
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        return error_response(422, "invalid_request", f"{where}: {first['msg']}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal server error")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI: assigns the request id (or keeps a sane incoming X-Request-ID), echoes it in
+    the response, and records request count and latency by route template."""
+
+    def __init__(self, app: ASGIApp, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status_holder = {"status": 500}
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            metrics.HTTP_REQUESTS.labels(self.service, template, method, str(status_holder["status"])).inc()
+            metrics.HTTP_LATENCY.labels(self.service, template, method).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+
+
+def health_router(
+    ready_checks: Callable[[], dict[str, str | None]], on_scrape: Callable[[], None] | None = None
+) -> APIRouter:
+    """``ready_checks`` returns {dependency: None if fine, else the reason it is not};
+    ``on_scrape`` refreshes gauges that are read from elsewhere (the store) just before a scrape."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Dependencies reachable and models loaded")
+    def readyz() -> Response:
+        checks = ready_checks()
+        failing = {name: reason for name, reason in checks.items() if reason is not None}
+        if failing:
+            return error_response(503, "not_ready", "not ready: " + "; ".join(f"{k}: {v}" for k, v in failing.items()), checks)
+        return JSONResponse({"status": "ready", "checks": {name: "ok" for name in checks}})
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    def prometheus_metrics() -> Response:
+        if on_scrape is not None:
+            on_scrape()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(service: str, title: str, description: str, **kwargs: Any) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0.0", **kwargs)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    return app

@@ -1,0 +1,117 @@
+"""Images: the gallery on disk and the checks an uploaded file must pass before it is queued."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from classifier_common.errors import ImageRejected, NotAnImage, UnknownImage
+
+# Formats a worker can decode and the gateway accepts.
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"})
+GALLERY_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".gif", ".bmp"})
+# Decompression-bomb limit: more pixels than this is refused (Pillow's own default is 89.5 M).
+MAX_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    name: str
+    bytes: int
+    width: int
+    height: int
+    format: str
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
+    """Check that ``data`` is a whole image we can classify; return (format, width, height).
+
+    Raises NotAnImage (415) when the bytes are no image format we know, ImageRejected (422)
+    when they are one but cannot be used (truncated, too many pixels).
+    """
+    if not data:
+        raise NotAnImage("the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = img.format or "unknown"
+                width, height = img.size
+                if fmt not in ACCEPTED_FORMATS:
+                    raise NotAnImage(f"{fmt} images are not accepted", {"accepted": sorted(ACCEPTED_FORMATS)})
+                if width * height > max_pixels:
+                    raise ImageRejected(
+                        f"image is {width}x{height}, more than {max_pixels} pixels",
+                        {"max_pixels": max_pixels},
+                    )
+                # Decode at reduced scale (cheap for JPEG) so truncated or corrupt data is caught here.
+                img.draft("RGB", (64, 64))
+                img.load()
+    except (NotAnImage, ImageRejected):
+        raise
+    except UnidentifiedImageError:
+        raise NotAnImage("the file is not an image in a format we know", {"accepted": sorted(ACCEPTED_FORMATS)}) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(f"image has too many pixels: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"the image could not be decoded: {exc}") from None
+    return fmt, width, height
+
+
+class Gallery:
+    """The pre-seeded images. A name is only ever looked up in the directory listing, so no
+    name a client sends can reach a file outside the gallery."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._index: dict[str, ImageInfo] | None = None
+        self._digests: dict[str, str] = {}
+
+    def _scan(self) -> dict[str, ImageInfo]:
+        index: dict[str, ImageInfo] = {}
+        if not self.directory.is_dir():
+            return index
+        for path in sorted(self.directory.iterdir()):
+            if path.suffix.lower() not in GALLERY_SUFFIXES or not path.is_file() or path.is_symlink():
+                continue
+            try:
+                with Image.open(path) as img:
+                    index[path.name] = ImageInfo(path.name, path.stat().st_size, img.width, img.height, img.format or "")
+            except (OSError, UnidentifiedImageError):
+                continue
+        return index
+
+    def list(self) -> list[ImageInfo]:
+        if self._index is None:
+            self._index = self._scan()
+        return list(self._index.values())
+
+    def info(self, name: str) -> ImageInfo:
+        if self._index is None:
+            self._index = self._scan()
+        try:
+            return self._index[name]
+        except KeyError:
+            raise UnknownImage(f"no gallery image named {name!r}", {"see": "/v1/images"}) from None
+
+    def path(self, name: str) -> Path:
+        return self.directory / self.info(name).name
+
+    def read(self, name: str) -> bytes:
+        return self.path(name).read_bytes()
+
+    def sha256(self, name: str) -> str:
+        """The image's digest (the result-cache key), computed once per name."""
+        digest = self._digests.get(name)
+        if digest is None:
+            digest = self._digests[name] = sha256(self.read(name))
+        return digest

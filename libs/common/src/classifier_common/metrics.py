@@ -1,0 +1,94 @@
+"""Every Prometheus metric the services export, defined once. Names carry the ``classifier_``
+prefix and their unit. Dashboards, alert rules and the autoscaling adapter refer to these names
+(see docs/metrics.md); renaming one here means renaming it there.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+# --- every HTTP service -------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "classifier_http_requests_total",
+    "HTTP requests answered, by service, route template, method and status code.",
+    ["service", "route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "classifier_http_request_duration_seconds",
+    "Time to answer an HTTP request, by service, route template and method.",
+    ["service", "route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+
+# --- gateway ------------------------------------------------------------------------------
+JOBS_SUBMITTED = Counter(
+    "classifier_jobs_submitted_total",
+    "Jobs accepted (202) and durably queued, by model and image source.",
+    ["model", "source"],
+)
+JOBS_REJECTED = Counter(
+    "classifier_jobs_rejected_total",
+    "Submissions refused for want of capacity or a dependency (429/503), by reason.",
+    ["reason"],
+)
+JOBS_BY_STATUS = Gauge(
+    "classifier_jobs",
+    "Jobs in the store, by status (read from the store at scrape time).",
+    ["status"],
+)
+BACKLOG = Gauge(
+    "classifier_backlog_jobs",
+    "Jobs not finished yet: queued + running (read from the store at scrape time).",
+)
+
+# --- worker -------------------------------------------------------------------------------
+JOBS_PROCESSED = Counter(
+    "classifier_jobs_processed_total",
+    "Deliveries a worker finished with, by model and outcome "
+    "(succeeded, failed, skipped, requeued, dead_lettered).",
+    ["model", "outcome"],
+)
+QUEUE_WAIT = Histogram(
+    "classifier_job_queue_wait_seconds",
+    "Time from the job's submission to a worker starting it.",
+    ["model"],
+    buckets=WAIT_BUCKETS,
+)
+PREPROCESS_SECONDS = Histogram(
+    "classifier_preprocess_duration_seconds",
+    "Time to decode and preprocess one image.",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+INFERENCE_SECONDS = Histogram(
+    "classifier_inference_duration_seconds",
+    "Time of one forward pass (a whole batch).",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "classifier_batch_size",
+    "Images per forward pass.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+IN_FLIGHT = Gauge("classifier_jobs_in_flight", "Jobs a worker holds and has not acked yet.")
+MODEL_LOADED = Gauge(
+    "classifier_model_loaded", "1 when the model is loaded and warmed up in this worker.", ["model"]
+)
+WORKER_READY = Gauge("classifier_worker_ready", "1 when this worker is consuming jobs.")
+RESULT_CACHE = Counter(
+    "classifier_result_cache_total",
+    "Result cache look-ups by model and outcome (hit, miss).",
+    ["model", "outcome"],
+)
+
+# --- results ------------------------------------------------------------------------------
+JOB_LOOKUPS = Counter(
+    "classifier_job_lookups_total",
+    "GET /v1/jobs/{id} answers by outcome (found, not_found, invalid).",
+    ["outcome"],
+)

@@ -1,0 +1,84 @@
+"""The job store: one interface, two adapters (SQLite embedded, MongoDB in production).
+
+Every write that moves a job through its lifecycle is a single conditional update, so that a
+redelivered message, two workers racing, or a retry after a crash all leave exactly one outcome.
+Adapters raise :class:`classifier_common.errors.StoreUnavailable` when the database cannot be
+reached; every other exception is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from classifier_common.domain import Job, JobError, JobResult
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """A classification is fully determined by these three."""
+
+    model: str
+    model_version: str
+    image_sha256: str
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    worker_id: str
+    models: tuple[str, ...]
+    last_seen: datetime
+
+
+class JobStore(Protocol):
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    def create(self, job: Job) -> Job:
+        """Insert a new job (status queued).
+
+        If ``job.idempotency_key`` is set and a job with that key exists, nothing is written and
+        the existing job is returned; otherwise the inserted job is returned.
+        """
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job: only used to roll back a job whose publish failed (never got a 202)."""
+
+    def start(self, job_id: str, now: datetime) -> Job | None:
+        """A worker takes the job: if queued or running, set running, started_at=now and
+        attempts+=1 and return the updated job. A finished job is returned unchanged (the
+        caller skips it). None if there is no such job."""
+
+    def finish(self, job_id: str, result: JobResult, now: datetime) -> bool:
+        """Set succeeded with the result unless the job is already finished. True if this call
+        wrote the outcome."""
+
+    def fail(self, job_id: str, error: JobError, now: datetime) -> bool:
+        """Set failed with the error unless the job is already finished. True if this call wrote."""
+
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        """Set canceled if the job is queued. Returns the job as it is after the call (its status
+        says whether the cancel took), or None if there is no such job."""
+
+    def unfinished(self, limit: int = 10_000) -> list[Job]:
+        """Queued and running jobs, oldest first (embedded mode re-queues them at start)."""
+
+    def count_by_status(self) -> dict[str, int]:
+        """Number of jobs in each status (all statuses present, zeros included)."""
+
+    def purge_finished(self, older_than: datetime) -> int:
+        """Delete finished jobs whose finished_at is before ``older_than``; return how many."""
+
+    def cache_get(self, key: CacheKey) -> JobResult | None: ...
+
+    def cache_put(self, key: CacheKey, result: JobResult) -> None: ...
+
+    def heartbeat(self, worker_id: str, models: list[str], now: datetime) -> None:
+        """A worker says it is alive and which models it has loaded."""
+
+    def live_workers(self, since: datetime) -> list[WorkerInfo]: ...
+
+    def close(self) -> None: ...

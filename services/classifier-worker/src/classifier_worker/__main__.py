@@ -1,0 +1,49 @@
+"""``python -m classifier_worker``: one worker process (the production topology)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from classifier_common import logging as clog
+from classifier_common.broker import connect_consumer
+from classifier_common.config import Settings
+from classifier_common.store import open_store
+from classifier_worker import health
+from classifier_worker.worker import Worker, load_models
+
+log = logging.getLogger("classifier_worker")
+
+DEFAULT_PORT = 9100
+
+
+def main() -> int:
+    settings = Settings()
+    clog.configure("classifier-worker", settings.log_level, settings.log_format)
+    if settings.embedded:
+        log.error("CLASSIFIER_BROKER_URL is memory://: the embedded system runs inside the gateway (make run)")
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    worker: Worker | None = None
+    server = health.serve(
+        settings.host, settings.port or DEFAULT_PORT,
+        lambda: worker.readiness() if worker else {"models": "loading models"},
+    )
+    models = load_models(settings)
+    store = open_store(settings.store_url, retention_s=settings.retention_s)
+    worker = Worker(settings, connect_consumer(settings), store, models)
+    worker.start()
+    stop.wait()
+    drained = worker.stop()
+    store.close()
+    server.shutdown()
+    return 0 if drained else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Loading models from the models directory and running them.
+
+A :class:`LoadedModel` has an explicit lifecycle: built from its catalog entry, weights loaded,
+one warm-up inference run; only then is it ``ready``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from classifier_common.catalog import ModelSpec
+from classifier_common.domain import Prediction
+from classifier_worker.preprocess import Normalizer
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+
+
+@cache
+def imagenet_categories() -> tuple[str, ...]:
+    """The ImageNet-1k category names, in class-index order, as torchvision publishes them."""
+    from torchvision.models import ResNet18_Weights
+
+    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_module(spec: ModelSpec) -> torch.nn.Module:
+    if spec.family == "efficientnet_lite":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        return EfficientNet.from_name(spec.architecture, num_classes=spec.num_classes)
+    if spec.family == "torchvision":
+        import torchvision
+
+        return torchvision.models.get_model(spec.architecture, weights=None, num_classes=spec.num_classes)
+    raise ValueError(f"unknown model family {spec.family!r}")
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    module: torch.nn.Module
+    version: str
+    normalize: Normalizer
+    ready: bool = False
+
+    @classmethod
+    def load(cls, spec: ModelSpec, models_dir: Path) -> LoadedModel:
+        path = spec.weights_path(models_dir)
+        started = time.perf_counter()
+        module = build_module(spec)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+        module.eval()
+        version = f"{spec.version}-{file_sha256(path)[:12]}"
+        model = cls(spec=spec, module=module, version=version, normalize=Normalizer(spec))
+        model.warm_up()
+        log.info(
+            "model loaded",
+            extra={"model": spec.name, "model_version": version, "load_s": round(time.perf_counter() - started, 3)},
+        )
+        return model
+
+    def warm_up(self) -> None:
+        """One inference on a blank image: the first forward pass allocates and picks kernels."""
+        blank = Image.new("RGB", (self.spec.input_size, self.spec.input_size), (127, 127, 127))
+        predictions = self.predict([blank])
+        if len(predictions) != 1 or len(predictions[0]) != TOP_K:
+            raise RuntimeError(f"warm-up inference of {self.spec.name} returned {predictions!r}")
+        self.ready = True
+
+    def predict(self, images: list[Image.Image]) -> list[list[Prediction]]:
+        """Top-5 predictions, score descending, for each preprocessed image."""
+        batch = self.normalize(images)
+        with torch.inference_mode():
+            probabilities = self.module(batch).softmax(dim=1)
+        scores, indices = probabilities.topk(TOP_K, dim=1)
+        categories = imagenet_categories() if self.spec.num_classes == 1000 else None
+        out = []
+        for row_scores, row_indices in zip(scores.tolist(), indices.tolist(), strict=True):
+            out.append(
+                [
+                    Prediction(
+                        label=categories[i] if categories else str(i),
+                        class_index=i,
+                        score=min(1.0, max(0.0, s)),
+                    )
+                    for s, i in zip(row_scores, row_indices, strict=True)
+                ]
+            )
+        return out

@@ -1,0 +1,200 @@
+"""What a worker does with a batch of deliveries: decide each one's fate, classify, store, ack.
+
+Order of events for one job, and why:
+1. decode the message; a poison message is dead-lettered (it can never succeed);
+2. ``store.start``: running, attempts+1. A job already finished (a redelivery after the result was
+   written) is acked without running again; a job past ``max_attempts`` is failed;
+3. result cache, else preprocess and run the model;
+4. write the outcome (conditional: exactly once), THEN ack. A crash between 3 and 4 means the
+   broker redelivers and the job runs again; a crash after the write means the redelivery is
+   acked at step 2. Either way the store ends with exactly one outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from classifier_common import metrics
+from classifier_common.broker import Delivery
+from classifier_common.catalog import ModelSpec
+from classifier_common.domain import JobError, JobResult, utcnow
+from classifier_common.errors import ClassifierError, PoisonMessage, StoreUnavailable
+from classifier_common.images import Gallery
+from classifier_common.logging import job_context
+from classifier_common.messages import JobMessage, decode
+from classifier_common.store import CacheKey, JobStore
+from classifier_worker.models import LoadedModel
+from classifier_worker.preprocess import decode as decode_image
+
+log = logging.getLogger(__name__)
+
+STORE_RETRY_DELAY_S = 1.0
+
+
+@dataclass
+class _Work:
+    delivery: Delivery
+    message: JobMessage
+    image: Image.Image | None = None
+    preprocess_s: float = 0.0
+
+
+class Processor:
+    def __init__(
+        self,
+        store: JobStore,
+        models: dict[str, LoadedModel],
+        gallery_dir: Path,
+        *,
+        max_attempts: int,
+        result_cache: bool,
+    ):
+        self.store = store
+        self.models = models
+        self.gallery = Gallery(gallery_dir)
+        self.max_attempts = max_attempts
+        self.result_cache = result_cache
+
+    def process(self, deliveries: list[Delivery]) -> None:
+        """Handle a batch; every delivery is acked or rejected before this returns."""
+        by_model: dict[str, list[_Work]] = defaultdict(list)
+        for delivery in deliveries:
+            work = self._admit(delivery)
+            if work is not None:
+                by_model[work.message.model].append(work)
+        for model_name, works in by_model.items():
+            self._run(self.models[model_name], works)
+
+    # -- step 1-3: admit one delivery ---------------------------------------------------------
+    def _admit(self, delivery: Delivery) -> _Work | None:
+        try:
+            message = decode(delivery.body)
+        except PoisonMessage as exc:
+            log.error("poison message dead-lettered: %s", exc, extra={"body_prefix": delivery.body[:200].decode("utf-8", "replace")})
+            metrics.JOBS_PROCESSED.labels("unknown", "dead_lettered").inc()
+            delivery.reject(requeue=False)
+            return None
+        with job_context(message.job_id, message.request_id):
+            return self._admit_message(delivery, message)
+
+    def _admit_message(self, delivery: Delivery, message: JobMessage) -> _Work | None:
+        model = message.model
+        try:
+            job = self.store.start(message.job_id, utcnow())
+        except StoreUnavailable as exc:
+            self._retry_later(delivery, model, f"store unavailable: {exc.message}")
+            return None
+        if job is None:
+            # The gateway rolls a job back when its publish fails; a message can still arrive if
+            # the broker took it before the failure was seen. Nothing to do for it.
+            log.warning("message for a job that is not in the store; dropped")
+            metrics.JOBS_PROCESSED.labels(model, "skipped").inc()
+            delivery.ack()
+            return None
+        if job.status.finished:
+            log.info("job already %s; delivery acked without running", job.status.value)
+            metrics.JOBS_PROCESSED.labels(model, "skipped").inc()
+            delivery.ack()
+            return None
+        metrics.QUEUE_WAIT.labels(model).observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
+        if job.attempts > self.max_attempts:
+            self._fail(delivery, message, "too_many_attempts", f"gave up after {self.max_attempts} attempts")
+            return None
+        loaded = self.models.get(model)
+        if loaded is None:
+            self._fail(delivery, message, "model_unavailable", f"model {model!r} is not loaded by this worker")
+            return None
+        if self.result_cache:
+            key = CacheKey(model, loaded.version, message.image_sha256)
+            try:
+                cached = self.store.cache_get(key)
+            except StoreUnavailable as exc:
+                self._retry_later(delivery, model, f"store unavailable: {exc.message}")
+                return None
+            metrics.RESULT_CACHE.labels(model, "hit" if cached else "miss").inc()
+            if cached is not None:
+                self._succeed(delivery, message, cached.model_copy(update={"cached": True}))
+                return None
+        started = time.perf_counter()
+        try:
+            data = message.upload_bytes()
+            if data is None:
+                data = self.gallery.read(message.image)
+            image = decode_image(data, loaded.spec)
+        except ClassifierError as exc:
+            self._fail(delivery, message, exc.code, exc.message)
+            return None
+        except OSError as exc:
+            self._fail(delivery, message, "image_unreadable", f"the image could not be read: {exc}")
+            return None
+        elapsed = time.perf_counter() - started
+        metrics.PREPROCESS_SECONDS.labels(model).observe(elapsed)
+        return _Work(delivery, message, image, elapsed)
+
+    # -- step 3-4: run a batch of one model ---------------------------------------------------
+    def _run(self, loaded: LoadedModel, works: list[_Work]) -> None:
+        spec: ModelSpec = loaded.spec
+        started = time.perf_counter()
+        try:
+            predictions = loaded.predict([w.image for w in works if w.image is not None])
+        except Exception:  # a model failure is a bug or a resource problem: retry, bounded
+            log.exception("inference failed", extra={"model": spec.name, "batch": len(works)})
+            for work in works:
+                with job_context(work.message.job_id, work.message.request_id):
+                    self._retry_later(work.delivery, spec.name, "inference failed", delay=False)
+            return
+        elapsed = time.perf_counter() - started
+        metrics.INFERENCE_SECONDS.labels(spec.name).observe(elapsed)
+        metrics.BATCH_SIZE.labels(spec.name).observe(len(works))
+        for work, top5 in zip(works, predictions, strict=True):
+            with job_context(work.message.job_id, work.message.request_id):
+                result = JobResult(
+                    predictions=top5,
+                    model_version=loaded.version,
+                    inference_ms=round((elapsed / len(works) + work.preprocess_s) * 1000, 3),
+                )
+                if self.result_cache:
+                    try:
+                        self.store.cache_put(CacheKey(spec.name, loaded.version, work.message.image_sha256), result)
+                    except StoreUnavailable:
+                        log.warning("result cache write failed; continuing")
+                self._succeed(work.delivery, work.message, result)
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _succeed(self, delivery: Delivery, message: JobMessage, result: JobResult) -> None:
+        try:
+            wrote = self.store.finish(message.job_id, result, utcnow())
+        except StoreUnavailable as exc:
+            self._retry_later(delivery, message.model, f"result not stored: {exc.message}")
+            return
+        top = result.predictions[0]
+        log.info(
+            "job succeeded" if wrote else "job was already finished; result discarded",
+            extra={"model": message.model, "label": top.label, "score": round(top.score, 4), "cached": result.cached},
+        )
+        metrics.JOBS_PROCESSED.labels(message.model, "succeeded" if wrote else "skipped").inc()
+        delivery.ack()
+
+    def _fail(self, delivery: Delivery, message: JobMessage, code: str, text: str) -> None:
+        try:
+            self.store.fail(message.job_id, JobError(code=code, message=text), utcnow())
+        except StoreUnavailable as exc:
+            self._retry_later(delivery, message.model, f"failure not stored: {exc.message}")
+            return
+        log.warning("job failed: %s", text, extra={"model": message.model, "error_code": code})
+        metrics.JOBS_PROCESSED.labels(message.model, "failed").inc()
+        delivery.ack()
+
+    def _retry_later(self, delivery: Delivery, model: str, why: str, delay: bool = True) -> None:
+        """A transient problem: give the message back. The broker bounds redeliveries."""
+        log.warning("job requeued: %s", why, extra={"delivery_count": delivery.delivery_count})
+        metrics.JOBS_PROCESSED.labels(model, "requeued").inc()
+        if delay:
+            time.sleep(STORE_RETRY_DELAY_S)  # don't spin while the store is down
+        delivery.reject(requeue=True)

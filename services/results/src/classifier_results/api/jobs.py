@@ -1,0 +1,76 @@
+"""GET /v1/jobs/{id} (with optional long-poll) and DELETE /v1/jobs/{id} (cancel a queued job)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from classifier_common import metrics
+from classifier_common.deps import StoreDep
+from classifier_common.domain import Job, JobStatus, JobView, job_view, utcnow
+from classifier_common.errors import Conflict, InvalidInput, NotFound
+from classifier_common.http import ERROR_RESPONSE_SCHEMA
+from classifier_common.store import JobStore
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_WAIT_S = 30.0
+POLL_INTERVAL_S = 0.05
+
+
+def _valid_id(job_id: str) -> str:
+    if not JOB_ID.fullmatch(job_id):
+        metrics.JOB_LOOKUPS.labels("invalid").inc()
+        raise InvalidInput("a job id is 32 lowercase hex characters", {"job_id": job_id[:100]})
+    return job_id
+
+
+async def _get(store: JobStore, job_id: str) -> Job:
+    job = await run_in_threadpool(store.get, job_id)
+    if job is None:
+        metrics.JOB_LOOKUPS.labels("not_found").inc()
+        raise NotFound(f"no job with id {job_id}")
+    return job
+
+
+@router.get(
+    "/{job_id}",
+    summary="A job: its status, and its predictions once it succeeded",
+    response_model=JobView,
+    responses={404: ERROR_RESPONSE_SCHEMA, 422: ERROR_RESPONSE_SCHEMA, 503: ERROR_RESPONSE_SCHEMA},
+)
+async def get_job(
+    store: StoreDep,
+    job_id: str = Path(max_length=100),
+    wait: float = Query(
+        0, ge=0, le=MAX_WAIT_S, description="Long-poll: wait up to this many seconds for the job to finish"
+    ),
+) -> JSONResponse:
+    job = await _get(store, _valid_id(job_id))
+    deadline = time.monotonic() + wait
+    while not job.status.finished and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_INTERVAL_S)
+        job = await _get(store, job_id)
+    metrics.JOB_LOOKUPS.labels("found").inc()
+    return JSONResponse(job_view(job))
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Cancel a queued job (a worker then skips it)",
+    response_model=JobView,
+    responses={404: ERROR_RESPONSE_SCHEMA, 409: ERROR_RESPONSE_SCHEMA, 422: ERROR_RESPONSE_SCHEMA},
+)
+async def cancel_job(store: StoreDep, job_id: str = Path(max_length=100)) -> JSONResponse:
+    job = await run_in_threadpool(store.cancel, _valid_id(job_id), utcnow())
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    if job.status is not JobStatus.canceled:
+        raise Conflict(f"the job is {job.status.value}; only a queued job can be canceled", {"status": job.status.value})
+    return JSONResponse(job_view(job))

@@ -1,0 +1,35 @@
+"""Fixtures shared by the whole suite: the repo's seeded data and the gallery ground truth."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GALLERY_SOURCE = REPO / "gallery"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(models_dir, gallery_dir) seeded by the real seed step into a temporary folder."""
+    from classifier_worker.seed import seed_gallery, seed_models
+
+    root = tmp_path_factory.mktemp("seeded")
+    models_dir, gallery_dir = root / "models", root / "gallery"
+    seed_models(models_dir, ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"], download=False)
+    seed_gallery(gallery_dir, GALLERY_SOURCE)
+    return models_dir, gallery_dir
+
+
+@pytest.fixture(scope="session")
+def gallery_labels() -> dict[str, int]:
+    """{file name: true ImageNet class index} for the 41 gallery photos."""
+    with (GALLERY_SOURCE / "labels.csv").open() as fh:
+        return {row["file"]: int(row["class_index"]) for row in csv.DictReader(fh)}

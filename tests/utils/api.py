@@ -1,0 +1,33 @@
+"""Helpers for talking to the API in tests (any base URL or a TestClient)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+FINISHED = {"succeeded", "failed", "canceled"}
+
+
+def assert_error_shape(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "request_id"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "code" in body["error"] and "details" in body["error"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body
+
+
+def wait_for_job(client: httpx.Client, location: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(location, params={"wait": 5})
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in FINISHED:
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']} after {timeout}s"

@@ -12,7 +12,7 @@ REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
 APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-packages setup-extra run stack stack-down test test-fast lint
+.PHONY: help setup system-packages setup-extra run stack stack-up stack-down test lint
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,15 @@ setup-extra::
 
 run: ## The whole system in one process at http://127.0.0.1:8000 (in-process queue, SQLite in ./data)
 	$(PY) -m classifier_gateway
+
+stack: ## The production topology on localhost behind nginx at http://127.0.0.1:8080 (RabbitMQ at CLASSIFIER_BROKER_URL)
+	$(PY) scripts/stack.py run --workers $(or $(WORKERS),2)
+
+stack-up: ## Start the stack in the background (stop it with make stack-down)
+	$(PY) scripts/stack.py up --workers $(or $(WORKERS),2)
+
+stack-down: ## Stop a background stack
+	$(PY) scripts/stack.py down
 
 test: ## The whole test suite
 	$(PY) -m pytest

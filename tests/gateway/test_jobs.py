@@ -117,20 +117,26 @@ def test_wrong_content_type_is_415(client: TestClient) -> None:
 
 def test_text_upload_is_415(client: TestClient) -> None:
     response = client.post(
-        "/v1/jobs", files={"file": ("notes.txt", b"hello, not an image", "text/plain")}, data={"model": "efficientnet_lite0"}
+        "/v1/jobs",
+        files={"file": ("notes.txt", b"hello, not an image", "text/plain")},
+        data={"model": "efficientnet_lite0"},
     )
     assert_error_shape(response, 415, "unsupported_media_type")
 
 
 def test_empty_upload_is_415(client: TestClient) -> None:
-    response = client.post("/v1/jobs", files={"file": ("empty.jpg", b"", "image/jpeg")}, data={"model": "efficientnet_lite0"})
+    response = client.post(
+        "/v1/jobs", files={"file": ("empty.jpg", b"", "image/jpeg")}, data={"model": "efficientnet_lite0"}
+    )
     assert_error_shape(response, 415)
 
 
 def test_truncated_jpeg_is_422(client: TestClient, seeded: tuple[Path, Path]) -> None:
     data = (seeded[1] / GOLDFINCH).read_bytes()
     response = client.post(
-        "/v1/jobs", files={"file": ("cut.jpg", data[: len(data) // 2], "image/jpeg")}, data={"model": "efficientnet_lite0"}
+        "/v1/jobs",
+        files={"file": ("cut.jpg", data[: len(data) // 2], "image/jpeg")},
+        data={"model": "efficientnet_lite0"},
     )
     assert_error_shape(response, 422, "invalid_image")
 

@@ -44,7 +44,14 @@ def test_gallery_seed_verifies_checksums(tmp_path: Path) -> None:
 
 
 def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--models-dir", str(tmp_path / "m"), "--gallery-dir", str(tmp_path / "g"), "--gallery-source", str(REPO / "gallery")]
+    args = [
+        "--models-dir",
+        str(tmp_path / "m"),
+        "--gallery-dir",
+        str(tmp_path / "g"),
+        "--gallery-source",
+        str(REPO / "gallery"),
+    ]
     assert main([*args, "--models", "efficientnet_lite0"]) == 0
     assert "seeded 1 models" in capsys.readouterr().out
     assert main([*args, "--models", "resnet18"]) == 1  # nothing usable seeded

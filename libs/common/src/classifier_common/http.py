@@ -158,7 +158,9 @@ def health_router(
         checks = ready_checks()
         failing = {name: reason for name, reason in checks.items() if reason is not None}
         if failing:
-            return error_response(503, "not_ready", "not ready: " + "; ".join(f"{k}: {v}" for k, v in failing.items()), checks)
+            return error_response(
+                503, "not_ready", "not ready: " + "; ".join(f"{k}: {v}" for k, v in failing.items()), checks
+            )
         return JSONResponse({"status": "ready", "checks": {name: "ok" for name in checks}})
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -31,18 +31,21 @@ def main() -> int:
 
     worker: Worker | None = None
     server = health.serve(
-        settings.host, settings.port or DEFAULT_PORT,
+        settings.host,
+        settings.port or DEFAULT_PORT,
         lambda: worker.readiness() if worker else {"models": "loading models"},
     )
     models = load_models(settings)
     store = open_store(settings.store_url, retention_s=settings.retention_s)
     worker = Worker(settings, connect_consumer(settings), store, models)
     worker.start()
-    stop.wait()
+    while not stop.wait(0.5):
+        if worker.fatal.is_set():
+            break
     drained = worker.stop()
     store.close()
     server.shutdown()
-    return 0 if drained else 1
+    return 0 if drained and not worker.fatal.is_set() else 1
 
 
 if __name__ == "__main__":

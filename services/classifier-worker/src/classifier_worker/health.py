@@ -24,12 +24,20 @@ def serve(host: str, port: int, readiness: Callable[[], dict[str, str | None]]) 
                 failing = {k: v for k, v in checks.items() if v is not None}
                 if failing:
                     body = {
-                        "error": {"code": "not_ready", "message": "; ".join(f"{k}: {v}" for k, v in failing.items()), "details": checks},
+                        "error": {
+                            "code": "not_ready",
+                            "message": "; ".join(f"{k}: {v}" for k, v in failing.items()),
+                            "details": checks,
+                        },
                         "request_id": None,
                     }
                     self._send(503, "application/json", json.dumps(body).encode())
                 else:
-                    self._send(200, "application/json", json.dumps({"status": "ready", "checks": {k: "ok" for k in checks}}).encode())
+                    self._send(
+                        200,
+                        "application/json",
+                        json.dumps({"status": "ready", "checks": {k: "ok" for k in checks}}).encode(),
+                    )
             elif path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest())
             else:

@@ -54,12 +54,14 @@ class Processor:
         *,
         max_attempts: int,
         result_cache: bool,
+        worker_id: str = "",
     ):
         self.store = store
         self.models = models
         self.gallery = Gallery(gallery_dir)
         self.max_attempts = max_attempts
         self.result_cache = result_cache
+        self.worker_id = worker_id
 
     def process(self, deliveries: list[Delivery]) -> None:
         """Handle a batch; every delivery is acked or rejected before this returns."""
@@ -76,7 +78,11 @@ class Processor:
         try:
             message = decode(delivery.body)
         except PoisonMessage as exc:
-            log.error("poison message dead-lettered: %s", exc, extra={"body_prefix": delivery.body[:200].decode("utf-8", "replace")})
+            log.error(
+                "poison message dead-lettered: %s",
+                exc,
+                extra={"body_prefix": delivery.body[:200].decode("utf-8", "replace")},
+            )
             metrics.JOBS_PROCESSED.labels("unknown", "dead_lettered").inc()
             delivery.reject(requeue=False)
             return None
@@ -176,7 +182,13 @@ class Processor:
         top = result.predictions[0]
         log.info(
             "job succeeded" if wrote else "job was already finished; result discarded",
-            extra={"model": message.model, "label": top.label, "score": round(top.score, 4), "cached": result.cached},
+            extra={
+                "model": message.model,
+                "label": top.label,
+                "score": round(top.score, 4),
+                "cached": result.cached,
+                "worker_id": self.worker_id,
+            },
         )
         metrics.JOBS_PROCESSED.labels(message.model, "succeeded" if wrote else "skipped").inc()
         delivery.ack()

@@ -80,14 +80,22 @@ class Worker:
         self.consumer = consumer
         self.store = store
         self.models = models
-        self.processor = Processor(
-            store, models, Path(settings.gallery_dir), max_attempts=settings.max_attempts, result_cache=settings.result_cache
-        )
         self.worker_id = worker_id or f"{gethostname()}-{uuid.uuid4().hex[:6]}"
+        self.processor = Processor(
+            store,
+            models,
+            Path(settings.gallery_dir),
+            max_attempts=settings.max_attempts,
+            result_cache=settings.result_cache,
+            worker_id=self.worker_id,
+        )
         self._threads = [threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True) for i in range(threads)]
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._stopping = threading.Event()
         self._store_ok = False
+        # Set when the worker cannot go on (the broker refused us for good): the process exits
+        # non-zero and its supervisor (Kubernetes, the stack script) restarts it.
+        self.fatal = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,7 +147,12 @@ class Worker:
 
     def _loop(self) -> None:
         while True:
-            batch = self._next_batch()
+            try:
+                batch = self._next_batch()
+            except Exception:
+                log.exception("the consumer failed for good; the worker stops")
+                self.fatal.set()
+                return
             if not batch:
                 if self._stopping.is_set():
                     return  # nothing held any more

@@ -20,7 +20,9 @@ def main() -> None:
     clog.configure("gateway", settings.log_level, settings.log_format)
     port = settings.port or DEFAULT_PORT
     if settings.embedded:
-        log.info("embedded mode: in-process queue, store %s, open http://%s:%d/", settings.store_url, settings.host, port)
+        log.info(
+            "embedded mode: in-process queue, store %s, open http://%s:%d/", settings.store_url, settings.host, port
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -38,7 +38,9 @@ def _check(probe) -> str | None:  # type: ignore[no-untyped-def]
         return exc.message
 
 
-def _readiness(settings: Settings, store: JobStore, publisher: Publisher, gallery: Gallery, embedded: EmbeddedWorker | None):
+def _readiness(
+    settings: Settings, store: JobStore, publisher: Publisher, gallery: Gallery, embedded: EmbeddedWorker | None
+):
     def checks() -> dict[str, str | None]:
         out = {
             "store": _check(store.ping),

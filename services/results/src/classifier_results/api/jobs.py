@@ -72,5 +72,7 @@ async def cancel_job(store: StoreDep, job_id: str = Path(max_length=100)) -> JSO
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     if job.status is not JobStatus.canceled:
-        raise Conflict(f"the job is {job.status.value}; only a queued job can be canceled", {"status": job.status.value})
+        raise Conflict(
+            f"the job is {job.status.value}; only a queued job can be canceled", {"status": job.status.value}
+        )
     return JSONResponse(job_view(job))

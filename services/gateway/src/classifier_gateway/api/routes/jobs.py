@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -124,7 +125,7 @@ async def _parse_multipart(request: Request, max_bytes: int) -> tuple[str, str, 
     "",
     status_code=202,
     summary="Submit a classification job",
-    description="JSON `{\"model\", \"image\"}` names a gallery image; multipart `file` + `model` uploads one. "
+    description='JSON `{"model", "image"}` names a gallery image; multipart `file` + `model` uploads one. '
     "Answers 202 once the job is durably queued, with `Location` = its status URL.",
     response_model=JobView,
     openapi_extra={"requestBody": _REQUEST_BODY},

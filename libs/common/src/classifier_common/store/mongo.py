@@ -1,0 +1,384 @@
+"""The MongoDB job store: the production adapter, through pymongo.
+
+Collections: ``jobs`` (``_id`` is the job id), ``result_cache`` (``_id`` is the cache key as a
+sub-document) and ``workers`` (``_id`` is the worker id). Each lifecycle write is one
+``update_one``/``find_one_and_update`` whose filter carries the allowed current statuses, so the
+server applies it atomically and exactly one of N racing calls matches.
+
+Retention is enforced by the server: a TTL index on ``jobs.finished_at`` (MongoDB only expires
+documents that have the field, i.e. finished jobs) and one on ``workers.last_seen``.
+:meth:`MongoJobStore.purge_finished` still works explicitly.
+
+The collections are opened with ``tz_aware=True`` codec options (whatever client is passed in),
+so datetimes come back as aware UTC values; BSON keeps milliseconds, which is the precision
+:func:`classifier_common.domain.utcnow` gives. Naive datetimes are stored as UTC.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pymongo
+from bson.codec_options import CodecOptions
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
+
+from classifier_common.domain import FINISHED, Job, JobError, JobResult, JobStatus
+from classifier_common.errors import StoreUnavailable
+from classifier_common.store.base import CacheKey, WorkerInfo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE = "classifier"
+RETRY_AFTER_S = 5  # an election or a restarted server takes seconds
+
+_UNFINISHED = [JobStatus.queued.value, JobStatus.running.value]
+_FINISHED = sorted(status.value for status in FINISHED)
+_AUTHENTICATION_FAILED = 18
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _is_unavailable(exc: PyMongoError) -> bool:
+    if isinstance(
+        exc, ConnectionFailure
+    ):  # server selection timeout, network error, not primary
+        return True
+    if (
+        exc.timeout
+    ):  # an operation that ran out of time (maxTimeMS, wtimeout, timeoutMS)
+        return True
+    # Wrong credentials: nothing the caller can fix, but the store is no more usable than if
+    # it were down, and /readyz must say so rather than answer 500.
+    return isinstance(exc, OperationFailure) and exc.code == _AUTHENTICATION_FAILED
+
+
+def _translate_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn "the server cannot be used" into StoreUnavailable (a 503, never a 500)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except PyMongoError as exc:
+            if not _is_unavailable(exc):
+                raise
+            raise StoreUnavailable(
+                f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S
+            ) from exc
+
+    return wrapper
+
+
+def database_name(url: str) -> str:
+    """The database named by the URL's path (``mongodb://host/<name>?...``), or the default."""
+    path = urlsplit(url).path.lstrip("/")
+    return unquote(path) if path else DEFAULT_DATABASE
+
+
+def _url_has_option(url: str, option: str) -> bool:
+    return any(
+        name.lower() == option.lower() for name, _ in parse_qsl(urlsplit(url).query)
+    )
+
+
+def _to_doc(job: Job) -> dict[str, Any]:
+    doc = job.model_dump(mode="python", exclude={"id"})
+    doc["_id"] = job.id
+    doc["status"] = job.status.value
+    return doc
+
+
+def _from_doc(doc: dict[str, Any]) -> Job:
+    fields = dict(doc)
+    fields["id"] = fields.pop("_id")
+    return Job.model_validate(fields)
+
+
+def _cache_id(key: CacheKey) -> dict[str, str]:
+    # Field order matters for matching a sub-document _id: always built here, in this order.
+    return {
+        "model": key.model,
+        "model_version": key.model_version,
+        "image_sha256": key.image_sha256,
+    }
+
+
+class MongoJobStore:
+    """:class:`~classifier_common.store.base.JobStore` on MongoDB.
+
+    Constructing it does not wait for the server: pymongo connects in the background, and the
+    first call creates the indexes (again on a later call if the server was down). A call that
+    cannot reach a server within ``server_selection_timeout_ms`` raises StoreUnavailable. A
+    ``serverSelectionTimeoutMS``/``connectTimeoutMS`` given in the URL wins over the argument.
+
+    ``client`` replaces the MongoClient the store would build from ``url`` (tests pass a
+    ``mongomock.MongoClient()``); the URL then only names the database. A client passed in is
+    not closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention_s: int = 7 * 24 * 3600,
+        server_selection_timeout_ms: int = 2000,
+        client: Any = None,
+    ) -> None:
+        if retention_s <= 0:
+            raise ValueError("retention_s must be positive")
+        self.retention_s = retention_s
+        self._owns_client = client is None
+        if client is None:
+            options: dict[str, Any] = {}
+            for option in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
+                if not _url_has_option(url, option):
+                    options[option] = server_selection_timeout_ms
+            client = pymongo.MongoClient(url, appname="classifier", **options)
+        self._client = client
+        self.database = client[database_name(url)]
+        aware = CodecOptions(tz_aware=True)
+        self._jobs: Collection = self.database.get_collection(
+            "jobs", codec_options=aware
+        )
+        self._cache: Collection = self.database.get_collection(
+            "result_cache", codec_options=aware
+        )
+        self._workers: Collection = self.database.get_collection(
+            "workers", codec_options=aware
+        )
+        self._indexes_ready = False
+        self._closed = False
+        self._indexes_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MongoJobStore(database={self.database.name!r})"
+
+    # -- indexes -----------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("job store is closed", retry_after=RETRY_AFTER_S)
+        if self._indexes_ready:
+            return
+        with self._indexes_lock:
+            if not self._indexes_ready:
+                self._create_indexes()
+                self._indexes_ready = True
+
+    def _create_indexes(self) -> None:
+        self._jobs.create_index([("status", ASCENDING)], name="status")
+        self._jobs.create_index([("created_at", ASCENDING)], name="created_at")
+        # Partial, not sparse: every document has the field, most with null, and a sparse
+        # index would still index (and so collide on) those nulls.
+        self._jobs.create_index(
+            [("idempotency_key", ASCENDING)],
+            name="idempotency_key",
+            unique=True,
+            partialFilterExpression={"idempotency_key": {"$type": "string"}},
+        )
+        self._ensure_ttl_index(self._jobs, "finished_at")
+        self._ensure_ttl_index(self._workers, "last_seen")
+        log.info("job store indexes ready in database %s", self.database.name)
+
+    def _ensure_ttl_index(self, collection: Collection, field: str) -> None:
+        name = f"{field}_ttl"
+        current = collection.index_information().get(name)
+        if (
+            current is not None
+            and current.get("expireAfterSeconds") != self.retention_s
+        ):
+            # The retention setting changed. Dropping and rebuilding the index works on every
+            # server version (and on mongomock), unlike collMod; the index is small.
+            log.info("changing %s retention to %ds", collection.name, self.retention_s)
+            try:
+                collection.drop_index(name)
+            except OperationFailure:
+                pass  # another replica dropped it first
+        collection.create_index(
+            [(field, ASCENDING)], name=name, expireAfterSeconds=self.retention_s
+        )
+
+    # -- JobStore ----------------------------------------------------------------------------
+
+    @_translate_errors
+    def ping(self) -> None:
+        self._ready()
+        self._client.admin.command("ping")
+
+    @_translate_errors
+    def create(self, job: Job) -> Job:
+        self._ready()
+        try:
+            self._jobs.insert_one(_to_doc(job))
+        except DuplicateKeyError:
+            if job.idempotency_key is None:
+                raise  # a duplicate job id is a bug
+            existing = self._jobs.find_one({"idempotency_key": job.idempotency_key})
+            if existing is None:
+                raise
+            return _from_doc(existing)
+        return job
+
+    @_translate_errors
+    def get(self, job_id: str) -> Job | None:
+        self._ready()
+        doc = self._jobs.find_one({"_id": job_id})
+        return None if doc is None else _from_doc(doc)
+
+    @_translate_errors
+    def delete(self, job_id: str) -> None:
+        self._ready()
+        self._jobs.delete_one({"_id": job_id})
+
+    @_translate_errors
+    def start(self, job_id: str, now: datetime) -> Job | None:
+        self._ready()
+        doc = self._jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$in": _UNFINISHED}},
+            {
+                "$set": {"status": JobStatus.running.value, "started_at": now},
+                "$inc": {"attempts": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            # No such job, or a finished one, which never changes again: return it as it is.
+            doc = self._jobs.find_one({"_id": job_id})
+        return None if doc is None else _from_doc(doc)
+
+    @_translate_errors
+    def finish(self, job_id: str, result: JobResult, now: datetime) -> bool:
+        self._ready()
+        outcome = self._jobs.update_one(
+            {"_id": job_id, "status": {"$in": _UNFINISHED}},
+            {
+                "$set": {
+                    "status": JobStatus.succeeded.value,
+                    "result": result.model_dump(),
+                    "finished_at": now,
+                }
+            },
+        )
+        return outcome.modified_count == 1
+
+    @_translate_errors
+    def fail(self, job_id: str, error: JobError, now: datetime) -> bool:
+        self._ready()
+        outcome = self._jobs.update_one(
+            {"_id": job_id, "status": {"$in": _UNFINISHED}},
+            {
+                "$set": {
+                    "status": JobStatus.failed.value,
+                    "error": error.model_dump(),
+                    "finished_at": now,
+                }
+            },
+        )
+        return outcome.modified_count == 1
+
+    @_translate_errors
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        self._ready()
+        doc = self._jobs.find_one_and_update(
+            {"_id": job_id, "status": JobStatus.queued.value},
+            {"$set": {"status": JobStatus.canceled.value, "finished_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            doc = self._jobs.find_one({"_id": job_id})
+        return None if doc is None else _from_doc(doc)
+
+    @_translate_errors
+    def unfinished(self, limit: int = 10_000) -> list[Job]:
+        self._ready()
+        cursor = (
+            self._jobs.find({"status": {"$in": _UNFINISHED}})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_from_doc(doc) for doc in cursor]
+
+    @_translate_errors
+    def count_by_status(self) -> dict[str, int]:
+        self._ready()
+        counts = {status.value: 0 for status in JobStatus}
+        for row in self._jobs.aggregate(
+            [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        ):
+            counts[row["_id"]] = row["n"]
+        return counts
+
+    @_translate_errors
+    def purge_finished(self, older_than: datetime) -> int:
+        self._ready()
+        outcome = self._jobs.delete_many(
+            {"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}}
+        )
+        return outcome.deleted_count
+
+    @_translate_errors
+    def cache_get(self, key: CacheKey) -> JobResult | None:
+        self._ready()
+        doc = self._cache.find_one({"_id": _cache_id(key)})
+        return None if doc is None else JobResult.model_validate(doc["result"])
+
+    @_translate_errors
+    def cache_put(self, key: CacheKey, result: JobResult) -> None:
+        self._ready()
+        try:
+            self._cache.update_one(
+                {"_id": _cache_id(key)},
+                {
+                    "$set": {
+                        "result": result.model_dump(),
+                        "stored_at": datetime.now(UTC),
+                    }
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # two workers cached the same classification at once: either copy will do
+
+    @_translate_errors
+    def heartbeat(self, worker_id: str, models: list[str], now: datetime) -> None:
+        self._ready()
+        self._workers.update_one(
+            {"_id": worker_id},
+            {"$set": {"models": list(models), "last_seen": now}},
+            upsert=True,
+        )
+
+    @_translate_errors
+    def live_workers(self, since: datetime) -> list[WorkerInfo]:
+        self._ready()
+        cursor = self._workers.find({"last_seen": {"$gte": since}}).sort(
+            "_id", ASCENDING
+        )
+        return [
+            WorkerInfo(
+                worker_id=doc["_id"],
+                models=tuple(doc["models"]),
+                last_seen=doc["last_seen"],
+            )
+            for doc in cursor
+        ]
+
+    def close(self) -> None:
+        """Idempotent; later calls raise StoreUnavailable."""
+        self._closed = True
+        if self._owns_client:
+            self._client.close()

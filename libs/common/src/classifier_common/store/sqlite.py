@@ -1,0 +1,483 @@
+"""The SQLite job store: the embedded default (one file, no server), also usable by several
+processes on one host.
+
+Concurrency: every thread gets its own connection (FastAPI's threadpool and the embedded
+worker threads call the store at the same time; a sqlite3 connection must not be shared while
+in use). The database runs in WAL mode, so readers never wait for the writer, and each
+lifecycle write is a single autocommitted statement whose WHERE clause carries the condition:
+SQLite runs it atomically, so of N racing ``finish`` calls exactly one changes a row.
+
+Durability: ``synchronous=NORMAL`` in WAL mode survives a crash of the process (a SIGKILLed
+worker or gateway loses no committed write); only a power loss or kernel crash may roll back
+the last commits. Pass ``synchronous="FULL"`` to trade throughput for that too.
+
+Timestamps are stored as fixed-width ISO-8601 UTC text (``2024-05-01T12:00:00.123000+00:00``):
+readable in the sqlite3 shell, ordered correctly by plain text comparison, and parsed back to
+the same aware datetime. Naive datetimes are taken as UTC, as BSON does for the Mongo store.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from classifier_common.domain import FINISHED, Job, JobError, JobResult, JobStatus
+from classifier_common.errors import StoreUnavailable
+from classifier_common.store.base import CacheKey, WorkerInfo
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# One transaction, run only when PRAGMA user_version says the file is older: checking an
+# up-to-date schema then needs no write lock, so a store opens even while another connection
+# holds the database locked.
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS jobs (
+    id              TEXT PRIMARY KEY,
+    status          TEXT NOT NULL,
+    model           TEXT NOT NULL,
+    image           TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    image_sha256    TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    result          TEXT,
+    error           TEXT,
+    request_id      TEXT,
+    idempotency_key TEXT,
+    callback_url    TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_finished_at ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency_key ON jobs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS result_cache (
+    model         TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    image_sha256  TEXT NOT NULL,
+    result        TEXT NOT NULL,
+    stored_at     TEXT NOT NULL,
+    PRIMARY KEY (model, model_version, image_sha256)
+);
+
+CREATE TABLE IF NOT EXISTS workers (
+    worker_id TEXT PRIMARY KEY,
+    models    TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_JOB_COLUMNS = (
+    "id, status, model, image, source, image_sha256, created_at, started_at, finished_at, "
+    "attempts, result, error, request_id, idempotency_key, callback_url"
+)
+
+_UNFINISHED = (JobStatus.queued.value, JobStatus.running.value)
+_FINISHED = tuple(sorted(status.value for status in FINISHED))
+
+# Primary result codes meaning "the database cannot be used right now" (locked, missing,
+# unreadable, read-only, disk full...), as opposed to a bug in our SQL.
+_UNAVAILABLE_CODES = {
+    sqlite3.SQLITE_PERM,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PROTOCOL,
+    sqlite3.SQLITE_NOTADB,
+}
+
+RETRY_AFTER_S = 1  # a lock is usually held for milliseconds
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translate_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn "the database cannot be used" into StoreUnavailable (a 503, never a 500)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or (code & 0xFF) not in _UNAVAILABLE_CODES:
+                raise
+            raise StoreUnavailable(
+                f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S
+            ) from exc
+        except OSError as exc:  # creating the database's directory
+            raise StoreUnavailable(
+                f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S
+            ) from exc
+
+    return wrapper
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _ts_or_none(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _job_params(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.status.value,
+        job.model,
+        job.image,
+        job.source,
+        job.image_sha256,
+        _ts(job.created_at),
+        _ts_or_none(job.started_at),
+        _ts_or_none(job.finished_at),
+        job.attempts,
+        None if job.result is None else job.result.model_dump_json(),
+        None if job.error is None else job.error.model_dump_json(),
+        job.request_id,
+        job.idempotency_key,
+        job.callback_url,
+    )
+
+
+def _job_from_row(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        status=JobStatus(row["status"]),
+        model=row["model"],
+        image=row["image"],
+        source=row["source"],
+        image_sha256=row["image_sha256"],
+        created_at=_parse_ts(row["created_at"]),
+        started_at=_parse_ts(row["started_at"]),
+        finished_at=_parse_ts(row["finished_at"]),
+        attempts=row["attempts"],
+        result=None
+        if row["result"] is None
+        else JobResult.model_validate_json(row["result"]),
+        error=None
+        if row["error"] is None
+        else JobError.model_validate_json(row["error"]),
+        request_id=row["request_id"],
+        idempotency_key=row["idempotency_key"],
+        callback_url=row["callback_url"],
+    )
+
+
+def _placeholders(values: Iterable[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+class SqliteJobStore:
+    """:class:`~classifier_common.store.base.JobStore` on a SQLite file.
+
+    Constructing the store touches nothing; the first call creates the parent directory, the
+    file and the schema, and raises StoreUnavailable if it cannot (so a service still starts and
+    reports not-ready). ``busy_timeout_s`` bounds how long a write waits for a lock held by
+    another connection before giving up with StoreUnavailable: short, so a request fails fast.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 2.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if str(path) == ":memory:":
+            # Each thread has its own connection, and each would see its own empty database.
+            raise ValueError(
+                "SqliteJobStore needs a file; an in-memory database is per connection"
+            )
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        self.path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()  # guards _connections, _schema_ready and _closed
+        # Every connection we opened, with its thread: close() closes them all, and the
+        # connections of threads that have ended are closed when a new one is opened.
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._schema_ready = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteJobStore({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreUnavailable("job store is closed", retry_after=RETRY_AFTER_S)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit, so each statement is its own transaction and we
+        # open explicit ones only where needed. check_same_thread=False only so that close()
+        # may close it from another thread; in use it never leaves its thread.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._ensure_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            if self._closed:
+                conn.close()
+                raise StoreUnavailable("job store is closed", retry_after=RETRY_AFTER_S)
+            alive = []
+            for thread, other in self._connections:
+                if thread.is_alive():
+                    alive.append((thread, other))
+                else:
+                    other.close()
+            alive.append((threading.current_thread(), conn))
+            self._connections = alive
+        self._local.conn = conn
+        return conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        if self._schema_ready:
+            return
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version < SCHEMA_VERSION:
+            # BEGIN IMMEDIATE: two processes opening a new file at once create it one after
+            # the other; IF NOT EXISTS makes the second a no-op.
+            conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+            log.info("job store schema v%d ready in %s", SCHEMA_VERSION, self.path)
+        elif version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema v{version}, newer than this code's v{SCHEMA_VERSION}"
+            )
+        self._schema_ready = True
+
+    def _select_job(self, conn: sqlite3.Connection, job_id: str) -> Job | None:
+        row = conn.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return None if row is None else _job_from_row(row)
+
+    # -- JobStore ----------------------------------------------------------------------------
+
+    @_translate_errors
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+
+    @_translate_errors
+    def create(self, job: Job) -> Job:
+        conn = self._conn()
+        try:
+            conn.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(range(15))})",
+                _job_params(job),
+            )
+        except sqlite3.IntegrityError:
+            if job.idempotency_key is None:
+                raise  # a duplicate job id is a bug
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?",
+                (job.idempotency_key,),
+            ).fetchone()
+            if row is None:
+                raise
+            return _job_from_row(row)
+        return job
+
+    @_translate_errors
+    def get(self, job_id: str) -> Job | None:
+        return self._select_job(self._conn(), job_id)
+
+    @_translate_errors
+    def delete(self, job_id: str) -> None:
+        self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    @_translate_errors
+    def start(self, job_id: str, now: datetime) -> Job | None:
+        conn = self._conn()
+        # fetchall(): with RETURNING, the write commits only once the statement has run to
+        # its end, so the cursor must be drained.
+        rows = conn.execute(
+            f"UPDATE jobs SET status = ?, started_at = ?, attempts = attempts + 1 "
+            f"WHERE id = ? AND status IN ({_placeholders(_UNFINISHED)}) RETURNING {_JOB_COLUMNS}",
+            (JobStatus.running.value, _ts(now), job_id, *_UNFINISHED),
+        ).fetchall()
+        if rows:
+            return _job_from_row(rows[0])
+        # Not updated: either no such job or it is finished, and a finished job never changes
+        # again, so reading it now returns what the caller must skip.
+        return self._select_job(conn, job_id)
+
+    @_translate_errors
+    def finish(self, job_id: str, result: JobResult, now: datetime) -> bool:
+        cursor = self._conn().execute(
+            f"UPDATE jobs SET status = ?, result = ?, finished_at = ? "
+            f"WHERE id = ? AND status IN ({_placeholders(_UNFINISHED)})",
+            (
+                JobStatus.succeeded.value,
+                result.model_dump_json(),
+                _ts(now),
+                job_id,
+                *_UNFINISHED,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    @_translate_errors
+    def fail(self, job_id: str, error: JobError, now: datetime) -> bool:
+        cursor = self._conn().execute(
+            f"UPDATE jobs SET status = ?, error = ?, finished_at = ? "
+            f"WHERE id = ? AND status IN ({_placeholders(_UNFINISHED)})",
+            (
+                JobStatus.failed.value,
+                error.model_dump_json(),
+                _ts(now),
+                job_id,
+                *_UNFINISHED,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    @_translate_errors
+    def cancel(self, job_id: str, now: datetime) -> Job | None:
+        conn = self._conn()
+        rows = conn.execute(
+            f"UPDATE jobs SET status = ?, finished_at = ? WHERE id = ? AND status = ? RETURNING {_JOB_COLUMNS}",
+            (JobStatus.canceled.value, _ts(now), job_id, JobStatus.queued.value),
+        ).fetchall()
+        if rows:
+            return _job_from_row(rows[0])
+        return self._select_job(conn, job_id)
+
+    @_translate_errors
+    def unfinished(self, limit: int = 10_000) -> list[Job]:
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN ({_placeholders(_UNFINISHED)}) "
+                "ORDER BY created_at, id LIMIT ?",
+                (*_UNFINISHED, limit),
+            )
+            .fetchall()
+        )
+        return [_job_from_row(row) for row in rows]
+
+    @_translate_errors
+    def count_by_status(self) -> dict[str, int]:
+        counts = {status.value: 0 for status in JobStatus}
+        for status, count in self._conn().execute(
+            "SELECT status, COUNT(*) FROM jobs GROUP BY status"
+        ):
+            counts[status] = count
+        return counts
+
+    @_translate_errors
+    def purge_finished(self, older_than: datetime) -> int:
+        """Also forgets workers not seen since ``older_than`` (Mongo does both with TTL indexes)."""
+        conn = self._conn()
+        cursor = conn.execute(
+            f"DELETE FROM jobs WHERE status IN ({_placeholders(_FINISHED)}) AND finished_at < ?",
+            (*_FINISHED, _ts(older_than)),
+        )
+        purged = cursor.rowcount
+        conn.execute("DELETE FROM workers WHERE last_seen < ?", (_ts(older_than),))
+        return purged
+
+    @_translate_errors
+    def cache_get(self, key: CacheKey) -> JobResult | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT result FROM result_cache WHERE model = ? AND model_version = ? AND image_sha256 = ?",
+                (key.model, key.model_version, key.image_sha256),
+            )
+            .fetchone()
+        )
+        return None if row is None else JobResult.model_validate_json(row["result"])
+
+    @_translate_errors
+    def cache_put(self, key: CacheKey, result: JobResult) -> None:
+        self._conn().execute(
+            "INSERT INTO result_cache (model, model_version, image_sha256, result, stored_at) "
+            "VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (model, model_version, image_sha256) "
+            "DO UPDATE SET result = excluded.result, stored_at = excluded.stored_at",
+            (
+                key.model,
+                key.model_version,
+                key.image_sha256,
+                result.model_dump_json(),
+                _ts(datetime.now(UTC)),
+            ),
+        )
+
+    @_translate_errors
+    def heartbeat(self, worker_id: str, models: list[str], now: datetime) -> None:
+        self._conn().execute(
+            "INSERT INTO workers (worker_id, models, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (worker_id) DO UPDATE SET models = excluded.models, last_seen = excluded.last_seen",
+            (worker_id, json.dumps(list(models)), _ts(now)),
+        )
+
+    @_translate_errors
+    def live_workers(self, since: datetime) -> list[WorkerInfo]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT worker_id, models, last_seen FROM workers WHERE last_seen >= ? ORDER BY worker_id",
+                (_ts(since),),
+            )
+            .fetchall()
+        )
+        return [
+            WorkerInfo(
+                worker_id=row["worker_id"],
+                models=tuple(json.loads(row["models"])),
+                last_seen=datetime.fromisoformat(row["last_seen"]),
+            )
+            for row in rows
+        ]
+
+    def close(self) -> None:
+        """Close every connection. Idempotent; later calls raise StoreUnavailable."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for _, conn in connections:
+            conn.close()
+        self._local = threading.local()

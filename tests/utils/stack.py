@@ -1,0 +1,80 @@
+"""Start the multi-process topology (scripts/stack.py) for a test, isolated: free ports, its own
+queue on the real RabbitMQ, its own SQLite file."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+import uuid
+from pathlib import Path
+
+from scripts.stack import Stack
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+MANAGEMENT = "http://127.0.0.1:15672/api"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def isolated_stack(tmp: Path, workers: int = 2, nginx: bool = True, **env: str) -> Stack:
+    queue = f"test.{uuid.uuid4().hex[:8]}.jobs"
+    base_port = free_port()
+    return Stack(
+        workers=workers,
+        port=free_port(),
+        gateway_port=free_port(),
+        results_port=free_port(),
+        worker_port=base_port,  # workers take base_port, base_port+1, ...
+        state_dir=tmp,
+        nginx=nginx,
+        env={
+            "CLASSIFIER_BROKER_URL": AMQP_URL,
+            "CLASSIFIER_QUEUE_NAME": queue,
+            "CLASSIFIER_STORE_URL": f"sqlite:///{tmp}/jobs.db",
+            "CLASSIFIER_LOG_FORMAT": "json",
+            "CLASSIFIER_HEARTBEAT_S": "1",
+            **env,
+        },
+    )
+
+
+def delete_queues(stack: Stack) -> None:
+    """Remove the test's queues from the shared broker (pika, no management plugin needed)."""
+    import pika
+
+    queue = stack.env["CLASSIFIER_QUEUE_NAME"]
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for name in (queue, f"{queue}.dead"):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
+def log_records(stack: Stack, name_prefix: str) -> list[dict]:
+    records = []
+    for path in stack.state_dir.glob(f"{name_prefix}*.log"):
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                records.append(json.loads(line))
+    return records
+
+
+def metric_value(url: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (Prometheus text format)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                total += sample.value
+    return total

@@ -93,9 +93,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return CATALOG[name]
     except KeyError:
-        raise UnknownModel(
-            f"unknown model {name!r}", {"known_models": sorted(CATALOG)}
-        ) from None
+        raise UnknownModel(f"unknown model {name!r}", {"known_models": sorted(CATALOG)}) from None
 
 
 def available_models(models_dir: Path) -> list[ModelSpec]:

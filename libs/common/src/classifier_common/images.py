@@ -59,7 +59,9 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
     except (NotAnImage, ImageRejected):
         raise
     except UnidentifiedImageError:
-        raise NotAnImage("the file is not an image in a format we know", {"accepted": sorted(ACCEPTED_FORMATS)}) from None
+        raise NotAnImage(
+            "the file is not an image in a format we know", {"accepted": sorted(ACCEPTED_FORMATS)}
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected(f"image has too many pixels: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -85,7 +87,9 @@ class Gallery:
                 continue
             try:
                 with Image.open(path) as img:
-                    index[path.name] = ImageInfo(path.name, path.stat().st_size, img.width, img.height, img.format or "")
+                    index[path.name] = ImageInfo(
+                        path.name, path.stat().st_size, img.width, img.height, img.format or ""
+                    )
             except (OSError, UnidentifiedImageError):
                 continue
         return index

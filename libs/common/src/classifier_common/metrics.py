@@ -47,8 +47,7 @@ BACKLOG = Gauge(
 # --- worker -------------------------------------------------------------------------------
 JOBS_PROCESSED = Counter(
     "classifier_jobs_processed_total",
-    "Deliveries a worker finished with, by model and outcome "
-    "(succeeded, failed, skipped, requeued, dead_lettered).",
+    "Deliveries a worker finished with, by model and outcome (succeeded, failed, skipped, requeued, dead_lettered).",
     ["model", "outcome"],
 )
 QUEUE_WAIT = Histogram(
@@ -76,9 +75,7 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 IN_FLIGHT = Gauge("classifier_jobs_in_flight", "Jobs a worker holds and has not acked yet.")
-MODEL_LOADED = Gauge(
-    "classifier_model_loaded", "1 when the model is loaded and warmed up in this worker.", ["model"]
-)
+MODEL_LOADED = Gauge("classifier_model_loaded", "1 when the model is loaded and warmed up in this worker.", ["model"])
 WORKER_READY = Gauge("classifier_worker_ready", "1 when this worker is consuming jobs.")
 RESULT_CACHE = Counter(
     "classifier_result_cache_total",

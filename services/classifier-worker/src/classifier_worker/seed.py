@@ -150,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("seeding failed: %s", exc)
         return 1
     ready = [name for name, what in outcome.items() if not what.startswith("skipped")]
-    print(
-        f"seeded {len(ready)} models ({', '.join(ready)}) into {args.models_dir}, {count} gallery files into {args.gallery_dir}"
-    )
+    models_line = f"seeded {len(ready)} models ({', '.join(ready)}) into {args.models_dir}"
+    print(f"{models_line}, {count} gallery files into {args.gallery_dir}")
     return 0 if ready else 1
 
 

@@ -19,6 +19,7 @@ def embedded_settings(tmp_path: Path, seeded: tuple[Path, Path], **overrides: ob
         "models_dir": models_dir,
         "gallery_dir": gallery_dir,
         "models": ["efficientnet_lite0"],
+        "spool_dir": tmp_path / "queue",
         "log_format": "text",
     }
     values.update(overrides)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     # Queue topology and delivery.
     queue_name: str = "classifier.jobs"
+    # The embedded (memory://) queue keeps each accepted message in a file here until it is acked,
+    # so a restart of `make run` loses nothing. Empty: not durable (tests).
+    spool_dir: Path | None = Path("data/queue")
     queue_max_length: int = Field(default=10_000, ge=1)
     max_attempts: int = Field(default=3, ge=1)
     prefetch: int = Field(default=2, ge=1)
@@ -61,12 +64,24 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    @field_validator("spool_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @property
+    def delivery_limit(self) -> int:
+        """Deliveries of one message the broker allows before dead-lettering it: one more than
+        max_attempts, so that a worker taking a job whose earlier attempts all died can still
+        record it as failed instead of the broker silently dropping it."""
+        return self.max_attempts + 1
 
     @property
     def embedded(self) -> bool:

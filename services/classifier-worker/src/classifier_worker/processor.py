@@ -41,6 +41,7 @@ STORE_RETRY_DELAY_S = 1.0
 class _Work:
     delivery: Delivery
     message: JobMessage
+    attempts: int
     image: Image.Image | None = None
     preprocess_s: float = 0.0
 
@@ -110,6 +111,8 @@ class Processor:
             return None
         metrics.QUEUE_WAIT.labels(model).observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
         if job.attempts > self.max_attempts:
+            # Earlier attempts ended without an outcome (the worker died holding it): give up.
+            # The broker allows one delivery more than max_attempts so that this can be written.
             self._fail(delivery, message, "too_many_attempts", f"gave up after {self.max_attempts} attempts")
             return None
         loaded = self.models.get(model)
@@ -141,7 +144,7 @@ class Processor:
             return None
         elapsed = time.perf_counter() - started
         metrics.PREPROCESS_SECONDS.labels(model).observe(elapsed)
-        return _Work(delivery, message, image, elapsed)
+        return _Work(delivery, message, job.attempts, image, elapsed)
 
     # -- step 3-4: run a batch of one model ---------------------------------------------------
     def _run(self, loaded: LoadedModel, works: list[_Work]) -> None:
@@ -153,7 +156,10 @@ class Processor:
             log.exception("inference failed", extra={"model": spec.name, "batch": len(works)})
             for work in works:
                 with job_context(work.message.job_id, work.message.request_id):
-                    self._retry_later(work.delivery, spec.name, "inference failed", delay=False)
+                    if work.attempts >= self.max_attempts:
+                        self._fail(work.delivery, work.message, "inference_failed", "the model failed on this image")
+                    else:
+                        self._retry_later(work.delivery, spec.name, "inference failed", delay=False)
             return
         elapsed = time.perf_counter() - started
         metrics.INFERENCE_SECONDS.labels(spec.name).observe(elapsed)

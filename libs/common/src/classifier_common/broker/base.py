@@ -8,7 +8,7 @@ Guarantees every adapter keeps:
 - A delivery that is neither acked nor rejected (the worker died, the connection dropped)
   is delivered again.
 - ``Delivery.reject(requeue=False)`` sends the message to the dead-letter queue.
-- After ``max_attempts`` deliveries of the same message the broker dead-letters it.
+- After ``Settings.delivery_limit`` deliveries of the same message the broker dead-letters it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Publisher(Protocol):
         """Raise BrokerUnavailable unless connected."""
 
     def depth(self) -> int:
-        """Messages in the jobs queue (ready + unacknowledged) as the broker reports them."""
+        """Messages ready in the jobs queue (not those held by workers: AMQP does not report them)."""
 
     def close(self) -> None: ...
 

@@ -1,0 +1,274 @@
+"""The embedded job queue: an in-process broker with the same delivery contract as RabbitMQ.
+
+Bounded (``queue_max_length`` ready messages, then :class:`QueueFull`), unacked deliveries go
+back to the queue when rejected with requeue or when their consumer closes, every message
+counts its deliveries and is dead-lettered after ``max_attempts`` of them (``Settings.delivery_limit``), and
+``reject(requeue=False)`` dead-letters at once. Dead letters are kept in :attr:`MemoryBroker.dead`
+for inspection.
+
+Durable when given a spool directory (``Settings.spool_dir``): a published message is written to
+a file (fsync'd) before ``publish`` returns and removed when it is acked or dead-lettered, and a
+broker created over the same directory starts with the messages left there, as redeliveries.
+
+Brokers are registered by URL (``memory://`` or ``memory://NAME``), so a publisher and a consumer
+built from the same settings in one process share one queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from classifier_common.config import Settings
+from classifier_common.errors import BrokerUnavailable, QueueFull
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Message:
+    body: bytes
+    message_id: str
+    deliveries: int = 0
+    spool_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    body: bytes
+    message_id: str
+    reason: Literal["rejected", "delivery_limit"]  # the names RabbitMQ puts in x-death
+    delivery_count: int
+
+
+class MemoryBroker:
+    """One bounded queue plus its dead-letter list. Thread-safe: one condition guards all state."""
+
+    def __init__(self, *, max_length: int, max_attempts: int, retry_after_s: int = 5, spool_dir: Path | None = None):
+        self.max_length = max_length
+        self.max_attempts = max_attempts
+        self._retry_after = retry_after_s
+        self._cond = threading.Condition()
+        self._ready: deque[_Message] = deque()
+        self._unacked: dict[int, tuple[_Message, MemoryConsumer]] = {}
+        self._dead: list[DeadLetter] = []
+        self._tags = itertools.count(1)
+        self._spool = spool_dir
+        if spool_dir is not None:
+            (spool_dir / "dead").mkdir(parents=True, exist_ok=True)
+            for path in sorted(spool_dir.glob("*.msg")):
+                message_id = path.stem.split("-", 1)[1]
+                # It may have been delivered before the restart: count that delivery.
+                self._ready.append(_Message(path.read_bytes(), message_id, deliveries=1, spool_file=path))
+            if self._ready:
+                log.info("recovered %d queued messages from %s", len(self._ready), spool_dir)
+
+    def _spool_write(self, body: bytes, message_id: str) -> Path | None:
+        if self._spool is None:
+            return None
+        path = self._spool / f"{time.time_ns():020d}-{message_id}.msg"
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+        return path
+
+    # -- inspection
+
+    @property
+    def ready_count(self) -> int:
+        with self._cond:
+            return len(self._ready)
+
+    @property
+    def unacked_count(self) -> int:
+        with self._cond:
+            return len(self._unacked)
+
+    @property
+    def dead(self) -> list[DeadLetter]:
+        with self._cond:
+            return list(self._dead)
+
+    # -- used by the publisher, consumer and delivery below
+
+    def publish(self, body: bytes, message_id: str) -> None:
+        with self._cond:
+            # Like x-max-length: only ready messages count, not those held by workers.
+            if len(self._ready) >= self.max_length:
+                raise QueueFull(
+                    f"the job queue is full ({self.max_length} waiting); retry later", retry_after=self._retry_after
+                )
+            self._ready.append(_Message(body, message_id, spool_file=self._spool_write(body, message_id)))
+            self._cond.notify_all()
+
+    def take(self, consumer: MemoryConsumer, timeout: float) -> MemoryDelivery | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (self._ready and consumer._may_take()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            message = self._ready.popleft()
+            message.deliveries += 1
+            tag = next(self._tags)
+            self._unacked[tag] = (message, consumer)
+            consumer._held += 1
+            return MemoryDelivery(self, tag, message)
+
+    def settle(self, tag: int, outcome: Literal["ack", "requeue", "dead"]) -> None:
+        with self._cond:
+            entry = self._unacked.pop(tag, None)
+            if entry is None:
+                log.debug("settling delivery %d ignored: already settled or its consumer closed", tag)
+                return
+            message, consumer = entry
+            consumer._held -= 1
+            if outcome == "ack" and message.spool_file is not None:
+                message.spool_file.unlink(missing_ok=True)
+            if outcome == "dead":
+                self._dead_letter(message, "rejected")
+            elif outcome == "requeue":
+                self._return(message)
+            self._cond.notify_all()
+
+    def return_held(self, consumer: MemoryConsumer) -> None:
+        """The consumer went away: what it held goes back, as RabbitMQ does on channel close."""
+        with self._cond:
+            for tag, (message, owner) in list(self._unacked.items()):
+                if owner is consumer:
+                    del self._unacked[tag]
+                    self._return(message)
+            consumer._held = 0
+            self._cond.notify_all()
+
+    @property
+    def condition(self) -> threading.Condition:
+        return self._cond
+
+    def _return(self, message: _Message) -> None:
+        if message.deliveries >= self.max_attempts:
+            self._dead_letter(message, "delivery_limit")
+        else:
+            # Returned messages go ahead of the others, as in a quorum queue.
+            self._ready.appendleft(message)
+
+    def _dead_letter(self, message: _Message, reason: Literal["rejected", "delivery_limit"]) -> None:
+        log.warning("message %s dead-lettered (%s after %d deliveries)", message.message_id, reason, message.deliveries)
+        self._dead.append(DeadLetter(message.body, message.message_id, reason, message.deliveries))
+        if message.spool_file is not None and message.spool_file.exists():
+            message.spool_file.replace(message.spool_file.parent / "dead" / message.spool_file.name)
+
+
+class MemoryDelivery:
+    def __init__(self, broker: MemoryBroker, tag: int, message: _Message):
+        self.body = message.body
+        self.message_id = message.message_id
+        self.delivery_count = message.deliveries
+        self.redelivered = message.deliveries > 1
+        self._broker = broker
+        self._tag = tag
+
+    def ack(self) -> None:
+        self._broker.settle(self._tag, "ack")
+
+    def reject(self, requeue: bool) -> None:
+        self._broker.settle(self._tag, "requeue" if requeue else "dead")
+
+
+class MemoryPublisher:
+    def __init__(self, broker: MemoryBroker):
+        self.broker = broker
+        self._closed = False
+
+    def publish(self, body: bytes, *, message_id: str) -> None:
+        self.ping()
+        self.broker.publish(body, message_id)
+
+    def ping(self) -> None:
+        if self._closed:
+            raise BrokerUnavailable("the publisher is closed")
+
+    def depth(self) -> int:
+        """Messages ready in the queue (not those held by workers), as the RabbitMQ adapter."""
+        return self.broker.ready_count
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MemoryConsumer:
+    """Hands out at most ``prefetch`` unsettled deliveries at a time, like a RabbitMQ consumer."""
+
+    def __init__(self, broker: MemoryBroker, prefetch: int):
+        self.broker = broker
+        self._prefetch = prefetch
+        # Guarded by the broker's condition.
+        self._held = 0
+        self._started = False
+        self._consuming = False
+        self._closed = False
+
+    def _may_take(self) -> bool:
+        return self._consuming and self._held < self._prefetch
+
+    def start(self) -> None:
+        with self.broker.condition:
+            if self._closed:
+                return
+            self._started = self._consuming = True
+            self.broker.condition.notify_all()
+
+    def get(self, timeout: float) -> MemoryDelivery | None:
+        return self.broker.take(self, timeout)
+
+    @property
+    def connected(self) -> bool:
+        with self.broker.condition:
+            return self._started and not self._closed
+
+    def stop_consuming(self) -> None:
+        with self.broker.condition:
+            self._consuming = False
+
+    def close(self) -> None:
+        with self.broker.condition:
+            self._consuming = False
+            self._closed = True
+        self.broker.return_held(self)
+
+
+_brokers: dict[str, MemoryBroker] = {}
+_brokers_lock = threading.Lock()
+
+
+def broker_for(settings: Settings) -> MemoryBroker:
+    """The broker registered under ``settings.broker_url``, created on first use with these
+    settings' limits."""
+    with _brokers_lock:
+        broker = _brokers.get(settings.broker_url)
+        if broker is None:
+            broker = MemoryBroker(
+                max_length=settings.queue_max_length,
+                max_attempts=settings.delivery_limit,
+                retry_after_s=settings.broker_retry_after_s,
+                spool_dir=settings.spool_dir,
+            )
+            _brokers[settings.broker_url] = broker
+        return broker
+
+
+def forget_broker(url: str) -> None:
+    """Drop a registered broker (tests, or a process that is done with it)."""
+    with _brokers_lock:
+        _brokers.pop(url, None)

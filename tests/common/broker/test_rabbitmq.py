@@ -1,0 +1,506 @@
+"""Contract tests of the RabbitMQ job-queue adapters against a real RabbitMQ.
+
+They fail (never skip) when the broker is unreachable: CI starts it. Each test works on its own
+queue ``test.<uuid>`` (and its ``.dead`` queue) and deletes both afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pika
+import pytest
+from pika.adapters.blocking_connection import BlockingChannel
+
+from classifier_common.broker import connect_consumer, connect_publisher, dead_letter_queue
+from classifier_common.broker.rabbitmq import BrokerRefused, RabbitConsumer, RabbitPublisher
+from classifier_common.config import Settings
+from classifier_common.errors import BrokerUnavailable, QueueFull
+
+pytestmark = pytest.mark.rabbitmq
+
+AMQP_URL = os.environ.get("CLASSIFIER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _raw_connection() -> pika.BlockingConnection:
+    try:
+        return pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    except pika.exceptions.AMQPError as exc:
+        pytest.fail(f"RabbitMQ is not reachable at {AMQP_URL} ({exc!r}); start it with `rabbitmq-server -detached`")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def rabbitmq_reachable() -> None:
+    _raw_connection().close()
+
+
+@pytest.fixture
+def admin() -> Iterator[BlockingChannel]:
+    """A raw pika channel to look at queues behind the adapters' backs."""
+    connection = _raw_connection()
+    yield connection.channel()
+    if connection.is_open:
+        connection.close()
+
+
+@pytest.fixture
+def settings() -> Iterator[Settings]:
+    queue = f"test.{uuid.uuid4().hex[:12]}"
+    yield Settings(broker_url=AMQP_URL, queue_name=queue, queue_max_length=100, max_attempts=3, prefetch=2)
+    connection = _raw_connection()
+    channel = connection.channel()
+    channel.queue_delete(queue)
+    channel.queue_delete(dead_letter_queue(queue))
+    connection.close()
+
+
+@pytest.fixture
+def track() -> Iterator[Callable[[Any], Any]]:
+    """Close every publisher/consumer a test made, even when it fails."""
+    opened: list[Any] = []
+
+    def add(thing: Any) -> Any:
+        opened.append(thing)
+        return thing
+
+    yield add
+    for thing in reversed(opened):
+        thing.close()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def drain(channel: BlockingChannel, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Take every ready message off ``queue`` (auto-ack)."""
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return messages
+        messages.append((properties, body))
+
+
+def ready_count(channel: BlockingChannel, queue: str) -> int:
+    return channel.queue_declare(queue, passive=True).method.message_count
+
+
+def wait_dead(channel: BlockingChannel, settings: Settings) -> tuple[pika.BasicProperties, bytes]:
+    """The one message in the dead-letter queue (dead-lettering is asynchronous)."""
+
+    def one() -> tuple[pika.BasicProperties, bytes] | None:
+        method, properties, body = channel.basic_get(dead_letter_queue(settings.queue_name), auto_ack=True)
+        return (properties, body) if method is not None else None
+
+    return wait_for(one, 5, "a dead letter")
+
+
+def close_connections_from_server(kind: str, settings: Settings) -> int:
+    """Close our adapter's connections from the broker's side (CONNECTION_FORCED), found by the
+    connection name the adapter sets; other clients of the broker are left alone."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "--no-table-headers", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    # One line per connection: "<rabbit@host.1.2.3>\t[...{"connection_name","..."}]".
+    wanted = f'{{"connection_name","classifier {kind} queue={settings.queue_name} '
+    pids = [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if wanted in line]
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True, timeout=30)
+    return len(pids)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TcpOutage:
+    """A TCP forwarder to RabbitMQ that can be cut (every connection dropped, new ones refused)
+    and restored on the same port: a broker outage that only our adapters see."""
+
+    def __init__(self, upstream: tuple[str, int]):
+        self.upstream = upstream
+        self.port = closed_port()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+            listener, self._listener = self._listener, None
+        for sock in [listener, *sockets]:
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def outage() -> Iterator[TcpOutage]:
+    params = pika.URLParameters(AMQP_URL)
+    proxy = TcpOutage((params.host, params.port))
+    proxy.up()
+    yield proxy
+    proxy.down()
+
+
+def via(proxy: TcpOutage, settings: Settings) -> Settings:
+    params = pika.URLParameters(AMQP_URL)
+    url = f"amqp://{params.credentials.username}:{params.credentials.password}@127.0.0.1:{proxy.port}/"
+    return settings.model_copy(update={"broker_url": url})
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_factories_pick_rabbitmq_for_amqp_urls(settings, track):
+    assert isinstance(track(connect_publisher(settings)), RabbitPublisher)
+    assert isinstance(track(connect_consumer(settings)), RabbitConsumer)
+
+
+def test_topology_is_a_durable_quorum_queue_bounded_and_dead_lettered(settings, track):
+    track(connect_publisher(settings))
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "type", "durable", "arguments", "--formatter", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    queues = {q["name"]: q for q in json.loads(listing.stdout)}
+    main, dead = queues[settings.queue_name], queues[dead_letter_queue(settings.queue_name)]
+    assert (main["type"], main["durable"]) == ("quorum", True)
+    assert (dead["type"], dead["durable"]) == ("quorum", True)
+    arguments = {name: value for name, _type, value in main["arguments"]}
+    assert arguments == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": settings.delivery_limit - 1,
+        "x-max-length": settings.queue_max_length,
+        "x-overflow": "reject-publish",
+        "x-dead-letter-exchange": "classifier.dlx",
+        "x-dead-letter-routing-key": dead_letter_queue(settings.queue_name),
+    }
+
+
+def test_publish_consume_ack_round_trip(settings, admin, track):
+    publisher = track(connect_publisher(settings))
+    consumer = track(connect_consumer(settings))
+    publisher.publish(b'{"n": 1}', message_id="job-1")
+    assert publisher.depth() == 1
+    consumer.start()
+    delivery = consumer.get(timeout=10)
+    assert delivery is not None
+    assert (delivery.body, delivery.message_id) == (b'{"n": 1}', "job-1")
+    assert (delivery.delivery_count, delivery.redelivered) == (1, False)
+    assert consumer.connected
+    delivery.ack()
+    delivery.ack()  # a second ack is ignored, not sent (it would close the channel)
+
+    # The consumer is still on its first channel and keeps receiving.
+    publisher.publish(b'{"n": 2}', message_id="job-2")
+    second = consumer.get(timeout=10)
+    assert second is not None and second.message_id == "job-2" and second.delivery_count == 1
+    second.ack()
+    consumer.close()
+    assert not consumer.connected
+    # Both acks reached the broker: nothing comes back after the consumer is gone.
+    time.sleep(0.3)
+    assert ready_count(admin, settings.queue_name) == 0
+    assert publisher.depth() == 0
+
+
+def test_messages_are_persistent_json_with_the_message_id(settings, admin, track):
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b'{"job": "x"}', message_id="job-x")
+    [(properties, body)] = drain(admin, settings.queue_name)
+    assert body == b'{"job": "x"}'
+    assert properties.delivery_mode == 2
+    assert properties.content_type == "application/json"
+    assert properties.message_id == "job-x"
+
+
+def test_concurrent_publishers_are_all_confirmed(settings, admin, track):
+    publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
+    errors: list[BaseException] = []
+
+    def publish_many(thread: int) -> None:
+        try:
+            for n in range(25):
+                publisher.publish(b"{}", message_id=f"{thread}-{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish_many, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ids = sorted(properties.message_id for properties, _ in drain(admin, settings.queue_name))
+    assert ids == sorted(f"{t}-{n}" for t in range(8) for n in range(25))
+
+
+def test_unacked_delivery_is_redelivered_when_its_consumer_goes_away(settings, track):
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"job", message_id="job-1")
+    worker = track(connect_consumer(settings))
+    worker.start()
+    first = worker.get(timeout=10)
+    assert first is not None and (first.delivery_count, first.redelivered) == (1, False)
+    worker.close()  # the worker dies holding the message
+    first.ack()  # too late: a no-op, not an error
+
+    replacement = track(connect_consumer(settings))
+    replacement.start()
+    again = replacement.get(timeout=10)
+    assert again is not None
+    assert (again.body, again.message_id) == (b"job", "job-1")
+    assert (again.delivery_count, again.redelivered) == (2, True)
+    again.ack()
+
+
+def test_reject_without_requeue_dead_letters(settings, admin, track):
+    publisher = track(connect_publisher(settings))
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    publisher.publish(b"poison", message_id="job-p")
+    delivery = consumer.get(timeout=10)
+    assert delivery is not None
+    delivery.reject(requeue=False)
+    properties, body = wait_dead(admin, settings)
+    assert (body, properties.message_id) == (b"poison", "job-p")
+    assert properties.headers["x-first-death-reason"] == "rejected"
+    assert ready_count(admin, settings.queue_name) == 0
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])
+def test_delivery_limit_deliveries_then_dead_letter(settings, admin, track, max_attempts):
+    settings = settings.model_copy(update={"max_attempts": max_attempts})
+    publisher = track(connect_publisher(settings))
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    publisher.publish(b"fails", message_id="job-f")
+    counts = []
+    for _ in range(settings.delivery_limit):  # max_attempts + 1
+        delivery = consumer.get(timeout=10)
+        assert delivery is not None and delivery.message_id == "job-f"
+        assert delivery.redelivered == bool(counts)
+        counts.append(delivery.delivery_count)
+        delivery.reject(requeue=True)
+    assert counts == list(range(1, settings.delivery_limit + 1))
+    properties, body = wait_dead(admin, settings)
+    assert body == b"fails"
+    assert properties.headers["x-first-death-reason"] == "delivery_limit"
+    assert consumer.get(timeout=0.5) is None
+
+
+def test_full_queue_refuses_publishes_and_recovers_when_drained(settings, admin, track):
+    settings = settings.model_copy(update={"queue_max_length": 2})
+    publisher = track(connect_publisher(settings))
+    accepted, refused = [], []
+    for n in range(6):
+        try:
+            publisher.publish(b"{}", message_id=f"job-{n}")
+            accepted.append(f"job-{n}")
+        except QueueFull as exc:
+            assert (exc.status_code, exc.retry_after) == (429, settings.broker_retry_after_s)
+            refused.append(f"job-{n}")
+    # A quorum queue refuses once the ready count is *over* x-max-length (one publishing
+    # channel here, so exactly one message of overshoot).
+    assert len(accepted) == settings.queue_max_length + 1
+    assert refused == [f"job-{n}" for n in range(len(accepted), 6)]
+    # The refused messages are really not in the queue.
+    assert [properties.message_id for properties, _ in drain(admin, settings.queue_name)] == accepted
+    # Drained: publishes are accepted again.
+    publisher.publish(b"{}", message_id="job-after")
+    assert [properties.message_id for properties, _ in drain(admin, settings.queue_name)] == ["job-after"]
+
+
+def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, admin, track):
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"{}", message_id="before")
+    assert close_connections_from_server("publisher", settings) >= 1
+    publisher.publish(b"{}", message_id="after")
+    publisher.ping()
+    assert [p.message_id for p, _ in drain(admin, settings.queue_name)] == ["before", "after"]
+
+
+def test_consumer_reconnects_after_the_broker_closes_its_connection(settings, track):
+    publisher = track(connect_publisher(settings))
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    publisher.publish(b"{}", message_id="held")
+    held = consumer.get(timeout=10)
+    assert held is not None and held.delivery_count == 1
+    assert close_connections_from_server("consumer", settings) == 1
+    held.ack()  # its channel is gone: dropped, and the broker delivers the message again
+
+    again = consumer.get(timeout=10)
+    assert again is not None and again.message_id == "held"
+    assert (again.delivery_count, again.redelivered) == (2, True)
+    again.ack()
+    publisher.publish(b"{}", message_id="new")
+    new = consumer.get(timeout=10)
+    assert new is not None and new.message_id == "new"
+    new.ack()
+    assert consumer.connected
+
+
+def test_outage_refuses_fast_then_both_sides_recover_by_themselves(settings, outage, track):
+    settings = via(outage, settings)
+    publisher = track(connect_publisher(settings))
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    wait_for(lambda: consumer.connected, what="consumer connected")
+
+    outage.down()
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable) as refused:
+        publisher.publish(b"{}", message_id="during")
+    assert refused.value.status_code == 503 and refused.value.retry_after == settings.broker_retry_after_s
+    with pytest.raises(BrokerUnavailable):
+        publisher.ping()
+    assert time.monotonic() - started < 2
+    wait_for(lambda: not consumer.connected, 5, "consumer noticing the outage")
+
+    outage.up()
+
+    def publisher_back() -> bool:
+        try:
+            publisher.ping()
+            return True
+        except BrokerUnavailable:
+            return False
+
+    wait_for(publisher_back, 15, "publisher reconnected")
+    publisher.publish(b"{}", message_id="after")
+    delivery = consumer.get(timeout=15)
+    assert delivery is not None and delivery.message_id == "after"
+    delivery.ack()
+
+
+def test_unreachable_broker_is_unavailable_quickly_never_a_hang(settings, track):
+    settings = settings.model_copy(update={"broker_url": f"amqp://guest:guest@127.0.0.1:{closed_port()}/"})
+    started = time.monotonic()
+    publisher = track(connect_publisher(settings))  # starts unready instead of failing start-up
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(b"{}", message_id="x")
+    with pytest.raises(BrokerUnavailable):
+        publisher.ping()
+    with pytest.raises(BrokerUnavailable):
+        publisher.depth()
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    assert consumer.get(timeout=0.5) is None
+    assert not consumer.connected
+    consumer.close()
+    assert time.monotonic() - started < 3
+
+
+def consumer_gives_up(consumer: RabbitConsumer) -> None:
+    consumer.start()
+
+    def refused() -> bool:
+        try:
+            consumer.get(timeout=0.1)
+            return False
+        except BrokerRefused:
+            return True
+
+    wait_for(refused, 5, "the consumer giving up")
+    assert not consumer.connected
+
+
+def test_conflicting_queue_is_refused_without_retrying(settings, admin, track):
+    admin.queue_declare(settings.queue_name, durable=True)  # a classic queue: other arguments
+    with pytest.raises(BrokerRefused, match="PRECONDITION_FAILED"):
+        connect_publisher(settings)
+    consumer_gives_up(track(connect_consumer(settings)))
+
+
+def test_bad_credentials_are_refused_without_retrying(settings, track):
+    params = pika.URLParameters(AMQP_URL)
+    bad = settings.model_copy(update={"broker_url": f"amqp://nobody:wrong@{params.host}:{params.port}/"})
+    with pytest.raises(BrokerRefused):
+        connect_publisher(bad)
+    consumer_gives_up(track(connect_consumer(bad)))
+
+
+def test_ack_after_stop_consuming(settings, admin, track):
+    publisher = track(connect_publisher(settings))  # prefetch 2
+    consumer = track(connect_consumer(settings))
+    publisher.publish(b"{}", message_id="one")
+    publisher.publish(b"{}", message_id="two")
+    consumer.start()
+    first = consumer.get(timeout=10)
+    assert first is not None and first.message_id == "one"
+    wait_for(lambda: ready_count(admin, settings.queue_name) == 0, what="both messages prefetched")
+
+    consumer.stop_consuming()
+    publisher.publish(b"{}", message_id="three")
+    # What was delivered before the cancel can still be taken and settled...
+    second = consumer.get(timeout=5)
+    assert second is not None and second.message_id == "two"
+    # ...and nothing new arrives.
+    assert consumer.get(timeout=0.5) is None
+    first.ack()
+    second.ack()
+    consumer.close()
+    time.sleep(0.3)
+    assert [p.message_id for p, _ in drain(admin, settings.queue_name)] == ["three"]

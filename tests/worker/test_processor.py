@@ -1,0 +1,162 @@
+"""The fate of each delivery, with the in-process broker and a real SQLite store: what is acked,
+requeued, dead-lettered, and what the store says afterwards."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+import pytest
+
+from classifier_common.broker.memory import MemoryBroker, MemoryConsumer
+from classifier_common.catalog import get_spec
+from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.images import sha256
+from classifier_common.messages import JobMessage
+from classifier_common.store import JobStore, open_store
+from classifier_worker.models import LoadedModel
+from classifier_worker.processor import Processor
+
+GOLDFINCH = "n01531178_goldfinch.JPEG"
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module")
+def lite0(seeded: tuple[Path, Path]) -> LoadedModel:
+    return LoadedModel.load(get_spec("efficientnet_lite0"), seeded[0])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> JobStore:
+    return open_store(f"sqlite:///{tmp_path}/jobs.db")
+
+
+@pytest.fixture
+def broker() -> MemoryBroker:
+    return MemoryBroker(max_length=100, max_attempts=MAX_ATTEMPTS + 1)
+
+
+@pytest.fixture
+def processor(store: JobStore, lite0: LoadedModel, seeded: tuple[Path, Path]) -> Processor:
+    return Processor(store, {"efficientnet_lite0": lite0}, seeded[1], max_attempts=MAX_ATTEMPTS, result_cache=False)
+
+
+def _submit(store: JobStore, broker: MemoryBroker, image: str = GOLDFINCH, upload: bytes | None = None) -> Job:
+    job = Job(
+        id=new_job_id(),
+        status=JobStatus.queued,
+        model="efficientnet_lite0",
+        image=image,
+        source="upload" if upload is not None else "gallery",
+        image_sha256=sha256(upload or image.encode()),
+        created_at=utcnow(),
+    )
+    store.create(job)
+    broker.publish(JobMessage.for_job(job, upload).encode(), job.id)
+    return job
+
+
+def _deliver(processor: Processor, broker: MemoryBroker) -> None:
+    consumer = MemoryConsumer(broker, prefetch=10)
+    consumer.start()
+    deliveries = []
+    while (delivery := consumer.get(timeout=0)) is not None:
+        deliveries.append(delivery)
+    processor.process(deliveries)
+    consumer.close()
+
+
+def test_success_is_stored_then_acked(processor: Processor, store: JobStore, broker: MemoryBroker) -> None:
+    job = _submit(store, broker)
+    _deliver(processor, broker)
+    stored = store.get(job.id)
+    assert stored.status is JobStatus.succeeded and stored.result.predictions[0].label == "goldfinch"
+    assert broker.ready_count == broker.unacked_count == 0 and not broker.dead
+
+
+def test_poison_messages_are_dead_lettered(processor: Processor, broker: MemoryBroker) -> None:
+    broker.publish(b"not json", "p1")
+    broker.publish(b'{"v": 99, "job_id": "x"}', "p2")
+    broker.publish(b'{"v": 1, "job_id": 5}', "p3")
+    _deliver(processor, broker)
+    assert [d.message_id for d in broker.dead] == ["p1", "p2", "p3"]
+    assert all(d.reason == "rejected" for d in broker.dead)
+
+
+def test_corrupt_upload_fails_the_job_and_is_not_requeued(
+    processor: Processor, store: JobStore, broker: MemoryBroker
+) -> None:
+    job = _submit(store, broker, image="broken.jpg", upload=b"\xff\xd8\xff garbage")
+    _deliver(processor, broker)
+    stored = store.get(job.id)
+    assert stored.status is JobStatus.failed and stored.error.code == "invalid_image"
+    assert broker.ready_count == 0 and not broker.dead
+
+
+def test_redelivered_finished_job_is_acked_without_running(
+    processor: Processor, store: JobStore, broker: MemoryBroker
+) -> None:
+    job = _submit(store, broker)
+    _deliver(processor, broker)
+    finished = store.get(job.id)
+    broker.publish(JobMessage.for_job(job).encode(), job.id)  # as if the ack was lost
+    _deliver(processor, broker)
+    assert store.get(job.id) == finished  # untouched: same attempts, same finished_at
+    assert broker.ready_count == 0 and not broker.dead
+
+
+def test_canceled_job_is_skipped(processor: Processor, store: JobStore, broker: MemoryBroker) -> None:
+    job = _submit(store, broker)
+    assert store.cancel(job.id, utcnow()).status is JobStatus.canceled
+    _deliver(processor, broker)
+    assert store.get(job.id).status is JobStatus.canceled and store.get(job.id).result is None
+
+
+def test_job_whose_earlier_attempts_died_is_failed(
+    processor: Processor, store: JobStore, broker: MemoryBroker
+) -> None:
+    job = _submit(store, broker)
+    for _ in range(MAX_ATTEMPTS):  # three workers took it and died before writing anything
+        store.start(job.id, utcnow())
+    _deliver(processor, broker)
+    stored = store.get(job.id)
+    assert stored.status is JobStatus.failed and stored.error.code == "too_many_attempts"
+    assert stored.attempts == MAX_ATTEMPTS + 1
+
+
+def test_store_outage_requeues(processor: Processor, store: JobStore, broker: MemoryBroker, monkeypatch) -> None:
+    from classifier_common.errors import StoreUnavailable
+    from classifier_worker import processor as processor_module
+
+    job = _submit(store, broker)
+    monkeypatch.setattr(processor_module, "STORE_RETRY_DELAY_S", 0)
+
+    def down(*_: object) -> None:
+        raise StoreUnavailable("database is locked")
+
+    monkeypatch.setattr(store, "start", down)
+    _deliver(processor, broker)
+    assert broker.ready_count == 1 and not broker.dead  # given back, not lost
+    monkeypatch.undo()
+    _deliver(processor, broker)
+    assert store.get(job.id).status is JobStatus.succeeded
+
+
+def test_unknown_job_is_dropped(processor: Processor, broker: MemoryBroker) -> None:
+    job_id = uuid.uuid4().hex
+    message = JobMessage(
+        job_id=job_id, model="efficientnet_lite0", image=GOLDFINCH, source="gallery", image_sha256="0", enqueued_at=utcnow()
+    )
+    broker.publish(message.encode(), job_id)
+    _deliver(processor, broker)
+    assert broker.ready_count == 0 and not broker.dead
+
+
+def test_upload_bytes_travel_in_the_message(processor: Processor, store: JobStore, broker: MemoryBroker, seeded) -> None:
+    data = (seeded[1] / "n07747607_orange.JPEG").read_bytes()
+    job = _submit(store, broker, image="fruit.jpg", upload=data)
+    body = broker._ready[0].body
+    assert base64.b64encode(data).decode() in body.decode()
+    _deliver(processor, broker)
+    assert store.get(job.id).result.predictions[0].label == "orange"

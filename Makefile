@@ -1,5 +1,6 @@
 # Every routine act has a target. `make help` lists them.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
 PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker
 # Test/tool requirements: one file per area under requirements/; Debian packages in requirements/apt-*.txt.
-REQUIREMENTS := $(sort $(wildcard requirements/*.txt))
+REQUIREMENTS := $(filter-out requirements/apt-%,$(sort $(wildcard requirements/*.txt)))
 APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
 
 .DEFAULT_GOAL := help
@@ -19,9 +20,9 @@ help: ## List the targets
 
 $(VENV)/.installed: $(REQUIREMENTS) libs/common/pyproject.toml services/*/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --quiet $(PACKAGES) $(addprefix -r ,$(REQUIREMENTS))
+	$(PIP) install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	$(PIP) install --quiet $(PACKAGES) $(addprefix -r ,$(REQUIREMENTS)) 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
 setup: system-packages $(VENV)/.installed setup-extra ## Create .venv, install everything, seed ./data (models + gallery)
@@ -56,7 +57,7 @@ test: ## The whole test suite
 	$(PY) -m pytest
 
 lint: ## ruff
-	$(VENV)/bin/ruff check libs services tests bench
-	$(VENV)/bin/ruff format --check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests bench experiments scripts
+	$(VENV)/bin/ruff format --check libs services tests bench experiments scripts
 
 -include mk/*.mk

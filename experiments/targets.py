@@ -1,0 +1,42 @@
+"""The worker scrape targets file of the local Prometheus (monitoring/prometheus/local.yml).
+
+Prometheus' file-based discovery re-reads ``data/stack/prometheus-targets.json`` whenever it
+changes, so whoever starts or stops worker processes (the stack script, the experiments runner)
+rewrites it. Format: a JSON list of target groups, one per worker, labelled with its index:
+
+    [{"targets": ["127.0.0.1:9100"], "labels": {"worker": "0"}}, ...]
+
+No ``service`` label: the services' own metrics carry one, and a target label of the same name
+would rename theirs to ``exported_service``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TARGETS_FILE = Path("data/stack/prometheus-targets.json")
+
+
+def worker_target_groups(ports: Sequence[int], host: str = "127.0.0.1") -> list[dict[str, Any]]:
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"duplicate worker ports: {list(ports)}")
+    return [{"targets": [f"{host}:{port}"], "labels": {"worker": str(index)}} for index, port in enumerate(ports)]
+
+
+def write_worker_targets(path: Path, ports: Sequence[int], host: str = "127.0.0.1") -> None:
+    """Replace the targets file atomically, so Prometheus never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = json.dumps(worker_target_groups(ports, host), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(document)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,252 @@
+{{/* Names ------------------------------------------------------------------------------ */}}
+
+{{- define "classifier.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name; components append "-<component>" to it. */}}
+{{- define "classifier.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<fullname>-<component>"; call with (dict "root" $ "component" "gateway"). */}}
+{{- define "classifier.componentName" -}}
+{{- printf "%s-%s" (include "classifier.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "classifier.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "classifier.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "classifier.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Labels ------------------------------------------------------------------------------
+Selector labels never carry the chart version (helm.sh/chart) or app version: selectors are
+immutable, so anything that changes on upgrade must stay out of them. */}}
+
+{{- define "classifier.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "classifier.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* All labels of an object; call with (dict "root" $ "component" "gateway"). */}}
+{{- define "classifier.labels" -}}
+helm.sh/chart: {{ include "classifier.chart" .root }}
+{{ include "classifier.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: {{ include "classifier.name" .root }}
+{{- end }}
+
+{{/* Images ------------------------------------------------------------------------------ */}}
+
+{{/* One of our images; call with (dict "root" $ "image" .Values.gateway.image). */}}
+{{- define "classifier.image" -}}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion | toString }}
+{{- $tag = printf "%s%s" $tag (.image.tagSuffix | default "") }}
+{{- if eq $tag "latest" }}
+{{- fail "image tags must be pinned: \"latest\" is not allowed" }}
+{{- end }}
+{{- if .root.Values.image.registry }}
+{{- printf "%s/%s:%s" (trimSuffix "/" .root.Values.image.registry) .image.repository $tag }}
+{{- else }}
+{{- printf "%s:%s" .image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/* A third-party image (RabbitMQ, MongoDB); call with its .image block. */}}
+{{- define "classifier.thirdPartyImage" -}}
+{{- if eq (toString .tag) "latest" }}
+{{- fail "image tags must be pinned: \"latest\" is not allowed" }}
+{{- end }}
+{{- printf "%s:%s" .repository (toString .tag) }}
+{{- end }}
+
+{{/* RabbitMQ ---------------------------------------------------------------------------- */}}
+
+{{- define "classifier.rabbitmq.secretName" -}}
+{{- if .Values.rabbitmq.enabled }}
+{{- .Values.rabbitmq.auth.existingSecret | default (include "classifier.componentName" (dict "root" . "component" "rabbitmq")) }}
+{{- else }}
+{{- required "externalRabbitmq.existingSecret is required when rabbitmq.enabled is false" .Values.externalRabbitmq.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "classifier.rabbitmq.usernameKey" -}}
+{{- if .Values.rabbitmq.enabled }}{{ .Values.rabbitmq.auth.usernameKey }}{{ else }}{{ .Values.externalRabbitmq.usernameKey }}{{ end }}
+{{- end }}
+
+{{- define "classifier.rabbitmq.passwordKey" -}}
+{{- if .Values.rabbitmq.enabled }}{{ .Values.rabbitmq.auth.passwordKey }}{{ else }}{{ .Values.externalRabbitmq.passwordKey }}{{ end }}
+{{- end }}
+
+{{/* The AMQP URL with $(VAR) references: Kubernetes expands them from the secretKeyRef env
+vars that classifier.storeAndBrokerEnv defines first, so no credential is ever in a value. */}}
+{{- define "classifier.brokerUrl" -}}
+{{- if .Values.rabbitmq.enabled }}
+{{- printf "amqp://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@%s:5672/%%2F" (include "classifier.componentName" (dict "root" . "component" "rabbitmq")) }}
+{{- else }}
+{{- $ext := .Values.externalRabbitmq }}
+{{- $host := required "externalRabbitmq.host is required when rabbitmq.enabled is false" $ext.host }}
+{{- $vhost := $ext.vhost | default "/" | urlquery }}
+{{- printf "%s://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@%s:%d/%s" $ext.scheme $host (int $ext.port) $vhost }}
+{{- end }}
+{{- end }}
+
+{{/* MongoDB ----------------------------------------------------------------------------- */}}
+
+{{- define "classifier.mongodb.secretName" -}}
+{{- if .Values.mongodb.enabled }}
+{{- .Values.mongodb.auth.existingSecret | default (include "classifier.componentName" (dict "root" . "component" "mongodb")) }}
+{{- else }}
+{{- required "externalMongodb.existingSecret is required when mongodb.enabled is false" .Values.externalMongodb.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "classifier.mongodb.usernameKey" -}}
+{{- if .Values.mongodb.enabled }}{{ .Values.mongodb.auth.usernameKey }}{{ else }}{{ .Values.externalMongodb.usernameKey }}{{ end }}
+{{- end }}
+
+{{- define "classifier.mongodb.passwordKey" -}}
+{{- if .Values.mongodb.enabled }}{{ .Values.mongodb.auth.passwordKey }}{{ else }}{{ .Values.externalMongodb.passwordKey }}{{ end }}
+{{- end }}
+
+{{- define "classifier.storeUrl" -}}
+{{- if .Values.mongodb.enabled }}
+{{- printf "mongodb://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s:27017/%s?authSource=admin" (include "classifier.componentName" (dict "root" . "component" "mongodb")) .Values.mongodb.database }}
+{{- else }}
+{{- $ext := .Values.externalMongodb }}
+{{- $host := required "externalMongodb.host is required when mongodb.enabled is false" $ext.host }}
+{{- $address := $host }}
+{{- if ne $ext.scheme "mongodb+srv" }}
+{{- $address = printf "%s:%d" $host (int $ext.port) }}
+{{- end }}
+{{- $query := printf "authSource=%s" $ext.authSource }}
+{{- if $ext.options }}
+{{- $query = printf "%s&%s" $query $ext.options }}
+{{- end }}
+{{- printf "%s://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s/%s?%s" $ext.scheme $address $ext.database $query }}
+{{- end }}
+{{- end }}
+
+{{/* Environment ------------------------------------------------------------------------- */}}
+
+{{/* Credentials from Secrets, then the URLs built from them ($(VAR) needs them defined first). */}}
+{{- define "classifier.storeAndBrokerEnv" -}}
+- name: CLASSIFIER_BROKER_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "classifier.rabbitmq.secretName" . }}
+      key: {{ include "classifier.rabbitmq.usernameKey" . }}
+- name: CLASSIFIER_BROKER_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "classifier.rabbitmq.secretName" . }}
+      key: {{ include "classifier.rabbitmq.passwordKey" . }}
+- name: CLASSIFIER_BROKER_URL
+  value: {{ include "classifier.brokerUrl" . | quote }}
+- name: CLASSIFIER_STORE_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "classifier.mongodb.secretName" . }}
+      key: {{ include "classifier.mongodb.usernameKey" . }}
+- name: CLASSIFIER_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "classifier.mongodb.secretName" . }}
+      key: {{ include "classifier.mongodb.passwordKey" . }}
+- name: CLASSIFIER_STORE_URL
+  value: {{ include "classifier.storeUrl" . | quote }}
+{{- end }}
+
+{{/* Pod plumbing ------------------------------------------------------------------------ */}}
+
+{{- define "classifier.podAnnotations" -}}
+checksum/config: {{ include (print .root.Template.BasePath "/configmap.yaml") .root | sha256sum }}
+{{- with .extra }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "classifier.containerSecurityContext" -}}
+{{ toYaml .Values.containerSecurityContext }}
+{{- end }}
+
+{{- define "classifier.modelsClaim" -}}
+{{- .Values.storage.models.existingClaim | default (include "classifier.componentName" (dict "root" . "component" "models")) }}
+{{- end }}
+
+{{- define "classifier.galleryClaim" -}}
+{{- .Values.storage.gallery.existingClaim | default (include "classifier.componentName" (dict "root" . "component" "gallery")) }}
+{{- end }}
+
+{{/* Where the volumes are mounted in every container that uses them. */}}
+{{- define "classifier.modelsDir" -}}/var/lib/classifier/models{{- end }}
+{{- define "classifier.galleryDir" -}}/var/lib/classifier/gallery{{- end }}
+
+{{/* An init container that holds a pod until the seed Job has filled both volumes (the seed
+writes a ".seeded" marker into each when it is done); call with (dict "root" $ "image" <image>). */}}
+{{- define "classifier.waitForSeed" -}}
+- name: wait-for-seed
+  image: {{ include "classifier.image" (dict "root" .root "image" .image) }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  command:
+    - python
+    - -c
+    - |
+      import pathlib, sys, time
+      markers = [pathlib.Path(arg) / ".seeded" for arg in sys.argv[1:]]
+      while missing := [str(m) for m in markers if not m.is_file()]:
+          print(f"waiting for the seed Job: {', '.join(missing)}", flush=True)
+          time.sleep(5)
+      print("seeded", flush=True)
+    - {{ include "classifier.modelsDir" .root }}
+    - {{ include "classifier.galleryDir" .root }}
+  securityContext:
+    {{- include "classifier.containerSecurityContext" .root | nindent 4 }}
+  resources:
+    requests: {cpu: 10m, memory: 32Mi}
+    limits: {cpu: 100m, memory: 64Mi}
+  volumeMounts:
+    - name: models
+      mountPath: {{ include "classifier.modelsDir" .root }}
+      readOnly: true
+    - name: gallery
+      mountPath: {{ include "classifier.galleryDir" .root }}
+      readOnly: true
+{{- end }}
+
+{{/* A preStop hook that sleeps, so endpoints and ingress drop the pod before it stops. The
+images have no shell utilities we rely on; python is there. */}}
+{{- define "classifier.preStopSleep" -}}
+preStop:
+  exec:
+    command: ["python", "-c", "import time; time.sleep({{ . }})"]
+{{- end }}
+
+{{/* The pods that may reach RabbitMQ and MongoDB: this release's gateway, results and workers. */}}
+{{- define "classifier.brokerClients" -}}
+matchLabels:
+  app.kubernetes.io/name: {{ include "classifier.name" . }}
+  app.kubernetes.io/instance: {{ .Release.Name }}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: In
+    values: ["gateway", "results", "worker"]
+{{- end }}

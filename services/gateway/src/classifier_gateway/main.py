@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from classifier_common import metrics
 from classifier_common.broker import Publisher, connect_publisher
-from classifier_common.catalog import available_models
+from classifier_common.catalog import available_models, register_synthetic_model
 from classifier_common.config import Settings
 from classifier_common.errors import ClassifierError
 from classifier_common.http import create_app as create_http_app
@@ -67,6 +67,8 @@ def _refresh_job_gauges(store: JobStore) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    if settings.synthetic_service_ms:  # scaling experiments only
+        register_synthetic_model()
     store = open_store(settings.store_url, retention_s=settings.retention_s)
     publisher = connect_publisher(settings)
     gallery = Gallery(settings.gallery_dir)

@@ -4,6 +4,11 @@ The order is the guarantee. The queued record is written first, so a GET on the 
 right after the 202 finds it. The message is published with a publisher confirm, so a 202 means
 the broker has it durably. If the publish fails the record is deleted again: a job the client
 was refused never exists.
+
+A gateway that dies between the two leaves a queued record with no message, and its client no
+answer. The client's retry with the same Idempotency-Key finds that record: while it is still
+queued the message is published again (a second message for a job is harmless: the worker skips
+a finished job and writes one outcome), so the 202 it then gets means what every 202 means.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 
 from classifier_common import metrics
 from classifier_common.broker import Publisher
-from classifier_common.domain import Job
+from classifier_common.domain import Job, JobStatus
 from classifier_common.errors import BrokerUnavailable, QueueFull, StoreUnavailable
 from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore
@@ -30,6 +35,9 @@ def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None
         raise
     if stored.id != job.id:
         log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
+        if stored.status is JobStatus.queued and (stored.model, stored.image_sha256) == (job.model, job.image_sha256):
+            # Its first publish may never have happened; we cannot tell, so publish (again).
+            publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id)
         return stored, False
     try:
         publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id)

@@ -1,0 +1,437 @@
+// The page: choose a model and an image, submit, follow the job live, show the top-5, keep a history.
+
+import { describeError, formatBytes, getJob, listImages, listModels, submitFile, submitGalleryImage } from './api.js';
+import { clearHistory, loadHistory, remember } from './history.js';
+
+const DEFAULT_MODEL = 'efficientnet_lite0';
+// The server answers as soon as the job finishes; coming back every few seconds also shows queued -> running.
+const LONG_POLL_S = 3;
+const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  form: $('job-form'), model: $('model'), modelState: $('model-state'), modelInfo: $('model-info'),
+  dropzone: $('dropzone'), file: $('file'), preview: $('upload-preview'), previewImg: $('upload-img'),
+  previewName: $('upload-name'), previewClear: $('upload-clear'),
+  gallery: $('gallery'), galleryCount: $('gallery-count'), selection: $('selection'), submit: $('submit'),
+  result: $('result'), error: $('error'), empty: $('result-empty'), job: $('job'),
+  jobThumb: $('job-thumb'), jobImage: $('job-image'), jobModel: $('job-model'), jobId: $('job-id'), jobUrl: $('job-url'),
+  status: $('status'), predictions: $('predictions'), meta: $('job-meta'),
+  history: $('history'), historyEmpty: $('history-empty'), historyClear: $('history-clear'),
+};
+
+const state = {
+  models: [],
+  choice: null, // {kind: 'gallery', name} or {kind: 'file', file, url}
+  shownId: null,
+  follow: null, // AbortController of the long-poll in progress
+  thumbs: new Map(), // job id -> picture of an upload, for this page's lifetime
+};
+
+/** "n01531178_goldfinch.JPEG" -> "goldfinch": the gallery names start with the ImageNet synset id. */
+function labelFor(name) {
+  return name.replace(/\.[^.]+$/, '').replace(/^n\d{8}_/, '').replaceAll('_', ' ');
+}
+
+function percent(score) {
+  const p = score * 100;
+  if (p >= 10) return `${p.toFixed(1)}%`;
+  if (p >= 0.01) return `${p.toFixed(2)}%`;
+  return '<0.01%';
+}
+
+// ---- errors
+
+function showError(err, context) {
+  if (err?.name === 'AbortError') return;
+  if (!('status' in err)) throw err; // a bug in this page, not a failed request
+  const { title, text } = describeError(err, context);
+  el.error.replaceChildren(
+    Object.assign(document.createElement('strong'), { textContent: title }),
+    Object.assign(document.createElement('span'), { textContent: ` ${text}` }),
+  );
+  el.error.hidden = false;
+}
+
+function clearError() {
+  el.error.hidden = true;
+  el.error.replaceChildren();
+}
+
+// ---- model
+
+function renderModels(models) {
+  state.models = models;
+  const available = models.filter((m) => m.available);
+  el.model.replaceChildren(
+    ...models.map((m) => {
+      const option = new Option(m.available ? m.name : `${m.name} (weights not installed)`, m.name);
+      option.disabled = !m.available;
+      return option;
+    }),
+  );
+  const preferred = available.find((m) => m.name === DEFAULT_MODEL) ?? available[0];
+  if (preferred) el.model.value = preferred.name;
+  el.model.disabled = available.length === 0;
+  renderModelState();
+}
+
+function renderModelState() {
+  const model = state.models.find((m) => m.name === el.model.value && m.available);
+  el.modelState.hidden = !model;
+  if (!model) {
+    el.modelInfo.textContent = 'No model has its weights installed on this server.';
+    return updateSubmit();
+  }
+  el.modelState.textContent = model.loaded ? 'loaded' : 'not loaded';
+  el.modelState.className = `badge ${model.loaded ? 'ok' : 'warn'}`;
+  const facts = `${model.architecture} · ${model.input_size}×${model.input_size} input · ${model.num_classes} classes`;
+  el.modelInfo.textContent = model.loaded
+    ? `${facts}. A worker has it in memory.`
+    : `${facts}. No running worker has it loaded right now: a job waits for a worker, and fails if the worker lacks this model.`;
+  updateSubmit();
+}
+
+// ---- image choice
+
+function renderGallery(images) {
+  el.galleryCount.textContent = `(${images.length} photos)`;
+  el.gallery.replaceChildren(
+    ...images.map((image) => {
+      const tile = document.createElement('label');
+      tile.className = 'tile';
+      tile.title = image.name;
+      const radio = Object.assign(document.createElement('input'), { type: 'radio', name: 'image', value: image.name });
+      radio.className = 'visually-hidden';
+      const img = Object.assign(document.createElement('img'), {
+        src: image.url, alt: '', loading: 'lazy', decoding: 'async', width: image.width, height: image.height,
+      });
+      const caption = Object.assign(document.createElement('span'), { className: 'caption', textContent: labelFor(image.name) });
+      const check = Object.assign(document.createElement('span'), { className: 'check', textContent: '✓' });
+      check.setAttribute('aria-hidden', 'true'); // not part of the photo's name
+      tile.append(radio, img, check, caption);
+      return tile;
+    }),
+  );
+}
+
+function chooseGalleryImage(name) {
+  dropFile();
+  state.choice = { kind: 'gallery', name };
+  el.selection.textContent = `Gallery photo: ${labelFor(name)}`;
+  updateSubmit();
+}
+
+function chooseFile(file) {
+  if (!file) return;
+  dropFile();
+  for (const radio of el.gallery.querySelectorAll('input:checked')) radio.checked = false;
+  const url = URL.createObjectURL(file);
+  state.choice = { kind: 'file', file, url };
+  el.preview.hidden = false;
+  el.dropzone.classList.add('has-file');
+  el.preview.classList.remove('no-preview');
+  el.previewImg.src = url;
+  el.previewName.textContent = `${file.name} (${formatBytes(file.size)})`;
+  el.selection.textContent = `Your file: ${file.name}`;
+  updateSubmit();
+}
+
+function dropFile() {
+  if (state.choice?.kind !== 'file') return;
+  URL.revokeObjectURL(state.choice.url);
+  state.choice = null;
+  el.file.value = '';
+  el.preview.hidden = true;
+  el.dropzone.classList.remove('has-file');
+  el.previewImg.removeAttribute('src');
+  el.selection.textContent = 'No image chosen yet.';
+  updateSubmit();
+}
+
+function updateSubmit() {
+  const model = state.models.find((m) => m.name === el.model.value);
+  el.submit.disabled = !(model?.available && state.choice);
+}
+
+/** A small JPEG of an upload for the history list (an object URL would not survive a reload). */
+async function thumbnailOf(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const scale = 96 / Math.max(bitmap.width, bitmap.height);
+    const canvas = Object.assign(document.createElement('canvas'), {
+      width: Math.round(bitmap.width * scale), height: Math.round(bitmap.height * scale),
+    });
+    canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    return canvas.toDataURL('image/jpeg', 0.7);
+  } catch {
+    return null; // not an image the browser can decode either
+  }
+}
+
+// ---- submitting and following a job
+
+async function submit(event) {
+  event.preventDefault();
+  if (el.submit.disabled) return;
+  const model = el.model.value;
+  const choice = state.choice;
+  clearError();
+  stopFollowing();
+  el.submit.disabled = true;
+  el.submit.textContent = 'Submitting…';
+  const file = choice.kind === 'file' ? choice.file : null;
+  let job;
+  try {
+    job = file ? await submitFile(model, file) : await submitGalleryImage(model, choice.name);
+  } catch (err) {
+    hideJob(); // refused: there is no ticket to show
+    showError(err, { file });
+    return;
+  } finally {
+    el.submit.textContent = 'Classify';
+    updateSubmit();
+  }
+  if (file) state.thumbs.set(job.id, (await thumbnailOf(file)) ?? choice.url);
+  showJob(job);
+  if (window.matchMedia('(max-width: 900px)').matches) el.result.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  follow(job.id); // not awaited: the page stays usable while the job waits and runs
+}
+
+function stopFollowing() {
+  state.follow?.abort();
+  state.follow = null;
+}
+
+/** Long-poll the job until it finishes, showing every change. */
+async function follow(id) {
+  const controller = new AbortController();
+  state.follow = controller;
+  try {
+    let job;
+    do {
+      job = await getJob(id, { wait: LONG_POLL_S, signal: controller.signal });
+      if (controller.signal.aborted) return;
+      showJob(job);
+    } while (!FINISHED.has(job.status));
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    showError(err);
+    if (err.status === 0) {
+      el.status.textContent = 'Lost contact with the server while waiting. The job may still finish: open it from the history to check again.';
+    }
+  } finally {
+    if (state.follow === controller) state.follow = null;
+  }
+}
+
+const STATUS_WORDS = {
+  queued: 'Queued: waiting for a worker…',
+  running: 'Running: a worker is classifying the image…',
+  canceled: 'Canceled before a worker started it.',
+};
+
+function showJob(job) {
+  state.shownId = job.id;
+  el.empty.hidden = true;
+  el.job.hidden = false;
+  el.job.dataset.status = job.status;
+
+  el.jobImage.textContent = job.source === 'gallery' ? labelFor(job.image) : job.image;
+  el.jobModel.textContent = job.model;
+  el.jobId.textContent = job.id;
+  el.jobUrl.textContent = job.status_url;
+  el.jobUrl.href = job.status_url;
+  const thumb = thumbFor(job);
+  el.jobThumb.hidden = !thumb;
+  if (thumb && el.jobThumb.getAttribute('src') !== thumb) el.jobThumb.src = thumb;
+
+  const reached = { queued: 0, running: 1, succeeded: 2, failed: 2, canceled: 2 }[job.status];
+  for (const [i, step] of el.job.querySelectorAll('.steps li').entries()) {
+    step.classList.toggle('done', i < reached || (i === 2 && reached === 2));
+    step.classList.toggle('current', i === reached && reached < 2);
+  }
+
+  const predictions = job.result?.predictions ?? [];
+  const top = predictions[0];
+  if (job.status === 'succeeded' && top) el.status.textContent = `Succeeded: ${top.label} (${percent(top.score)}).`;
+  else if (job.status === 'failed') el.status.textContent = `Failed: ${job.error?.message ?? 'the worker could not classify it'}.`;
+  else el.status.textContent = STATUS_WORDS[job.status] ?? job.status;
+
+  renderPredictions(predictions);
+  el.meta.textContent = metaLine(job);
+  remember(summary(job));
+  renderHistory();
+}
+
+function summary(job) {
+  const top = job.result?.predictions?.[0];
+  const entry = {
+    id: job.id, model: job.model, image: job.image, source: job.source, created_at: job.created_at,
+    status: job.status, top: top ? { label: top.label, score: top.score } : null,
+  };
+  if (state.thumbs.has(job.id)) entry.thumb = state.thumbs.get(job.id);
+  return entry;
+}
+
+function hideJob() {
+  state.shownId = null;
+  el.job.hidden = true;
+  el.empty.hidden = true;
+  renderHistory();
+}
+
+function thumbFor(job) {
+  if (job.source === 'gallery') return `/v1/images/${encodeURIComponent(job.image)}`;
+  return state.thumbs.get(job.id) ?? loadHistory().find((e) => e.id === job.id)?.thumb ?? null;
+}
+
+function renderPredictions(predictions) {
+  el.predictions.hidden = predictions.length === 0;
+  el.predictions.replaceChildren(
+    ...predictions.map((p) => {
+      const row = document.createElement('li');
+      row.className = 'prediction';
+      const label = Object.assign(document.createElement('span'), { className: 'label', textContent: p.label });
+      const bar = Object.assign(document.createElement('span'), { className: 'bar' });
+      bar.setAttribute('aria-hidden', 'true');
+      const fill = document.createElement('span');
+      fill.style.width = `${Math.max(0.5, p.score * 100)}%`;
+      bar.append(fill);
+      const score = Object.assign(document.createElement('span'), { className: 'score', textContent: percent(p.score) });
+      row.append(label, bar, score);
+      return row;
+    }),
+  );
+}
+
+function metaLine(job) {
+  const parts = [];
+  if (job.result) {
+    parts.push(`model version ${job.result.model_version}`);
+    if (job.result.inference_ms != null) parts.push(`inference ${job.result.inference_ms.toFixed(0)} ms`);
+    if (job.result.cached) parts.push('answered from an earlier identical job');
+  }
+  if (job.finished_at && job.created_at) {
+    const ms = Date.parse(job.finished_at) - Date.parse(job.created_at);
+    parts.push(`done ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`} after submission`);
+  }
+  if (job.attempts > 1) parts.push(`${job.attempts} attempts`);
+  return parts.join(' · ');
+}
+
+// ---- history
+
+function renderHistory() {
+  const entries = loadHistory();
+  el.historyEmpty.hidden = entries.length > 0;
+  el.historyClear.disabled = entries.length === 0;
+  el.history.replaceChildren(
+    ...entries.map((entry) => {
+      const item = document.createElement('li');
+      const button = Object.assign(document.createElement('button'), { type: 'button', className: 'history-item' });
+      button.dataset.id = entry.id;
+      if (entry.id === state.shownId) button.setAttribute('aria-current', 'true');
+      const src = entry.source === 'gallery' ? `/v1/images/${encodeURIComponent(entry.image)}` : entry.thumb;
+      const thumb = src
+        ? Object.assign(document.createElement('img'), { src, alt: '', loading: 'lazy', width: 40, height: 30 })
+        : Object.assign(document.createElement('span'), { className: 'thumb-placeholder' });
+      const text = document.createElement('span');
+      text.className = 'history-text';
+      const name = entry.source === 'gallery' ? labelFor(entry.image) : entry.image;
+      const outcome = entry.top ? `${entry.top.label} ${percent(entry.top.score)}` : entry.status;
+      const when = new Date(entry.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      text.append(
+        Object.assign(document.createElement('span'), { className: 'history-name', textContent: name }),
+        Object.assign(document.createElement('span'), { className: 'history-sub', textContent: `${outcome} · ${entry.model} · ${when}` }),
+      );
+      const pill = Object.assign(document.createElement('span'), { className: `pill ${entry.status}`, textContent: entry.status });
+      button.append(thumb, text, pill);
+      item.append(button);
+      return item;
+    }),
+  );
+}
+
+async function showFromHistory(id) {
+  clearError();
+  stopFollowing();
+  try {
+    const job = await getJob(id);
+    showJob(job);
+    el.result.focus({ preventScroll: !window.matchMedia('(max-width: 900px)').matches });
+    if (!FINISHED.has(job.status)) await follow(id);
+  } catch (err) {
+    hideJob();
+    if (err.status === 404) {
+      showError({ ...err, message: 'this job is no longer on the server: results are kept for a limited time' });
+    } else {
+      showError(err);
+    }
+  }
+}
+
+// ---- wiring
+
+el.model.addEventListener('change', renderModelState);
+el.gallery.addEventListener('change', (e) => chooseGalleryImage(e.target.value));
+el.file.addEventListener('change', () => chooseFile(el.file.files[0]));
+el.previewClear.addEventListener('click', dropFile);
+el.previewImg.addEventListener('error', () => el.preview.classList.add('no-preview'));
+el.form.addEventListener('submit', submit);
+el.history.addEventListener('click', (e) => {
+  const button = e.target.closest('.history-item');
+  if (button) showFromHistory(button.dataset.id);
+});
+el.historyClear.addEventListener('click', () => {
+  clearHistory();
+  renderHistory();
+});
+
+for (const type of ['dragenter', 'dragover']) {
+  el.dropzone.addEventListener(type, (e) => {
+    e.preventDefault();
+    el.dropzone.classList.add('dragging');
+  });
+}
+for (const type of ['dragleave', 'drop']) {
+  el.dropzone.addEventListener(type, () => el.dropzone.classList.remove('dragging'));
+}
+el.dropzone.addEventListener('drop', (e) => {
+  e.preventDefault();
+  chooseFile(e.dataTransfer.files[0]);
+});
+// A file dropped beside the drop zone would make the browser leave the page to open it.
+window.addEventListener('dragover', (e) => e.preventDefault());
+window.addEventListener('drop', (e) => e.preventDefault());
+
+/** Jobs that were still waiting when the page was last open: ask once how they ended. */
+function refreshUnfinished() {
+  for (const entry of loadHistory().filter((e) => !FINISHED.has(e.status))) {
+    getJob(entry.id)
+      .then((job) => {
+        remember(summary(job));
+        renderHistory();
+      })
+      .catch(() => {}); // gone or unreachable: the entry keeps its last known status
+  }
+}
+
+async function start() {
+  renderHistory();
+  refreshUnfinished();
+  const [models, images] = await Promise.allSettled([listModels(), listImages()]);
+  if (models.status === 'fulfilled') renderModels(models.value);
+  else {
+    el.model.replaceChildren(new Option('Models could not be loaded'));
+    showError(models.reason);
+  }
+  if (images.status === 'fulfilled') renderGallery(images.value);
+  else {
+    el.gallery.replaceChildren(Object.assign(document.createElement('p'), { className: 'hint', textContent: 'The gallery could not be loaded.' }));
+    showError(images.reason);
+  }
+  document.body.dataset.ready = 'true';
+}
+
+start();

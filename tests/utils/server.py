@@ -1,0 +1,89 @@
+"""Start the embedded system the way `make run` does (`python -m classifier_gateway`: gateway, results
+routes and worker threads in one process) as a subprocess on a free port, for tests that need a real
+server at a real URL: the browser tests and the CLI tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.utils.stack import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 120.0  # loading the model and its warm-up inference take a few seconds on 2 cores
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            response = httpx.get(f"{url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.TransportError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the server was not ready after {START_TIMEOUT_S:.0f}s ({last}):\n{log_path.read_text()[-3000:]}"
+    )
+
+
+@contextmanager
+def embedded_server(state_dir: Path, models_dir: Path, gallery_dir: Path, **env: str) -> Iterator[Server]:
+    """The server, ready (``/readyz`` answered 200); stopped with SIGTERM when the block ends.
+    ``env`` adds or overrides CLASSIFIER_* variables."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "CLASSIFIER_HOST": "127.0.0.1",
+        "CLASSIFIER_PORT": str(port),
+        "CLASSIFIER_BROKER_URL": "memory://",
+        "CLASSIFIER_STORE_URL": f"sqlite:///{state_dir}/jobs.db",
+        "CLASSIFIER_MODELS": "efficientnet_lite0",
+        "CLASSIFIER_MODELS_DIR": str(models_dir),
+        "CLASSIFIER_GALLERY_DIR": str(gallery_dir),
+        "CLASSIFIER_LOG_FORMAT": "text",
+        **env,
+    }
+    url = f"http://127.0.0.1:{port}"
+    log_path = state_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "classifier_gateway"],
+            env=environment,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_ready(url, process, log_path)
+            yield Server(url=url, log_path=log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

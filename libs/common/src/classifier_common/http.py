@@ -13,13 +13,17 @@ import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from classifier_common import metrics
@@ -71,6 +75,17 @@ def _jsonable_validation_errors(exc: RequestValidationError) -> list[dict[str, A
     return out
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path. Starlette's own 405 names only the methods
+    of the first route whose path matches, but GET and DELETE /v1/jobs/{id} are two routes."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClassifierError)
     async def _domain(_: Request, exc: ClassifierError) -> JSONResponse:
@@ -90,10 +105,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"{where}: {first['msg']}", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return error_response(exc.status_code, code, message, None, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return error_response(exc.status_code, code, message, None, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -172,8 +190,45 @@ def health_router(
     return router
 
 
-def create_app(service: str, title: str, description: str, **kwargs: Any) -> FastAPI:
-    app = FastAPI(title=title, description=description, version="1.0.0", **kwargs)
+SWAGGER_DIR = Path(__file__).parent / "swagger"
+
+
+def _offline_docs(app: FastAPI, docs_url: str, openapi_url: str, title: str) -> None:
+    """Swagger UI served from the package (swagger-ui-dist, vendored): FastAPI's default page
+    loads it from a CDN, which fails offline and behind firewalls."""
+    assets = f"{docs_url}/assets"
+    app.mount(assets, StaticFiles(directory=SWAGGER_DIR), name=f"{docs_url}-assets")
+
+    @app.get(docs_url, include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{title} - API docs",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+        )
+
+
+def create_app(
+    service: str,
+    title: str,
+    description: str,
+    *,
+    docs_url: str = "/docs",
+    openapi_url: str = "/openapi.json",
+    **kwargs: Any,
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=openapi_url,
+        **kwargs,
+    )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
+    _offline_docs(app, docs_url, openapi_url, title)
     return app

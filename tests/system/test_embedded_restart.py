@@ -50,10 +50,8 @@ def test_sigkill_with_queued_jobs_then_restart_loses_nothing(tmp_path: Path, see
     proc = _start(tmp_path, seeded, port)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     ids = []
-    for i in range(JOBS):
-        response = client.post(
-            "/v1/jobs", json={"model": "efficientnet_lite2", "image": "n01531178_goldfinch.JPEG"}
-        )
+    for _ in range(JOBS):
+        response = client.post("/v1/jobs", json={"model": "efficientnet_lite2", "image": "n01531178_goldfinch.JPEG"})
         assert response.status_code == 202
         ids.append(response.json()["id"])
     proc.send_signal(signal.SIGKILL)

@@ -113,9 +113,7 @@ def test_canceled_job_is_skipped(processor: Processor, store: JobStore, broker: 
     assert store.get(job.id).status is JobStatus.canceled and store.get(job.id).result is None
 
 
-def test_job_whose_earlier_attempts_died_is_failed(
-    processor: Processor, store: JobStore, broker: MemoryBroker
-) -> None:
+def test_job_whose_earlier_attempts_died_is_failed(processor: Processor, store: JobStore, broker: MemoryBroker) -> None:
     job = _submit(store, broker)
     for _ in range(MAX_ATTEMPTS):  # three workers took it and died before writing anything
         store.start(job.id, utcnow())
@@ -146,14 +144,21 @@ def test_store_outage_requeues(processor: Processor, store: JobStore, broker: Me
 def test_unknown_job_is_dropped(processor: Processor, broker: MemoryBroker) -> None:
     job_id = uuid.uuid4().hex
     message = JobMessage(
-        job_id=job_id, model="efficientnet_lite0", image=GOLDFINCH, source="gallery", image_sha256="0", enqueued_at=utcnow()
+        job_id=job_id,
+        model="efficientnet_lite0",
+        image=GOLDFINCH,
+        source="gallery",
+        image_sha256="0",
+        enqueued_at=utcnow(),
     )
     broker.publish(message.encode(), job_id)
     _deliver(processor, broker)
     assert broker.ready_count == 0 and not broker.dead
 
 
-def test_upload_bytes_travel_in_the_message(processor: Processor, store: JobStore, broker: MemoryBroker, seeded) -> None:
+def test_upload_bytes_travel_in_the_message(
+    processor: Processor, store: JobStore, broker: MemoryBroker, seeded
+) -> None:
     data = (seeded[1] / "n07747607_orange.JPEG").read_bytes()
     job = _submit(store, broker, image="fruit.jpg", upload=data)
     body = broker._ready[0].body

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -50,11 +50,28 @@ class Settings(BaseSettings):
     max_batch_wait_ms: int = Field(default=0, ge=0)
     heartbeat_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+    # Scaling experiments only (experiments/, docs/metrics.md): set, it adds the catalog entry
+    # `synthetic_sleep`, a stand-in model that takes this many milliseconds per image and runs
+    # no network. Unset (always, outside experiments), that model does not exist.
+    synthetic_service_ms: int | None = Field(default=None, ge=1)
 
     # Gateway.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     api_keys: CommaList = Field(default_factory=list)
     cors_origins: CommaList = Field(default_factory=list)
+
+    # Callbacks (classifier_common.callbacks): a job submitted with a callback_url is POSTed there
+    # once finished, its body signed with HMAC-SHA256 under callback_secret. No secret: a
+    # callback_url is refused (422). Attempts are retried with doubling delays, capped.
+    callback_secret: SecretStr | None = None
+    callback_max_attempts: int = Field(default=5, ge=1)
+    callback_backoff_s: float = Field(default=2.0, gt=0)
+    callback_backoff_max_s: float = Field(default=300.0, gt=0)
+    callback_timeout_s: float = Field(default=5.0, gt=0)
+    callback_poll_s: float = Field(default=1.0, gt=0)
+    # Loopback, private and link-local targets are refused unless set (local development, tests):
+    # a client must not make the service call the cluster's own endpoints.
+    callback_allow_private: bool = False
 
     # Store.
     retention_s: int = Field(default=7 * 24 * 3600, ge=60)
@@ -64,7 +81,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("spool_dir", mode="before")
+    @field_validator("spool_dir", "callback_secret", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -75,15 +76,18 @@ def _jsonable_validation_errors(exc: RequestValidationError) -> list[dict[str, A
     return out
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path. Starlette's own 405 names only the methods
     of the first route whose path matches, but GET and DELETE /v1/jobs/{id} are two routes."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -210,6 +214,12 @@ def _offline_docs(app: FastAPI, docs_url: str, openapi_url: str, title: str) -> 
         )
 
 
+# What a browser page on an allowed origin may send and read (CORS).
+CORS_METHODS = ["GET", "POST", "DELETE"]
+CORS_REQUEST_HEADERS = ["Content-Type", "Authorization", "X-API-Key", "Idempotency-Key", REQUEST_ID_HEADER]
+CORS_EXPOSED_HEADERS = ["Location", "Retry-After", "Idempotent-Replayed", REQUEST_ID_HEADER]
+
+
 def create_app(
     service: str,
     title: str,
@@ -217,8 +227,12 @@ def create_app(
     *,
     docs_url: str = "/docs",
     openapi_url: str = "/openapi.json",
+    cors_origins: list[str] | None = None,
     **kwargs: Any,
 ) -> FastAPI:
+    """``cors_origins`` (Settings.cors_origins): the web origins whose pages may call this API
+    from a browser, ``["*"]`` for any; empty, no cross-origin call is allowed. API keys travel in
+    headers, never cookies, so credentialed cross-origin requests are not allowed either."""
     app = FastAPI(
         title=title,
         description=description,
@@ -229,6 +243,16 @@ def create_app(
         **kwargs,
     )
     install_error_handlers(app)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    # Added last, so outermost: every answer, a CORS preflight's too, carries the request id.
     app.add_middleware(RequestContextMiddleware, service=service)
     _offline_docs(app, docs_url, openapi_url, title)
     return app

@@ -8,6 +8,11 @@ Order of events for one job, and why:
 4. write the outcome (conditional: exactly once), THEN ack. A crash between 3 and 4 means the
    broker redelivers and the job runs again; a crash after the write means the redelivery is
    acked at step 2. Either way the store ends with exactly one outcome.
+
+A store outage is waited out in place, holding the delivery (see :meth:`Processor._with_store`):
+requeueing at once would spend the broker's delivery limit, which is there to stop crash loops,
+on an outage, and throw away a result already computed. Only after about a minute of failed
+retries is the message given back.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image
 
@@ -35,6 +42,12 @@ from classifier_worker.preprocess import decode as decode_image
 log = logging.getLogger(__name__)
 
 STORE_RETRY_DELAY_S = 1.0
+# Retries of a store call in place: delays double from STORE_RETRY_DELAY_S up to the cap, so
+# 1 + 2 + 4 + 8 x 7 = 63 s of waiting (plus the store's own timeouts) before giving the message back.
+STORE_RETRIES = 10
+STORE_RETRY_MAX_DELAY_S = 8.0
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -93,7 +106,7 @@ class Processor:
     def _admit_message(self, delivery: Delivery, message: JobMessage) -> _Work | None:
         model = message.model
         try:
-            job = self.store.start(message.job_id, utcnow())
+            job = self._with_store(lambda: self.store.start(message.job_id, utcnow()))
         except StoreUnavailable as exc:
             self._retry_later(delivery, model, f"store unavailable: {exc.message}")
             return None
@@ -122,7 +135,7 @@ class Processor:
         if self.result_cache:
             key = CacheKey(model, loaded.version, message.image_sha256)
             try:
-                cached = self.store.cache_get(key)
+                cached = self._with_store(lambda: self.store.cache_get(key))
             except StoreUnavailable as exc:
                 self._retry_later(delivery, model, f"store unavailable: {exc.message}")
                 return None
@@ -181,7 +194,7 @@ class Processor:
     # -- outcomes ------------------------------------------------------------------------------
     def _succeed(self, delivery: Delivery, message: JobMessage, result: JobResult) -> None:
         try:
-            wrote = self.store.finish(message.job_id, result, utcnow())
+            wrote = self._with_store(lambda: self.store.finish(message.job_id, result, utcnow()))
         except StoreUnavailable as exc:
             self._retry_later(delivery, message.model, f"result not stored: {exc.message}")
             return
@@ -201,13 +214,26 @@ class Processor:
 
     def _fail(self, delivery: Delivery, message: JobMessage, code: str, text: str) -> None:
         try:
-            self.store.fail(message.job_id, JobError(code=code, message=text), utcnow())
+            self._with_store(lambda: self.store.fail(message.job_id, JobError(code=code, message=text), utcnow()))
         except StoreUnavailable as exc:
             self._retry_later(delivery, message.model, f"failure not stored: {exc.message}")
             return
         log.warning("job failed: %s", text, extra={"model": message.model, "error_code": code})
         metrics.JOBS_PROCESSED.labels(message.model, "failed").inc()
         delivery.ack()
+
+    def _with_store(self, call: Callable[[], T]) -> T:
+        """``call()``, retried in place with capped backoff while the store is unavailable;
+        raises StoreUnavailable once the retries are spent (the caller then requeues)."""
+        delay = STORE_RETRY_DELAY_S
+        for _ in range(STORE_RETRIES):
+            try:
+                return call()
+            except StoreUnavailable as exc:
+                log.warning("store unavailable (%s); retrying in %.1f s", exc.message, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX_DELAY_S)
+        return call()
 
     def _retry_later(self, delivery: Delivery, model: str, why: str, delay: bool = True) -> None:
         """A transient problem: give the message back. The broker bounds redeliveries."""

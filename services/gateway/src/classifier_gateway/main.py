@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from classifier_common import metrics
 from classifier_common.broker import Publisher, connect_publisher
+from classifier_common.callbacks import start_notifier
 from classifier_common.catalog import available_models, register_synthetic_model
 from classifier_common.config import Settings
 from classifier_common.errors import ClassifierError
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             embedded.start()
             run_purger(store, settings, stop)
+            start_notifier(store, settings, stop)
         yield
         stop.set()
         if embedded is not None:
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Submit an image with a model; the job is queued and classified by a worker. "
         "Poll the job's status URL for the top-5 predictions.",
         lifespan=lifespan,
+        cors_origins=settings.cors_origins,
     )
     app.state.settings = settings
     app.state.store = store

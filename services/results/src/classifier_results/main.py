@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from classifier_common.callbacks import start_notifier
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         run_purger(store, settings, stop)
+        # Callbacks are sent from here, never from a worker: see classifier_common.callbacks.
+        start_notifier(store, settings, stop)
         yield
         stop.set()
         store.close()
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/results/docs",
         openapi_url="/results/openapi.json",
+        cors_origins=settings.cors_origins,
     )
     app.state.settings = settings
     app.state.store = store

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from classifier_common.domain import Job, JobError, JobResult
+
+CallbackOutcome = Literal["delivered", "failed", "retry"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,10 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> Job | None: ...
 
+    def finished_among(self, job_ids: list[str]) -> set[str]:
+        """The ids among ``job_ids`` whose job is finished or does not exist (any more): one
+        query for every long-poll waiting in a results process."""
+
     def delete(self, job_id: str) -> None:
         """Remove a job: only used to roll back a job whose publish failed (never got a 202)."""
 
@@ -71,6 +77,25 @@ class JobStore(Protocol):
 
     def purge_finished(self, older_than: datetime) -> int:
         """Delete finished jobs whose finished_at is before ``older_than``; return how many."""
+
+    # -- callbacks (classifier_common.callbacks) ------------------------------------------------
+    # A job submitted with a callback_url has its callback pending until a notifier records it
+    # delivered or given up. Each delivery attempt is claimed with one conditional update, so of
+    # several notifiers (results replicas) exactly one makes it.
+
+    def callbacks_due(self, now: datetime, limit: int = 100) -> list[Job]:
+        """Finished jobs whose callback is pending, its next attempt due (``next_at`` reached)
+        and no notifier holding it (its lease expired), oldest finished first."""
+
+    def claim_callback(self, job_id: str, now: datetime, lease_until: datetime) -> int | None:
+        """Take the job's callback for one attempt until ``lease_until``, if it is still due and
+        unclaimed: counts the attempt and returns its number (1 for the first), else None."""
+
+    def settle_callback(
+        self, job_id: str, outcome: CallbackOutcome, *, next_at: datetime | None = None, error: str | None = None
+    ) -> None:
+        """Record the claimed attempt's outcome and release the claim: ``delivered`` and
+        ``failed`` (given up) are final; ``retry`` makes the callback due again at ``next_at``."""
 
     def cache_get(self, key: CacheKey) -> JobResult | None: ...
 

@@ -37,7 +37,7 @@ from pymongo.errors import (
 
 from classifier_common.domain import FINISHED, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
-from classifier_common.store.base import CacheKey, WorkerInfo
+from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ RETRY_AFTER_S = 5  # an election or a restarted server takes seconds
 _UNFINISHED = [JobStatus.queued.value, JobStatus.running.value]
 _FINISHED = sorted(status.value for status in FINISHED)
 _AUTHENTICATION_FAILED = 18
+_CALLBACK_PENDING = "pending"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -99,6 +100,11 @@ def _to_doc(job: Job) -> dict[str, Any]:
     doc = job.model_dump(mode="python", exclude={"id"})
     doc["_id"] = job.id
     doc["status"] = job.status.value
+    if job.callback_url is not None:
+        # Callback delivery state (classifier_common.callbacks), kept in the job's document so
+        # that claiming an attempt is one atomic update; Job ignores these fields when read.
+        doc.update(callback_state=_CALLBACK_PENDING, callback_attempts=0, callback_next_at=None)
+        doc["callback_lease_until"] = None
     return doc
 
 
@@ -190,6 +196,11 @@ class MongoJobStore:
             unique=True,
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
+        self._jobs.create_index(
+            [("callback_next_at", ASCENDING)],
+            name="callback_pending",
+            partialFilterExpression={"callback_state": _CALLBACK_PENDING},
+        )
         self._ensure_ttl_index(self._jobs, "finished_at")
         self._ensure_ttl_index(self._workers, "last_seen")
         log.info("job store indexes ready in database %s", self.database.name)
@@ -238,6 +249,14 @@ class MongoJobStore:
         self._ready()
         doc = self._jobs.find_one({"_id": job_id})
         return None if doc is None else _from_doc(doc)
+
+    @_translate_errors
+    def finished_among(self, job_ids: list[str]) -> set[str]:
+        self._ready()
+        unfinished = self._jobs.find(
+            {"_id": {"$in": list(job_ids)}, "status": {"$in": _UNFINISHED}}, {"_id": 1}
+        )
+        return set(job_ids) - {doc["_id"] for doc in unfinished}
 
     @_translate_errors
     def delete(self, job_id: str) -> None:
@@ -329,6 +348,52 @@ class MongoJobStore:
             {"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}}
         )
         return outcome.deleted_count
+
+    @staticmethod
+    def _callback_due_filter(now: datetime) -> dict[str, Any]:
+        return {
+            "callback_state": _CALLBACK_PENDING,
+            "status": {"$in": _FINISHED},
+            "$and": [
+                {"$or": [{"callback_next_at": None}, {"callback_next_at": {"$lte": now}}]},
+                {"$or": [{"callback_lease_until": None}, {"callback_lease_until": {"$lte": now}}]},
+            ],
+        }
+
+    @_translate_errors
+    def callbacks_due(self, now: datetime, limit: int = 100) -> list[Job]:
+        self._ready()
+        cursor = self._jobs.find(self._callback_due_filter(now)).sort("finished_at", ASCENDING).limit(limit)
+        return [_from_doc(doc) for doc in cursor]
+
+    @_translate_errors
+    def claim_callback(self, job_id: str, now: datetime, lease_until: datetime) -> int | None:
+        self._ready()
+        doc = self._jobs.find_one_and_update(
+            {"_id": job_id, **self._callback_due_filter(now)},
+            {"$inc": {"callback_attempts": 1}, "$set": {"callback_lease_until": lease_until}},
+            projection={"callback_attempts": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else doc["callback_attempts"]
+
+    @_translate_errors
+    def settle_callback(
+        self, job_id: str, outcome: CallbackOutcome, *, next_at: datetime | None = None, error: str | None = None
+    ) -> None:
+        self._ready()
+        state = _CALLBACK_PENDING if outcome == "retry" else outcome
+        self._jobs.update_one(
+            {"_id": job_id},
+            {
+                "$set": {
+                    "callback_state": state,
+                    "callback_next_at": next_at,
+                    "callback_lease_until": None,
+                    "callback_error": error,
+                }
+            },
+        )
 
     @_translate_errors
     def cache_get(self, key: CacheKey) -> JobResult | None:

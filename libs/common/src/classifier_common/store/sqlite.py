@@ -30,16 +30,16 @@ from typing import Any, ParamSpec, TypeVar
 
 from classifier_common.domain import FINISHED, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
-from classifier_common.store.base import CacheKey, WorkerInfo
+from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# One transaction, run only when PRAGMA user_version says the file is older: checking an
-# up-to-date schema then needs no write lock, so a store opens even while another connection
-# holds the database locked.
-_SCHEMA = f"""
+# Run only when PRAGMA user_version says the file is older: checking an up-to-date schema then
+# needs no write lock, so a store opens even while another connection holds the database locked.
+# _SCHEMA makes a new file v1, then each _MIGRATIONS[n] brings it from n-1 to n.
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id              TEXT PRIMARY KEY,
     status          TEXT NOT NULL,
@@ -77,9 +77,26 @@ CREATE TABLE IF NOT EXISTS workers (
     models    TEXT NOT NULL,
     last_seen TEXT NOT NULL
 );
-
-PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+_MIGRATIONS = {
+    # Callback delivery state (classifier_common.callbacks). A job with a callback_url and a NULL
+    # callback_state has its callback pending; the partial index holds exactly those.
+    2: """
+ALTER TABLE jobs ADD COLUMN callback_state TEXT;
+ALTER TABLE jobs ADD COLUMN callback_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN callback_next_at TEXT;
+ALTER TABLE jobs ADD COLUMN callback_lease_until TEXT;
+ALTER TABLE jobs ADD COLUMN callback_error TEXT;
+CREATE INDEX IF NOT EXISTS jobs_callback_pending ON jobs (callback_next_at)
+    WHERE callback_url IS NOT NULL AND callback_state IS NULL;
+""",
+}
+
+
+def _statements(script: str) -> list[str]:
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
+
 
 _JOB_COLUMNS = (
     "id, status, model, image, source, image_sha256, created_at, started_at, finished_at, "
@@ -277,15 +294,31 @@ class SqliteJobStore:
             return
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version < SCHEMA_VERSION:
-            # BEGIN IMMEDIATE: two processes opening a new file at once create it one after
-            # the other; IF NOT EXISTS makes the second a no-op.
-            conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
-            log.info("job store schema v%d ready in %s", SCHEMA_VERSION, self.path)
+            self._upgrade(conn)
         elif version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"{self.path} has schema v{version}, newer than this code's v{SCHEMA_VERSION}"
             )
         self._schema_ready = True
+
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        # BEGIN IMMEDIATE: processes opening an old or a new file at once upgrade it one after
+        # the other; each reads the version again under the lock, so the later ones do nothing.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            scripts = [_SCHEMA] if version < 1 else []
+            scripts += [_MIGRATIONS[n] for n in range(max(version, 1) + 1, SCHEMA_VERSION + 1)]
+            for script in scripts:
+                for statement in _statements(script):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if scripts:
+            log.info("job store schema v%d ready in %s (was v%d)", SCHEMA_VERSION, self.path, version)
 
     def _select_job(self, conn: sqlite3.Connection, job_id: str) -> Job | None:
         row = conn.execute(
@@ -322,6 +355,20 @@ class SqliteJobStore:
     @_translate_errors
     def get(self, job_id: str) -> Job | None:
         return self._select_job(self._conn(), job_id)
+
+    @_translate_errors
+    def finished_among(self, job_ids: list[str]) -> set[str]:
+        conn = self._conn()
+        unfinished: set[str] = set()
+        for start in range(0, len(job_ids), 500):  # SQLite bounds the number of parameters
+            chunk = job_ids[start : start + 500]
+            rows = conn.execute(
+                f"SELECT id FROM jobs WHERE id IN ({_placeholders(chunk)}) "
+                f"AND status IN ({_placeholders(_UNFINISHED)})",
+                (*chunk, *_UNFINISHED),
+            )
+            unfinished.update(row[0] for row in rows)
+        return set(job_ids) - unfinished
 
     @_translate_errors
     def delete(self, job_id: str) -> None:
@@ -417,6 +464,49 @@ class SqliteJobStore:
         purged = cursor.rowcount
         conn.execute("DELETE FROM workers WHERE last_seen < ?", (_ts(older_than),))
         return purged
+
+    @_translate_errors
+    def callbacks_due(self, now: datetime, limit: int = 100) -> list[Job]:
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE callback_url IS NOT NULL AND callback_state IS NULL "
+                f"AND status IN ({_placeholders(_FINISHED)}) "
+                "AND (callback_next_at IS NULL OR callback_next_at <= ?) "
+                "AND (callback_lease_until IS NULL OR callback_lease_until <= ?) "
+                "ORDER BY finished_at LIMIT ?",
+                (*_FINISHED, _ts(now), _ts(now), limit),
+            )
+            .fetchall()
+        )
+        return [_job_from_row(row) for row in rows]
+
+    @_translate_errors
+    def claim_callback(self, job_id: str, now: datetime, lease_until: datetime) -> int | None:
+        rows = (
+            self._conn()
+            .execute(
+                "UPDATE jobs SET callback_attempts = callback_attempts + 1, callback_lease_until = ? "
+                "WHERE id = ? AND callback_url IS NOT NULL AND callback_state IS NULL "
+                f"AND status IN ({_placeholders(_FINISHED)}) "
+                "AND (callback_next_at IS NULL OR callback_next_at <= ?) "
+                "AND (callback_lease_until IS NULL OR callback_lease_until <= ?) "
+                "RETURNING callback_attempts",
+                (_ts(lease_until), job_id, *_FINISHED, _ts(now), _ts(now)),
+            )
+            .fetchall()
+        )
+        return rows[0][0] if rows else None
+
+    @_translate_errors
+    def settle_callback(
+        self, job_id: str, outcome: CallbackOutcome, *, next_at: datetime | None = None, error: str | None = None
+    ) -> None:
+        self._conn().execute(
+            "UPDATE jobs SET callback_state = ?, callback_next_at = ?, callback_lease_until = NULL, "
+            "callback_error = ? WHERE id = ?",
+            (None if outcome == "retry" else outcome, _ts_or_none(next_at), error, job_id),
+        )
 
     @_translate_errors
     def cache_get(self, key: CacheKey) -> JobResult | None:

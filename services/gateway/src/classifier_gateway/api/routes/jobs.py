@@ -10,10 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.types import Message
 
-from classifier_common import images
+from classifier_common import callbacks, images
 from classifier_common.catalog import get_spec
 from classifier_common.config import Settings
 from classifier_common.deps import SettingsDep, StoreDep
@@ -31,10 +32,17 @@ MULTIPART_OVERHEAD = 64 * 1024  # boundaries and the model field around the file
 IDEMPOTENCY_KEY_MAX = 200
 
 
+CALLBACK_DOC = (
+    "Optional http(s) URL that receives the finished job by POST, signed with HMAC-SHA256 "
+    "(X-Classifier-Signature: sha256=<hex>); only accepted when the server has a callback secret."
+)
+
+
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=100, examples=["efficientnet_lite0"])
     image: str = Field(min_length=1, max_length=255, examples=["n01531178_goldfinch.JPEG"])
+    callback_url: str | None = Field(default=None, max_length=callbacks.MAX_URL_LENGTH, description=CALLBACK_DOC)
 
 
 _REQUEST_BODY = {
@@ -48,6 +56,11 @@ _REQUEST_BODY = {
                 "properties": {
                     "file": {"type": "string", "format": "binary", "description": "the image"},
                     "model": {"type": "string", "example": "efficientnet_lite0"},
+                    "callback_url": {
+                        "type": "string",
+                        "maxLength": callbacks.MAX_URL_LENGTH,
+                        "description": CALLBACK_DOC,
+                    },
                 },
             }
         },
@@ -100,11 +113,28 @@ async def _parse_json(request: Request) -> JobRequest:
         raise InvalidInput(f"{where}: {details[0]['msg']}", details) from None
 
 
-async def _parse_multipart(request: Request, max_bytes: int) -> tuple[str, str, bytes]:
+def _callback_url(url: object, settings: Settings) -> str | None:
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise InvalidInput("callback_url must be a string", {"field": "callback_url"})
+    if settings.callback_secret is None:
+        raise InvalidInput(
+            "callback_url is not accepted here: the server has no callback secret to sign callbacks with",
+            {"field": "callback_url"},
+        )
+    return callbacks.validate_url(url, allow_private=settings.callback_allow_private)
+
+
+async def _parse_multipart(request: Request, max_bytes: int) -> tuple[str, str, bytes, object]:
     try:
         form = await _limited(request, max_bytes + MULTIPART_OVERHEAD).form(max_files=1, max_fields=5)
     except MultiPartException as exc:
         raise InvalidInput(f"malformed multipart body: {exc.message}") from None
+    except StarletteHTTPException as exc:
+        # Inside an app Starlette turns the parser's MultiPartException into a bare 400; the API
+        # answers an invalid body with 422 like every other.
+        raise InvalidInput(f"malformed multipart body: {exc.detail}") from None
     try:
         model = form.get("model")
         upload = form.get("file")
@@ -116,7 +146,7 @@ async def _parse_multipart(request: Request, max_bytes: int) -> tuple[str, str, 
         if len(data) > max_bytes:
             raise PayloadTooLarge(f"the file is larger than {max_bytes} bytes", {"max_bytes": max_bytes})
         name = (upload.filename or "upload").replace("/", "_").replace("\\", "_")[:255]
-        return model, name, data
+        return model, name, data, form.get("callback_url")
     finally:
         await form.close()
 
@@ -154,9 +184,9 @@ async def create_job(
     upload: bytes | None = None
     if content_type == "application/json":
         req = await _parse_json(request)
-        model_name, image_name, source = req.model, req.image, "gallery"
+        model_name, image_name, source, callback = req.model, req.image, "gallery", req.callback_url
     elif content_type == "multipart/form-data":
-        model_name, image_name, upload = await _parse_multipart(request, settings.max_upload_bytes)
+        model_name, image_name, upload, callback = await _parse_multipart(request, settings.max_upload_bytes)
         source = "upload"
     else:
         raise NotAnImage(
@@ -164,6 +194,7 @@ async def create_job(
             {"accepted": ["application/json", "multipart/form-data"]},
         )
 
+    callback_url = _callback_url(callback, settings)
     spec = get_spec(model_name)
     if not spec.available(settings.models_dir):
         raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
@@ -183,6 +214,7 @@ async def create_job(
         created_at=utcnow(),
         request_id=request_id_var.get(),
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )
     job, created = await run_in_threadpool(submit, store, publisher, job, upload)
     headers = {"Location": status_url(job.id)}

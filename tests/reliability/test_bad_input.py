@@ -1,0 +1,292 @@
+"""Bad input the gateway and workers must refuse cleanly: a 4xx in the one error shape, never a
+500, never a stuck job, never a file outside the gallery. (The common cases, non-image bytes,
+truncated JPEG, oversized upload and so on, are in tests/gateway/test_jobs.py.)
+
+- decompression bombs: small files declaring a huge image are refused from the header alone;
+- odd gallery names: unicode, very long, NUL, encoded slashes, a symlink out of the gallery;
+- JSON bodies with the wrong types, multipart bodies with too many fields;
+- poison messages published straight onto the real RabbitMQ queue: dead-lettered and logged,
+  and the worker goes on with the next job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pika
+import pytest
+from fastapi.testclient import TestClient
+
+from classifier_common.broker.memory import MemoryBroker, MemoryConsumer
+from classifier_common.catalog import get_spec
+from classifier_common.config import Settings
+from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.images import MAX_PIXELS, sha256
+from classifier_common.messages import JobMessage
+from classifier_common.store import open_store
+from classifier_gateway.main import create_app
+from classifier_worker.models import LoadedModel
+from classifier_worker.processor import Processor
+from scripts.stack import Stack
+from tests.reliability.accounting import read_json_lines, wait_until
+from tests.utils.api import assert_error_shape, wait_for_job
+from tests.utils.stack import AMQP_URL
+
+GOLDFINCH = "n01531178_goldfinch.JPEG"
+UNICODE_NAME = "Stieglitz – grünfink 鳥.JPEG"
+MODEL = "efficientnet_lite0"
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A valid PNG header for a ``width`` x ``height`` RGB image, followed by a few bytes of
+    pixel data: tiny on the wire, gigabytes once decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Path:
+    """A gallery with a unicode-named image, next to a secret file that must never be served,
+    and a symlink inside the gallery that points at it."""
+    root = tmp_path_factory.mktemp("odd-gallery")
+    gallery = root / "gallery"
+    gallery.mkdir()
+    shutil.copy(seeded[1] / GOLDFINCH, gallery / GOLDFINCH)
+    shutil.copy(seeded[1] / GOLDFINCH, gallery / UNICODE_NAME)
+    shutil.copy(seeded[1] / "n07747607_orange.JPEG", root / "secret.JPEG")
+    (gallery / "link.JPEG").symlink_to(root / "secret.JPEG")
+    return gallery
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], gallery: Path) -> Iterator[TestClient]:
+    state = tmp_path_factory.mktemp("bad-input")
+    settings = Settings(
+        broker_url=f"memory://bad-input-{uuid.uuid4().hex}",
+        store_url=f"sqlite:///{state}/jobs.db",
+        spool_dir=None,
+        models_dir=seeded[0],
+        gallery_dir=gallery,
+        models=[MODEL],
+        log_format="text",
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _upload(client: TestClient, data: bytes, name: str = "image.png") -> httpx.Response:
+    return client.post("/v1/jobs", files={"file": (name, data, "image/png")}, data={"model": MODEL})
+
+
+# --- decompression bombs ------------------------------------------------------------------------
+
+
+def test_png_declaring_4_gigapixels_is_422_from_its_header(client: TestClient) -> None:
+    data = png_declaring(65_535, 65_535)
+    assert len(data) < 200
+    started = time.perf_counter()
+    body = assert_error_shape(_upload(client, data), 422, "invalid_image")
+    assert "pixels" in body["error"]["message"]
+    assert time.perf_counter() - started < 5, "the image was decoded instead of refused from its header"
+
+
+def test_png_over_our_pixel_limit_is_422(client: TestClient) -> None:
+    side = int(MAX_PIXELS**0.5) + 100
+    body = assert_error_shape(_upload(client, png_declaring(side, side)), 422, "invalid_image")
+    assert "pixels" in body["error"]["message"]
+
+
+def test_a_bomb_that_reaches_a_worker_fails_its_job(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
+    """Defence in depth: a bomb published without the gateway's check fails the job
+    (invalid_image) instead of being decoded or requeued."""
+    store = open_store(f"sqlite:///{tmp_path}/jobs.db")
+    broker = MemoryBroker(max_length=10, max_attempts=4)
+    model = LoadedModel.load(get_spec(MODEL), seeded[0])
+    processor = Processor(store, {MODEL: model}, seeded[1], max_attempts=3, result_cache=False)
+    data = png_declaring(65_535, 65_535)
+    job = Job(
+        id=new_job_id(),
+        status=JobStatus.queued,
+        model=MODEL,
+        image="bomb.png",
+        source="upload",
+        image_sha256=sha256(data),
+        created_at=utcnow(),
+    )
+    store.create(job)
+    broker.publish(JobMessage.for_job(job, data).encode(), job.id)
+    consumer = MemoryConsumer(broker, prefetch=1)
+    consumer.start()
+    processor.process([consumer.get(timeout=1)])
+    stored = store.get(job.id)
+    assert stored.status is JobStatus.failed and stored.error.code == "invalid_image"
+    assert broker.ready_count == broker.unacked_count == 0 and not broker.dead
+
+
+# --- gallery names ------------------------------------------------------------------------------
+
+ODD_NAMES = [
+    "../secret.JPEG",
+    "..%2Fsecret.JPEG",
+    "%2e%2e%2fsecret.JPEG",
+    "..%5Csecret.JPEG",
+    "..\\secret.JPEG",
+    "link.JPEG",  # a symlink inside the gallery pointing outside it
+    "/etc/passwd",
+    f"{GOLDFINCH}\x00.png",
+    f"{GOLDFINCH}%00",
+    "x" * 5_000,
+    "ñ" * 300,
+    ".",
+    "..",
+    " ",
+]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES, ids=range(len(ODD_NAMES)))
+def test_odd_names_never_reach_a_file_outside_the_gallery(client: TestClient, gallery: Path, name: str) -> None:
+    secret = (gallery.parent / "secret.JPEG").read_bytes()
+    # As a path segment, escaped the way a client would send it, and raw.
+    for path in (f"/v1/images/{quote(name, safe='')}", f"/v1/images/{name}"):
+        try:
+            response = client.get(path, follow_redirects=False)
+        except httpx.InvalidURL:
+            continue  # the client itself refuses to send it (NUL)
+        assert response.content != secret
+        if response.status_code in (200, 307):  # "." and ".." collapse to /v1/images/: the listing
+            assert response.status_code == 307 or isinstance(response.json(), list), path
+            continue
+        assert response.status_code in (404, 422), (path, response.status_code)
+        assert_error_shape(response, response.status_code)
+    response = client.post("/v1/jobs", json={"model": MODEL, "image": name})
+    assert_error_shape(response, 422)
+    assert response.json()["error"]["code"] in ("unknown_image", "invalid_input")
+
+
+def test_unicode_gallery_name_is_served_and_classified(client: TestClient, seeded: tuple[Path, Path]) -> None:
+    listed = [image["name"] for image in client.get("/v1/images").json()]
+    assert UNICODE_NAME in listed and "link.JPEG" not in listed
+    response = client.get(f"/v1/images/{quote(UNICODE_NAME)}")
+    assert response.status_code == 200 and response.content == (seeded[1] / GOLDFINCH).read_bytes()
+    submitted = client.post("/v1/jobs", json={"model": MODEL, "image": UNICODE_NAME})
+    assert submitted.status_code == 202, submitted.text
+    job = wait_for_job(client, submitted.headers["location"])
+    assert job["image"] == UNICODE_NAME and job["result"]["predictions"][0]["label"] == "goldfinch"
+
+
+# --- wrong types and shapes ---------------------------------------------------------------------
+
+WRONG_TYPES = [
+    {"model": 5, "image": GOLDFINCH},
+    {"model": None, "image": GOLDFINCH},
+    {"model": [MODEL], "image": GOLDFINCH},
+    {"model": MODEL, "image": {"$gt": ""}},  # an operator a Mongo query would obey
+    {"model": MODEL, "image": True},
+    {"model": MODEL, "image": 1.5},
+    {"model": MODEL, "image": ""},
+    {"model": "", "image": GOLDFINCH},
+    "a string",
+    123,
+    {},
+    [],
+]
+
+
+@pytest.mark.parametrize("body", WRONG_TYPES, ids=range(len(WRONG_TYPES)))
+def test_json_with_wrong_types_is_422(client: TestClient, body: object) -> None:
+    assert_error_shape(client.post("/v1/jobs", json=body), 422, "invalid_input")
+
+
+def test_json_null_is_422(client: TestClient) -> None:
+    response = client.post("/v1/jobs", content=b"null", headers={"content-type": "application/json"})
+    assert_error_shape(response, 422, "invalid_input")
+
+
+def test_multipart_with_too_many_fields_is_422(client: TestClient, seeded: tuple[Path, Path]) -> None:
+    # Found by the fuzzer: Starlette's form parser answered a bare 400.
+    fields = {f"extra{i}": "x" for i in range(10)}
+    response = client.post(
+        "/v1/jobs",
+        files={"file": ("bird.jpg", (seeded[1] / GOLDFINCH).read_bytes(), "image/jpeg")},
+        data={"model": MODEL, **fields},
+    )
+    assert_error_shape(response, 422, "invalid_input")
+
+
+def test_multipart_model_sent_as_a_file_is_422(client: TestClient, seeded: tuple[Path, Path]) -> None:
+    response = client.post(
+        "/v1/jobs",
+        files={
+            "file": ("bird.jpg", (seeded[1] / GOLDFINCH).read_bytes(), "image/jpeg"),
+            "model": ("model.txt", MODEL.encode(), "text/plain"),
+        },
+    )
+    assert_error_shape(response, 422, "invalid_input")
+
+
+def test_405_names_every_method_of_the_path(client: TestClient) -> None:
+    # Found by the fuzzer: GET and DELETE /v1/jobs/{id} are two routes, Starlette named only one.
+    response = client.put("/v1/jobs/" + "0" * 32)
+    assert_error_shape(response, 405)
+    assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
+
+
+# --- poison messages on the real queue ----------------------------------------------------------
+
+POISON = [
+    b"not json at all",
+    b"\xff\xfe\x00binary",
+    b'{"v": 2, "job_id": "0123456789abcdef0123456789abcdef", "model": "efficientnet_lite0"}',
+    b'{"v": 1, "job_id": 5}',
+    b"[1, 2, 3]",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.rabbitmq
+def test_poison_messages_on_the_real_queue_are_dead_lettered(shared_stack: Stack) -> None:
+    queue = shared_stack.env["CLASSIFIER_QUEUE_NAME"]
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for i, body in enumerate(POISON):
+            channel.basic_publish(
+                "", queue, body, pika.BasicProperties(delivery_mode=2, message_id=f"poison-{i}"), mandatory=True
+            )
+        # A normal job after them still runs: the worker neither crashed nor stalled.
+        with httpx.Client(base_url=f"http://127.0.0.1:{shared_stack.gateway_port}") as gateway:
+            submitted = gateway.post("/v1/jobs", json={"model": MODEL, "image": GOLDFINCH})
+        assert submitted.status_code == 202
+        with httpx.Client(base_url=f"http://127.0.0.1:{shared_stack.results_port}", timeout=40) as results:
+            job = wait_for_job(results, submitted.headers["location"])
+        assert job["status"] == "succeeded"
+
+        dead = []
+        while (got := channel.basic_get(f"{queue}.dead", auto_ack=True))[0] is not None:
+            dead.append(got[2])
+        assert sorted(dead) == sorted(POISON)
+    finally:
+        connection.close()
+
+    def poison_logged() -> int:
+        logs = read_json_lines(sorted(shared_stack.state_dir.glob("worker-*.log")))
+        return sum(r["msg"].startswith("poison message dead-lettered") for r in logs)
+
+    wait_until(lambda: poison_logged() >= len(POISON), 5, "the poison messages to be logged")
+    assert all(proc.poll() is None for name, proc in shared_stack.procs.items() if name.startswith("worker-"))
+    assert httpx.get(f"http://127.0.0.1:{shared_stack.worker_port}/readyz").status_code == 200

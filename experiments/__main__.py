@@ -6,11 +6,13 @@ import argparse
 import csv
 import logging
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
-from experiments import adapter_query, hpa, report, targets
+from classifier_common.catalog import SYNTHETIC_MODEL
+from experiments import adapter_query, hpa, profiles, report, runner, targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,8 +68,52 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--start-replicas", type=int, required=True)
 
+    p = commands.add_parser(
+        "run",
+        help="run a scaling experiment and write its report folder (local HPA emulator, or a cluster)",
+    )
+    p.add_argument("--profile", required=True, choices=sorted(profiles.PROFILES))
+    p.add_argument("--out", type=Path, default=None, help="report folder (default data/experiments/<profile>-<time>)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help=f"compress the profile and HPA time constants (local default {runner.DEFAULT_TIME_SCALE}; cluster 1)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a profile parameter (unscaled), e.g. --param high=6 --param hold_s=120",
+    )
+    p.add_argument("--model", default=None, help="model to submit (local default: synthetic_sleep)")
+    p.add_argument(
+        "--service-ms",
+        type=int,
+        default=runner.DEFAULT_SERVICE_MS,
+        help="service time of the synthetic model, per job",
+    )
+    p.add_argument("--values", type=Path, action="append", default=[], help="chart values file for the HPA")
+    p.add_argument("--set", dest="set_values", action="append", default=[], help="chart --set for the HPA")
+    p.add_argument("--settle-s", type=float, default=None, help="seconds to keep measuring after the load")
+    p.add_argument("--keep-work-dir", type=Path, default=None, help="keep logs, store and Prometheus data here")
+    p.add_argument(
+        "--broker-url", default=None, help="local: RabbitMQ (default CLASSIFIER_BROKER_URL or the local one)"
+    )
+    p.add_argument("--rabbitmq-metrics", default="127.0.0.1:15692", help="local: its rabbitmq_prometheus host:port")
+    cluster = p.add_argument_group("cluster (the real HPA decides; give --base-url to use it)")
+    cluster.add_argument("--base-url", default=None, help="e.g. http://localhost (the kind ingress)")
+    cluster.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    cluster.add_argument("--namespace", default="classifier")
+    cluster.add_argument(
+        "--hpa", dest="hpa_name", default="classifier-worker", help="keda-hpa-classifier-worker with KEDA"
+    )
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "pika"):  # a line per request / per connection step
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     if args.command == "report":
         summary = report.write_report(args.run_dir, title=args.title, target_per_replica=args.target_per_replica)
@@ -82,7 +128,51 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "hpa-replay":
         return _replay(args.hpa, args.samples, args.start_replicas)
+    if args.command == "run":
+        return _run(args)
     return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    params = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        params[name.strip()] = float(value)
+    out = args.out or Path("data/experiments") / f"{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.base_url:
+        summary = runner.run_cluster(
+            runner.ClusterRun(
+                profile=args.profile,
+                out_dir=out,
+                base_url=args.base_url,
+                prometheus_url=args.prometheus_url,
+                namespace=args.namespace,
+                hpa_name=args.hpa_name,
+                model=args.model or "efficientnet_lite0",
+                time_scale=args.time_scale or 1.0,
+                profile_params=params,
+                **({"settle_s": args.settle_s} if args.settle_s is not None else {}),
+            )
+        )
+    else:
+        summary = runner.run_local(
+            runner.LocalRun(
+                profile=args.profile,
+                out_dir=out,
+                time_scale=args.time_scale or runner.DEFAULT_TIME_SCALE,
+                profile_params=params,
+                model=args.model or SYNTHETIC_MODEL,
+                service_ms=args.service_ms,
+                values_files=args.values,
+                set_values=args.set_values,
+                settle_s=args.settle_s,
+                work_dir=args.keep_work_dir,
+                broker_url=args.broker_url or runner.default_broker_url(),
+                rabbitmq_metrics=args.rabbitmq_metrics,
+            )
+        )
+    print(f"{out / 'summary.md'}: lost={summary.lost}")
+    return 0 if summary.lost == 0 else 1
 
 
 def _replay(hpa_path: Path, samples_path: Path, start_replicas: int) -> int:

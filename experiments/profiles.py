@@ -78,6 +78,14 @@ class LoadProfile:
             lo = b
         return times
 
+    def time_scaled(self, factor: float) -> LoadProfile:
+        """The same shape on a clock ``factor`` times as fast (0.25: a 600 s profile in 150 s),
+        rates unchanged. Local experiments compress the profile and the autoscaler's time
+        constants by the same factor (docs/metrics.md, "Scaling experiments")."""
+        if not factor > 0:
+            raise ValueError("factor must be > 0")
+        return LoadProfile(self.name, tuple((round(t * factor, 6), rate) for t, rate in self.points))
+
     def load_onset_s(self) -> float:
         """When the rate first rises above its starting value (the instant scaling is
         measured from); the start if it never does."""

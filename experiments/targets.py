@@ -22,16 +22,26 @@ from typing import Any
 DEFAULT_TARGETS_FILE = Path("data/stack/prometheus-targets.json")
 
 
-def worker_target_groups(ports: Sequence[int], host: str = "127.0.0.1") -> list[dict[str, Any]]:
+def worker_target_groups(
+    ports: Sequence[int], host: str = "127.0.0.1", worker_ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """One group per worker, labelled with its id (its position in ``ports`` unless
+    ``worker_ids`` is given: a pool that stops worker 0 keeps calling the others 1, 2, ... so
+    their series stay the same series)."""
     if len(set(ports)) != len(ports):
         raise ValueError(f"duplicate worker ports: {list(ports)}")
-    return [{"targets": [f"{host}:{port}"], "labels": {"worker": str(index)}} for index, port in enumerate(ports)]
+    ids = list(range(len(ports))) if worker_ids is None else list(worker_ids)
+    if len(ids) != len(ports):
+        raise ValueError("one worker id per port")
+    return [{"targets": [f"{host}:{port}"], "labels": {"worker": str(i)}} for i, port in zip(ids, ports, strict=True)]
 
 
-def write_worker_targets(path: Path, ports: Sequence[int], host: str = "127.0.0.1") -> None:
+def write_worker_targets(
+    path: Path, ports: Sequence[int], host: str = "127.0.0.1", worker_ids: Sequence[int] | None = None
+) -> None:
     """Replace the targets file atomically, so Prometheus never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = json.dumps(worker_target_groups(ports, host), indent=2) + "\n"
+    document = json.dumps(worker_target_groups(ports, host, worker_ids), indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:

@@ -12,6 +12,15 @@ KIND_CLUSTER ?= classifier
 KIND_VERSION ?= v0.32.0
 KIND_NODE_IMAGE ?=
 INGRESS_NGINX_CHART_VERSION ?= 4.14.1
+# Monitoring on kind (docs/metrics.md): kube-prometheus-stack (Prometheus Operator, Prometheus,
+# Grafana, kube-state-metrics) and prometheus-adapter, pinned; MONITORING=0 skips both and
+# deploys without the monitoring objects. KEDA=1 installs KEDA instead of prometheus-adapter
+# (both would serve external.metrics.k8s.io) and deploys the worker ScaledObject instead of the HPA.
+MONITORING ?= 1
+KEDA ?= 0
+KUBE_PROMETHEUS_STACK_CHART_VERSION ?= 79.10.0
+PROMETHEUS_ADAPTER_CHART_VERSION ?= 5.2.0
+KEDA_CHART_VERSION ?= 2.18.1
 K8S_NAMESPACE ?= classifier
 RELEASE ?= classifier
 CHART := helm/classifier
@@ -31,6 +40,8 @@ BASE_URL ?= http://localhost
 K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" \
 	KIND_CLUSTER="$(KIND_CLUSTER)" KIND_VERSION="$(KIND_VERSION)" KIND_NODE_IMAGE="$(KIND_NODE_IMAGE)" \
 	INGRESS_NGINX_CHART_VERSION="$(INGRESS_NGINX_CHART_VERSION)" K8S_VERSION="$(K8S_VERSION)" \
+	MONITORING="$(MONITORING)" KEDA="$(KEDA)" KUBE_PROMETHEUS_STACK_CHART_VERSION="$(KUBE_PROMETHEUS_STACK_CHART_VERSION)" \
+	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
 
 .PHONY: tools helm-binary k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
@@ -51,7 +62,7 @@ k8s-check: helm-binary ## Static checks (no cluster): helm lint, render every sc
 k8s-manifests: ## Regenerate k8s/ from the chart's default render
 	HELM="$(HELM)" $(PY) scripts/render_k8s.py
 
-kind-up: helm-binary ## Create the kind cluster (ingress on localhost:80/443) and install ingress-nginx
+kind-up: helm-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh
 
 images: ## Build the three images and load them into the kind cluster
@@ -62,6 +73,8 @@ deploy: helm-binary images ## Build, load and `helm upgrade --install` the chart
 		--namespace $(K8S_NAMESPACE) --create-namespace \
 		--set image.registry="$(IMAGE_REGISTRY)" --set image.tag="$(IMAGE_TAG)" \
 		$(if $(filter-out cpu,$(TORCH_VARIANT)),--set worker.image.tagSuffix=-$(TORCH_VARIANT) --set worker.gpu.enabled=true) \
+		$(if $(filter 1,$(MONITORING)),--set monitoring.enabled=true) \
+		$(if $(filter 1,$(KEDA)),--set autoscaling.keda.enabled=true) \
 		--wait --wait-for-jobs --timeout 20m $(HELM_ARGS)
 
 helm-test: helm-binary ## `helm test`: one gallery job through the gateway and results Services

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Creates the kind cluster from kind/cluster.yaml (if it does not exist yet) and installs
-# ingress-nginx from its public chart at a pinned version. Idempotent: run it again to repair.
+# Creates the kind cluster from kind/cluster.yaml (if it does not exist yet) and installs, from
+# their public charts at pinned versions: ingress-nginx; with MONITORING=1 (default)
+# kube-prometheus-stack and prometheus-adapter into namespace `monitoring` (values in
+# monitoring/, docs/metrics.md); with KEDA=1 KEDA into namespace `keda` instead of the adapter.
+# Idempotent: run it again to repair.
 #
 # Needs Docker (or another kind provider) and kind. Without kind on PATH it is built with
 # `go install sigs.k8s.io/kind@$KIND_VERSION` when Go is there; otherwise install kind from
@@ -13,6 +16,11 @@ KIND_VERSION="${KIND_VERSION:-v0.32.0}"
 # Empty: kind's default node image for its version.
 KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-}"
 INGRESS_NGINX_CHART_VERSION="${INGRESS_NGINX_CHART_VERSION:-4.14.1}"
+MONITORING="${MONITORING:-1}"
+KEDA="${KEDA:-0}"
+KUBE_PROMETHEUS_STACK_CHART_VERSION="${KUBE_PROMETHEUS_STACK_CHART_VERSION:-79.10.0}"
+PROMETHEUS_ADAPTER_CHART_VERSION="${PROMETHEUS_ADAPTER_CHART_VERSION:-5.2.0}"
+KEDA_CHART_VERSION="${KEDA_CHART_VERSION:-2.18.1}"
 HELM="${HELM:-helm}"
 KUBECTL="${KUBECTL:-kubectl}"
 KIND="${KIND:-kind}"
@@ -57,4 +65,52 @@ echo "installing ingress-nginx chart $INGRESS_NGINX_CHART_VERSION"
   --wait --timeout 5m
 "$KUBECTL" -n ingress-nginx wait --for=condition=Ready pod \
   -l app.kubernetes.io/component=controller --timeout=180s
+
+if [ "$MONITORING" = 1 ]; then
+  "$KUBECTL" create namespace monitoring --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  # Grafana's admin password: random, in a Secret made here (kept on re-runs), never in values.
+  if ! "$KUBECTL" -n monitoring get secret grafana-admin >/dev/null 2>&1; then
+    password="$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+    "$KUBECTL" -n monitoring create secret generic grafana-admin \
+      --from-literal=admin-user=admin --from-literal=admin-password="$password" >/dev/null
+    echo "created Secret monitoring/grafana-admin (Grafana user admin, random password)"
+  fi
+  echo "installing kube-prometheus-stack chart $KUBE_PROMETHEUS_STACK_CHART_VERSION"
+  "$HELM" upgrade --install kube-prometheus-stack kube-prometheus-stack \
+    --repo https://prometheus-community.github.io/helm-charts \
+    --version "$KUBE_PROMETHEUS_STACK_CHART_VERSION" \
+    --namespace monitoring \
+    --values "$ROOT/monitoring/kube-prometheus-stack/values.yaml" \
+    --wait --timeout 10m
+fi
+
+if [ "$KEDA" = 1 ]; then
+  # KEDA's metrics server and prometheus-adapter both register external.metrics.k8s.io.
+  if "$HELM" -n monitoring status prometheus-adapter >/dev/null 2>&1; then
+    echo "KEDA=1: removing prometheus-adapter (KEDA serves external metrics now)"
+    "$HELM" -n monitoring uninstall prometheus-adapter --wait
+  fi
+  echo "installing keda chart $KEDA_CHART_VERSION"
+  "$HELM" upgrade --install keda keda \
+    --repo https://kedacore.github.io/charts \
+    --version "$KEDA_CHART_VERSION" \
+    --namespace keda --create-namespace \
+    --wait --timeout 5m
+elif [ "$MONITORING" = 1 ]; then
+  if "$HELM" -n keda status keda >/dev/null 2>&1; then
+    echo "KEDA is installed and serves external.metrics.k8s.io; remove it first: $HELM -n keda uninstall keda" >&2
+    exit 1
+  fi
+  echo "installing prometheus-adapter chart $PROMETHEUS_ADAPTER_CHART_VERSION"
+  "$HELM" upgrade --install prometheus-adapter prometheus-adapter \
+    --repo https://prometheus-community.github.io/helm-charts \
+    --version "$PROMETHEUS_ADAPTER_CHART_VERSION" \
+    --namespace monitoring \
+    --values "$ROOT/monitoring/prometheus-adapter/values.yaml" \
+    --wait --timeout 5m
+fi
+
 echo "kind cluster $KIND_CLUSTER is up; the ingress answers on http://localhost/"
+if [ "$MONITORING" = 1 ]; then
+  echo "Grafana: kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80"
+fi

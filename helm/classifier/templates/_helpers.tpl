@@ -250,3 +250,26 @@ matchExpressions:
     operator: In
     values: ["gateway", "results", "worker"]
 {{- end }}
+
+{{/* Monitoring -------------------------------------------------------------------------- */}}
+
+{{/* The labels of a monitoring object: the chart's, plus monitoring.labels (for a Prometheus
+that selects monitors and rules by label). */}}
+{{- define "classifier.monitoringLabels" -}}
+{{ include "classifier.labels" (dict "root" . "component" "monitoring") }}
+{{- with .Values.monitoring.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The worker backlog (ready + unacked messages of the jobs queue) exactly as prometheus-adapter
+renders monitoring/prometheus-adapter/values.yaml's metricsQuery for the worker HPA: the HPA's
+selector, then the HPA's namespace, Go-quoted (printf %q). tests/monitoring checks the two are
+equal. For an external RabbitMQ its series do not carry this namespace: no namespace matcher. */}}
+{{- define "classifier.backlogQuery" -}}
+{{- $matchers := printf "queue=%q" .Values.config.queueName }}
+{{- if .Values.rabbitmq.enabled }}
+{{- $matchers = printf "%s,namespace=%q" $matchers .Release.Namespace }}
+{{- end }}
+{{- printf "sum by (queue) (rabbitmq_detailed_queue_messages_ready{%s}) + on (queue) sum by (queue) (rabbitmq_detailed_queue_messages_unacked{%s})" $matchers $matchers }}
+{{- end }}

@@ -13,7 +13,7 @@ from typing import Literal
 
 from classifier_common.errors import UnknownModel
 
-Family = Literal["efficientnet_lite", "torchvision"]
+Family = Literal["efficientnet_lite", "torchvision", "synthetic"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ModelSpec:
         return models_dir / self.weights_file
 
     def available(self, models_dir: Path) -> bool:
-        return self.weights_path(models_dir).is_file()
+        return self.family == "synthetic" or self.weights_path(models_dir).is_file()
 
 
 # EfficientNet-Lite (TF-Lite ports): inputs scaled as (x - 127) / 128, crop = size / 0.875.
@@ -87,6 +87,27 @@ CATALOG: dict[str, ModelSpec] = {
 }
 
 DEFAULT_MODEL = "efficientnet_lite0"
+
+# Scaling experiments only: a stand-in model with a set service time and no weights
+# (classifier_worker.synthetic). It joins CATALOG only when a service calls
+# register_synthetic_model(), which they do only when CLASSIFIER_SYNTHETIC_SERVICE_MS is set.
+SYNTHETIC_MODEL = "synthetic_sleep"
+
+
+def register_synthetic_model() -> ModelSpec:
+    spec = ModelSpec(
+        name=SYNTHETIC_MODEL,
+        family="synthetic",
+        architecture="synthetic-sleep",
+        weights_file="",
+        input_size=224,
+        resize_size=256,
+        mean=_LITE_MEAN,
+        std=_LITE_STD,
+        source="none: experiments only (CLASSIFIER_SYNTHETIC_SERVICE_MS)",
+    )
+    CATALOG[spec.name] = spec
+    return spec
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -25,12 +25,15 @@ log = logging.getLogger(__name__)
 TOP_K = 5
 
 
+# The ImageNet-1k category names in class-index order, as torchvision publishes them
+# (weights.meta["categories"]; a test checks the copy). Read from a file because importing
+# torchvision would add ~165 MB to every worker's memory for this list alone.
+CATEGORIES_FILE = Path(__file__).parent / "static" / "imagenet_categories.txt"
+
+
 @cache
 def imagenet_categories() -> tuple[str, ...]:
-    """The ImageNet-1k category names, in class-index order, as torchvision publishes them."""
-    from torchvision.models import ResNet18_Weights
-
-    return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+    return tuple(CATEGORIES_FILE.read_text(encoding="utf-8").splitlines())
 
 
 def file_sha256(path: Path) -> str:

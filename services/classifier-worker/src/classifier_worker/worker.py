@@ -17,13 +17,14 @@ import torch
 
 from classifier_common import metrics
 from classifier_common.broker import Consumer, Delivery
-from classifier_common.catalog import available_models, get_spec
+from classifier_common.catalog import available_models, get_spec, register_synthetic_model
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store import JobStore
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
+from classifier_worker.synthetic import SyntheticModel
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,18 @@ class _Tracked:
 def load_models(settings: Settings) -> dict[str, LoadedModel]:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    if settings.synthetic_service_ms:  # scaling experiments only
+        register_synthetic_model()
     names = settings.models or [spec.name for spec in available_models(settings.models_dir)]
     if not names:
         raise RuntimeError(f"no model weights in {settings.models_dir}: run the seed step (make setup)")
     loaded = {}
     for name in names:
         spec = get_spec(name)
+        if spec.family == "synthetic" and settings.synthetic_service_ms:
+            loaded[name] = SyntheticModel.create(spec, settings.synthetic_service_ms)
+            metrics.MODEL_LOADED.labels(name).set(1)
+            continue
         if not spec.available(settings.models_dir):
             raise RuntimeError(f"weights for {name} not found at {spec.weights_path(settings.models_dir)}")
         loaded[name] = LoadedModel.load(spec, settings.models_dir)

@@ -45,13 +45,13 @@ run: ## The whole system in one process at http://127.0.0.1:8000 (in-process que
 	$(PY) -m classifier_gateway
 
 stack: ## The production topology on localhost behind nginx at http://127.0.0.1:8080 (RabbitMQ at CLASSIFIER_BROKER_URL)
-	$(PY) scripts/stack.py run --workers $(or $(WORKERS),2)
+	$(PY) -m scripts.stack run --workers $(or $(WORKERS),2)
 
 stack-up: ## Start the stack in the background (stop it with make stack-down)
-	$(PY) scripts/stack.py up --workers $(or $(WORKERS),2)
+	$(PY) -m scripts.stack up --workers $(or $(WORKERS),2)
 
 stack-down: ## Stop a background stack
-	$(PY) scripts/stack.py down
+	$(PY) -m scripts.stack down
 
 test: ## The whole test suite
 	$(PY) -m pytest

@@ -1,9 +1,9 @@
 """The production topology on localhost: results, gateway and N workers as separate processes,
 behind nginx on one base URL with the same routes as the Kubernetes Ingress.
 
-    python scripts/stack.py run [--workers 2]   # foreground; Ctrl-C stops everything (make stack)
-    python scripts/stack.py up                  # background, returns when all are ready (make stack-up)
-    python scripts/stack.py down                # (make stack-down)
+    python -m scripts.stack run [--workers 2]    # foreground; Ctrl-C stops everything (make stack)
+    python -m scripts.stack up                   # background, returns when all are ready (make stack-up)
+    python -m scripts.stack down                 # (make stack-down)
 
 Broker and store come from CLASSIFIER_BROKER_URL (default: the local RabbitMQ) and
 CLASSIFIER_STORE_URL (default: SQLite under data/stack/; or mongodb://...). Logs and pids are
@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from experiments.targets import write_worker_targets
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -135,25 +137,23 @@ class Stack:
         return urls
 
     def up(self, timeout: float = 120.0) -> None:
+        """Start everything and wait until all are ready; on failure stop what was started."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.start_service("results")
-        self.start_service("gateway")
-        for i in range(self.workers):
-            self.start_worker(i)
-        if self.nginx:
-            self._start_nginx()
-        self.wait_ready(timeout)
+        try:
+            self.start_service("results")
+            self.start_service("gateway")
+            for i in range(self.workers):
+                self.start_worker(i)
+            if self.nginx:
+                self._start_nginx()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.down(timeout=10)
+            raise
         (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
-        targets = [f"127.0.0.1:{self.worker_port + i}" for i in range(self.workers)]
-        (self.state_dir / "prometheus-targets.json").write_text(
-            json.dumps(
-                [
-                    {"targets": [f"127.0.0.1:{self.gateway_port}"], "labels": {"service": "gateway"}},
-                    {"targets": [f"127.0.0.1:{self.results_port}"], "labels": {"service": "results"}},
-                    {"targets": targets, "labels": {"service": "classifier-worker"}},
-                ],
-                indent=2,
-            )
+        # Workers for monitoring/prometheus/local.yml (gateway and results are static targets there).
+        write_worker_targets(
+            self.state_dir / "prometheus-targets.json", [self.worker_port + i for i in range(self.workers)]
         )
 
     def _start_nginx(self) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from scripts.stack import Stack
 from tests.k8s.chart import REPO, containers, env_of, one, render
-from tests.utils.stack import delete_queues, isolated_stack
+from tests.utils.stack import running_stack
 
 
 def in_pod_paths(objects: list[dict]) -> tuple[str, str]:
@@ -83,21 +83,8 @@ def test_seed_job_downloads_only_when_values_say_the_cluster_has_internet() -> N
 
 @pytest.fixture
 def stack(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[Stack]:
-    models_dir, gallery_dir = seeded
-    stack = isolated_stack(
-        tmp_path,
-        workers=1,
-        nginx=False,
-        CLASSIFIER_MODELS_DIR=str(models_dir),
-        CLASSIFIER_GALLERY_DIR=str(gallery_dir),
-        CLASSIFIER_MODELS="efficientnet_lite0",
-    )
-    try:
-        stack.up(timeout=120)
+    with running_stack(tmp_path, seeded, workers=1, CLASSIFIER_MODELS="efficientnet_lite0") as stack:
         yield stack
-    finally:
-        stack.down()
-        delete_queues(stack)
 
 
 def smoke_test(objects: list[dict], stack: Stack, **overrides: str) -> subprocess.CompletedProcess[str]:

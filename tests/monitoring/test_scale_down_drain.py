@@ -21,7 +21,7 @@ import pytest
 from classifier_common.catalog import SYNTHETIC_MODEL
 from scripts.stack import Stack
 from tests.k8s.chart import one, render
-from tests.utils.stack import delete_queues, isolated_stack
+from tests.utils.stack import running_stack
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -41,25 +41,17 @@ def chart_timing() -> tuple[float, float, float]:
 
 @pytest.fixture
 def stack(tmp_path: Path, seeded: tuple[Path, Path], chart_timing: tuple[float, float, float]) -> Iterator[Stack]:
-    models_dir, gallery_dir = seeded
-    stack = isolated_stack(
+    with running_stack(
         tmp_path,
+        seeded,
         workers=1,
-        nginx=False,
-        CLASSIFIER_MODELS_DIR=str(models_dir),
-        CLASSIFIER_GALLERY_DIR=str(gallery_dir),
         CLASSIFIER_MODELS=SYNTHETIC_MODEL,
         CLASSIFIER_SYNTHETIC_SERVICE_MS=str(SERVICE_S * 1000),
         CLASSIFIER_SHUTDOWN_GRACE_S=str(chart_timing[1]),
         CLASSIFIER_PREFETCH="2",
         CLASSIFIER_RESULT_CACHE="false",
-    )
-    try:
-        stack.up(timeout=120)
+    ) as stack:
         yield stack
-    finally:
-        stack.down()
-        delete_queues(stack)
 
 
 def test_sigterm_mid_job_finishes_it_within_the_rendered_grace_period(

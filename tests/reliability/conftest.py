@@ -11,7 +11,7 @@ import pytest
 
 from scripts.stack import Stack
 from tests.reliability.accounting import FIGURES, MODEL
-from tests.utils.stack import delete_queues, isolated_stack
+from tests.utils.stack import running_stack
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -21,26 +21,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-@contextlib.contextmanager
-def running_stack(tmp_path: Path, seeded: tuple[Path, Path], workers: int = 2, **env: str) -> Iterator[Stack]:
-    """gateway + results + ``workers`` workers as processes, ready; stopped and its queues
-    deleted afterwards."""
-    models_dir, gallery_dir = seeded
+def _reliability_stack(
+    tmp_path: Path, seeded: tuple[Path, Path], workers: int = 2, **env: str
+) -> contextlib.AbstractContextManager[Stack]:
     settings = {
-        "CLASSIFIER_MODELS_DIR": str(models_dir),
-        "CLASSIFIER_GALLERY_DIR": str(gallery_dir),
         "CLASSIFIER_MODELS": MODEL,
         "CLASSIFIER_RESULT_CACHE": "false",  # every job really runs, so a fault lands mid-job
         "CLASSIFIER_TORCH_THREADS": "1",  # two workers on two cores
         **env,
     }
-    stack = isolated_stack(tmp_path, workers=workers, nginx=False, **settings)
-    try:
-        stack.up(timeout=120)
-        yield stack
-    finally:
-        stack.down()
-        delete_queues(stack)
+    return running_stack(tmp_path, seeded, workers, **settings)
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def stack_factory(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[Callabl
     with contextlib.ExitStack() as stacks:
 
         def make(workers: int = 2, **env: str) -> Stack:
-            return stacks.enter_context(running_stack(tmp_path, seeded, workers, **env))
+            return stacks.enter_context(_reliability_stack(tmp_path, seeded, workers, **env))
 
         yield make
 
@@ -57,7 +47,7 @@ def stack_factory(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[Callabl
 def shared_stack(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Iterator[Stack]:
     """One stack (one worker, result cache on) for the tests that only read what it does: the
     fuzzer, poison messages, request ids. The fault and load tests start their own."""
-    with running_stack(
+    with _reliability_stack(
         tmp_path_factory.mktemp("shared-stack"), seeded, workers=1, CLASSIFIER_RESULT_CACHE="true"
     ) as stack:
         yield stack

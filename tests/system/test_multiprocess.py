@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from scripts.stack import Stack
-from tests.utils.stack import delete_queues, isolated_stack, log_records
+from tests.utils.stack import log_records, running_stack
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -22,22 +22,14 @@ JOBS = 50
 
 @pytest.fixture
 def stack(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[Stack]:
-    models_dir, gallery_dir = seeded
-    stack = isolated_stack(
+    with running_stack(
         tmp_path,
+        seeded,
         workers=2,
-        nginx=False,
-        CLASSIFIER_MODELS_DIR=str(models_dir),
-        CLASSIFIER_GALLERY_DIR=str(gallery_dir),
         CLASSIFIER_MODELS="efficientnet_lite2",  # the slowest lite model: the kill lands mid-job
         CLASSIFIER_RESULT_CACHE="false",  # every job really runs
-    )
-    try:
-        stack.up(timeout=120)
+    ) as stack:
         yield stack
-    finally:
-        stack.down()
-        delete_queues(stack)
 
 
 def test_sigkill_a_worker_midway_loses_and_duplicates_nothing(stack: Stack, gallery_labels: dict[str, int]) -> None:

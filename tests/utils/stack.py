@@ -3,10 +3,12 @@ queue on the real RabbitMQ, its own SQLite file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from scripts.stack import Stack
@@ -41,6 +43,29 @@ def isolated_stack(tmp: Path, workers: int = 2, nginx: bool = True, **env: str) 
             **env,
         },
     )
+
+
+@contextlib.contextmanager
+def running_stack(
+    tmp: Path, seeded: tuple[Path, Path], workers: int = 2, nginx: bool = False, **env: str
+) -> Iterator[Stack]:
+    """An isolated stack over the seeded models and gallery, up and ready; stopped and its queues
+    deleted afterwards."""
+    models_dir, gallery_dir = seeded
+    stack = isolated_stack(
+        tmp,
+        workers=workers,
+        nginx=nginx,
+        CLASSIFIER_MODELS_DIR=str(models_dir),
+        CLASSIFIER_GALLERY_DIR=str(gallery_dir),
+        **env,
+    )
+    try:
+        stack.up(timeout=120)
+        yield stack
+    finally:
+        stack.down()
+        delete_queues(stack)
 
 
 def delete_queues(stack: Stack) -> None:

@@ -49,7 +49,7 @@ def main():
     headers = {}
     api_keys = [key.strip() for key in os.environ.get("CLASSIFIER_API_KEYS", "").split(",") if key.strip()]
     if api_keys:
-        headers = {"X-API-Key": api_keys[0], "Authorization": f"Bearer {api_keys[0]}"}
+        headers = {"X-API-Key": api_keys[0]}
 
     status, response_headers, job = call("POST", f"{gateway}/v1/jobs", {"model": model, "image": image}, headers)
     if status != 202:

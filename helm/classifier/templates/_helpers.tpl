@@ -175,6 +175,22 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
   value: {{ include "classifier.storeUrl" . | quote }}
 {{- end }}
 
+{{/* Callbacks --------------------------------------------------------------------------- */}}
+
+{{- define "classifier.callbacks.secretName" -}}
+{{- .Values.callbacks.existingSecret | default (include "classifier.componentName" (dict "root" . "component" "callbacks")) }}
+{{- end }}
+
+{{/* The HMAC secret for the gateway (it accepts callback_url only with one) and results (it
+signs with it); include only when callbacks are on: without it the gateway refuses callback_url. */}}
+{{- define "classifier.callbackEnv" -}}
+- name: CLASSIFIER_CALLBACK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "classifier.callbacks.secretName" . }}
+      key: {{ .Values.callbacks.key }}
+{{- end }}
+
 {{/* Pod plumbing ------------------------------------------------------------------------ */}}
 
 {{- define "classifier.podAnnotations" -}}

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.conftest import UPLOAD_LIMIT
-from tests.utils.server import REPO, Server
+from tests.ui.conftest import UPLOAD_LIMIT, VIEWPORT
+from tests.utils.server import REPO, Server, embedded_server
 
 JOB_S = 60_000  # ms a job may take to show its result: the first inference on a cold 2-core runner
 GOLDFINCH = "n01531178_goldfinch.JPEG"
@@ -143,30 +143,47 @@ def test_unknown_model_is_refused_with_a_422_in_words(page: Page) -> None:
     expect(page.get_by_role("alert")).to_contain_text("no_such_model")
 
 
-def test_busy_and_unreachable_server_errors_in_words(page: Page) -> None:
-    """429, 503 and a dead connection cannot be provoked on demand in the embedded system, so the
-    browser answers the submission itself here, with the API's documented error shape and headers."""
-    choose_gallery_image(page, "goldfinch")
-    alert = page.get_by_role("alert")
+def test_busy_unavailable_and_unreachable_server_errors_in_words(
+    browser: Browser, tmp_path: Path, seeded: tuple[Path, Path]
+) -> None:
+    """Real servers produce each error. 429: the embedded worker cannot start (its model has no
+    weights), so the queue, bounded to one job, fills. 503: the store cannot be opened. Then that
+    server is stopped: the connection is refused."""
+    models_dir, gallery_dir = seeded
+    (tmp_path / "stalled").mkdir()
+    (tmp_path / "broken").mkdir()
 
-    def answer(status: int, code: str, message: str, retry_after: str) -> Callable[[Route], None]:
-        body = {"error": {"code": code, "message": message, "details": None}, "request_id": "r1"}
-        return lambda route: route.fulfill(status=status, json=body, headers={"Retry-After": retry_after})
+    def open_page(url: str) -> Page:
+        page = browser.new_context(viewport=VIEWPORT, base_url=url).new_page()
+        page.goto("/")
+        page.wait_for_selector("body[data-ready]")
+        choose_gallery_image(page, "goldfinch")
+        return page
 
-    page.route("**/v1/jobs", answer(429, "queue_full", "the queue is full", "7"))
-    classify(page)
-    expect(alert).to_have_text("The queue is full Too many jobs are waiting right now. Please try again in 7 seconds.")
+    stalled = {"CLASSIFIER_MODELS": "resnet18", "CLASSIFIER_QUEUE_MAX_LENGTH": "1"}
+    with embedded_server(tmp_path / "stalled", models_dir, gallery_dir, wait_for="/healthz", **stalled) as server:
+        page = open_page(server.url)
+        classify(page)
+        expect(page.locator("#job")).to_be_visible()  # the first job is queued, and stays queued
+        classify(page)
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("The queue is full")
+        expect(alert).to_contain_text(
+            re.compile(r"Too many jobs are waiting right now\. Please try again in (a second|\d+ seconds)\.")
+        )
+        page.context.close()
 
-    page.unroute("**/v1/jobs")
-    page.route("**/v1/jobs", answer(503, "broker_unavailable", "the message broker is unreachable", "5"))
-    classify(page)
-    expect(alert).to_contain_text("The service is temporarily unavailable")
-    expect(alert).to_contain_text("The message broker is unreachable. Please try again in 5 seconds.")
-
-    page.unroute("**/v1/jobs")
-    page.route("**/v1/jobs", lambda route: route.abort("connectionrefused"))
-    classify(page)
-    expect(alert).to_contain_text("Cannot reach the server")
+    (tmp_path / "not-a-dir").write_text("a file where the database's folder should be")
+    broken = {"CLASSIFIER_STORE_URL": f"sqlite:///{tmp_path}/not-a-dir/jobs.db"}
+    with embedded_server(tmp_path / "broken", models_dir, gallery_dir, wait_for="/healthz", **broken) as server:
+        page = open_page(server.url)
+        classify(page)
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("The service is temporarily unavailable")
+        expect(alert).to_contain_text(re.compile(r"Please try again in (a second|\d+ seconds)\."))
+    classify(page)  # the server is gone now
+    expect(page.get_by_role("alert")).to_contain_text("Cannot reach the server")
+    page.context.close()
 
 
 def test_history_lists_this_browsers_jobs_newest_first(page: Page, screenshot: Callable[[Page], Path]) -> None:

@@ -30,14 +30,14 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
+def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, path: str = "/readyz") -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     last = "no answer"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            response = httpx.get(f"{url}/readyz", timeout=2)
+            response = httpx.get(f"{url}{path}", timeout=2)
             if response.status_code == 200:
                 return
             last = response.text
@@ -50,9 +50,11 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> None:
 
 
 @contextmanager
-def embedded_server(state_dir: Path, models_dir: Path, gallery_dir: Path, **env: str) -> Iterator[Server]:
-    """The server, ready (``/readyz`` answered 200); stopped with SIGTERM when the block ends.
-    ``env`` adds or overrides CLASSIFIER_* variables."""
+def embedded_server(
+    state_dir: Path, models_dir: Path, gallery_dir: Path, wait_for: str = "/readyz", **env: str
+) -> Iterator[Server]:
+    """The server, answering 200 on ``wait_for`` (``/healthz`` for a server that is meant never to
+    be ready); stopped with SIGTERM when the block ends. ``env`` adds or overrides CLASSIFIER_* variables."""
     port = free_port()
     environment = {
         **os.environ,
@@ -78,7 +80,7 @@ def embedded_server(state_dir: Path, models_dir: Path, gallery_dir: Path, **env:
             start_new_session=True,
         )
         try:
-            _wait_ready(url, process, log_path)
+            _wait_ready(url, process, log_path, wait_for)
             yield Server(url=url, log_path=log_path)
         finally:
             process.terminate()

@@ -63,6 +63,7 @@ def test_store_unreachable_is_503(tmp_path: Path, seeded: tuple[Path, Path]) -> 
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/jobs", json=BODY)
         assert_error_shape(response, 503, "store_unavailable")
+        assert str(tmp_path) not in response.text  # the cause is logged, not shown to clients
         assert int(response.headers["retry-after"]) > 0
         assert client.get("/readyz").json()["error"]["details"]["store"]
         assert client.get("/healthz").status_code == 200  # alive, just not ready

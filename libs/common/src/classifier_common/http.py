@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 DEFAULT_RETRY_AFTER_S = 5
+PUBLIC_5XX_MESSAGES = {
+    "broker_unavailable": "the job queue is unreachable right now",
+    "store_unavailable": "the job store is unreachable right now",
+}
 
 
 ERROR_RESPONSE_SCHEMA: dict[str, Any] = {
@@ -98,7 +102,10 @@ def install_error_handlers(app: FastAPI) -> None:
             retry_after = DEFAULT_RETRY_AFTER_S  # every 429/503 tells the client when to come back
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         if exc.status_code >= 500:
+            # The cause (host names, file paths) goes to the log, not to the client.
             log.warning("request refused: %s", exc.message, extra={"error_code": exc.code})
+            message = PUBLIC_5XX_MESSAGES.get(exc.code, "the service is temporarily unavailable")
+            return error_response(exc.status_code, exc.code, message, None, headers)
         return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

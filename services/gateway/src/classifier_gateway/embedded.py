@@ -55,5 +55,9 @@ class EmbeddedWorker:
         return "; ".join(failing) or None
 
     def stop(self) -> None:
+        # A process must not exit while torch is still loading in the starter thread: the C++
+        # runtime aborts ("terminate called without an active exception").
+        if self._thread.is_alive():
+            self._thread.join()
         if self.worker is not None:
             self.worker.stop()

@@ -30,7 +30,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def decode(data: bytes, spec: ModelSpec) -> Image.Image:
     """Decode, upright (EXIF orientation), RGB, resized so the shorter side is resize_size and
-    centre-cropped to input_size."""
+    centre-cropped to input_size: the ImageNet evaluation transform."""
     try:
         img = Image.open(io.BytesIO(data))
         # JPEG draft: let libjpeg decode at a reduced scale (>= the size we need), much cheaper
@@ -40,13 +40,13 @@ def decode(data: bytes, spec: ModelSpec) -> Image.Image:
         img = _to_rgb(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageRejected(f"the image could not be decoded: {exc}") from None
+    # Only the centre crop's region of the source is resized (Image.resize's box): the same
+    # pixels as resizing the whole image and cropping, without resizing what the crop discards
+    # (measured 2.8 -> 2.3 ms per gallery photo, same top-1; docs/performance.md).
     width, height = img.size
-    scale = spec.resize_size / min(width, height)
-    size = (max(spec.resize_size, round(width * scale)), max(spec.resize_size, round(height * scale)))
-    img = img.resize(size, Image.BILINEAR)
-    left = (size[0] - spec.input_size) // 2
-    top = (size[1] - spec.input_size) // 2
-    return img.crop((left, top, left + spec.input_size, top + spec.input_size))
+    side = min(width, height) * spec.input_size / spec.resize_size  # the crop, in source pixels
+    left, top = (width - side) / 2, (height - side) / 2
+    return img.resize((spec.input_size, spec.input_size), Image.BILINEAR, box=(left, top, left + side, top + side))
 
 
 class Normalizer:

@@ -1,0 +1,315 @@
+"""``python -m bench``: run the scenarios, print the table, write bench/results/latest.{json,md}.
+
+python -m bench                      # everything (make bench)
+python -m bench --smoke              # a few images for a second or two each (make bench-smoke)
+python -m bench --only system --set CLASSIFIER_PREFETCH=4 --name prefetch4   # one lever
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+from bench import report, servers
+from bench.images import load_gallery
+from bench.load import HttpError
+from bench.scenarios import (
+    Row,
+    classify_job,
+    not_run,
+    run_inprocess,
+    run_load,
+    submit_only_job,
+    system_job,
+    upload_only_job,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "efficientnet_lite0"
+GROUPS = ("inprocess", "system", "naive", "bentoml")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _wait_quiet(max_wait_s: float, threshold: float = 0.7) -> None:
+    """Other tenants' work skews a benchmark on a shared machine: wait (bounded) for a calm one."""
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline and float(_loadavg().split()[0]) > threshold:
+        print(f"waiting for a quiet machine (load average {_loadavg()})", flush=True)
+        time.sleep(15)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a few images, seconds per scenario (CI)")
+    # One single-threaded worker per core measured twice the throughput of one worker using
+    # every core (docs/performance.md): the default, and the same for every scenario.
+    parser.add_argument(
+        "--workers", type=int, default=cores, help="worker processes of (3), BentoML's workers, (1)/(2) loops"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process, every scenario")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients of the saturating rows")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds before measuring, per row")
+    parser.add_argument("--duration", type=float, default=None, help="measured seconds per row")
+    parser.add_argument("--images", type=int, default=None, help="first N gallery images (default all)")
+    parser.add_argument("--only", action="append", choices=GROUPS, help="run only these groups")
+    parser.add_argument("--skip-bentoml", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="CLASSIFIER_X=V", help="system setting")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "data" / "models")
+    parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--name", default="latest", help="results file name without suffix")
+    parser.add_argument("--wait-quiet", type=float, default=0, help="wait up to S s for load average < 0.7")
+    parser.add_argument("--attempts", type=int, default=3, help="measure a disturbed row up to N times")
+    parser.add_argument(
+        "--noise", type=float, default=0.1, help="a row is disturbed when other tenants took more than this CPU share"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.images = args.images or 3
+        args.warmup = 0.3 if args.warmup is None else args.warmup
+        args.duration = 1.5 if args.duration is None else args.duration
+        args.clients = min(args.clients, 4)
+        args.attempts = 1
+        args.out = args.out or REPO / "data" / "bench-smoke"
+    args.warmup = 3.0 if args.warmup is None else args.warmup
+    args.duration = 20.0 if args.duration is None else args.duration
+    args.out = args.out or REPO / "bench" / "results"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    groups = set(args.only or GROUPS)
+    extra_env = dict(item.split("=", 1) for item in args.set)
+    _wait_quiet(args.wait_quiet)
+    images = load_gallery(args.gallery_dir, args.images)
+    tag = uuid.uuid4().hex[:8].encode()  # byte-unique across runs too
+    timing = {"warmup_s": args.warmup, "duration_s": args.duration}
+    meta = {
+        "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(),
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "torch": version("torch"),
+        "model": MODEL,
+        "torch_threads": args.threads,
+        "workers": args.workers,
+        "clients": args.clients,
+        "images": len(images),
+        "system_settings": extra_env,
+        "smoke": args.smoke,
+        "loadavg_before": _loadavg(),
+        "attempts": args.attempts,
+        "noise": args.noise,
+        **timing,
+    }
+    rows: list[Row] = []
+    started = time.monotonic()
+    capacity_s = (os.cpu_count() or 1) * args.duration  # CPU seconds the machine has per row
+
+    def emit(row: Row) -> None:
+        rows.append(row)
+        shown = (
+            f"not run: {row.not_run}"
+            if row.not_run
+            else f"{row.images_per_s:.1f} images/s, p50 {row.p50_ms:.1f} ms, p95 {row.p95_ms:.1f} ms, "
+            f"other tenants {100 * (row.foreign_cpu_s or 0) / capacity_s:.0f}% of the CPU"
+        )
+        print(f"[{time.monotonic() - started:4.0f} s] {row.key:<9} {row.scenario}: {shown}", flush=True)
+
+    def measure(make: Callable[[bytes], Row]) -> None:
+        """The machine is shared: a row during which other tenants took more than --noise of the
+        CPU is measured again (--attempts in all); the least disturbed attempt is reported. A
+        failed attempt (the shared RabbitMQ restarting, say) is tried again after a pause."""
+        best: Row | None = None
+        failure = ""
+        for attempt in range(1, args.attempts + 1):
+            try:
+                row = make(f"-{attempt}".encode())  # a new tag: retried jobs send new bytes too
+            except HttpError as exc:
+                failure = str(exc)[:300]
+                print(f"  attempt {attempt} failed: {failure}", flush=True)
+                time.sleep(10)
+                continue
+            row.note = (row.note + f" attempt {attempt}").strip()
+            if best is None or (row.foreign_cpu_s or 0) < (best.foreign_cpu_s or 0):
+                best = row
+            if (row.foreign_cpu_s or 0) <= args.noise * capacity_s:
+                break
+            if attempt < args.attempts:
+                print(f"  {row.key}: other tenants took {100 * row.foreign_cpu_s / capacity_s:.0f}% of the CPU; again")
+        if best is None:
+            raise HttpError(f"every attempt failed; the last: {failure}")
+        emit(best)
+
+    def inprocess(key: str, name: str, scenario: str, processes: int) -> Callable[[bytes], Row]:
+        def make(_: bytes) -> Row:
+            (row,) = run_inprocess(
+                {scenario: Row(key, name)},
+                processes=processes,
+                threads=args.threads,
+                models_dir=args.models_dir,
+                gallery_dir=args.gallery_dir,
+                images=args.images,
+                warmup_s=args.warmup,
+                duration_s=args.duration,
+            )
+            return row
+
+        return make
+
+    sat = args.clients
+    load = {"warmup_s": args.warmup, "duration_s": args.duration}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "inprocess" in groups:
+            measure(inprocess("1", "(1) forward only, batch 1", "forward", args.workers))
+            measure(inprocess("2", "(2) decode + preprocess + forward, in-process", "preprocess", args.workers))
+            # One loop alone: the best latency a single request can have (the system's 1-client row
+            # is compared with it).
+            measure(inprocess("2-c1", "(2) decode + preprocess + forward, one loop alone", "preprocess", 1))
+
+        if "system" in groups:
+            env = {
+                "CLASSIFIER_MODELS_DIR": str(args.models_dir),
+                "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
+                "CLASSIFIER_MODELS": MODEL,
+                "CLASSIFIER_TORCH_THREADS": str(args.threads),
+                **extra_env,
+            }
+            with servers.system(tmp / "system", workers=args.workers, env=env) as stack:
+                gateway = f"http://127.0.0.1:{stack.gateway_port}"
+                results = f"http://127.0.0.1:{stack.results_port}"
+                pids = {name: proc.pid for name, proc in stack.procs.items()}
+                rabbit = servers.rabbitmq_pid()
+                if rabbit:
+                    pids["rabbitmq (shared)"] = rabbit
+                for key, clients in (("3-c1", 1), ("3-sat", sat)):
+                    name = f"(3) system: gateway > RabbitMQ > worker > SQLite > results, {clients} client(s)"
+                    measure(
+                        lambda attempt, key=key, clients=clients, name=name: run_load(
+                            Row(key, name),
+                            system_job(gateway, results, MODEL, images, tag + key.encode() + attempt, cached=False),
+                            pids,
+                            clients=clients,
+                            **load,
+                        )
+                    )
+                # Cache hits: the same bytes again. Prime the cache with each image once.
+                first = system_job(gateway, results, MODEL, images, tag + b"-hit", cached=False)
+                again = system_job(gateway, results, MODEL, images, tag + b"-hit", cached=True)
+                for n in range(len(images)):
+                    first({}, n)
+
+                def hit(state: dict, n: int) -> None:
+                    again(state, n % len(images))  # the bytes of a job that already ran
+
+                hit_name = "(3) system, result-cache hit (same bytes again), 1 client"
+                measure(lambda _: run_load(Row("3-hit", hit_name), hit, pids, clients=1, **load))
+                # The gateway alone: stop the workers (they drain and exit), submissions pile up.
+                for name in [n for n in stack.procs if n.startswith("worker-")]:
+                    stack.kill(name, signal.SIGTERM)
+                    pids.pop(name)
+                json_name = "gateway only (workers stopped): POST gallery image by name"
+                measure(
+                    lambda _: run_load(
+                        Row("gw-json", json_name), submit_only_job(gateway, MODEL, images), pids, clients=sat, **load
+                    )
+                )
+                upload_name = "gateway only (workers stopped): POST upload (unique bytes)"
+                measure(
+                    lambda attempt: run_load(
+                        Row("gw-upload", upload_name),
+                        upload_only_job(gateway, MODEL, images, tag + b"-gw" + attempt),
+                        pids,
+                        clients=sat,
+                        **load,
+                    )
+                )
+
+        if "naive" in groups:
+            port = servers.free_port()
+            with servers.naive_app(port, args.threads, args.models_dir, tmp / "naive.log") as pid:
+                job = classify_job(f"http://127.0.0.1:{port}", "/classify", MODEL, images, tag + b"-naive")
+                for key, clients in (("4-c1", 1), ("4-sat", sat)):
+                    name = f"(4) naive FastAPI, classify in the handler, {clients} client(s)"
+                    measure(
+                        lambda _, key=key, name=name, clients=clients: run_load(
+                            Row(key, name), job, {"naive app": pid}, clients=clients, **load
+                        )
+                    )
+
+        if "bentoml" in groups:
+            why = "smoke run" if args.smoke else servers.bentoml_available()
+            why = "--skip-bentoml" if args.skip_bentoml else why
+            if why:
+                for key, clients in (("5-c1", 1), ("5-sat", sat)):
+                    emit(not_run(key, f"(5) BentoML, {clients} client(s)", why))
+            else:
+                port = servers.free_port()
+                with servers.bentoml_app(port, args.workers, args.threads, args.models_dir, tmp / "bentoml.log") as pid:
+                    job = classify_job(f"http://127.0.0.1:{port}", "/classify", MODEL, images, tag + b"-bento")
+                    for key, clients in (("5-c1", 1), ("5-sat", sat)):
+                        name = f"(5) BentoML {servers.bentoml_version()}, {clients} client(s)"
+                        measure(
+                            lambda _, key=key, name=name, clients=clients: run_load(
+                                Row(key, name), job, {"bentoml": pid}, clients=clients, **load
+                            )
+                        )
+
+    meta["loadavg_after"] = _loadavg()
+    by_key = {row.key: row for row in rows}
+    checks = report.targets(by_key)
+    print()
+    print(report.text_table(rows, checks))
+    json_path, md_path = report.write(args.out, meta, rows, checks, name=args.name)
+    print(f"\nwritten: {json_path} {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

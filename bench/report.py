@@ -1,0 +1,166 @@
+"""The targets of issue 7, checked against a run's rows, and the table as text and markdown."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.scenarios import Row
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    text: str
+    value: float | None
+    goal: str  # human-readable
+    passed: bool | None  # None: could not be computed (a scenario did not run)
+
+    @property
+    def verdict(self) -> str:
+        return "n/a" if self.passed is None else ("PASS" if self.passed else "MISS")
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "text": self.text,
+            "value": self.value,
+            "goal": self.goal,
+            "verdict": self.verdict,
+        }
+
+
+def _get(rows: dict[str, Row], key: str, attr: str) -> float | None:
+    row = rows.get(key)
+    if row is None or row.not_run is not None:
+        return None
+    return getattr(row, attr)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _peak(rows: dict[str, Row], prefix: str) -> float | None:
+    peaks = [
+        p["peak_rss_mb"]
+        for row in rows.values()
+        if row.not_run is None
+        for p in row.processes
+        if p["name"].startswith(prefix)
+    ]
+    return max(peaks) if peaks else None
+
+
+def targets(by_key: dict[str, Row]) -> list[Target]:
+    out = []
+
+    def check(key: str, text: str, value: float | None, goal: str, ok) -> None:  # noqa: ANN001
+        out.append(Target(key, text, value, goal, None if value is None else bool(ok(value))))
+
+    sat = _get(by_key, "3-sat", "images_per_s")
+    pre = _get(by_key, "2", "images_per_s")
+    fwd = _get(by_key, "1", "images_per_s")
+    check("system_vs_inprocess", "(3) saturated / (2) images/s", _ratio(sat, pre), ">= 0.85", lambda v: v >= 0.85)
+    check("preprocess_vs_forward", "(2) / (1) images/s", _ratio(pre, fwd), ">= 0.9", lambda v: v >= 0.9)
+    naive = _get(by_key, "4-sat", "images_per_s")
+    check(
+        "system_vs_naive",
+        "(3) / (4) images/s, same clients",
+        _ratio(sat, naive),
+        ">= 1.5",
+        lambda v: v >= 1.5,
+    )
+    p95_sys, p95_naive = _get(by_key, "3-sat", "p95_ms"), _get(by_key, "4-sat", "p95_ms")
+    check(
+        "system_vs_naive_p95",
+        "(3) p95 - (4) p95 ms, same clients",
+        None if p95_sys is None or p95_naive is None else p95_sys - p95_naive,
+        "<= 0 (no worse)",
+        lambda v: v <= 0,
+    )
+    p50_sys, p50_pre = _get(by_key, "3-c1", "p50_ms"), _get(by_key, "2-c1", "p50_ms")
+    check(
+        "added_latency",
+        "(3) p50 - (2) p50 ms, 1 client / one loop",
+        None if p50_sys is None or p50_pre is None else p50_sys - p50_pre,
+        "<= 15 ms",
+        lambda v: v <= 15,
+    )
+    check("worker_rss", "worker peak RSS MiB, one model", _peak(by_key, "worker"), "<= 500", lambda v: v <= 500)
+    check(
+        "gateway_submissions",
+        "gateway accepted submissions/s, no worker",
+        _get(by_key, "gw-json", "images_per_s"),
+        ">= 500",
+        lambda v: v >= 500,
+    )
+    return out
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _processes(row: Row) -> str:
+    return ", ".join(f"{p['name']} {p['peak_rss_mb']:.0f}" for p in row.processes)
+
+
+def markdown(meta: dict, rows: list[Row], checks: list[Target]) -> str:
+    lines = [
+        f"Machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB; "
+        f"Python {meta['python']}, torch {meta['torch']}; model {meta['model']}, "
+        f"{meta['torch_threads']} torch threads, {meta['workers']} worker(s); {meta['images']} gallery images; "
+        f"{meta['duration_s']:.0f} s measured per row after {meta['warmup_s']:.0f} s warm-up; "
+        f"load average before the run {meta['loadavg_before']}. {meta['when']}, commit {meta['commit']}.",
+        "",
+        "| # | scenario | clients | images/s | p50 ms | p95 ms | CPU ms/image | peak RSS MiB per process | "
+        "other tenants' CPU s |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        if row.not_run is not None:
+            lines.append(f"| {row.key} | {row.scenario} | | | | | | not run: {row.not_run} | |")
+            continue
+        lines.append(
+            f"| {row.key} | {row.scenario} | {row.clients} | {_fmt(row.images_per_s)} | {_fmt(row.p50_ms)} | "
+            f"{_fmt(row.p95_ms)} | {_fmt(row.cpu_ms_per_image)} | {_processes(row)} | "
+            f"{_fmt(row.foreign_cpu_s)} |"
+        )
+    lines += ["", "| target | value | goal | verdict |", "|---|---:|---|---|"]
+    for check in checks:
+        lines.append(f"| {check.text} | {_fmt(check.value, 2)} | {check.goal} | **{check.verdict}** |")
+    return "\n".join(lines) + "\n"
+
+
+def text_table(rows: list[Row], checks: list[Target]) -> str:
+    header = f"{'#':<8} {'scenario':<52} {'cl':>3} {'img/s':>8} {'p50ms':>8} {'p95ms':>8} {'cpu ms/img':>10}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        if row.not_run is not None:
+            lines.append(f"{row.key:<8} {row.scenario:<52} not run: {row.not_run}")
+            continue
+        lines.append(
+            f"{row.key:<8} {row.scenario[:52]:<52} {row.clients or '':>3} {_fmt(row.images_per_s):>8} "
+            f"{_fmt(row.p50_ms):>8} {_fmt(row.p95_ms):>8} {_fmt(row.cpu_ms_per_image):>10}"
+        )
+        lines.append(f"{'':<8}   peak RSS MiB: {_processes(row)}")
+    lines.append("")
+    for check in checks:
+        lines.append(f"{check.verdict:<5} {check.text:<45} {_fmt(check.value, 2):>10}  (goal {check.goal})")
+    return "\n".join(lines)
+
+
+def write(out_dir: Path, meta: dict, rows: list[Row], checks: list[Target], name: str = "latest") -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
+    json_path.write_text(
+        json.dumps(
+            {"meta": meta, "rows": [r.as_dict() for r in rows], "targets": [c.as_dict() for c in checks]},
+            indent=2,
+        )
+        + "\n"
+    )
+    md_path.write_text(markdown(meta, rows, checks))
+    return json_path, md_path

@@ -1,0 +1,97 @@
+"""The benchmark harness runs end to end (bench --smoke: a few images, about a second per row) and
+writes a complete report. Structure only: timing is the benchmark's business, never a test's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+RUN_ROWS = {"1", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat"}
+SKIPPED_ROWS = {"5-c1", "5-sat"}  # BentoML is not part of the smoke run
+TARGETS = {
+    "system_vs_inprocess",
+    "preprocess_vs_forward",
+    "system_vs_naive",
+    "system_vs_naive_p95",
+    "added_latency",
+    "worker_rss",
+    "gateway_submissions",
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], repo: Path) -> tuple[dict, str]:
+    models_dir, gallery_dir = seeded
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--images",
+            "2",
+            "--warmup",
+            "0.2",
+            "--duration",
+            "1",
+            "--models-dir",
+            str(models_dir),
+            "--gallery-dir",
+            str(gallery_dir),
+            "--out",
+            str(out),
+        ],  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "PASS" in done.stdout or "MISS" in done.stdout, done.stdout[-3000:]
+    return json.loads((out / "latest.json").read_text()), (out / "latest.md").read_text()
+
+
+def test_every_scenario_ran_and_measured_something(report: tuple[dict, str]) -> None:
+    data, _ = report
+    rows = {row["key"]: row for row in data["rows"]}
+    assert set(rows) == RUN_ROWS | SKIPPED_ROWS
+    for key in RUN_ROWS:
+        row = rows[key]
+        assert row["not_run"] is None, row
+        assert row["errors"] == 0, row
+        assert row["completed"] > 0, row
+        assert row["images_per_s"] > 0, row
+        assert 0 < row["p50_ms"] <= row["p95_ms"], row
+        assert row["cpu_ms_per_image"] > 0, row
+        assert row["processes"] and all(p["peak_rss_mb"] > 0 for p in row["processes"]), row
+    for key in SKIPPED_ROWS:
+        assert rows[key]["not_run"], rows[key]
+
+
+def test_system_rows_measure_every_process(report: tuple[dict, str]) -> None:
+    data, _ = report
+    rows = {row["key"]: row for row in data["rows"]}
+    names = {p["name"] for p in rows["3-sat"]["processes"]}
+    assert {"gateway", "results", "worker-0", "client"} <= names
+    # With the workers stopped only the gateway side is left.
+    assert not any(name.startswith("worker") for name in (p["name"] for p in rows["gw-json"]["processes"]))
+
+
+def test_every_target_has_a_verdict(report: tuple[dict, str]) -> None:
+    data, markdown = report
+    targets = {t["key"]: t for t in data["targets"]}
+    assert set(targets) == TARGETS
+    for target in targets.values():
+        assert target["verdict"] in ("PASS", "MISS"), target
+        assert target["value"] is not None
+    for key in ("cpu_model", "cores", "torch", "torch_threads", "loadavg_before"):
+        assert data["meta"][key], key
+    assert "| target | value | goal | verdict |" in markdown
+    assert "not run: smoke run" in markdown

@@ -46,9 +46,7 @@ def pytest_report_header() -> str:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     # pytest_report_header only runs for conftest files known at start-up; this one always runs.
-    terminalreporter.write_line(
-        f"job store contract: Mongo adapter ran against {_mongo_description()}"
-    )
+    terminalreporter.write_line(f"job store contract: Mongo adapter ran against {_mongo_description()}")
 
 
 def _real_mongo_url(database: str) -> str:
@@ -64,9 +62,7 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[JobStore]:
         yield sqlite_store
         sqlite_store.close()
     elif kind == MONGOMOCK:
-        mock_store = MongoJobStore(
-            "mongodb://mongomock/classifier_test", client=mongomock.MongoClient()
-        )
+        mock_store = MongoJobStore("mongodb://mongomock/classifier_test", client=mongomock.MongoClient())
         yield mock_store
         mock_store.close()
     else:

@@ -67,9 +67,7 @@ def test_create_get_round_trip_keeps_every_field(store: JobStore) -> None:
         finished_at=T0 + timedelta(seconds=2, milliseconds=345),
         attempts=2,
         result=make_result(),
-        error=JobError(
-            code="model_missing", message="no weights for efficientnet_lite0"
-        ),
+        error=JobError(code="model_missing", message="no weights for efficientnet_lite0"),
         request_id="req-42",
         idempotency_key="key-42",
         callback_url="https://example.test/hook",
@@ -86,9 +84,7 @@ def test_create_get_round_trip_keeps_every_field(store: JobStore) -> None:
 
 
 def test_round_trip_of_utcnow_timestamps(store: JobStore) -> None:
-    job = (
-        make_job()
-    )  # created_at=utcnow(): millisecond precision, what both stores keep
+    job = make_job()  # created_at=utcnow(): millisecond precision, what both stores keep
     store.create(job)
     assert store.get(job.id) == job
 
@@ -181,9 +177,7 @@ def test_finish_stores_the_result(store: JobStore) -> None:
 
 def test_finish_unknown_is_false(store: JobStore) -> None:
     assert store.finish("does-not-exist", make_result(), utcnow()) is False
-    assert (
-        store.fail("does-not-exist", JobError(code="x", message="y"), utcnow()) is False
-    )
+    assert store.fail("does-not-exist", JobError(code="x", message="y"), utcnow()) is False
 
 
 def test_fail_stores_the_error(store: JobStore) -> None:
@@ -209,16 +203,12 @@ def test_fail_after_succeeded_does_nothing(store: JobStore) -> None:
     assert store.finish(job.id, make_result(), utcnow())
     succeeded = store.get(job.id)
 
-    assert (
-        store.fail(job.id, JobError(code="late", message="too late"), utcnow()) is False
-    )
+    assert store.fail(job.id, JobError(code="late", message="too late"), utcnow()) is False
     assert store.get(job.id) == succeeded
 
 
 @pytest.mark.parametrize("mix", ["finish", "finish-or-fail"])
-def test_finish_exactly_once_under_a_race(
-    store: JobStore, store_kind: str, mix: str
-) -> None:
+def test_finish_exactly_once_under_a_race(store: JobStore, store_kind: str, mix: str) -> None:
     """Redelivered copies of one job finishing at once: exactly one outcome is written."""
     job = store.create(make_job())
     store.start(job.id, utcnow())
@@ -230,9 +220,7 @@ def test_finish_exactly_once_under_a_race(
 
     def finish_or_fail(i: int) -> None:
         if fails(i):
-            results[i] = store.fail(
-                job.id, JobError(code=f"e{i}", message="boom"), utcnow()
-            )
+            results[i] = store.fail(job.id, JobError(code=f"e{i}", message="boom"), utcnow())
         else:
             results[i] = store.finish(job.id, make_result(f"v{i}"), utcnow())
 
@@ -287,10 +275,7 @@ def test_cancel_a_queued_job(store: JobStore) -> None:
     # The worker that later receives the message skips it, and nothing can finish it.
     assert store.start(job.id, T0 + timedelta(seconds=2)) == canceled
     assert store.finish(job.id, make_result(), T0 + timedelta(seconds=3)) is False
-    assert (
-        store.fail(job.id, JobError(code="x", message="y"), T0 + timedelta(seconds=3))
-        is False
-    )
+    assert store.fail(job.id, JobError(code="x", message="y"), T0 + timedelta(seconds=3)) is False
     assert store.get(job.id) == canceled
 
 
@@ -369,9 +354,7 @@ def test_purge_finished_removes_only_finished_jobs_older_than_the_cutoff(
         return job
 
     purged = [job_finished_at(old, how) for how in ("succeeded", "failed", "canceled")]
-    kept_finished = [
-        job_finished_at(recent, how) for how in ("succeeded", "failed", "canceled")
-    ]
+    kept_finished = [job_finished_at(recent, how) for how in ("succeeded", "failed", "canceled")]
     old_queued = store.create(make_job(created_at=old))
     old_running = store.create(make_job(created_at=old))
     store.start(old_running.id, old)
@@ -387,9 +370,7 @@ def test_purge_finished_removes_only_finished_jobs_older_than_the_cutoff(
 
 
 def test_result_cache(store: JobStore) -> None:
-    key = CacheKey(
-        model="efficientnet_lite0", model_version="sha256:1234", image_sha256="cd" * 32
-    )
+    key = CacheKey(model="efficientnet_lite0", model_version="sha256:1234", image_sha256="cd" * 32)
     assert store.cache_get(key) is None
 
     result = make_result("sha256:1234")
@@ -424,9 +405,7 @@ def test_heartbeat_and_live_workers(store: JobStore) -> None:
     store.heartbeat("worker-b", ["resnet18", "vgg16"], now)
 
     live = store.live_workers(since=now - timedelta(seconds=30))
-    assert [(w.worker_id, w.models, w.last_seen) for w in live] == [
-        ("worker-b", ("resnet18", "vgg16"), now)
-    ]
+    assert [(w.worker_id, w.models, w.last_seen) for w in live] == [("worker-b", ("resnet18", "vgg16"), now)]
 
     # An upsert: the same worker again, with what it has loaded now.
     store.heartbeat("worker-a", ["efficientnet_lite0", "resnet50"], now)
@@ -483,11 +462,7 @@ def test_many_threads_share_one_store(store: JobStore) -> None:
 
 def _sqlite_indexes(path) -> dict[str, str]:
     with sqlite3.connect(path) as conn:
-        return dict(
-            conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            )
-        )
+        return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"))
 
 
 def test_sqlite_schema_and_indexes(tmp_path) -> None:
@@ -500,10 +475,7 @@ def test_sqlite_schema_and_indexes(tmp_path) -> None:
     indexes = _sqlite_indexes(path)
     assert "(status)" in indexes["jobs_status"]
     assert "(created_at)" in indexes["jobs_created_at"]
-    assert (
-        "UNIQUE" in indexes["jobs_idempotency_key"]
-        and "IS NOT NULL" in indexes["jobs_idempotency_key"]
-    )
+    assert "UNIQUE" in indexes["jobs_idempotency_key"] and "IS NOT NULL" in indexes["jobs_idempotency_key"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -553,9 +525,7 @@ def test_sqlite_unopenable_paths_are_unavailable(tmp_path) -> None:
         a_file / "jobs.db",
         tmp_path,
     ):  # a parent that is a file; a directory as database
-        store = SqliteJobStore(
-            path
-        )  # opening never fails: the service starts, and is not ready
+        store = SqliteJobStore(path)  # opening never fails: the service starts, and is not ready
         with pytest.raises(StoreUnavailable):
             store.ping()
         with pytest.raises(StoreUnavailable):
@@ -564,9 +534,7 @@ def test_sqlite_unopenable_paths_are_unavailable(tmp_path) -> None:
 
 def test_sqlite_file_that_is_not_a_database_is_unavailable(tmp_path) -> None:
     path = tmp_path / "jobs.db"
-    path.write_bytes(
-        b"this is not a SQLite database, it is a text file of some length" * 20
-    )
+    path.write_bytes(b"this is not a SQLite database, it is a text file of some length" * 20)
     with pytest.raises(StoreUnavailable):
         SqliteJobStore(path).ping()
 
@@ -581,9 +549,7 @@ def test_mongo_indexes(store: MongoJobStore) -> None:
     assert jobs["status"]["key"] == [("status", 1)]
     assert jobs["created_at"]["key"] == [("created_at", 1)]
     assert jobs["idempotency_key"]["unique"] is True
-    assert jobs["idempotency_key"]["partialFilterExpression"] == {
-        "idempotency_key": {"$type": "string"}
-    }
+    assert jobs["idempotency_key"]["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert jobs["finished_at_ttl"]["expireAfterSeconds"] == store.retention_s
     workers = store.database["workers"].index_information()
     assert workers["last_seen_ttl"]["expireAfterSeconds"] == store.retention_s
@@ -599,12 +565,7 @@ def test_mongo_retention_change_rebuilds_the_ttl_index(store: MongoJobStore) -> 
         client=store.database.client,
     )
     changed.ping()
-    assert (
-        store.database["jobs"].index_information()["finished_at_ttl"][
-            "expireAfterSeconds"
-        ]
-        == 3600
-    )
+    assert store.database["jobs"].index_information()["finished_at_ttl"]["expireAfterSeconds"] == 3600
     assert changed.get(job.id) == job
 
 

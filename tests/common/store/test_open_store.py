@@ -39,9 +39,7 @@ def test_sqlite_url_without_a_usable_file_is_refused(url: str) -> None:
         open_store(url)
 
 
-def test_open_sqlite_store_relative_to_the_working_directory(
-    tmp_path, monkeypatch
-) -> None:
+def test_open_sqlite_store_relative_to_the_working_directory(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = open_store("sqlite:///./data/jobs.db")  # the Settings default
     try:
@@ -83,9 +81,7 @@ def test_open_sqlite_store_absolute_path(tmp_path) -> None:
     ],
 )
 def test_open_mongo_store_names_the_database(url: str, database: str) -> None:
-    store = open_store(
-        url, retention_s=3600
-    )  # no server needed: opening does not connect
+    store = open_store(url, retention_s=3600)  # no server needed: opening does not connect
     try:
         assert isinstance(store, MongoJobStore)
         assert store.database.name == database
@@ -96,10 +92,7 @@ def test_open_mongo_store_names_the_database(url: str, database: str) -> None:
 
 def test_mongodb_srv_url_database() -> None:
     # Not opened: a mongodb+srv:// client resolves DNS when it is built.
-    assert (
-        database_name("mongodb+srv://u:p@cluster0.example.net/prod?retryWrites=true")
-        == "prod"
-    )
+    assert database_name("mongodb+srv://u:p@cluster0.example.net/prod?retryWrites=true") == "prod"
     assert database_name("mongodb+srv://cluster0.example.net/") == "classifier"
 
 

@@ -29,14 +29,10 @@ def sqlite_path(url: str) -> str:
         )
     parts = urlsplit(url)
     if parts.query or parts.fragment:
-        raise ValueError(
-            f"invalid SQLite store URL {url!r}: no query or fragment is understood"
-        )
+        raise ValueError(f"invalid SQLite store URL {url!r}: no query or fragment is understood")
     path = unquote(url[len(_SQLITE_PREFIX) :])
     if not path or path.endswith("/") or path == ":memory:":
-        raise ValueError(
-            f"invalid SQLite store URL {url!r}: it must name a database file"
-        )
+        raise ValueError(f"invalid SQLite store URL {url!r}: it must name a database file")
     return path
 
 

@@ -54,13 +54,9 @@ R = TypeVar("R")
 
 
 def _is_unavailable(exc: PyMongoError) -> bool:
-    if isinstance(
-        exc, ConnectionFailure
-    ):  # server selection timeout, network error, not primary
+    if isinstance(exc, ConnectionFailure):  # server selection timeout, network error, not primary
         return True
-    if (
-        exc.timeout
-    ):  # an operation that ran out of time (maxTimeMS, wtimeout, timeoutMS)
+    if exc.timeout:  # an operation that ran out of time (maxTimeMS, wtimeout, timeoutMS)
         return True
     # Wrong credentials: nothing the caller can fix, but the store is no more usable than if
     # it were down, and /readyz must say so rather than answer 500.
@@ -77,9 +73,7 @@ def _translate_errors(method: Callable[P, R]) -> Callable[P, R]:
         except PyMongoError as exc:
             if not _is_unavailable(exc):
                 raise
-            raise StoreUnavailable(
-                f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S
-            ) from exc
+            raise StoreUnavailable(f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
 
     return wrapper
 
@@ -91,9 +85,7 @@ def database_name(url: str) -> str:
 
 
 def _url_has_option(url: str, option: str) -> bool:
-    return any(
-        name.lower() == option.lower() for name, _ in parse_qsl(urlsplit(url).query)
-    )
+    return any(name.lower() == option.lower() for name, _ in parse_qsl(urlsplit(url).query))
 
 
 def _to_doc(job: Job) -> dict[str, Any]:
@@ -157,15 +149,9 @@ class MongoJobStore:
         self._client = client
         self.database = client[database_name(url)]
         aware = CodecOptions(tz_aware=True)
-        self._jobs: Collection = self.database.get_collection(
-            "jobs", codec_options=aware
-        )
-        self._cache: Collection = self.database.get_collection(
-            "result_cache", codec_options=aware
-        )
-        self._workers: Collection = self.database.get_collection(
-            "workers", codec_options=aware
-        )
+        self._jobs: Collection = self.database.get_collection("jobs", codec_options=aware)
+        self._cache: Collection = self.database.get_collection("result_cache", codec_options=aware)
+        self._workers: Collection = self.database.get_collection("workers", codec_options=aware)
         self._indexes_ready = False
         self._closed = False
         self._indexes_lock = threading.Lock()
@@ -208,10 +194,7 @@ class MongoJobStore:
     def _ensure_ttl_index(self, collection: Collection, field: str) -> None:
         name = f"{field}_ttl"
         current = collection.index_information().get(name)
-        if (
-            current is not None
-            and current.get("expireAfterSeconds") != self.retention_s
-        ):
+        if current is not None and current.get("expireAfterSeconds") != self.retention_s:
             # The retention setting changed. Dropping and rebuilding the index works on every
             # server version (and on mongomock), unlike collMod; the index is small.
             log.info("changing %s retention to %ds", collection.name, self.retention_s)
@@ -219,9 +202,7 @@ class MongoJobStore:
                 collection.drop_index(name)
             except OperationFailure:
                 pass  # another replica dropped it first
-        collection.create_index(
-            [(field, ASCENDING)], name=name, expireAfterSeconds=self.retention_s
-        )
+        collection.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=self.retention_s)
 
     # -- JobStore ----------------------------------------------------------------------------
 
@@ -253,9 +234,7 @@ class MongoJobStore:
     @_translate_errors
     def finished_among(self, job_ids: list[str]) -> set[str]:
         self._ready()
-        unfinished = self._jobs.find(
-            {"_id": {"$in": list(job_ids)}, "status": {"$in": _UNFINISHED}}, {"_id": 1}
-        )
+        unfinished = self._jobs.find({"_id": {"$in": list(job_ids)}, "status": {"$in": _UNFINISHED}}, {"_id": 1})
         return set(job_ids) - {doc["_id"] for doc in unfinished}
 
     @_translate_errors
@@ -335,18 +314,14 @@ class MongoJobStore:
     def count_by_status(self) -> dict[str, int]:
         self._ready()
         counts = {status.value: 0 for status in JobStatus}
-        for row in self._jobs.aggregate(
-            [{"$group": {"_id": "$status", "n": {"$sum": 1}}}]
-        ):
+        for row in self._jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
             counts[row["_id"]] = row["n"]
         return counts
 
     @_translate_errors
     def purge_finished(self, older_than: datetime) -> int:
         self._ready()
-        outcome = self._jobs.delete_many(
-            {"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}}
-        )
+        outcome = self._jobs.delete_many({"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}})
         return outcome.deleted_count
 
     @staticmethod
@@ -430,9 +405,7 @@ class MongoJobStore:
     @_translate_errors
     def live_workers(self, since: datetime) -> list[WorkerInfo]:
         self._ready()
-        cursor = self._workers.find({"last_seen": {"$gte": since}}).sort(
-            "_id", ASCENDING
-        )
+        cursor = self._workers.find({"last_seen": {"$gte": since}}).sort("_id", ASCENDING)
         return [
             WorkerInfo(
                 worker_id=doc["_id"],

@@ -138,13 +138,9 @@ def _translate_errors(method: Callable[P, R]) -> Callable[P, R]:
             code = getattr(exc, "sqlite_errorcode", None)
             if code is None or (code & 0xFF) not in _UNAVAILABLE_CODES:
                 raise
-            raise StoreUnavailable(
-                f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S
-            ) from exc
+            raise StoreUnavailable(f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
         except OSError as exc:  # creating the database's directory
-            raise StoreUnavailable(
-                f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S
-            ) from exc
+            raise StoreUnavailable(f"job store unavailable: {exc}", retry_after=RETRY_AFTER_S) from exc
 
     return wrapper
 
@@ -195,12 +191,8 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         started_at=_parse_ts(row["started_at"]),
         finished_at=_parse_ts(row["finished_at"]),
         attempts=row["attempts"],
-        result=None
-        if row["result"] is None
-        else JobResult.model_validate_json(row["result"]),
-        error=None
-        if row["error"] is None
-        else JobError.model_validate_json(row["error"]),
+        result=None if row["result"] is None else JobResult.model_validate_json(row["result"]),
+        error=None if row["error"] is None else JobError.model_validate_json(row["error"]),
         request_id=row["request_id"],
         idempotency_key=row["idempotency_key"],
         callback_url=row["callback_url"],
@@ -229,9 +221,7 @@ class SqliteJobStore:
     ) -> None:
         if str(path) == ":memory:":
             # Each thread has its own connection, and each would see its own empty database.
-            raise ValueError(
-                "SqliteJobStore needs a file; an in-memory database is per connection"
-            )
+            raise ValueError("SqliteJobStore needs a file; an in-memory database is per connection")
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self.path = Path(path)
@@ -296,9 +286,7 @@ class SqliteJobStore:
         if version < SCHEMA_VERSION:
             self._upgrade(conn)
         elif version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} has schema v{version}, newer than this code's v{SCHEMA_VERSION}"
-            )
+            raise RuntimeError(f"{self.path} has schema v{version}, newer than this code's v{SCHEMA_VERSION}")
         self._schema_ready = True
 
     def _upgrade(self, conn: sqlite3.Connection) -> None:
@@ -321,9 +309,7 @@ class SqliteJobStore:
             log.info("job store schema v%d ready in %s (was v%d)", SCHEMA_VERSION, self.path, version)
 
     def _select_job(self, conn: sqlite3.Connection, job_id: str) -> Job | None:
-        row = conn.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else _job_from_row(row)
 
     # -- JobStore ----------------------------------------------------------------------------
@@ -447,9 +433,7 @@ class SqliteJobStore:
     @_translate_errors
     def count_by_status(self) -> dict[str, int]:
         counts = {status.value: 0 for status in JobStatus}
-        for status, count in self._conn().execute(
-            "SELECT status, COUNT(*) FROM jobs GROUP BY status"
-        ):
+        for status, count in self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
             counts[status] = count
         return counts
 

@@ -24,13 +24,14 @@ from fastapi.testclient import TestClient
 from classifier_common import callbacks
 from classifier_common.callbacks import Notifier
 from classifier_common.config import Settings
-from classifier_common.domain import Job, JobResult, JobStatus, Prediction, new_job_id, utcnow
+from classifier_common.domain import Job, utcnow
 from classifier_common.store import JobStore, open_store
 from classifier_common.store import sqlite as sqlite_store
 from classifier_common.store.mongo import MongoJobStore
 from classifier_gateway.main import create_app
 from tests.reliability.receiver import Receiver
 from tests.utils.api import assert_error_shape, wait_for_job
+from tests.utils.jobs import GOLDFINCH_RESULT, queued_job
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 MODEL = "efficientnet_lite0"
@@ -210,20 +211,10 @@ def test_without_a_secret_callback_url_is_refused(tmp_path: Path, seeded: tuple[
 
 def _finished_job(store: JobStore, callback_url: str | None, finished_ago_s: float = 0) -> Job:
     now = utcnow()
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model=MODEL,
-        image=GOLDFINCH,
-        source="gallery",
-        image_sha256="0" * 64,
-        created_at=now,
-        callback_url=callback_url,
-    )
+    job = queued_job(now, callback_url=callback_url)
     store.create(job)
     store.start(job.id, now)
-    result = JobResult(predictions=[Prediction(label="goldfinch", class_index=11, score=0.9)], model_version="1")
-    assert store.finish(job.id, result, now - timedelta(seconds=finished_ago_s))
+    assert store.finish(job.id, GOLDFINCH_RESULT, now - timedelta(seconds=finished_ago_s))
     return job
 
 
@@ -239,16 +230,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
 
 def test_callback_state_contract(store: JobStore) -> None:
     now = utcnow()
-    queued = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model=MODEL,
-        image=GOLDFINCH,
-        source="gallery",
-        image_sha256="0" * 64,
-        created_at=now,
-        callback_url="https://hooks.example.com/a",
-    )
+    queued = queued_job(now, callback_url="https://hooks.example.com/a")
     store.create(queued)
     _finished_job(store, None)  # no callback_url: never due
     job = _finished_job(store, "https://hooks.example.com/b")

@@ -11,30 +11,22 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from classifier_common.config import Settings
-from classifier_common.domain import Job, JobResult, JobStatus, Prediction, new_job_id, utcnow
+from classifier_common.domain import JobStatus, utcnow
 from classifier_common.store import JobStore, open_store
 from classifier_results.main import create_app
 from tests.reliability.accounting import wait_until
+from tests.utils.jobs import GOLDFINCH_RESULT, queued_job
 
 RETENTION_S = 60
 
 
 def _job(store: JobStore, *, age_s: float, finish: bool) -> str:
     created = utcnow() - timedelta(seconds=age_s)
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model="efficientnet_lite0",
-        image="n01531178_goldfinch.JPEG",
-        source="gallery",
-        image_sha256="0" * 64,
-        created_at=created,
-    )
+    job = queued_job(created)
     store.create(job)
     if finish:
         store.start(job.id, created)
-        result = JobResult(predictions=[Prediction(label="goldfinch", class_index=11, score=0.9)], model_version="1")
-        assert store.finish(job.id, result, created)
+        assert store.finish(job.id, GOLDFINCH_RESULT, created)
     return job.id
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from classifier_common.catalog import ModelSpec
 from classifier_common.domain import Prediction
+from classifier_worker.optimize import for_inference
 from classifier_worker.preprocess import Normalizer
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class LoadedModel:
         module = build_module(spec)
         state = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(state)
-        module.eval()
+        module = for_inference(module)
         version = f"{spec.version}-{file_sha256(path)[:12]}"
         model = cls(spec=spec, module=module, version=version, normalize=Normalizer(spec))
         model.warm_up()

@@ -10,11 +10,11 @@ from classifier_common.broker import Publisher
 from classifier_common.images import Gallery
 
 
-def _publisher(request: Request) -> Publisher:
+async def _publisher(request: Request) -> Publisher:
     return request.app.state.publisher
 
 
-def _gallery(request: Request) -> Gallery:
+async def _gallery(request: Request) -> Gallery:
     return request.app.state.gallery
 
 

@@ -198,25 +198,31 @@ async def create_job(
     spec = get_spec(model_name)
     if not spec.available(settings.models_dir):
         raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
-    if upload is not None:
-        await run_in_threadpool(images.inspect, upload)
-        digest = images.sha256(upload)
-    else:
-        digest = await run_in_threadpool(gallery.sha256, image_name)
+    request_id = request_id_var.get()
 
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model=spec.name,
-        image=image_name,
-        source=source,
-        image_sha256=digest,
-        created_at=utcnow(),
-        request_id=request_id_var.get(),
-        idempotency_key=idempotency_key,
-        callback_url=callback_url,
-    )
-    job, created = await run_in_threadpool(submit, store, publisher, job, upload)
+    def accept() -> tuple[Job, bool]:
+        # Everything that blocks (reading the gallery file or decoding the upload to check it, the
+        # store insert, the publish and its confirm) in one hand-off to a thread.
+        if upload is not None:
+            images.inspect(upload)
+            digest = images.sha256(upload)
+        else:
+            digest = gallery.sha256(image_name)
+        job = Job(
+            id=new_job_id(),
+            status=JobStatus.queued,
+            model=spec.name,
+            image=image_name,
+            source=source,
+            image_sha256=digest,
+            created_at=utcnow(),
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+        )
+        return submit(store, publisher, job, upload)
+
+    job, created = await run_in_threadpool(accept)
     headers = {"Location": status_url(job.id)}
     if not created:
         headers["Idempotent-Replayed"] = "true"

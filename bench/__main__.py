@@ -3,6 +3,10 @@
 python -m bench                      # everything (make bench)
 python -m bench --smoke              # a few images for a second or two each (make bench-smoke)
 python -m bench --only system --set CLASSIFIER_PREFETCH=4 --name prefetch4   # one lever
+
+The processes that import torch (the workers, (1)/(2), the naive app) run on --torch-python: by
+default .tools/bench-cpu/bin/python, torch's CPU build as the worker images ship it (make
+bench-tools), else this python; the report's header says which torch they ran.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 
 from bench import report, servers
@@ -98,6 +101,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="CLASSIFIER_X=V", help="system setting")
     parser.add_argument("--models-dir", type=Path, default=REPO / "data" / "models")
     parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
+    parser.add_argument(
+        "--torch-python",
+        default=None,
+        metavar="PATH",
+        help="python of the processes that import torch: workers, (1)/(2), naive app (default "
+        f"{servers.shown_path(str(servers.CPU_TORCH_PYTHON))}, the CPU build, when installed, else this python)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--name", default="latest", help="results file name without suffix")
     parser.add_argument("--wait-quiet", type=float, default=0, help="wait up to S s for load average < 0.7")
@@ -106,6 +116,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--noise", type=float, default=0.1, help="a row is disturbed when other tenants took more than this CPU share"
     )
     args = parser.parse_args(argv)
+    args.torch_python_note = ""
+    if args.torch_python is None:
+        args.torch_python, args.torch_python_note = servers.default_torch_python()
+    args.torch_python = str(Path(args.torch_python).absolute())  # the processes start in REPO; not resolved
     if args.smoke:
         args.images = args.images or 3
         args.warmup = 0.3 if args.warmup is None else args.warmup
@@ -123,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     groups = set(args.only or GROUPS)
     extra_env = dict(item.split("=", 1) for item in args.set)
+    torch_info = servers.torch_build(args.torch_python)
+    shown = f"{servers.shown_path(args.torch_python)}: torch {torch_info['torch']} ({torch_info['torch_build']} build)"
+    print(f"torch processes: {shown}", flush=True)
+    if args.torch_python_note:
+        print(f"note: {args.torch_python_note}", flush=True)
     _wait_quiet(args.wait_quiet)
     images = load_gallery(args.gallery_dir, args.images)
     tag = uuid.uuid4().hex[:8].encode()  # byte-unique across runs too
@@ -134,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "python": platform.python_version(),
-        "torch": version("torch"),
+        **torch_info,  # the torch processes' torch ("torch", "torch_build"), not necessarily this process's
+        "torch_python": servers.shown_path(args.torch_python),
+        "torch_python_note": args.torch_python_note,
         "model": MODEL,
         "torch_threads": args.threads,
         "workers": args.workers,
@@ -190,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         def make(_: bytes) -> Row:
             (row,) = run_inprocess(
                 {scenario: Row(key, name)},
+                python=args.torch_python,
                 processes=processes,
                 threads=args.threads,
                 models_dir=args.models_dir,
@@ -221,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                 "CLASSIFIER_TORCH_THREADS": str(args.threads),
                 **extra_env,
             }
-            with servers.system(tmp / "system", workers=args.workers, env=env) as stack:
+            system = servers.system(tmp / "system", workers=args.workers, env=env, worker_python=args.torch_python)
+            with system as stack:
                 gateway = f"http://127.0.0.1:{stack.gateway_port}"
                 results = f"http://127.0.0.1:{stack.results_port}"
                 pids = {name: proc.pid for name, proc in stack.procs.items()}
@@ -272,19 +295,27 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
         if "naive" in groups:
-            port = servers.free_port()
-            with servers.naive_app(port, args.threads, args.models_dir, tmp / "naive.log") as pid:
-                job = classify_job(f"http://127.0.0.1:{port}", "/classify", MODEL, images, tag + b"-naive")
-                for key, clients in (("4-c1", 1), ("4-sat", sat)):
-                    name = f"(4) naive FastAPI, classify in the handler, {clients} client(s)"
-                    measure(
-                        lambda _, key=key, name=name, clients=clients: run_load(
-                            Row(key, name), job, {"naive app": pid}, clients=clients, **load
-                        )
+            # (4) as the tutorials write it; 4w the same design running the worker's own code, so
+            # that 4w against (3) isolates the serving design.
+            for code, prefix, title in (
+                ("tutorial", "4", "(4) naive FastAPI, classify in the handler (tutorial code)"),
+                ("worker", "4w", "(4w) naive FastAPI, classify in the handler, the worker's code"),
+            ):
+                port = servers.free_port()
+                log = tmp / f"naive-{code}.log"
+                with servers.naive_app(args.torch_python, port, args.threads, args.models_dir, log, code) as pid:
+                    job = classify_job(
+                        f"http://127.0.0.1:{port}", "/classify", MODEL, images, tag + b"-" + code.encode()
                     )
+                    for key, clients in ((f"{prefix}-c1", 1), (f"{prefix}-sat", sat)):
+                        measure(
+                            lambda _, key=key, name=f"{title}, {clients} client(s)", clients=clients, job=job: run_load(
+                                Row(key, name), job, {"naive app": pid}, clients=clients, **load
+                            )
+                        )
 
         if "bentoml" in groups:
-            why = "smoke run" if args.smoke else servers.bentoml_available()
+            why = "smoke run" if args.smoke else servers.bentoml_available(torch_info["torch"])
             why = "--skip-bentoml" if args.skip_bentoml else why
             if why:
                 for key, clients in (("5-c1", 1), ("5-sat", sat)):

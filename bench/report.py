@@ -15,7 +15,7 @@ class Target:
     text: str
     value: float | None
     goal: str  # human-readable
-    passed: bool | None  # None: could not be computed (a scenario did not run)
+    passed: bool | None  # None: could not be computed (a scenario did not run), or not a target
 
     @property
     def verdict(self) -> str:
@@ -72,6 +72,16 @@ def targets(by_key: dict[str, Row]) -> list[Target]:
         ">= 1.5",
         lambda v: v >= 1.5,
     )
+    # Not a target: against the naive design running the worker's own code, the design alone.
+    out.append(
+        Target(
+            "system_vs_naive_worker_code",
+            "(3) / (4w) images/s, same clients (information)",
+            _ratio(sat, _get(by_key, "4w-sat", "images_per_s")),
+            "none: the serving design alone",
+            None,
+        )
+    )
     p95_sys, p95_naive = _get(by_key, "3-sat", "p95_ms"), _get(by_key, "4-sat", "p95_ms")
     check(
         "system_vs_naive_p95",
@@ -108,9 +118,14 @@ def _processes(row: Row) -> str:
 
 
 def markdown(meta: dict, rows: list[Row], checks: list[Target]) -> str:
+    torch = f"torch {meta['torch']}"
+    if meta.get("torch_build"):  # which torch the processes that import it ran, from which python
+        torch += f" ({meta['torch_build']} build, {meta['torch_python']})"
+    if meta.get("torch_python_note"):
+        torch += f" [{meta['torch_python_note']}]"
     lines = [
         f"Machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB; "
-        f"Python {meta['python']}, torch {meta['torch']}; model {meta['model']}, "
+        f"Python {meta['python']}, {torch}; model {meta['model']}, "
         f"{meta['torch_threads']} torch threads, {meta['workers']} worker(s); {meta['images']} gallery images; "
         f"{meta['duration_s']:.0f} s measured per row after {meta['warmup_s']:.0f} s warm-up; "
         f"load average before the run {meta['loadavg_before']}. {meta['when']}, commit {meta['commit']}.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from bench.load import Connection, HttpError, Job, closed_loop, multipart, perce
 from bench.procstats import Meter
 
 Images = list[tuple[str, bytes]]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -149,6 +149,7 @@ def run_load(row: Row, job: Job, pids: dict[str, int], *, clients: int, warmup_s
 def run_inprocess(
     rows: dict[str, Row],
     *,
+    python: str,
     processes: int,
     threads: int,
     models_dir: Path,
@@ -159,17 +160,19 @@ def run_inprocess(
 ) -> list[Row]:
     """(1) and (2), {"forward": row, "preprocess": row}: ``processes`` fresh processes side by side
     (bench.inprocess), each one loop with ``threads`` torch threads, as the system runs that many
-    worker processes; images/s is their sum."""
+    worker processes; images/s is their sum. They run on ``python`` (the workers' torch build), from
+    the repository (``bench`` is imported from it)."""
     for scenario, row in rows.items():
         args = [
-            sys.executable, "-m", "bench.inprocess", scenario,
+            python, "-m", "bench.inprocess", scenario,
             "--threads", str(threads), "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir),
             "--warmup", str(warmup_s), "--duration", str(duration_s),
         ]  # fmt: skip
         if images:
             args += ["--images", str(images)]
         children = [
-            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(processes)
+            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            for _ in range(processes)
         ]
         outs = []
         for child in children:

@@ -1,5 +1,6 @@
 """Starting and stopping what the load scenarios talk to: the system (scripts/stack.py, isolated
-on the shared RabbitMQ with its own queue and SQLite file), the naive app and BentoML."""
+on the shared RabbitMQ with its own queue and SQLite file), the naive app and BentoML; and which
+python runs the processes that import torch."""
 
 from __future__ import annotations
 
@@ -20,6 +21,41 @@ from tests.utils.stack import delete_queues, free_port, isolated_stack
 
 REPO = Path(__file__).resolve().parents[1]
 BENTOML_VENV = REPO / ".tools" / "bentoml"
+# torch's CPU build, as the worker images ship it (bench/install-cpu-torch.sh, make bench-tools).
+CPU_TORCH_PYTHON = REPO / ".tools" / "bench-cpu" / "bin" / "python"
+
+
+def default_torch_python(cpu_python: Path = CPU_TORCH_PYTHON) -> tuple[str, str]:
+    """(python, note) for the processes that import torch: the CPU-torch venv's python when it is
+    installed, else this interpreter's (the project's .venv) with a note saying so. Not resolved:
+    a venv's bin/python is a symlink to the base interpreter, which would leave the venv."""
+    if cpu_python.is_file() and os.access(cpu_python, os.X_OK):
+        return str(cpu_python), ""
+    shown = cpu_python.parent.parent.relative_to(REPO) if cpu_python.is_relative_to(REPO) else cpu_python
+    harness = shown_path(sys.executable)
+    return (
+        sys.executable,
+        f"{shown} is missing (make bench-tools): the torch processes ran on {harness} (the harness's python)",
+    )
+
+
+def shown_path(path: str) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    absolute = Path(path).absolute()
+    return str(absolute.relative_to(REPO)) if absolute.is_relative_to(REPO) else str(absolute)
+
+
+def torch_build(python: str) -> dict[str, str]:
+    """The torch that ``python`` imports: {"torch": "2.13.0+cpu", "torch_build": "CPU"} (or "CUDA 13.0")."""
+    code = "import torch; print(torch.__version__, torch.version.cuda or '')"
+    try:
+        out = subprocess.run([python, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    except OSError as exc:
+        raise SystemExit(f"cannot run {python}: {exc}") from exc
+    if out.returncode != 0:
+        raise SystemExit(f"{python} cannot import torch:\n{out.stderr[-2000:]}")
+    version, _, cuda = out.stdout.strip().partition(" ")
+    return {"torch": version, "torch_build": f"CUDA {cuda}" if cuda else "CPU"}
 
 
 def _status(url: str) -> int:
@@ -54,13 +90,15 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @contextmanager
-def system(state_dir: Path, *, workers: int, env: dict[str, str]) -> Iterator[Stack]:
+def system(state_dir: Path, *, workers: int, env: dict[str, str], worker_python: str) -> Iterator[Stack]:
     """gateway + results + N workers as processes, no nginx (clients talk to the gateway and the
-    results service directly, as the naive app's clients talk to it directly)."""
+    results service directly, as the naive app's clients talk to it directly). The workers run on
+    ``worker_python``; the gateway and results service (no torch) on this interpreter."""
     stack = isolated_stack(
         state_dir,
         workers=workers,
         nginx=False,
+        worker_python=worker_python,
         CLASSIFIER_HEARTBEAT_S="5",  # the default; isolated_stack's 1 s is for tests
         CLASSIFIER_QUEUE_MAX_LENGTH="1000000",
         **env,
@@ -95,12 +133,15 @@ def process(args: list[str], *, ready_path: str, port: int, env: dict[str, str],
         stop(proc)
 
 
-def naive_app(port: int, threads: int, models_dir: Path, log: Path):  # noqa: ANN201
+def naive_app(python: str, port: int, threads: int, models_dir: Path, log: Path, code: str):  # noqa: ANN201
+    """The naive app (bench/naive_app.py); ``code`` is "tutorial" (row 4) or "worker" (row 4w)."""
     return process(
         [
-            sys.executable,
+            python,
             "-m",
             "bench.naive_app",
+            "--code",
+            code,
             "--port",
             str(port),
             "--threads",
@@ -125,10 +166,17 @@ def bentoml_version() -> str:
     return found[0].name.removesuffix(".dist-info").split("-")[1] if found else "?"
 
 
-def bentoml_available() -> str | None:
-    """None when the BentoML virtualenv is there, else why not."""
+def bentoml_available(torch: str) -> str | None:
+    """None when the BentoML virtualenv is there and borrows torch ``torch`` (the version the other
+    torch processes run), else why not."""
     if not (BENTOML_VENV / "bin" / "bentoml").exists():
         return f"BentoML is not installed in {BENTOML_VENV.relative_to(REPO)} (make bench-tools)"
+    try:
+        theirs = torch_build(str(BENTOML_VENV / "bin" / "python"))["torch"]
+    except SystemExit as exc:
+        return f"BentoML's venv cannot import torch (make bench-tools): {str(exc)[-200:]}"
+    if theirs != torch:
+        return f"BentoML's venv imports torch {theirs}, not {torch} (make bench-tools)"
     return None
 
 
@@ -156,4 +204,15 @@ def bentoml_app(port: int, workers: int, threads: int, models_dir: Path, log: Pa
     )
 
 
-__all__ = ["free_port", "system", "naive_app", "bentoml_app", "bentoml_available", "bentoml_version", "rabbitmq_pid"]
+__all__ = [
+    "free_port",
+    "system",
+    "naive_app",
+    "bentoml_app",
+    "bentoml_available",
+    "bentoml_version",
+    "rabbitmq_pid",
+    "default_torch_python",
+    "shown_path",
+    "torch_build",
+]

@@ -1,11 +1,17 @@
 # Performance benchmark (issue 7): bench/, results in bench/results/, explained in docs/performance.md.
 .PHONY: bench bench-smoke bench-tools
 
-bench-tools: ## BentoML in its own venv under .tools/bentoml, for the benchmark's scenario (5)
-	PROJECT_VENV="$(VENV)" bench/install-bentoml.sh
+# The processes that import torch (workers, in-process loops, naive app, BentoML) run on the CPU
+# build of torch, as the worker images do; the gateway, results service and harness use $(VENV).
+BENCH_CPU_VENV := .tools/bench-cpu
+
+bench-tools: ## torch's CPU build in .tools/bench-cpu and BentoML in .tools/bentoml (borrowing it), for the benchmark
+	PROJECT_VENV="$(VENV)" bench/install-cpu-torch.sh
+	PROJECT_VENV="$(BENCH_CPU_VENV)" bench/install-bentoml.sh
 
 bench: ## The full benchmark (about 10 minutes): prints the table, writes bench/results/latest.{json,md}
-	@$(MAKE) --no-print-directory bench-tools || echo "BentoML could not be installed: its rows are reported as not run"
+	@$(MAKE) --no-print-directory bench-tools || echo "make bench-tools failed: without $(BENCH_CPU_VENV) the torch processes \
+	run on $(VENV)'s torch (the report's header says which), without BentoML its rows are reported as not run"
 	$(PY) -m bench $(BENCH_ARGS)
 
 bench-smoke: ## The benchmark on 3 images for ~1.5 s per row (CI keeps the harness working); writes data/bench-smoke/

@@ -87,6 +87,7 @@ class Stack:
     state_dir: Path = REPO / "data" / "stack"
     env: dict[str, str] = field(default_factory=dict)  # CLASSIFIER_* overrides
     nginx: bool = True
+    worker_python: str = sys.executable  # the workers' interpreter (the benchmark's: the CPU build of torch)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -114,7 +115,7 @@ class Stack:
         return f"worker-{i}"
 
     def start_worker(self, i: int) -> None:
-        self._spawn(self.worker_name(i), [sys.executable, "-m", "classifier_worker"], self.worker_port + i)
+        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i)
 
     def start_service(self, name: str) -> None:
         if name == "gateway":

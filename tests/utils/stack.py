@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def isolated_stack(tmp: Path, workers: int = 2, nginx: bool = True, **env: str) -> Stack:
+def isolated_stack(
+    tmp: Path, workers: int = 2, nginx: bool = True, worker_python: str = sys.executable, **env: str
+) -> Stack:
     queue = f"test.{uuid.uuid4().hex[:8]}.jobs"
     base_port = free_port()
     return Stack(
@@ -34,6 +37,7 @@ def isolated_stack(tmp: Path, workers: int = 2, nginx: bool = True, **env: str) 
         worker_port=base_port,  # workers take base_port, base_port+1, ...
         state_dir=tmp,
         nginx=nginx,
+        worker_python=worker_python,
         env={
             "CLASSIFIER_BROKER_URL": AMQP_URL,
             "CLASSIFIER_QUEUE_NAME": queue,

@@ -111,3 +111,19 @@ class _DataDependent(nn.Module):
 def test_an_untraceable_model_is_used_as_it_is() -> None:
     model = _DataDependent()
     assert for_inference(model) is model
+
+
+def test_lite0_symmetric_same_padding_moves_into_its_convolutions() -> None:
+    model = build_module(get_spec("efficientnet_lite0")).eval()
+    pads = [m.padding for m in model.modules() if isinstance(m, nn.ZeroPad2d)]
+    symmetric = [p for p in pads if p[0] == p[1] and p[2] == p[3]]
+    assert symmetric and len(symmetric) < len(pads)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        expected = model(x)
+        rewritten = for_inference(model)
+        got = rewritten(x)
+    left = [m.padding for m in rewritten.modules() if isinstance(m, nn.ZeroPad2d)]
+    assert len(left) == len(pads) - len(symmetric)  # the stride-2 ones, padded on one side, stay
+    assert all(p[0] != p[1] or p[2] != p[3] for p in left)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

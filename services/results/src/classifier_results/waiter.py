@@ -21,7 +21,7 @@ from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.005
+TICK_S = 0.002
 
 _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Event]
 

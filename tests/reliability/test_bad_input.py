@@ -250,6 +250,7 @@ def test_405_names_every_method_of_the_path(client: TestClient) -> None:
 POISON = [
     b"not json at all",
     b"\xff\xfe\x00binary",
+    b'{"v": 99, "job_id": "0123456789abcdef0123456789abcdef", "model": "efficientnet_lite0"}',
     b'{"v": 2, "job_id": "0123456789abcdef0123456789abcdef", "model": "efficientnet_lite0"}',
     b'{"v": 1, "job_id": 5}',
     b"[1, 2, 3]",

@@ -1,22 +1,28 @@
 """The queue message: what the gateway publishes and a worker consumes.
 
-The body is JSON. ``v`` is the schema version; a message whose version a worker does not know,
-or that is not valid JSON of this shape, is a :class:`PoisonMessage` and goes to the
-dead-letter queue. Uploaded images travel in the message (base64), gallery images by name.
+Schema v2: one line of JSON (the job's fields, ``v`` the schema version), then, for an upload, a
+newline and the upload's raw bytes. A gallery image travels by name, with no second part. The
+bytes are not base64 inside the JSON, so neither side encodes or decodes 4/3 of the upload
+(~0.8 ms of CPU per 115 KB photo, docs/performance.md) and the broker stores 25 % less.
+A v1 message (an upload base64-encoded in ``image_b64``), as gateways before v2 published it, is
+still read, so jobs queued across an upgrade run. A message whose version a worker does not know,
+or that is not of this shape, is a :class:`PoisonMessage` and goes to the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from datetime import datetime
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from classifier_common.domain import Job
 from classifier_common.errors import PoisonMessage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class JobMessage(BaseModel):
@@ -26,40 +32,59 @@ class JobMessage(BaseModel):
     image: str  # gallery name, or the upload's file name
     source: str  # "gallery" | "upload"
     image_sha256: str
-    image_b64: str | None = None  # the upload's bytes
     request_id: str | None = None
     enqueued_at: datetime
+    _upload: bytes | None = PrivateAttr(default=None)
 
     @classmethod
     def for_job(cls, job: Job, upload: bytes | None = None) -> JobMessage:
-        return cls(
+        message = cls(
             job_id=job.id,
             model=job.model,
             image=job.image,
             source=job.source,
             image_sha256=job.image_sha256,
-            image_b64=base64.b64encode(upload).decode("ascii") if upload is not None else None,
             request_id=job.request_id,
             enqueued_at=job.created_at,
         )
+        message._upload = upload
+        return message
 
     def upload_bytes(self) -> bytes | None:
-        return base64.b64decode(self.image_b64) if self.image_b64 is not None else None
+        return self._upload
 
     def encode(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        header = self.model_dump_json(exclude_none=True).encode()  # compact JSON: never a raw newline
+        return header if self._upload is None else header + b"\n" + self._upload
 
 
 def decode(body: bytes) -> JobMessage:
+    header, newline, upload = body.partition(b"\n")
     try:
-        raw = json.loads(body)
+        raw = json.loads(header)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonMessage(f"message body is not JSON: {exc}") from exc
     if not isinstance(raw, dict):
         raise PoisonMessage("message body is not a JSON object")
-    if raw.get("v") != SCHEMA_VERSION:
-        raise PoisonMessage(f"unknown message schema version {raw.get('v')!r}")
+    version = raw.get("v")
+    if version not in READABLE_VERSIONS:
+        raise PoisonMessage(f"unknown message schema version {version!r}")
+    encoded = raw.pop("image_b64", None) if version == 1 else None
     try:
-        return JobMessage.model_validate(raw)
+        message = JobMessage.model_validate(raw)
     except ValidationError as exc:
-        raise PoisonMessage(f"message does not match schema v{SCHEMA_VERSION}: {exc}") from exc
+        raise PoisonMessage(f"message does not match schema v{version}: {exc}") from exc
+    if version == 1:
+        if newline:
+            raise PoisonMessage("a v1 message has one JSON part only")
+        try:
+            message._upload = None if encoded is None else base64.b64decode(encoded, validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise PoisonMessage(f"image_b64 is not base64: {exc}") from exc
+    else:
+        message._upload = upload if newline else None
+    if (message._upload is None) != (message.source != "upload"):
+        raise PoisonMessage(
+            f"a {message.source} message {'without' if message._upload is None else 'with'} image bytes"
+        )
+    return message

@@ -127,3 +127,73 @@ def test_lite0_symmetric_same_padding_moves_into_its_convolutions() -> None:
     assert len(left) == len(pads) - len(symmetric)  # the stride-2 ones, padded on one side, stay
     assert all(p[0] != p[1] or p[2] != p[3] for p in left)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_rewrite_never_breaks_a_model_running_in_another_thread() -> None:
+    """Tracing patches torch.nn.Module.__call__ process-wide: without RUNNING, a model running in
+    another thread meanwhile raised NameError('module is not installed as a submodule')."""
+    import threading
+
+    from classifier_worker.optimize import RUNNING
+
+    running = build_module(get_spec("efficientnet_lite0")).eval()
+    x = torch.randn(1, 3, 64, 64)
+    errors: list[str] = []
+    runs = 0
+    stop = threading.Event()
+
+    def run() -> None:
+        nonlocal runs
+        while not stop.is_set():
+            try:
+                with RUNNING.shared(), torch.inference_mode():
+                    running(x)
+                runs += 1
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        for _ in range(3):
+            assert _count(for_inference(build_module(get_spec("efficientnet_lite0"))), nn.BatchNorm2d) == 0
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == [] and runs > 0
+
+
+def test_exclusive_waits_for_shared_holders_and_goes_before_new_ones() -> None:
+    import threading
+
+    from classifier_worker.optimize import SharedExclusive
+
+    lock = SharedExclusive()
+    order: list[str] = []
+    release = threading.Event()
+
+    def exclusive() -> None:
+        with lock.exclusive():
+            order.append("exclusive")
+            release.wait(5)
+
+    def shared() -> None:
+        with lock.shared():
+            order.append("shared again")
+
+    writer = threading.Thread(target=exclusive)
+    with lock.shared(), lock.shared():  # shared holders do not exclude each other
+        writer.start()
+        writer.join(0.2)
+        assert writer.is_alive() and order == []  # it waits while shared holders remain
+        reader = threading.Thread(target=shared)
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive() and order == []  # a new shared holder waits behind the writer
+        order.append("shared done")
+    writer.join(0.2)
+    assert order == ["shared done", "exclusive"]
+    release.set()
+    writer.join(2)
+    reader.join(2)
+    assert order == ["shared done", "exclusive", "shared again"]

@@ -18,7 +18,7 @@ from PIL import Image
 
 from classifier_common.catalog import ModelSpec
 from classifier_common.domain import Prediction
-from classifier_worker.optimize import for_inference
+from classifier_worker.optimize import RUNNING, for_inference
 from classifier_worker.preprocess import Normalizer
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class LoadedModel:
     def predict(self, images: list[Image.Image]) -> list[list[Prediction]]:
         """Top-5 predictions, score descending, for each preprocessed image."""
         batch = self.normalize(images)
-        with torch.inference_mode():
+        with RUNNING.shared(), torch.inference_mode():
             probabilities = self.module(batch).softmax(dim=1)
         scores, indices = probabilities.topk(TOP_K, dim=1)
         categories = imagenet_categories() if self.spec.num_classes == 1000 else None

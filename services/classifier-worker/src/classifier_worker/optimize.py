@@ -9,6 +9,13 @@ Two rewrites of the model's traced graph (``torch.fx``), both exact in real arit
 * a convolution that zero-pads its input symmetrically before convolving (EfficientNet-Lite's
   static 'same' padding) pads inside the convolution instead, without a padded copy.
 
+Tracing patches ``torch.nn.Module.__call__`` for the whole process while it runs, so a model
+running in another thread meanwhile fails ("module is not installed as a submodule"). Rewrites
+therefore run alone: :func:`for_inference` holds :data:`RUNNING` exclusively, and everything that
+runs a model holds it shared (``with RUNNING.shared(): ...``), as ``LoadedModel.predict`` does.
+One process normally loads its models before it runs any, but two apps in one process (tests,
+an embedded gateway beside another) need it.
+
 For efficientnet_lite0 on one CPU thread the first two took the forward pass from 20.3 to
 16.5 ms, the third from 20.4 to 18.9 ms (docs/performance.md). A model that cannot be traced is used as it is.
 """
@@ -16,7 +23,10 @@ For efficientnet_lite0 on one CPU thread the first two took the forward pass fro
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
@@ -24,6 +34,47 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 log = logging.getLogger(__name__)
 
 _IN_PLACE = {nn.ReLU: nn.functional.relu, nn.ReLU6: nn.functional.relu6}
+
+
+class SharedExclusive:
+    """A lock that many holders may share, or one may hold alone. A holder waiting to hold it
+    alone goes first: new shared holders wait behind it, so a steady stream of them (a busy
+    worker) cannot keep it out."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0  # would-be exclusive holders
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+RUNNING = SharedExclusive()
 
 
 class _Tracer(fx.Tracer):
@@ -38,16 +89,17 @@ def for_inference(module: nn.Module) -> nn.Module:
     """``module`` rewritten as above (in eval mode; its convolutions' weights are changed in place,
     so use only what this returns), or ``module`` itself if it cannot be traced."""
     module.eval()
-    try:
-        graph_module = fx.GraphModule(module, _Tracer().trace(module))
-    except Exception as exc:  # noqa: BLE001 - any tracing failure just means: run it unrewritten
-        log.warning("model not rewritten for inference: %s", exc)
-        return module
-    folded = _fold_batch_norms(graph_module)
-    in_place = _activations_in_place(graph_module)
-    padded = _padding_in_convolutions(graph_module)
-    graph_module.graph.lint()
-    graph_module.recompile()
+    with RUNNING.exclusive():
+        try:
+            graph_module = fx.GraphModule(module, _Tracer().trace(module))
+        except Exception as exc:  # noqa: BLE001 - any tracing failure just means: run it unrewritten
+            log.warning("model not rewritten for inference: %s", exc)
+            return module
+        folded = _fold_batch_norms(graph_module)
+        in_place = _activations_in_place(graph_module)
+        padded = _padding_in_convolutions(graph_module)
+        graph_module.graph.lint()
+        graph_module.recompile()
     graph_module.eval()
     log.debug(
         "rewritten for inference",
@@ -133,4 +185,4 @@ def _padding_in_convolutions(gm: fx.GraphModule) -> int:
     return moved
 
 
-__all__ = ["for_inference"]
+__all__ = ["RUNNING", "SharedExclusive", "for_inference"]

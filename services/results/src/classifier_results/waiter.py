@@ -3,11 +3,12 @@
 Polling the store once per waiting request every 50 ms cost one full read per request per tick
 and added up to 50 ms to every answer (a 25 ms job was answered after 50). Instead, while any
 request waits, one thread asks the store every few milliseconds which of the awaited jobs have
-finished — one indexed query for all of them, answering only ids — and wakes just those
-requests, which then read their job once. A finished job is answered within a tick, and the
-cost is one small query per tick however many requests wait; with none waiting the thread
-sleeps. It is a thread rather than a task on the event loop because handing each tick's query
-to a worker thread and back cost ~10 times the query itself (docs/performance.md).
+finished — one indexed query for all of them, answering only ids — reads those jobs and hands
+each to the requests waiting for it, which answer without another read. A finished job is
+answered within a tick, and the cost is one small query per tick however many requests wait;
+with none waiting the thread sleeps. It is a thread rather than a task on the event loop because
+handing each tick's query to a worker thread and back cost ~10 times the query itself
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -16,14 +17,21 @@ import asyncio
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 
+from classifier_common.domain import Job
 from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.002
 
-_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Event]
+
+@dataclass(eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    job: Job | None = None  # the finished job, as the poller read it
 
 
 class JobWaiter:
@@ -35,10 +43,10 @@ class JobWaiter:
         self._someone_waits = threading.Event()
         self._thread: threading.Thread | None = None
 
-    async def wait(self, job_id: str, timeout_s: float) -> None:
-        """Return when the job may have finished (or is gone, or the store failed), or after
-        ``timeout_s``. The caller reads the job afterwards either way."""
-        waiter = (asyncio.get_running_loop(), asyncio.Event())
+    async def wait(self, job_id: str, timeout_s: float) -> Job | None:
+        """The job once it has finished, or None after ``timeout_s`` (or when the store failed,
+        or the job is gone): the caller then reads the job itself."""
+        waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             self._waiting.setdefault(job_id, []).append(waiter)
             if self._thread is None:
@@ -46,7 +54,7 @@ class JobWaiter:
                 self._thread.start()
         self._someone_waits.set()
         try:
-            await asyncio.wait_for(waiter[1].wait(), timeout_s)
+            await asyncio.wait_for(waiter.event.wait(), timeout_s)
         except TimeoutError:
             pass
         finally:
@@ -56,6 +64,7 @@ class JobWaiter:
                     waiters.remove(waiter)
                 if not waiters:
                     self._waiting.pop(job_id, None)
+        return waiter.job
 
     def _poll(self) -> None:
         while True:
@@ -67,14 +76,15 @@ class JobWaiter:
                     self._someone_waits.clear()  # sleep until the next request waits
                     continue
             try:
-                done = self.store.finished_among(job_ids)
+                finished = {job_id: self.store.get(job_id) for job_id in self.store.finished_among(job_ids)}
             except Exception:  # noqa: BLE001 - the store is down (or a bug): let every request read for itself
                 log.debug("long-poll check failed; waking every waiting request", exc_info=True)
-                done = set(job_ids)
+                finished = dict.fromkeys(job_ids)
             with self._lock:
-                woken = [waiter for job_id in done for waiter in self._waiting.get(job_id, [])]
-            for loop, event in woken:
+                woken = [(waiter, job) for job_id, job in finished.items() for waiter in self._waiting.get(job_id, [])]
+            for waiter, job in woken:
+                waiter.job = job
                 try:
-                    loop.call_soon_threadsafe(event.set)
+                    waiter.loop.call_soon_threadsafe(waiter.event.set)
                 except RuntimeError:
                     pass  # that request's event loop has closed

@@ -68,8 +68,8 @@ async def get_job(
 ) -> JSONResponse:
     job = await _get(store, _valid_id(job_id))
     if wait and not job.status.finished:
-        await _waiter(request, store).wait(job_id, wait)
-        job = await _get(store, job_id)
+        finished = await _waiter(request, store).wait(job_id, wait)
+        job = finished if finished is not None else await _get(store, job_id)
     metrics.JOB_LOOKUPS.labels("found").inc()
     return JSONResponse(job_view(job))
 

@@ -4,11 +4,11 @@ writes a complete report. Structure only: timing is the benchmark's business, ne
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.utils.modules import run_module
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -30,32 +30,11 @@ INFORMATION = {"system_vs_naive_worker_code"}  # computed, shown, not a target o
 def report(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], repo: Path) -> tuple[dict, str]:
     models_dir, gallery_dir = seeded
     out = tmp_path_factory.mktemp("bench")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--smoke",
-            "--images",
-            "2",
-            "--warmup",
-            "0.2",
-            "--duration",
-            "1",
-            "--models-dir",
-            str(models_dir),
-            "--gallery-dir",
-            str(gallery_dir),
-            "--out",
-            str(out),
-        ],  # fmt: skip
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "PASS" in done.stdout or "MISS" in done.stdout, done.stdout[-3000:]
+    stdout = run_module(
+        repo, "bench", "--smoke", "--images", "2", "--warmup", "0.2", "--duration", "1",
+        "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir), "--out", str(out),
+    )  # fmt: skip
+    assert "PASS" in stdout or "MISS" in stdout, stdout[-3000:]
     return json.loads((out / "latest.json").read_text()), (out / "latest.md").read_text()
 
 

@@ -3,43 +3,27 @@ that add up. Structure only: no timing is asserted."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.utils.modules import run_module
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 
 def test_breakdown_prints_every_part(seeded: tuple[Path, Path], repo: Path) -> None:
     models_dir, gallery_dir = seeded
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.breakdown",
-            "--jobs",
-            "3",
-            "--workers",
-            "1",
-            "--models-dir",
-            str(models_dir),
-            "--gallery-dir",
-            str(gallery_dir),
-        ],  # fmt: skip
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stdout = run_module(
+        repo, "bench.breakdown", "--jobs", "3", "--workers", "1",
+        "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir),
+    )  # fmt: skip
     rows = {
         line.split()[0]: [float(v) for v in line.split()[1:]]
-        for line in done.stdout.splitlines()
+        for line in stdout.splitlines()
         if line.split() and line.split()[0] in ("post", "record_to_start", "worker", "finish_to_answer", "total")
     }
-    assert set(rows) == {"post", "record_to_start", "worker", "finish_to_answer", "total"}, done.stdout
+    assert set(rows) == {"post", "record_to_start", "worker", "finish_to_answer", "total"}, stdout
     p50 = {name: values[0] for name, values in rows.items()}
     assert p50["post"] > 0 and p50["worker"] > 0 and p50["total"] > 0
     # The parts happen one after another inside what the client waited.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -28,8 +27,8 @@ from pathlib import Path
 
 from bench import servers
 from bench.images import load_gallery
-from bench.load import Connection, HttpError
-from bench.scenarios import multipart, unique_jpeg
+from bench.load import Connection
+from bench.scenarios import submit_upload, upload_body, wait_succeeded
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "efficientnet_lite0"
@@ -44,18 +43,12 @@ def measure(gateway: Connection, results: Connection, images: list, jobs: int) -
     parts: dict[str, list[float]] = {k: [] for k in ("post", "record_to_start", "worker", "finish_to_answer", "total")}
     tag = uuid.uuid4().hex[:8].encode()
     for n in range(WARMUP_JOBS + jobs):
-        name, data = images[n % len(images)]
-        body, content_type = multipart({"model": MODEL}, "file", name, unique_jpeg(data, n, tag))
+        body, content_type = upload_body(MODEL, images, n, tag)
         began = time.time()
-        status, response, raw = gateway.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
+        location = submit_upload(gateway, body, content_type)
         posted = time.time()
-        if status != 202:
-            raise HttpError(f"POST /v1/jobs answered {status}: {raw[:200]!r}")
-        status, _, raw = results.request("GET", f"{response.getheader('Location')}?wait=30")
+        job = wait_succeeded(results, location)
         answered = time.time()
-        job = json.loads(raw)
-        if status != 200 or job["status"] != "succeeded":
-            raise HttpError(f"job not succeeded: {status} {raw[:200]!r}")
         if n < WARMUP_JOBS:
             continue
         created, started, finished = (_ts(job[k]) for k in ("created_at", "started_at", "finished_at"))

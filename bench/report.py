@@ -42,6 +42,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def _peak(rows: dict[str, Row], prefix: str) -> float | None:
     peaks = [
         p["peak_rss_mb"]
@@ -82,19 +86,17 @@ def targets(by_key: dict[str, Row]) -> list[Target]:
             None,
         )
     )
-    p95_sys, p95_naive = _get(by_key, "3-sat", "p95_ms"), _get(by_key, "4-sat", "p95_ms")
     check(
         "system_vs_naive_p95",
         "(3) p95 - (4) p95 ms, same clients",
-        None if p95_sys is None or p95_naive is None else p95_sys - p95_naive,
+        _difference(_get(by_key, "3-sat", "p95_ms"), _get(by_key, "4-sat", "p95_ms")),
         "<= 0 (no worse)",
         lambda v: v <= 0,
     )
-    p50_sys, p50_pre = _get(by_key, "3-c1", "p50_ms"), _get(by_key, "2-c1", "p50_ms")
     check(
         "added_latency",
         "(3) p50 - (2) p50 ms, 1 client / one loop",
-        None if p50_sys is None or p50_pre is None else p50_sys - p50_pre,
+        _difference(_get(by_key, "3-c1", "p50_ms"), _get(by_key, "2-c1", "p50_ms")),
         "<= 15 ms",
         lambda v: v <= 15,
     )

@@ -45,6 +45,34 @@ def _check_predictions(body: dict) -> None:
         raise HttpError(f"no predictions in {str(body)[:200]}")
 
 
+def upload_body(model: str, images: Images, n: int, tag: bytes) -> tuple[bytes, str]:
+    """The multipart body of job ``n``: image ``n`` made byte-unique by ``tag`` (the result
+    cache never answers it), and its content type."""
+    name, data = images[n % len(images)]
+    return multipart({"model": model}, "file", name, unique_jpeg(data, n, tag))
+
+
+def submit_upload(gateway: Connection, body: bytes, content_type: str) -> str:
+    """POST /v1/jobs; the job's status URL once the gateway answered 202."""
+    status, response, raw = gateway.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
+    if status != 202:
+        raise HttpError(f"POST /v1/jobs answered {status}: {raw[:200]!r}")
+    return response.getheader("Location")
+
+
+def wait_succeeded(results: Connection, location: str) -> dict:
+    """Long-poll the job's status URL until it has succeeded; its view."""
+    while True:
+        status, _, raw = results.request("GET", f"{location}?wait=30")
+        if status != 200:
+            raise HttpError(f"GET {location} answered {status}: {raw[:200]!r}")
+        view = json.loads(raw)
+        if view["status"] == "succeeded":
+            return view
+        if view["status"] in ("failed", "canceled"):
+            raise HttpError(f"job {view['status']}: {view.get('error')}")
+
+
 def system_job(gateway_url: str, results_url: str, model: str, images: Images, tag: bytes, *, cached: bool) -> Job:
     """Submit an upload to the gateway, then long-poll the results service until the job has
     succeeded: the latency a client of the system sees. ``cached`` says whether the answer must
@@ -53,24 +81,10 @@ def system_job(gateway_url: str, results_url: str, model: str, images: Images, t
     def job(state: dict, n: int) -> None:
         gateway = state.setdefault("gateway", Connection(gateway_url))
         results = state.setdefault("results", Connection(results_url))
-        name, data = images[n % len(images)]
-        body, content_type = multipart({"model": model}, "file", name, unique_jpeg(data, n, tag))
-        status, response, raw = gateway.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
-        if status != 202:
-            raise HttpError(f"POST /v1/jobs answered {status}: {raw[:200]!r}")
-        location = response.getheader("Location")
-        while True:
-            status, _, raw = results.request("GET", f"{location}?wait=30")
-            if status != 200:
-                raise HttpError(f"GET {location} answered {status}: {raw[:200]!r}")
-            view = json.loads(raw)
-            if view["status"] == "succeeded":
-                _check_predictions(view)
-                if view["result"]["cached"] is not cached:
-                    raise HttpError(f"expected cached={cached}, got {view['result']}")
-                return
-            if view["status"] in ("failed", "canceled"):
-                raise HttpError(f"job {view['status']}: {view.get('error')}")
+        view = wait_succeeded(results, submit_upload(gateway, *upload_body(model, images, n, tag)))
+        _check_predictions(view)
+        if view["result"]["cached"] is not cached:
+            raise HttpError(f"expected cached={cached}, got {view['result']}")
 
     return job
 
@@ -93,11 +107,7 @@ def upload_only_job(gateway_url: str, model: str, images: Images, tag: bytes) ->
 
     def job(state: dict, n: int) -> None:
         gateway = state.setdefault("gateway", Connection(gateway_url))
-        name, data = images[n % len(images)]
-        body, content_type = multipart({"model": model}, "file", name, unique_jpeg(data, n, tag))
-        status, _, raw = gateway.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
-        if status != 202:
-            raise HttpError(f"POST /v1/jobs answered {status}: {raw[:200]!r}")
+        submit_upload(gateway, *upload_body(model, images, n, tag))
 
     return job
 
@@ -107,8 +117,7 @@ def classify_job(url: str, path: str, model: str, images: Images, tag: bytes) ->
 
     def job(state: dict, n: int) -> None:
         server = state.setdefault("server", Connection(url))
-        name, data = images[n % len(images)]
-        body, content_type = multipart({"model": model}, "file", name, unique_jpeg(data, n, tag))
+        body, content_type = upload_body(model, images, n, tag)
         status, _, raw = server.request("POST", path, body, {"Content-Type": content_type})
         if status != 200:
             raise HttpError(f"POST {path} answered {status}: {raw[:200]!r}")

@@ -340,7 +340,10 @@ def run_local(run: LocalRun) -> report.Summary:
         server.stop()
         if client is not None:
             client.close()
-        _delete_queues(run.broker_url, queue)
+        try:
+            stack.delete_queues()
+        except Exception as exc:  # noqa: BLE001 - the run's result stands; a leftover queue is only untidy
+            logger.warning("could not delete %s: %s", queue, exc)
         if run.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -429,19 +432,3 @@ def _write_scaling(path: Path, events: Sequence[scaler.ScalingEvent]) -> None:
             metric = "" if e.metric is None else f"{e.metric:g}"
             proposal = "" if e.proposal is None else e.proposal
             writer.writerow([f"{e.t_s:.3f}", metric, e.current, proposal, e.desired, e.reason])
-
-
-def _delete_queues(broker_url: str, queue: str) -> None:
-    import pika
-
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(broker_url))
-    except Exception as exc:  # the run's result stands; a leftover queue is only untidy
-        logger.warning("could not delete %s: %s", queue, exc)
-        return
-    try:
-        channel = connection.channel()
-        for name in (queue, f"{queue}.dead"):
-            channel.queue_delete(name)
-    finally:
-        connection.close()

@@ -25,6 +25,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classifier_common.config import Settings
 from experiments.targets import write_worker_targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,6 +216,21 @@ class Stack:
                 codes[name] = None
         self.procs.clear()
         return codes
+
+    def delete_queues(self) -> None:
+        """Remove this stack's jobs queue and its dead-letter queue from the broker (a stack on a
+        queue of its own, on a shared RabbitMQ, cleans up after itself)."""
+        import pika
+
+        env = self._env(0)
+        connection = pika.BlockingConnection(pika.URLParameters(env["CLASSIFIER_BROKER_URL"]))
+        try:
+            channel = connection.channel()
+            queue = env.get("CLASSIFIER_QUEUE_NAME", Settings.model_fields["queue_name"].default)
+            for name in (queue, f"{queue}.dead"):
+                channel.queue_delete(name)
+        finally:
+            connection.close()
 
 
 def _down_from_pids(state_dir: Path) -> None:

@@ -74,16 +74,7 @@ def running_stack(
 
 def delete_queues(stack: Stack) -> None:
     """Remove the test's queues from the shared broker (pika, no management plugin needed)."""
-    import pika
-
-    queue = stack.env["CLASSIFIER_QUEUE_NAME"]
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        for name in (queue, f"{queue}.dead"):
-            channel.queue_delete(name)
-    finally:
-        connection.close()
+    stack.delete_queues()
 
 
 def log_records(stack: Stack, name_prefix: str) -> list[dict]:

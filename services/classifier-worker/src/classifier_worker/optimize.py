@@ -98,6 +98,7 @@ def for_inference(module: nn.Module) -> nn.Module:
         folded = _fold_batch_norms(graph_module)
         in_place = _activations_in_place(graph_module)
         padded = _padding_in_convolutions(graph_module)
+        graph_module.delete_all_unused_submodules()  # the folded BatchNorms, the replaced activations
         graph_module.graph.lint()
         graph_module.recompile()
     graph_module.eval()
@@ -129,7 +130,6 @@ def _fold_batch_norms(gm: fx.GraphModule) -> int:
         node.replace_all_uses_with(conv_node)
         gm.graph.erase_node(node)
         folded += 1
-    gm.delete_all_unused_submodules()
     return folded
 
 
@@ -154,7 +154,6 @@ def _activations_in_place(gm: fx.GraphModule) -> int:
         node.replace_all_uses_with(replacement)
         gm.graph.erase_node(node)
         changed += 1
-    gm.delete_all_unused_submodules()
     return changed
 
 

@@ -1,0 +1,98 @@
+"""The gateway's check of an uploaded file (classifier_common.images.inspect), on the real gallery
+photos and on damaged copies of them."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from classifier_common.errors import ImageRejected, NotAnImage
+from classifier_common.images import inspect
+
+GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+PHOTOS = sorted(p for p in GALLERY.iterdir() if p.suffix == ".JPEG")
+GOLDFINCH = GALLERY / "n01531178_goldfinch.JPEG"
+
+
+def _encode(img: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    img.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def test_every_gallery_photo_passes() -> None:
+    assert len(PHOTOS) == 41
+    for path in PHOTOS:
+        with Image.open(path) as img:
+            assert inspect(path.read_bytes()) == ("JPEG", img.width, img.height), path.name
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.25, 0.5, 0.75, 0.95, 0.999])
+def test_a_cut_off_jpeg_is_rejected(keep: float) -> None:
+    data = GOLDFINCH.read_bytes()
+    with pytest.raises(ImageRejected, match="truncated"):
+        inspect(data[: int(len(data) * keep)])
+
+
+def test_a_jpeg_cut_inside_its_headers_is_rejected() -> None:
+    data = GOLDFINCH.read_bytes()
+    with pytest.raises(ImageRejected):
+        inspect(data[: data.find(b"\xff\xda") + 1])
+
+
+def test_a_jpeg_cut_before_its_last_byte_is_rejected() -> None:
+    data = GOLDFINCH.read_bytes()
+    assert data.endswith(b"\xff\xd9")
+    with pytest.raises(ImageRejected, match="truncated"):
+        inspect(data[:-1])
+
+
+def test_bytes_after_the_end_marker_are_accepted() -> None:
+    """Some cameras and editors append data after the image; decoders ignore it."""
+    data = GOLDFINCH.read_bytes() + b"\x00trailer written by a phone\x00" * 10
+    assert inspect(data)[0] == "JPEG"
+
+
+def test_an_end_marker_inside_a_header_segment_does_not_hide_a_cut() -> None:
+    """An EXIF thumbnail is a whole JPEG inside an APP1 segment, end marker included: the check
+    steps over header segments, so a cut main image is still caught."""
+    data = GOLDFINCH.read_bytes()
+    thumbnail = _encode(Image.new("RGB", (16, 16), (200, 30, 30)), "JPEG")
+    payload = b"Exif\x00\x00" + thumbnail
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    with_thumbnail = data[:2] + app1 + data[2:]
+    assert inspect(with_thumbnail)[0] == "JPEG"
+    with pytest.raises(ImageRejected, match="truncated"):
+        inspect(with_thumbnail[: len(with_thumbnail) // 2])
+
+
+def test_progressive_jpeg_whole_and_cut() -> None:
+    with Image.open(GOLDFINCH) as img:
+        data = _encode(img, "JPEG", progressive=True, quality=90)
+    assert inspect(data)[0] == "JPEG"
+    for keep in (0.3, 0.6, 0.9):
+        with pytest.raises(ImageRejected):
+            inspect(data[: int(len(data) * keep)])
+
+
+def test_png_whole_and_cut() -> None:
+    with Image.open(GOLDFINCH) as img:
+        size, data = img.size, _encode(img, "PNG")
+    assert inspect(data) == ("PNG", *size)
+    with pytest.raises(ImageRejected):
+        inspect(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("data", [b"", b"hello, not an image", b"\xff\xd8\xff"])
+def test_not_an_image_is_refused(data: bytes) -> None:
+    with pytest.raises(NotAnImage):
+        inspect(data)
+
+
+def test_too_many_pixels_is_rejected() -> None:
+    data = _encode(Image.new("RGB", (300, 200)), "JPEG")
+    with pytest.raises(ImageRejected, match="pixels"):
+        inspect(data, max_pixels=300 * 200 - 1)

@@ -5,11 +5,13 @@
   (~165 MB less memory per worker);
 - long-poll: one poller per results process asks the store which awaited jobs finished
   (``JobStore.finished_among``) and wakes just those requests, instead of each request re-reading
-  its job every 50 ms.
+  its job every 50 ms; while the store says nothing was committed and no request started
+  waiting, it does not even query.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -27,6 +29,7 @@ from classifier_common.store.base import JobStore
 from classifier_common.store.mongo import MongoJobStore
 from classifier_common.store.sqlite import SqliteJobStore
 from classifier_results.main import create_app
+from classifier_results.waiter import JobWaiter
 from classifier_worker.models import imagenet_categories
 
 
@@ -164,3 +167,71 @@ def test_long_poll_on_a_job_deleted_meanwhile_is_404(results: tuple[TestClient, 
     thread.join()
     assert response.status_code == 404, response.text
     assert time.monotonic() - started < 5
+
+
+class _CountingStore:
+    """A real SQLite store that counts the poller's queries."""
+
+    def __init__(self, store: SqliteJobStore):
+        self.store = store
+        self.queries = 0
+
+    def change_counter(self) -> int | None:
+        return self.store.change_counter()
+
+    def finished_among(self, job_ids: list[str]) -> set[str]:
+        self.queries += 1
+        return self.store.finished_among(job_ids)
+
+    def get(self, job_id: str) -> Job | None:
+        return self.store.get(job_id)
+
+
+def test_long_poll_does_not_query_while_nothing_changes(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    counting = _CountingStore(store)
+    waiter = JobWaiter(counting, tick_s=0.002)  # type: ignore[arg-type]
+    idle, finishing = store.create(_job()), store.create(_job())
+
+    async def scenario() -> tuple[Job | None, int, float]:
+        # One request waits 0.5 s on a job nobody touches: ~250 ticks, almost none query.
+        assert await waiter.wait(idle.id, 0.5) is None
+        queries_while_idle = counting.queries
+        # A commit elsewhere is still seen within ticks.
+        finisher = _finish_later(store, finishing.id, 0.2)
+        started = time.monotonic()
+        job = await waiter.wait(finishing.id, 5)
+        waited = time.monotonic() - started
+        finisher.join()
+        return job, queries_while_idle, waited
+
+    job, queries_while_idle, waited = asyncio.run(scenario())
+    assert queries_while_idle <= 3, f"{queries_while_idle} queries while nothing changed"
+    assert job is not None and job.status is JobStatus.succeeded and waited < 2
+
+
+def test_long_poll_sees_a_job_that_finished_before_its_request_waited(tmp_path: Path) -> None:
+    """The job finishes after the poller's last query but before the request starts waiting, so
+    the change counter has nothing new to say: a new waiter alone must make the poller query."""
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    counting = _CountingStore(store)
+    waiter = JobWaiter(counting, tick_s=0.002)  # type: ignore[arg-type]
+    other, job = store.create(_job()), store.create(_job())
+
+    async def scenario() -> tuple[Job | None, float]:
+        background = asyncio.ensure_future(waiter.wait(other.id, 5))  # keeps the poller ticking
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(lambda: (store.start(job.id, utcnow()), store.finish(job.id, RESULT, utcnow())))
+        queries = counting.queries
+        while counting.queries == queries:  # the poller has queried after the commit
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(0.02)
+        started = time.monotonic()
+        finished = await waiter.wait(job.id, 2)
+        waited = time.monotonic() - started
+        background.cancel()
+        return finished, waited
+
+    finished, waited = asyncio.run(scenario())
+    assert finished is not None and finished.status is JobStatus.succeeded
+    assert waited < 1, f"answered after {waited:.2f} s: the new waiter was not checked"

@@ -492,6 +492,26 @@ def test_sqlite_two_stores_share_one_file(tmp_path) -> None:
     assert gateway.get(job.id).status is JobStatus.succeeded
 
 
+def test_sqlite_change_counter_moves_when_another_connection_commits(tmp_path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    first = store.change_counter()
+    assert store.change_counter() == first  # nothing committed meanwhile
+    store.create(make_job())  # this thread's own commit is not counted (SQLite's data_version)
+    store.get(new_job_id())
+    assert store.change_counter() == first
+    for write in (lambda: store.create(make_job()), lambda: SqliteJobStore(tmp_path / "jobs.db").create(make_job())):
+        before = store.change_counter()
+        thread = threading.Thread(target=write)
+        thread.start()
+        thread.join()
+        assert store.change_counter() != before
+
+
+def test_change_counter_is_a_number_or_says_it_cannot_tell(store: JobStore) -> None:
+    counter = store.change_counter()
+    assert counter is None if isinstance(store, MongoJobStore) else isinstance(counter, int)
+
+
 def test_sqlite_locked_database_is_unavailable(tmp_path) -> None:
     path = tmp_path / "jobs.db"
     store = SqliteJobStore(path, busy_timeout_s=0.2)

@@ -9,6 +9,11 @@ answered within a tick, and the cost is one small query per tick however many re
 with none waiting the thread sleeps. It is a thread rather than a task on the event loop because
 handing each tick's query to a worker thread and back cost ~10 times the query itself
 (docs/performance.md).
+
+Where the store can tell cheaply that nothing was committed since the last query (SQLite's data
+version), a tick with no commit and no new waiter skips the query: with 16 requests waiting on
+jobs that do not change, the poller's CPU fell from 70 to 26 ms per second (what is left is the
+tick itself: waking every 2 ms costs ~20 µs, the check ~18 µs).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class JobWaiter:
         self._lock = threading.Lock()
         self._waiting: dict[str, list[_Waiter]] = {}
         self._someone_waits = threading.Event()
+        # A request started waiting since the last query: its job may have finished before the
+        # change counter was last read, so the next tick queries whatever the counter says.
+        self._new_waiter = False
         self._thread: threading.Thread | None = None
 
     async def wait(self, job_id: str, timeout_s: float) -> Job | None:
@@ -49,6 +57,7 @@ class JobWaiter:
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             self._waiting.setdefault(job_id, []).append(waiter)
+            self._new_waiter = True
             if self._thread is None:
                 self._thread = threading.Thread(target=self._poll, name="long-poll", daemon=True)
                 self._thread.start()
@@ -67,6 +76,7 @@ class JobWaiter:
         return waiter.job
 
     def _poll(self) -> None:
+        seen: int | None = None  # the store's change counter read before the last query
         while True:
             self._someone_waits.wait()
             time.sleep(self.tick_s)
@@ -75,10 +85,18 @@ class JobWaiter:
                 if not job_ids:
                     self._someone_waits.clear()  # sleep until the next request waits
                     continue
+                new_waiter, self._new_waiter = self._new_waiter, False
             try:
+                counter = self.store.change_counter()
+                if counter is not None and counter == seen and not new_waiter:
+                    continue
+                # Read before the query: a commit after this read changes the counter, so the
+                # next tick queries again.
+                seen = counter
                 finished = {job_id: self.store.get(job_id) for job_id in self.store.finished_among(job_ids)}
             except Exception:  # noqa: BLE001 - the store is down (or a bug): let every request read for itself
                 log.debug("long-poll check failed; waking every waiting request", exc_info=True)
+                seen = None
                 finished = dict.fromkeys(job_ids)
             with self._lock:
                 woken = [(waiter, job) for job_id, job in finished.items() for waiter in self._waiting.get(job_id, [])]

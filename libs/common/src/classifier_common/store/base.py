@@ -50,6 +50,11 @@ class JobStore(Protocol):
         """The ids among ``job_ids`` whose job is finished or does not exist (any more): one
         query for every long-poll waiting in a results process."""
 
+    def change_counter(self) -> int | None:
+        """A number that differs from the last one this thread got whenever another connection
+        has committed a change since, so a poller can skip reading while nothing changed; None
+        when the store cannot tell cheaply (then the poller reads every tick)."""
+
     def delete(self, job_id: str) -> None:
         """Remove a job: only used to roll back a job whose publish failed (never got a 202)."""
 

@@ -237,6 +237,9 @@ class MongoJobStore:
         unfinished = self._jobs.find({"_id": {"$in": list(job_ids)}, "status": {"$in": _UNFINISHED}}, {"_id": 1})
         return set(job_ids) - {doc["_id"] for doc in unfinished}
 
+    def change_counter(self) -> int | None:
+        return None  # no cheap way to tell; a change stream needs a replica set
+
     @_translate_errors
     def delete(self, job_id: str) -> None:
         self._ready()

@@ -357,6 +357,11 @@ class SqliteJobStore:
         return set(job_ids) - unfinished
 
     @_translate_errors
+    def change_counter(self) -> int | None:
+        # Read from the database's shared memory: no table is read (sqlite.org/pragma.html#pragma_data_version).
+        return self._conn().execute("PRAGMA data_version").fetchone()[0]
+
+    @_translate_errors
     def delete(self, job_id: str) -> None:
         self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 

@@ -220,17 +220,23 @@ class Stack:
     def delete_queues(self) -> None:
         """Remove this stack's jobs queue and its dead-letter queue from the broker (a stack on a
         queue of its own, on a shared RabbitMQ, cleans up after itself)."""
-        import pika
-
         env = self._env(0)
-        connection = pika.BlockingConnection(pika.URLParameters(env["CLASSIFIER_BROKER_URL"]))
-        try:
-            channel = connection.channel()
-            queue = env.get("CLASSIFIER_QUEUE_NAME", Settings.model_fields["queue_name"].default)
-            for name in (queue, f"{queue}.dead"):
-                channel.queue_delete(name)
-        finally:
-            connection.close()
+        delete_job_queues(
+            env["CLASSIFIER_BROKER_URL"], env.get("CLASSIFIER_QUEUE_NAME", Settings.model_fields["queue_name"].default)
+        )
+
+
+def delete_job_queues(broker_url: str, queue: str) -> None:
+    """Remove a jobs queue and its dead-letter queue from the broker."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    try:
+        channel = connection.channel()
+        for name in (queue, f"{queue}.dead"):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
 
 
 def _down_from_pids(state_dir: Path) -> None:

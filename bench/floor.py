@@ -1,0 +1,193 @@
+"""The least CPU per job that any system of this design spends outside its workers, on this machine,
+and so the highest (3) saturated / (2) ratio it could reach here.
+
+    python -m bench.floor                 # 12 s of HTTP load, 1000 messages
+    python -m bench.floor --duration 3 --messages 100
+
+At saturation every process shares the same cores, so the system does at most
+``2000 / (w + outside)`` images/s against (2)'s ``2000 / w``, where ``w`` is (2)'s CPU per image
+and ``outside`` is the CPU per job of everything that is not a forward pass. This measures the
+parts of ``outside`` that the design cannot do without, each doing nothing more than it must:
+
+    http server    a FastAPI app (uvicorn, httptools, uvloop, as the services run) that parses the
+                   multipart upload and answers 202, and answers one GET: no store, no broker
+    http client    the benchmark's own client (bench.load) making those two requests
+    broker         one confirmed persistent publish of the upload to the quorum queue, one
+                   delivery and its ack, by the system's own publisher and consumer (this process)
+    rabbitmq       RabbitMQ's CPU for that publish, delivery and ack
+    store          the job's SQLite writes and reads: create, start, finish, two gets
+
+It prints each part, their sum and the ratio ceiling ``w / (w + sum)``, with ``w`` taken from
+bench/results/latest.json (or ``--w``). The real system spends more than this (logging, metrics,
+the long-poll, checks); the ceiling is an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+REPO = Path(__file__).resolve().parents[1]
+PORT = 18790
+
+app = FastAPI()
+
+
+@app.post("/v1/jobs")
+async def submit(request: Request) -> JSONResponse:
+    form = await request.form()
+    data = await form["file"].read()  # type: ignore[union-attr]
+    job_id = uuid.uuid4().hex
+    return JSONResponse(
+        {"id": job_id, "status": "queued", "bytes": len(data)},
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job_id}"},
+    )
+
+
+@app.get("/v1/jobs/{job_id}")
+async def get(job_id: str) -> JSONResponse:
+    return JSONResponse({"id": job_id, "status": "succeeded", "result": {"predictions": [{"label": "x"}]}})
+
+
+def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[float, float]:
+    """(server, client) CPU ms per job: a POST upload and a GET, at ``clients`` closed-loop clients."""
+    from bench import servers
+    from bench.images import load_gallery
+    from bench.load import Connection, closed_loop
+    from bench.procstats import Meter
+    from bench.scenarios import submit_upload, upload_body
+
+    images = load_gallery(gallery_dir, None)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(PORT), "--log-level", "warning"]
+        with servers.process(
+            args + ["--no-access-log"], ready_path="/docs", port=PORT, env={}, log=Path(tmp) / "log"
+        ) as pid:
+            url = f"http://127.0.0.1:{PORT}"
+
+            def job(state: dict, n: int) -> None:
+                connection = state.setdefault("c", Connection(url))
+                location = submit_upload(connection, *upload_body("m", images, n, b"floor"))
+                status, _, _ = connection.request("GET", location)
+                if status != 200:
+                    raise RuntimeError(f"GET answered {status}")
+
+            meter = Meter({"server": pid, "client": os.getpid()})
+            meter.start()
+            result = closed_loop(job, clients, 2.0, duration_s)
+            usages, _ = meter.stop()
+    cpu = {u.name: u.cpu_s / max(1, result.total_completed) * 1000 for u in usages}
+    return cpu["server"], cpu["client"]
+
+
+def broker_parts(messages: int, size: int) -> tuple[float, float]:
+    """(this process, RabbitMQ) CPU ms per message: confirmed publish, delivery, ack."""
+    from bench import servers
+    from bench.procstats import cpu_seconds
+    from classifier_common.broker.rabbitmq import RabbitConsumer, RabbitPublisher
+    from classifier_common.config import Settings
+    from scripts.stack import DEFAULT_BROKER, delete_job_queues
+
+    queue = f"classifier.floor.{uuid.uuid4().hex[:8]}"
+    settings = Settings(broker_url=os.environ.get("CLASSIFIER_BROKER_URL", DEFAULT_BROKER), queue_name=queue)
+    publisher, consumer = RabbitPublisher(settings), RabbitConsumer(settings)
+    rabbit = servers.rabbitmq_pid()
+    body = os.urandom(size)
+    try:
+        consumer.start()
+        publisher.publish(body, message_id="warm-up")
+        done = threading.Event()
+
+        def consume() -> None:
+            for _ in range(messages + 1):
+                delivery = consumer.get(timeout=30)
+                if delivery is None:
+                    raise RuntimeError("a message did not arrive")
+                delivery.ack()
+            done.set()
+
+        thread = threading.Thread(target=consume, daemon=True)
+        ours0, theirs0 = time.process_time(), cpu_seconds(rabbit) if rabbit else 0.0
+        thread.start()
+        for n in range(messages):
+            publisher.publish(body, message_id=str(n))
+        if not done.wait(60):
+            raise RuntimeError("the consumer did not get every message")
+        ours, theirs = time.process_time() - ours0, (cpu_seconds(rabbit) - theirs0) if rabbit else float("nan")
+    finally:
+        consumer.close()
+        publisher.close()
+        delete_job_queues(settings.broker_url, queue)
+    return ours / messages * 1000, theirs / messages * 1000
+
+
+def store_part(jobs: int) -> float:
+    """CPU ms per job of the store calls a job needs: create, start, finish, two gets."""
+    from classifier_common.domain import Job, JobResult, JobStatus, Prediction, new_job_id, utcnow
+    from classifier_common.store.sqlite import SqliteJobStore
+
+    result = JobResult(
+        predictions=[Prediction(label="x", class_index=0, score=1.0)], model_version="v", inference_ms=1.0
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteJobStore(Path(tmp) / "jobs.db")
+        started = time.process_time()
+        for _ in range(jobs):
+            job = Job(
+                id=new_job_id(), status=JobStatus.queued, model="m", image="i", source="upload",
+                image_sha256="ab" * 32, created_at=utcnow(),
+            )  # fmt: skip
+            store.create(job)
+            store.start(job.id, utcnow())
+            store.finish(job.id, result, utcnow())
+            store.get(job.id)
+            store.get(job.id)
+        cpu = time.process_time() - started
+        store.close()
+    return cpu / jobs * 1000
+
+
+def _latest_w() -> float | None:
+    try:
+        rows = json.loads((REPO / "bench" / "results" / "latest.json").read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return next((row["cpu_ms_per_image"] for row in rows if row["key"] == "2"), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds of HTTP load")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--bytes", type=int, default=108_000, help="upload size (the gallery's mean)")
+    parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
+    parser.add_argument("--w", type=float, default=None, help="(2)'s CPU ms per image (default: latest.json)")
+    args = parser.parse_args(argv)
+    server, client = http_parts(args.duration, args.clients, args.gallery_dir)
+    ours, rabbit = broker_parts(args.messages, args.bytes)
+    store = store_part(args.messages)
+    parts = {"http server": server, "http client": client, "broker clients": ours, "rabbitmq": rabbit, "store": store}
+    for name, ms in parts.items():
+        print(f"{name:<16}{ms:7.2f} ms CPU per job")
+    outside = sum(parts.values())
+    print(f"{'outside workers':<16}{outside:7.2f} ms CPU per job, at the least")
+    w = args.w if args.w is not None else _latest_w()
+    if w:
+        print(f"(2) w = {w:.2f} ms per image: (3)/(2) can reach at most {w / (w + outside):.2f} here (target 0.85)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

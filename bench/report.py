@@ -119,6 +119,13 @@ def _processes(row: Row) -> str:
     return ", ".join(f"{p['name']} {p['peak_rss_mb']:.0f}" for p in row.processes)
 
 
+def _slices(meta: dict) -> str:
+    slices = meta.get("slices")
+    if not slices:
+        return ""
+    return f" ((2) and 2-c1 in {slices} slices alternating with 3-sat and 3-c1, each slice warmed up)"
+
+
 def markdown(meta: dict, rows: list[Row], checks: list[Target]) -> str:
     torch = f"torch {meta['torch']}"
     if meta.get("torch_build"):  # which torch the processes that import it ran, from which python
@@ -129,7 +136,8 @@ def markdown(meta: dict, rows: list[Row], checks: list[Target]) -> str:
         f"Machine: {meta['cpu_model']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB; "
         f"Python {meta['python']}, {torch}; model {meta['model']}, "
         f"{meta['torch_threads']} torch threads, {meta['workers']} worker(s); {meta['images']} gallery images; "
-        f"{meta['duration_s']:.0f} s measured per row after {meta['warmup_s']:.0f} s warm-up; "
+        f"{meta['duration_s']:.0f} s measured per row after {meta['warmup_s']:.0f} s warm-up"
+        f"{_slices(meta)}; "
         f"load average before the run {meta['loadavg_before']}. {meta['when']}, commit {meta['commit']}.",
         "",
         "| # | scenario | clients | images/s | p50 ms | p95 ms | CPU ms/image | peak RSS MiB per process | "

@@ -34,9 +34,45 @@ class Row:
     processes: list[dict] = field(default_factory=list)
     note: str = ""
     not_run: str | None = None
+    # For pooling slices of a row (see pooled); not written to the results.
+    latencies_s: list[float] = field(default_factory=list, repr=False)
+    cpu_images: int = 0  # the images cpu_ms_per_image divides by
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["latencies_s"], out["cpu_images"]
+        return out
+
+
+def pooled(slices: list[Row], note: str) -> Row:
+    """One row from slices of the same measurement taken at different times: images/s over all
+    the measured windows, percentiles over all latencies, CPU over all images."""
+    first = slices[0]
+    row = Row(first.key, first.scenario, clients=first.clients, note=note)
+    row.completed = sum(s.completed for s in slices)
+    row.errors = sum(s.errors for s in slices)
+    window_s = sum(s.completed / s.images_per_s for s in slices if s.images_per_s)
+    row.images_per_s = row.completed / window_s if window_s else 0.0
+    row.latencies_s = [v for s in slices for v in s.latencies_s]
+    row.p50_ms = percentile(row.latencies_s, 50) * 1000
+    row.p95_ms = percentile(row.latencies_s, 95) * 1000
+    row.cpu_images = sum(s.cpu_images for s in slices)
+    images = max(1, row.cpu_images)
+    row.cpu_ms_per_image = sum((s.cpu_ms_per_image or 0) * s.cpu_images for s in slices) / images
+    row.foreign_cpu_s = sum(s.foreign_cpu_s or 0 for s in slices)
+    row.processes = [
+        {
+            "name": process["name"],
+            "cpu_ms_per_image": sum(s.processes[i]["cpu_ms_per_image"] * s.cpu_images for s in slices) / images,
+            "rss_mb": slices[-1].processes[i]["rss_mb"],
+            "peak_rss_mb": max(s.processes[i]["peak_rss_mb"] for s in slices),
+        }
+        for i, process in enumerate(first.processes)
+    ]
+    errors = [s.note for s in slices if "first error" in s.note]
+    if errors:
+        row.note += " " + errors[0]
+    return row
 
 
 def _check_predictions(body: dict) -> None:
@@ -140,6 +176,8 @@ def run_load(row: Row, job: Job, pids: dict[str, int], *, clients: int, warmup_s
     row.completed = result.completed
     row.errors = result.errors
     row.cpu_ms_per_image = sum(u.cpu_s for u in usages) / done * 1000
+    row.cpu_images = done
+    row.latencies_s = result.latencies_s
     row.foreign_cpu_s = foreign
     row.processes = [
         {
@@ -194,7 +232,8 @@ def run_inprocess(
         row.clients = processes
         row.images_per_s = sum(out["images_per_s"] for out in outs)
         row.p50_ms, row.p95_ms = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
-        row.completed = len(latencies)
+        row.completed = row.cpu_images = len(latencies)
+        row.latencies_s = latencies
         row.cpu_ms_per_image = cpu_s / row.completed * 1000
         # The loops ran side by side: the machine's busy time over them less all of theirs.
         row.foreign_cpu_s = max(0.0, sum(out["busy_s"] for out in outs) / len(outs) - cpu_s)

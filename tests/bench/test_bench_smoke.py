@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.scenarios import Row, pooled
 from tests.utils.modules import run_module
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
@@ -64,6 +65,16 @@ def test_system_rows_measure_every_process(report: tuple[dict, str]) -> None:
     assert not any(name.startswith("worker") for name in (p["name"] for p in rows["gw-json"]["processes"]))
 
 
+def test_the_compared_rows_are_measured_interleaved(report: tuple[dict, str]) -> None:
+    data, markdown = report
+    rows = {row["key"]: row for row in data["rows"]}
+    assert [row["key"] for row in data["rows"]][:5] == ["1", "2", "2-c1", "3-c1", "3-sat"]
+    for key, other in (("2", "3-sat"), ("3-sat", "2"), ("2-c1", "3-c1"), ("3-c1", "2-c1")):
+        assert f"2 slices of 0.5 s alternating with row {other}" in rows[key]["note"], rows[key]
+    assert "in 2 slices alternating" in markdown
+    assert "latencies_s" not in rows["3-c1"]
+
+
 def test_every_target_has_a_verdict(report: tuple[dict, str]) -> None:
     data, markdown = report
     targets = {t["key"]: t for t in data["targets"]}
@@ -76,3 +87,20 @@ def test_every_target_has_a_verdict(report: tuple[dict, str]) -> None:
     assert f"torch {data['meta']['torch']} ({data['meta']['torch_build']} build" in markdown
     assert "| target | value | goal | verdict |" in markdown
     assert "not run: smoke run" in markdown
+
+
+def test_pooled_slices_weigh_every_image_alike() -> None:
+    def piece(completed: int, window_s: float, cpu_ms: float, images: int, peak: float, latency_s: float) -> Row:
+        row = Row("3-c1", "x", clients=1, completed=completed, images_per_s=completed / window_s)
+        row.latencies_s, row.cpu_images, row.cpu_ms_per_image = [latency_s] * completed, images, cpu_ms
+        row.foreign_cpu_s = 0.5
+        row.processes = [{"name": "worker-0", "cpu_ms_per_image": cpu_ms, "rss_mb": peak - 1, "peak_rss_mb": peak}]
+        return row
+
+    row = pooled([piece(30, 1.0, 10.0, 40, 300, 0.02), piece(10, 1.0, 30.0, 10, 310, 0.05)], "two slices")
+    assert row.completed == 40 and row.images_per_s == pytest.approx(20.0)  # 40 images in 2 s
+    assert row.cpu_ms_per_image == pytest.approx((10 * 40 + 30 * 10) / 50)
+    (worker,) = row.processes
+    assert worker == {"name": "worker-0", "cpu_ms_per_image": pytest.approx(14.0), "rss_mb": 309, "peak_rss_mb": 310}
+    assert row.p50_ms == pytest.approx(20.0) and row.p95_ms == pytest.approx(50.0)
+    assert row.foreign_cpu_s == pytest.approx(1.0) and row.note == "two slices"

@@ -9,7 +9,7 @@ bench-tools: ## torch's CPU build in .tools/bench-cpu and BentoML in .tools/bent
 	PROJECT_VENV="$(VENV)" bench/install-cpu-torch.sh
 	PROJECT_VENV="$(BENCH_CPU_VENV)" bench/install-bentoml.sh
 
-bench: ## The full benchmark (about 6 minutes): prints the table, writes bench/results/latest.{json,md}
+bench: ## The full benchmark (about 7 minutes): prints the table, writes bench/results/latest.{json,md}
 	@$(MAKE) --no-print-directory bench-tools || echo "make bench-tools failed: without $(BENCH_CPU_VENV) the torch processes \
 	run on $(VENV)'s torch (the report's header says which), without BentoML its rows are reported as not run"
 	$(PY) -m bench $(BENCH_ARGS)

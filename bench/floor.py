@@ -64,9 +64,8 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[floa
     """(server, client) CPU ms per job: a POST upload and a GET, at ``clients`` closed-loop clients."""
     from bench import servers
     from bench.images import load_gallery
-    from bench.load import Connection, closed_loop
-    from bench.procstats import Meter
-    from bench.scenarios import submit_upload, upload_body
+    from bench.load import Connection
+    from bench.scenarios import Row, run_load, submit_upload, upload_body
 
     images = load_gallery(gallery_dir, None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,11 +82,10 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[floa
                 if status != 200:
                     raise RuntimeError(f"GET answered {status}")
 
-            meter = Meter({"server": pid, "client": os.getpid()})
-            meter.start()
-            result = closed_loop(job, clients, 2.0, duration_s)
-            usages, _ = meter.stop()
-    cpu = {u.name: u.cpu_s / max(1, result.total_completed) * 1000 for u in usages}
+            row = run_load(
+                Row("floor", "bare FastAPI"), job, {"server": pid}, clients=clients, warmup_s=2.0, duration_s=duration_s
+            )
+    cpu = {process["name"]: process["cpu_ms_per_image"] for process in row.processes}
     return cpu["server"], cpu["client"]
 
 

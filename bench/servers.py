@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.procstats import find_pid
 from scripts.stack import Stack
-from tests.utils.stack import delete_queues, free_port, isolated_stack
+from tests.utils.stack import free_port, isolated_stack
 
 REPO = Path(__file__).resolve().parents[1]
 BENTOML_VENV = REPO / ".tools" / "bentoml"
@@ -109,7 +109,7 @@ def system(state_dir: Path, *, workers: int, env: dict[str, str], worker_python:
     finally:
         stack.down()
         try:
-            delete_queues(stack)
+            stack.delete_queues()
         except Exception as exc:  # noqa: BLE001 - the broker went away; the run's own error matters more
             print(f"could not delete the benchmark's queues: {exc!r}", file=sys.stderr)
 

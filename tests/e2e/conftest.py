@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils.stack import delete_queues, isolated_stack
+from tests.utils.stack import isolated_stack
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]
         yield stack.base_url
     finally:
         stack.down()
-        delete_queues(stack)
+        stack.delete_queues()
 
 
 @pytest.fixture(scope="session")

@@ -69,12 +69,7 @@ def running_stack(
         yield stack
     finally:
         stack.down()
-        delete_queues(stack)
-
-
-def delete_queues(stack: Stack) -> None:
-    """Remove the test's queues from the shared broker (pika, no management plugin needed)."""
-    stack.delete_queues()
+        stack.delete_queues()
 
 
 def log_records(stack: Stack, name_prefix: str) -> list[dict]:

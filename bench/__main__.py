@@ -144,6 +144,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     groups = set(args.only or GROUPS)
+    # With the system rows, (2) and 2-c1 are measured interleaved with 3-sat and 3-c1.
+    together = {"inprocess", "system"} <= groups
     extra_env = dict(item.split("=", 1) for item in args.set)
     torch_info = servers.torch_build(args.torch_python)
     shown = f"{servers.shown_path(args.torch_python)}: torch {torch_info['torch']} ({torch_info['torch_build']} build)"
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "smoke": args.smoke,
         "loadavg_before": _loadavg(),
         "attempts": args.attempts,
-        "slices": args.slices,
+        "slices": args.slices if together else None,  # None: nothing was interleaved
         "noise": args.noise,
         **timing,
     }
@@ -267,8 +269,6 @@ def main(argv: list[str] | None = None) -> int:
         # One loop alone: the best latency a single request can have (the system's 1-client row
         # is compared with it).
         row2c1 = inprocess("2-c1", "(2) decode + preprocess + forward, one loop alone", "preprocess", 1)
-        # With the system rows, (2) and 2-c1 are measured interleaved with 3-sat and 3-c1.
-        together = {"inprocess", "system"} <= groups
         if "inprocess" in groups:
             measure(inprocess("1", "(1) forward only, batch 1", "forward", args.workers))
             if not together:

@@ -104,3 +104,16 @@ def test_pooled_slices_weigh_every_image_alike() -> None:
     assert worker == {"name": "worker-0", "cpu_ms_per_image": pytest.approx(14.0), "rss_mb": 309, "peak_rss_mb": 310}
     assert row.p50_ms == pytest.approx(20.0) and row.p95_ms == pytest.approx(50.0)
     assert row.foreign_cpu_s == pytest.approx(1.0) and row.note == "two slices"
+
+
+def test_without_the_system_rows_nothing_is_interleaved(tmp_path: Path, seeded: tuple[Path, Path], repo: Path) -> None:
+    models_dir, gallery_dir = seeded
+    run_module(
+        repo, "bench", "--smoke", "--only", "inprocess", "--images", "2", "--warmup", "0.2", "--duration", "0.5",
+        "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir), "--out", str(tmp_path),
+    )  # fmt: skip
+    data = json.loads((tmp_path / "latest.json").read_text())
+    assert [row["key"] for row in data["rows"]] == ["1", "2", "2-c1"]
+    assert data["meta"]["slices"] is None
+    assert not any("slices" in row["note"] for row in data["rows"])
+    assert "alternating" not in (tmp_path / "latest.md").read_text()

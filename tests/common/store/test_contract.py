@@ -538,6 +538,33 @@ def test_sqlite_locked_database_is_unavailable(tmp_path) -> None:
     assert store.finish(job.id, make_result(), utcnow()) is True
 
 
+def test_sqlite_threads_opening_a_new_file_together(tmp_path) -> None:
+    """Switching a new file to WAL fails at once with "database is locked" (no busy handler)
+    while another connection switches it too. Before the store retried it, one of these trials
+    in a few failed, and so did the gateway's first concurrent requests on a new file (503)."""
+    threads = 8
+    for trial in range(100):
+        store = SqliteJobStore(tmp_path / f"jobs-{trial}.db")
+        start = threading.Barrier(threads)
+        errors: list[Exception] = []
+
+        def first_call(store: SqliteJobStore = store, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                store.create(make_job())
+            except Exception as exc:  # noqa: BLE001 - reported below, from the main thread
+                errors.append(exc)
+
+        racers = [threading.Thread(target=first_call) for _ in range(threads)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert errors == [], f"trial {trial}"
+        assert store.count_by_status()["queued"] == threads
+        assert store._conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.close()
+
 def test_sqlite_unopenable_paths_are_unavailable(tmp_path) -> None:
     a_file = tmp_path / "not-a-directory"
     a_file.write_text("")

@@ -23,6 +23,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,7 +259,7 @@ class SqliteJobStore:
         )
         try:
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self._ensure_schema(conn)
         except BaseException:
@@ -278,6 +279,21 @@ class SqliteJobStore:
             self._connections = alive
         self._local.conn = conn
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL takes an exclusive lock, and when other connections (threads
+        # or processes opening the same new file) are switching it too, SQLite fails the pragma at
+        # once with SQLITE_BUSY instead of calling the busy handler. So wait here as any other
+        # write waits for a lock: retry until the busy timeout.
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         if self._schema_ready:

@@ -227,14 +227,17 @@ class Stack:
 
 
 def delete_job_queues(broker_url: str, queue: str) -> None:
-    """Remove a jobs queue and its dead-letter queue from the broker."""
+    """Remove a jobs queue, its dead-letter queue and its finished-job exchange from the broker."""
     import pika
+
+    from classifier_common.broker import dead_letter_queue, finished_exchange
 
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     try:
         channel = connection.channel()
-        for name in (queue, f"{queue}.dead"):
+        for name in (queue, dead_letter_queue(queue)):
             channel.queue_delete(name)
+        channel.exchange_delete(finished_exchange(queue))
     finally:
         connection.close()
 

@@ -163,7 +163,7 @@ def egress_allows(
     return False
 
 
-def test_with_callbacks_results_pods_reach_only_mongodb_dns_and_public_web_ports() -> None:
+def test_with_callbacks_results_pods_reach_only_mongodb_rabbitmq_dns_and_public_web_ports() -> None:
     objects = render(*CALLBACKS)
     policy = egress_policy(objects)
     selector = policy["spec"]["podSelector"]
@@ -181,7 +181,10 @@ def test_with_callbacks_results_pods_reach_only_mongodb_dns_and_public_web_ports
         for p in c.get("ports", [])
     )
     assert egress_allows(policy, objects, pod="classifier-mongodb", port=mongodb_port)
-    assert not egress_allows(policy, objects, pod="classifier-rabbitmq", port=5672)  # results never publishes
+    # The finished-job notices; nothing else of RabbitMQ's (its management and metrics ports).
+    assert egress_allows(policy, objects, pod="classifier-rabbitmq", port=5672)
+    assert not egress_allows(policy, objects, pod="classifier-rabbitmq", port=15672)
+    assert not egress_allows(policy, objects, pod="classifier-rabbitmq", port=15692)
     assert egress_allows(policy, objects, ip="10.96.0.10", port=53, protocol="UDP")
     assert egress_allows(policy, objects, ip="10.96.0.10", port=53, protocol="TCP")
     for public in ("93.184.216.34", "8.8.8.8"):
@@ -199,6 +202,8 @@ def test_egress_policy_follows_an_external_mongodb_and_the_network_policy_switch
     external_values = yaml.safe_load((CHART / "ci" / "external-services-values.yaml").read_text())
     port = external_values["externalMongodb"].get("port", 27017)
     assert {"ports": [{"port": port, "protocol": "TCP"}]} in policy["spec"]["egress"]
+    broker_port = external_values["externalRabbitmq"]["port"]
+    assert {"ports": [{"port": broker_port, "protocol": "TCP"}]} in policy["spec"]["egress"]
     assert find(render(*CALLBACKS, "--set", "networkPolicy.enabled=false"), "NetworkPolicy") == []
 
 

@@ -3,6 +3,7 @@ requeued, dead-lettered, and what the store says afterwards."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -56,14 +57,16 @@ def _submit(store: JobStore, broker: MemoryBroker, image: str = GOLDFINCH, uploa
     return job
 
 
-def _deliver(processor: Processor, broker: MemoryBroker) -> None:
+def _deliver(processor: Processor, broker: MemoryBroker) -> list[str]:
+    """Process what is queued as one batch; the ids of the jobs whose outcome it wrote."""
     consumer = MemoryConsumer(broker, prefetch=10)
     consumer.start()
     deliveries = []
     while (delivery := consumer.get(timeout=0)) is not None:
         deliveries.append(delivery)
-    processor.process(deliveries)
+    finished = processor.process(deliveries)
     consumer.close()
+    return finished
 
 
 def test_success_is_stored_then_acked(processor: Processor, store: JobStore, broker: MemoryBroker) -> None:
@@ -164,3 +167,45 @@ def test_upload_bytes_travel_in_the_message(
     assert body.endswith(b"\n" + data)  # raw, after the JSON line: no base64
     _deliver(processor, broker)
     assert store.get(job.id).result.predictions[0].label == "orange"
+
+
+def test_the_jobs_given_an_outcome_are_the_ones_returned(
+    processor: Processor, store: JobStore, broker: MemoryBroker
+) -> None:
+    """What the worker announces to the results services: succeeded and failed jobs, not the ones
+    that were already finished (nothing new to say) or requeued."""
+    good = _submit(store, broker)
+    broken = _submit(store, broker, image="broken.jpg", upload=b"\xff\xd8\xff garbage")
+    canceled = _submit(store, broker)
+    store.cancel(canceled.id, utcnow())
+    assert sorted(_deliver(processor, broker)) == sorted([good.id, broken.id])
+    broker.publish(JobMessage.for_job(good).encode(), good.id)  # a redelivery of a finished job
+    assert _deliver(processor, broker) == []
+
+
+def test_the_worker_announces_finished_jobs_after_writing_them(
+    store: JobStore, lite0: LoadedModel, seeded: tuple[Path, Path]
+) -> None:
+    from classifier_common.broker import connect_consumer, connect_listener
+    from classifier_common.broker.memory import broker_for, forget_broker
+    from classifier_common.config import Settings
+    from classifier_worker.worker import Worker
+
+    settings = Settings(broker_url=f"memory://announce-{uuid.uuid4().hex[:8]}", spool_dir=None, gallery_dir=seeded[1])
+    heard: list[tuple[str, JobStatus]] = []
+    listener = connect_listener(settings)
+    # What the store says when the notice arrives: the outcome must be written before it.
+    listener.start(lambda ids: heard.extend((i, store.get(i).status) for i in ids), lambda: None)
+    worker = Worker(settings, connect_consumer(settings), store, {"efficientnet_lite0": lite0})
+    worker.start()
+    try:
+        job = _submit(store, broker_for(settings))
+        deadline = time.monotonic() + 30
+        while not heard:
+            assert time.monotonic() < deadline, "no notice within 30 s"
+            time.sleep(0.01)
+    finally:
+        worker.stop(timeout=10)
+        listener.close()
+        forget_broker(settings.broker_url)
+    assert heard == [(job.id, JobStatus.succeeded)]

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from classifier_common.broker import connect_consumer, connect_publisher
+from classifier_common import metrics
+from classifier_common.broker import connect_consumer, connect_listener, connect_publisher
 from classifier_common.broker.memory import MemoryBroker, MemoryConsumer, MemoryPublisher, broker_for, forget_broker
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
@@ -270,3 +271,26 @@ def test_spool_keeps_unacked_messages_across_a_restart(tmp_path):
     assert [p.name.split("-", 1)[1] for p in (tmp_path / "dead").iterdir()] == ["job-1.msg"]
     recovered.ack()
     assert not list(tmp_path.glob("*.msg"))
+
+
+def test_finished_notices_reach_the_listeners_of_the_same_broker(settings):
+    consumer = started(settings)
+    heard: list[list[str]] = []
+    connects: list[bool] = []
+    listener = connect_listener(settings)
+    other = connect_listener(settings.model_copy(update={"broker_url": settings.broker_url + "-other"}))
+    other_heard: list[list[str]] = []
+    try:
+        listener.start(heard.append, lambda: connects.append(True))
+        other.start(other_heard.append, lambda: None)
+        assert listener.connected and connects == [True]
+        assert metrics.FINISHED_LISTENER_CONNECTED._value.get() == 1
+        consumer.announce_finished(["a" * 32, "b" * 32])
+        assert heard == [["a" * 32, "b" * 32]] and other_heard == []
+    finally:
+        listener.close()
+        other.close()
+        forget_broker(settings.broker_url + "-other")
+    consumer.announce_finished(["c" * 32])  # after close: not heard
+    assert heard == [["a" * 32, "b" * 32]] and not listener.connected
+    assert metrics.FINISHED_LISTENER_CONNECTED._value.get() == 0

@@ -1,7 +1,7 @@
 """Contract tests of the RabbitMQ job-queue adapters against a real RabbitMQ.
 
 They fail (never skip) when the broker is unreachable: CI starts it. Each test works on its own
-queue ``test.<uuid>`` (and its ``.dead`` queue) and deletes both afterwards.
+queue ``test.<uuid>`` (its ``.dead`` queue and ``.finished`` exchange) and deletes them afterwards.
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
-from classifier_common.broker import connect_consumer, connect_publisher, dead_letter_queue
+from classifier_common.broker import (
+    connect_consumer,
+    connect_listener,
+    connect_publisher,
+    dead_letter_queue,
+    finished_exchange,
+)
 from classifier_common.broker.rabbitmq import BrokerRefused, RabbitConsumer, RabbitPublisher
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
+from scripts.stack import delete_job_queues
+from tests.utils.stack import free_port
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -55,11 +63,7 @@ def admin() -> Iterator[BlockingChannel]:
 def settings() -> Iterator[Settings]:
     queue = f"test.{uuid.uuid4().hex[:12]}"
     yield Settings(broker_url=AMQP_URL, queue_name=queue, queue_max_length=100, max_attempts=3, prefetch=2)
-    connection = _raw_connection()
-    channel = connection.channel()
-    channel.queue_delete(queue)
-    channel.queue_delete(dead_letter_queue(queue))
-    connection.close()
+    delete_job_queues(AMQP_URL, queue)
 
 
 @pytest.fixture
@@ -128,19 +132,13 @@ def close_connections_from_server(kind: str, settings: Settings) -> int:
     return len(pids)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class TcpOutage:
     """A TCP forwarder to RabbitMQ that can be cut (every connection dropped, new ones refused)
     and restored on the same port: a broker outage that only our adapters see."""
 
     def __init__(self, upstream: tuple[str, int]):
         self.upstream = upstream
-        self.port = closed_port()
+        self.port = free_port()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -436,7 +434,7 @@ def test_outage_refuses_fast_then_both_sides_recover_by_themselves(settings, out
 
 
 def test_unreachable_broker_is_unavailable_quickly_never_a_hang(settings, track):
-    settings = settings.model_copy(update={"broker_url": f"amqp://guest:guest@127.0.0.1:{closed_port()}/"})
+    settings = settings.model_copy(update={"broker_url": f"amqp://guest:guest@127.0.0.1:{free_port()}/"})
     started = time.monotonic()
     publisher = track(connect_publisher(settings))  # starts unready instead of failing start-up
     with pytest.raises(BrokerUnavailable):
@@ -504,3 +502,56 @@ def test_ack_after_stop_consuming(settings, admin, track):
     consumer.close()
     time.sleep(0.3)
     assert [p.message_id for p, _ in drain(admin, settings.queue_name)] == ["three"]
+
+
+class Heard:
+    """What a finished-job listener heard: each notice's job ids, and its (re)connects."""
+
+    def __init__(self) -> None:
+        self.notices: list[list[str]] = []
+        self.connects = 0
+
+    def finished(self, job_ids: list[str]) -> None:
+        self.notices.append(job_ids)
+
+    def connected(self) -> None:
+        self.connects += 1
+
+
+def listening(settings: Settings, track: Callable[[Any], Any]) -> Heard:
+    heard = Heard()
+    listener = track(connect_listener(settings))
+    listener.start(heard.finished, heard.connected)
+    wait_for(lambda: listener.connected, 10, "the listener to connect")
+    return heard
+
+
+def test_finished_notices_fan_out_to_every_listener(settings, admin, track):
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    wait_for(lambda: consumer.connected, 10, "the consumer to connect")
+    first, second = listening(settings, track), listening(settings, track)
+    ids = [uuid.uuid4().hex for _ in range(3)]
+    consumer.announce_finished(ids)
+    wait_for(lambda: first.notices and second.notices, 5, "both listeners to hear the notice")
+    assert first.notices == second.notices == [ids]
+    # Anything that is not a list of job ids is ignored; the jobs queue never sees a notice.
+    admin.basic_publish(finished_exchange(settings.queue_name), "", b"\xff not ids")
+    consumer.announce_finished([ids[0]])
+    wait_for(lambda: len(first.notices) == 3, 5, "the next notices")
+    assert sorted(first.notices[1:]) == [[], [ids[0]]]  # two connections: either order
+    assert ready_count(admin, settings.queue_name) == 0
+    assert (first.connects, second.connects) == (1, 1)
+
+
+def test_listener_reconnects_after_the_broker_closes_its_connection(settings, track):
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    wait_for(lambda: consumer.connected, 10, "the consumer to connect")
+    heard = listening(settings, track)
+    assert close_connections_from_server("finished-listener", settings) == 1
+    wait_for(lambda: heard.connects == 2, 15, "the listener to reconnect")
+    job_id = uuid.uuid4().hex
+    consumer.announce_finished([job_id])
+    wait_for(lambda: heard.notices, 5, "a notice after the reconnect")
+    assert heard.notices == [[job_id]]

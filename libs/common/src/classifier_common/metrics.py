@@ -89,3 +89,14 @@ JOB_LOOKUPS = Counter(
     "GET /v1/jobs/{id} answers by outcome (found, not_found, invalid).",
     ["outcome"],
 )
+LONG_POLL_CHECKS = Counter(
+    "classifier_long_poll_checks_total",
+    "The long-poll's store queries by what made it look: notice (a worker announced a waited-for "
+    "job, or a request started waiting), fallback (its look at every waited-for job, each second "
+    "and after a reconnect), tick (every 2 ms while not listening for notices).",
+    ["trigger"],
+)
+FINISHED_LISTENER_CONNECTED = Gauge(
+    "classifier_finished_listener_connected",
+    "1 while this results service listens for the workers' finished-job notices; 0: its long-poll ticks.",
+)

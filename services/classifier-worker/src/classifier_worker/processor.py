@@ -8,6 +8,8 @@ Order of events for one job, and why:
 4. write the outcome (conditional: exactly once), THEN ack. A crash between 3 and 4 means the
    broker redelivers and the job runs again; a crash after the write means the redelivery is
    acked at step 2. Either way the store ends with exactly one outcome.
+5. ``process`` returns the ids of the jobs whose outcome it wrote; the worker announces them to
+   the results services (``Consumer.announce_finished``), which wake the requests waiting on them.
 
 A store outage is waited out in place, holding the delivery (see :meth:`Processor._with_store`):
 requeueing at once would spend the broker's delivery limit, which is there to stop crash loops,
@@ -76,9 +78,12 @@ class Processor:
         self.max_attempts = max_attempts
         self.result_cache = result_cache
         self.worker_id = worker_id
+        self._finished: list[str] = []  # of the batch in hand
 
-    def process(self, deliveries: list[Delivery]) -> None:
-        """Handle a batch; every delivery is acked or rejected before this returns."""
+    def process(self, deliveries: list[Delivery]) -> list[str]:
+        """Handle a batch; every delivery is acked or rejected before this returns. The ids of
+        the jobs whose outcome this call wrote."""
+        self._finished = []
         by_model: dict[str, list[_Work]] = defaultdict(list)
         for delivery in deliveries:
             work = self._admit(delivery)
@@ -86,6 +91,7 @@ class Processor:
                 by_model[work.message.model].append(work)
         for model_name, works in by_model.items():
             self._run(self.models[model_name], works)
+        return self._finished
 
     # -- step 1-3: admit one delivery ---------------------------------------------------------
     def _admit(self, delivery: Delivery) -> _Work | None:
@@ -210,6 +216,8 @@ class Processor:
             },
         )
         metrics.JOBS_PROCESSED.labels(message.model, "succeeded" if wrote else "skipped").inc()
+        if wrote:
+            self._finished.append(message.job_id)
         delivery.ack()
 
     def _fail(self, delivery: Delivery, message: JobMessage, code: str, text: str) -> None:
@@ -220,6 +228,7 @@ class Processor:
             return
         log.warning("job failed: %s", text, extra={"model": message.model, "error_code": code})
         metrics.JOBS_PROCESSED.labels(message.model, "failed").inc()
+        self._finished.append(message.job_id)
         delivery.ack()
 
     def _with_store(self, call: Callable[[], T]) -> T:

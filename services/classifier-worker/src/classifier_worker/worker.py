@@ -166,13 +166,16 @@ class Worker:
                 continue
             tracked = [_Tracked(d) for d in batch]
             metrics.IN_FLIGHT.inc(len(tracked))
+            finished: list[str] = []
             try:
-                self.processor.process(tracked)  # type: ignore[arg-type]
+                finished = self.processor.process(tracked)  # type: ignore[arg-type]
             except Exception:
                 log.exception("unexpected error processing a batch; its jobs are requeued")
             for t in tracked:
                 if not t.settled:
                     t.reject(requeue=True)
+            if finished:
+                self.consumer.announce_finished(finished)
 
     def _beat(self) -> None:
         try:

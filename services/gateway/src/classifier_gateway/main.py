@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from classifier_common import metrics
-from classifier_common.broker import Publisher, connect_publisher
+from classifier_common.broker import Publisher, connect_listener, connect_publisher
 from classifier_common.callbacks import start_notifier
 from classifier_common.catalog import available_models, register_synthetic_model
 from classifier_common.config import Settings
@@ -74,14 +74,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     publisher = connect_publisher(settings)
     gallery = Gallery(settings.gallery_dir)
     embedded = EmbeddedWorker(settings, store) if settings.embedded else None
+    waiter = None
+    if embedded is not None:
+        from classifier_results.waiter import JobWaiter
+
+        waiter = JobWaiter(store, connect_listener(settings))
 
     stop = threading.Event()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if embedded is not None:
+        if embedded is not None and waiter is not None:
             from classifier_results.main import run_purger
 
+            waiter.start()
             embedded.start()
             run_purger(store, settings, stop)
             start_notifier(store, settings, stop)
@@ -89,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop.set()
         if embedded is not None:
             embedded.stop()
+        if waiter is not None:
+            waiter.close()
         publisher.close()
         store.close()
 
@@ -105,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.publisher = publisher
     app.state.gallery = gallery
     app.state.embedded = embedded
+    app.state.job_waiter = waiter  # the results routes' long-poll (embedded only)
     for module in (models, images, info, jobs):
         app.include_router(module.router)
     if embedded is not None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from classifier_common.broker import connect_listener
 from classifier_common.callbacks import start_notifier
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
@@ -18,6 +19,7 @@ from classifier_common.http import create_app as create_http_app
 from classifier_common.http import health_router
 from classifier_common.store import JobStore, open_store
 from classifier_results.api.jobs import router as jobs_router
+from classifier_results.waiter import JobWaiter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ def run_purger(store: JobStore, settings: Settings, stop: threading.Event) -> th
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     store = open_store(settings.store_url, retention_s=settings.retention_s)
+    # Long-polls answer when the workers announce a finished job (classifier_results.waiter).
+    waiter = JobWaiter(store, connect_listener(settings))
     stop = threading.Event()
 
     @asynccontextmanager
@@ -58,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         run_purger(store, settings, stop)
         # Callbacks are sent from here, never from a worker: see classifier_common.callbacks.
         start_notifier(store, settings, stop)
+        waiter.start()
         yield
         stop.set()
+        waiter.close()
         store.close()
 
     app = create_http_app(
@@ -73,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.job_waiter = waiter
     app.include_router(jobs_router)
     app.include_router(health_router(lambda: {"store": store_check(store)}))
     return app

@@ -11,9 +11,19 @@ handing each tick's query to a worker thread and back cost ~10 times the query i
 (docs/performance.md).
 
 Where the store can tell cheaply that nothing was committed since the last query (SQLite's data
-version), a tick with no commit and no new waiter skips the query: with 16 requests waiting on
-jobs that do not change, the poller's CPU fell from 70 to 26 ms per second (what is left is the
+version), a tick with no commit reads only the jobs of requests that started waiting since the
+last query (they may have finished before it), usually none: with 16 requests waiting on jobs
+that do not change, the poller's CPU fell from 70 to 26 ms per second (what is left is the
 tick itself: waking every 2 ms costs ~20 µs, the check ~18 µs).
+
+With a finished-job listener connected (``classifier_common.broker.FinishedListener``: workers
+announce the jobs they finished), the poller does not tick: it sleeps until a notice names a job
+someone waits for, or a request starts waiting (its job may have finished, and been announced,
+just before), and then reads only those jobs. Every ``fallback_s`` (and after each reconnect of
+the listener, whose notices in between are lost) it looks at all the waited-for jobs, as a tick
+does, so a lost notice delays an answer by at most that. A job canceled here is announced here
+(:meth:`JobWaiter.notify`); one canceled on another replica is seen by that fallback. While the
+listener is disconnected the poller ticks as above.
 """
 
 from __future__ import annotations
@@ -24,12 +34,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from classifier_common import metrics
+from classifier_common.broker import FinishedListener
 from classifier_common.domain import Job
 from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.002
+FALLBACK_S = 1.0
 
 
 @dataclass(eq=False)
@@ -40,16 +53,51 @@ class _Waiter:
 
 
 class JobWaiter:
-    def __init__(self, store: JobStore, tick_s: float = TICK_S):
+    def __init__(
+        self,
+        store: JobStore,
+        listener: FinishedListener | None = None,
+        *,
+        tick_s: float = TICK_S,
+        fallback_s: float = FALLBACK_S,
+    ):
         self.store = store
+        self.listener = listener
         self.tick_s = tick_s
+        self.fallback_s = fallback_s
         self._lock = threading.Lock()
         self._waiting: dict[str, list[_Waiter]] = {}
         self._someone_waits = threading.Event()
-        # A request started waiting since the last query: its job may have finished before the
-        # change counter was last read, so the next tick queries whatever the counter says.
-        self._new_waiter = False
+        # Jobs to read at the next look whatever the change counter says: announced, or newly
+        # waited for (such a job may have finished before the counter was last read). And
+        # whether to look at every waited-for job (the listener reconnected).
+        self._due: set[str] = set()
+        self._look_at_all = False
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the listener, if any (the poller itself starts with the first waiting request)."""
+        if self.listener is not None:
+            self.listener.start(self.notify, self._listener_connected)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+
+    def notify(self, job_ids: list[str]) -> None:
+        """These jobs finished: wake the requests waiting on them (the listener's callback; also
+        called for a job canceled here)."""
+        with self._lock:
+            waited = [job_id for job_id in job_ids if job_id in self._waiting]
+            if waited:
+                self._due.update(waited)
+                self._wake.set()
+
+    def _listener_connected(self) -> None:
+        with self._lock:
+            self._look_at_all = True
+            self._wake.set()
 
     async def wait(self, job_id: str, timeout_s: float) -> Job | None:
         """The job once it has finished, or None after ``timeout_s`` (or when the store failed,
@@ -57,7 +105,8 @@ class JobWaiter:
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             self._waiting.setdefault(job_id, []).append(waiter)
-            self._new_waiter = True
+            self._due.add(job_id)
+            self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._poll, name="long-poll", daemon=True)
                 self._thread.start()
@@ -76,31 +125,51 @@ class JobWaiter:
         return waiter.job
 
     def _poll(self) -> None:
-        seen: int | None = None  # the store's change counter read before the last query
+        seen: int | None = None  # the store's change counter read before the last look at all jobs
+        next_look = 0.0  # while listening: when to look at every waited-for job again (the fallback)
         while True:
             self._someone_waits.wait()
-            time.sleep(self.tick_s)
+            listening = self.listener is not None and self.listener.connected
+            if listening:
+                # Woken by a notice or a new waiter; a steady stream of them must not put off the
+                # fallback, so the wait ends at the next look whatever woke it before.
+                self._wake.wait(max(0.0, next_look - time.monotonic()))
+            else:
+                time.sleep(self.tick_s)
             with self._lock:
+                self._wake.clear()
                 job_ids = list(self._waiting)
+                due = [job_id for job_id in self._due if job_id in self._waiting]
+                self._due.clear()
                 if not job_ids:
                     self._someone_waits.clear()  # sleep until the next request waits
                     continue
-                new_waiter, self._new_waiter = self._new_waiter, False
+                reconnected, self._look_at_all = self._look_at_all, False
             try:
-                counter = self.store.change_counter()
-                if counter is not None and counter == seen and not new_waiter:
-                    continue
-                # Read before the query: a commit after this read changes the counter, so the
-                # next tick queries again.
-                seen = counter
-                finished = {job_id: self.store.get(job_id) for job_id in self.store.finished_among(job_ids)}
+                now = time.monotonic()
+                if listening and not reconnected and now < next_look:
+                    ids, trigger = due, "notice"  # announced, or just started waiting
+                else:
+                    if listening:
+                        next_look = now + self.fallback_s
+                    counter = self.store.change_counter()
+                    if counter is not None and counter == seen and not reconnected:
+                        ids, trigger = due, "notice"  # nothing committed since the last look at all
+                    else:
+                        # Read before the query: a commit after this read changes the counter,
+                        # so the next look queries again.
+                        seen = counter
+                        ids, trigger = job_ids, "fallback" if listening else "tick"
+                if ids:
+                    metrics.LONG_POLL_CHECKS.labels(trigger).inc()
+                finished = {job_id: self.store.get(job_id) for job_id in self.store.finished_among(ids)} if ids else {}
             except Exception:  # noqa: BLE001 - the store is down (or a bug): let every request read for itself
                 log.debug("long-poll check failed; waking every waiting request", exc_info=True)
                 seen = None
                 finished = dict.fromkeys(job_ids)
             with self._lock:
-                woken = [(waiter, job) for job_id, job in finished.items() for waiter in self._waiting.get(job_id, [])]
-            for waiter, job in woken:
+                answers = [(w, job) for job_id, job in finished.items() for w in self._waiting.get(job_id, [])]
+            for waiter, job in answers:
                 waiter.job = job
                 try:
                     waiter.loop.call_soon_threadsafe(waiter.event.set)

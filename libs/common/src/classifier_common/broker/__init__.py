@@ -14,8 +14,10 @@ from classifier_common.broker.base import (
     DEAD_LETTER_EXCHANGE,
     Consumer,
     Delivery,
+    FinishedListener,
     Publisher,
     dead_letter_queue,
+    finished_exchange,
 )
 from classifier_common.config import Settings
 
@@ -23,10 +25,13 @@ __all__ = [
     "DEAD_LETTER_EXCHANGE",
     "Consumer",
     "Delivery",
+    "FinishedListener",
     "Publisher",
     "connect_consumer",
+    "connect_listener",
     "connect_publisher",
     "dead_letter_queue",
+    "finished_exchange",
 ]
 
 _RABBITMQ_SCHEMES = ("amqp", "amqps")
@@ -61,3 +66,15 @@ def connect_consumer(settings: Settings) -> Consumer:
     from classifier_common.broker.rabbitmq import RabbitConsumer
 
     return RabbitConsumer(settings)
+
+
+def connect_listener(settings: Settings) -> FinishedListener:
+    """Not started yet: call ``start()``. In-process for ``memory://`` (the embedded worker
+    announces to it directly)."""
+    if _scheme(settings) == "memory":
+        from classifier_common.broker import memory
+
+        return memory.MemoryFinishedListener(memory.broker_for(settings))
+    from classifier_common.broker.rabbitmq import RabbitFinishedListener
+
+    return RabbitFinishedListener(settings)

@@ -13,6 +13,7 @@ Guarantees every adapter keeps:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 # Topology names: one place.
@@ -21,6 +22,25 @@ DEAD_LETTER_EXCHANGE = "classifier.dlx"
 
 def dead_letter_queue(queue_name: str) -> str:
     return f"{queue_name}.dead"
+
+
+def finished_exchange(queue_name: str) -> str:
+    """The fanout exchange on which workers announce the jobs they finished."""
+    return f"{queue_name}.finished"
+
+
+def encode_finished(job_ids: list[str]) -> bytes:
+    return ",".join(job_ids).encode("ascii")
+
+
+def decode_finished(body: bytes) -> list[str]:
+    """The job ids of a notice; anything that is not a job id is ignored (a notice only says
+    "look again", so a bad one costs nothing but a lookup)."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return []
+    return [job_id for job_id in text.split(",") if len(job_id) == 32 and job_id.isalnum()]
 
 
 class Delivery(Protocol):
@@ -61,5 +81,26 @@ class Consumer(Protocol):
     def stop_consuming(self) -> None:
         """No new deliveries from now on; deliveries already handed out can still be acked."""
 
+    def announce_finished(self, job_ids: list[str]) -> None:
+        """Tell the results services that these jobs' outcomes are in the store (a fanout, best
+        effort: never raises, and a notice lost on the way only delays an answer to the long-poll
+        fallback). Call it after the outcomes were written."""
+
     def close(self) -> None:
         """Stop and disconnect. Unacked deliveries are returned to the queue by the broker."""
+
+
+class FinishedListener(Protocol):
+    """The results service's side of :meth:`Consumer.announce_finished`: hears which jobs the
+    workers finished, so that a long-poll answers at once instead of on the next look at the
+    store. Best effort: notices sent while it is disconnected are lost (the caller looks at the
+    store after each (re)connect)."""
+
+    def start(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
+        """Listen in the background, reconnecting with capped backoff. ``on_finished(job_ids)`` and
+        ``on_connected()`` run on the listener's thread and must return quickly."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def close(self) -> None: ...

@@ -10,6 +10,9 @@ Durable when given a spool directory (``Settings.spool_dir``): a published messa
 a file (fsync'd) before ``publish`` returns and removed when it is acked or dead-lettered, and a
 broker created over the same directory starts with the messages left there, as redeliveries.
 
+Workers' finished-job notices go straight to the listeners registered in the same process
+(:class:`MemoryFinishedListener`), in the thread that announces them.
+
 Brokers are registered by URL (``memory://`` or ``memory://NAME``), so a publisher and a consumer
 built from the same settings in one process share one queue.
 """
@@ -22,10 +25,12 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from classifier_common import metrics
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
 
@@ -61,6 +66,7 @@ class MemoryBroker:
         self._dead: list[DeadLetter] = []
         self._tags = itertools.count(1)
         self._spool = spool_dir
+        self._listeners: list[Callable[[list[str]], None]] = []
         if spool_dir is not None:
             (spool_dir / "dead").mkdir(parents=True, exist_ok=True)
             for path in sorted(spool_dir.glob("*.msg")):
@@ -152,6 +158,24 @@ class MemoryBroker:
             consumer._held = 0
             self._cond.notify_all()
 
+    def announce_finished(self, job_ids: list[str]) -> None:
+        with self._cond:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(job_ids)
+            except Exception:  # noqa: BLE001 - a notice is best effort, as with RabbitMQ
+                log.exception("a finished-job listener failed")
+
+    def add_listener(self, listener: Callable[[list[str]], None]) -> None:
+        with self._cond:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[list[str]], None]) -> None:
+        with self._cond:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
     @property
     def condition(self) -> threading.Condition:
         return self._cond
@@ -241,11 +265,40 @@ class MemoryConsumer:
         with self.broker.condition:
             self._consuming = False
 
+    def announce_finished(self, job_ids: list[str]) -> None:
+        self.broker.announce_finished(job_ids)
+
     def close(self) -> None:
         with self.broker.condition:
             self._consuming = False
             self._closed = True
         self.broker.return_held(self)
+
+
+class MemoryFinishedListener:
+    """Hears the notices of the consumers on the same in-process broker."""
+
+    def __init__(self, broker: MemoryBroker):
+        self.broker = broker
+        self._on_finished: Callable[[list[str]], None] | None = None
+
+    def start(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
+        if self._on_finished is not None:
+            return
+        self._on_finished = on_finished
+        self.broker.add_listener(on_finished)
+        metrics.FINISHED_LISTENER_CONNECTED.set(1)
+        on_connected()
+
+    @property
+    def connected(self) -> bool:
+        return self._on_finished is not None
+
+    def close(self) -> None:
+        if self._on_finished is not None:
+            self.broker.remove_listener(self._on_finished)
+            self._on_finished = None
+            metrics.FINISHED_LISTENER_CONNECTED.set(0)
 
 
 _brokers: dict[str, MemoryBroker] = {}

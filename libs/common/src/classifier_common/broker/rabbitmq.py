@@ -6,6 +6,8 @@ Topology, declared idempotently by both sides:
     <queue>           durable quorum queue: delivery limit, max length with reject-publish,
                       dead-lettering to classifier.dlx
     classifier.dlx    durable direct exchange  -> <queue>.dead (durable quorum queue)
+    <queue>.finished  durable fanout exchange: workers publish the ids of the jobs they finished
+                      (transient, no confirm); each results service binds its own exclusive queue
 
 What this module relies on in RabbitMQ 3.10 quorum queues (tests/common/broker/test_rabbitmq.py
 checks each point against the real broker):
@@ -39,7 +41,14 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
-from classifier_common.broker.base import DEAD_LETTER_EXCHANGE, dead_letter_queue
+from classifier_common import metrics
+from classifier_common.broker.base import (
+    DEAD_LETTER_EXCHANGE,
+    dead_letter_queue,
+    decode_finished,
+    encode_finished,
+    finished_exchange,
+)
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
 
@@ -132,6 +141,10 @@ class Topology:
     def dead_queue(self) -> str:
         return dead_letter_queue(self.queue)
 
+    @property
+    def finished_exchange(self) -> str:
+        return finished_exchange(self.queue)
+
     def queue_arguments(self) -> dict[str, Any]:
         return {
             "x-queue-type": "quorum",
@@ -152,6 +165,7 @@ class Topology:
         channel.queue_declare(self.dead_queue, durable=True, arguments=self.dead_queue_arguments())
         channel.queue_bind(self.dead_queue, DEAD_LETTER_EXCHANGE, routing_key=self.dead_queue)
         channel.queue_declare(self.queue, durable=True, arguments=self.queue_arguments())
+        channel.exchange_declare(self.finished_exchange, exchange_type="fanout", durable=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -532,6 +546,15 @@ class _ConsumerSession:
             self._closing = True
         self.call_threadsafe(self._close_connection)
 
+    def announce(self, body: bytes) -> None:
+        def on_io_thread() -> None:
+            # Only once the topology (the exchange with it) is declared: a publish to a missing
+            # exchange would close the channel, and the deliveries held on it with it.
+            if self.ready and self._channel is not None and self._channel.is_open:
+                self._channel.basic_publish(self._topology.finished_exchange, "", body)
+
+        self.call_threadsafe(on_io_thread)
+
     # -- the consumer thread
 
     def run(self) -> None:
@@ -611,6 +634,15 @@ class _ConsumerSession:
         )
 
     def _on_queue_declared(self, _frame: Any) -> None:
+        assert self._channel is not None
+        self._channel.exchange_declare(
+            self._topology.finished_exchange,
+            exchange_type="fanout",
+            durable=True,
+            callback=self._on_finished_exchange_declared,
+        )
+
+    def _on_finished_exchange_declared(self, _frame: Any) -> None:
         assert self._channel is not None
         self._channel.basic_qos(prefetch_count=self._prefetch, callback=self._on_qos_ok)
 
@@ -714,6 +746,11 @@ class RabbitConsumer:
             if not session.cancelled.wait(timeout):
                 log.warning("no cancel confirmation from RabbitMQ within %.1f s", timeout)
 
+    def announce_finished(self, job_ids: list[str]) -> None:
+        session = self._session
+        if session is not None and job_ids:
+            session.announce(encode_finished(job_ids))  # after the acks scheduled before it
+
     def close(self, timeout: float = 10.0) -> None:
         self._closing.set()
         session = self._session
@@ -753,3 +790,89 @@ class RabbitConsumer:
             if self._closing.wait(backoff):
                 return
             backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+
+# --------------------------------------------------------------------------------------------
+# Finished-job notices (the results service)
+
+
+class RabbitFinishedListener:
+    """Binds an exclusive, auto-deleted queue to the finished exchange and hands each notice's job
+    ids to ``on_finished``, on a background thread. Reconnects with capped backoff; calls
+    ``on_connected`` after each (re)connect, since notices sent in between were lost."""
+
+    def __init__(self, settings: Settings):
+        self._exchange = finished_exchange(settings.queue_name)
+        self._params = connection_parameters(
+            settings.broker_url, f"classifier finished-listener queue={settings.queue_name} pid={os.getpid()}"
+        )
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # guards _connection and _channel against close()
+        self._connection: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._connected = False
+
+    def start(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._run, args=(on_finished, on_connected), name="finished-listener", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closing.set()
+        with self._lock:
+            connection, channel = self._connection, self._channel
+        if connection is not None and channel is not None:
+            try:
+                connection.add_callback_threadsafe(channel.stop_consuming)
+            except _CONNECTION_ERRORS:
+                pass  # already closed: the thread is on its way out
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
+        backoff = BACKOFF_MIN_S
+        while not self._closing.is_set():
+            try:
+                self._listen(on_finished, on_connected)
+                backoff = BACKOFF_MIN_S
+            except Exception as exc:  # noqa: BLE001 - a broker error, or a bug in on_finished: listen again
+                if self._closing.is_set():
+                    return
+                log.warning("finished-job listener disconnected from RabbitMQ: %s", describe(exc))
+            if self._closing.wait(backoff):
+                return
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _listen(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
+        connection = BlockingConnection(self._params)
+        try:
+            channel = connection.channel()
+            channel.exchange_declare(self._exchange, exchange_type="fanout", durable=True)
+            queue_name = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            channel.queue_bind(queue_name, self._exchange)
+            channel.basic_consume(
+                queue_name, lambda _ch, _method, _props, body: on_finished(decode_finished(body)), auto_ack=True
+            )
+            with self._lock:
+                self._connection, self._channel = connection, channel
+            if self._closing.is_set():
+                return
+            self._connected = True
+            metrics.FINISHED_LISTENER_CONNECTED.set(1)
+            log.info("listening for finished jobs on %s at %s", self._exchange, _where(self._params))
+            on_connected()
+            channel.start_consuming()
+        finally:
+            self._connected = False
+            metrics.FINISHED_LISTENER_CONNECTED.set(0)
+            with self._lock:
+                self._connection = self._channel = None
+            _close_quietly(connection)

@@ -36,12 +36,9 @@ def _valid_id(job_id: str) -> str:
     return job_id
 
 
-def _waiter(request: Request, store: JobStore) -> JobWaiter:
-    """The app's one long-poll waiter (the results service, or the embedded gateway)."""
-    waiter = getattr(request.app.state, "job_waiter", None)
-    if waiter is None:
-        waiter = request.app.state.job_waiter = JobWaiter(store)
-    return waiter
+def _waiter(request: Request) -> JobWaiter:
+    """The app's one long-poll waiter (made by the results service's app, or the embedded gateway's)."""
+    return request.app.state.job_waiter
 
 
 async def _get(store: JobStore, job_id: str) -> Job:
@@ -68,7 +65,7 @@ async def get_job(
 ) -> JSONResponse:
     job = await _get(store, _valid_id(job_id))
     if wait and not job.status.finished:
-        finished = await _waiter(request, store).wait(job_id, wait)
+        finished = await _waiter(request).wait(job_id, wait)
         job = finished if finished is not None else await _get(store, job_id)
     metrics.JOB_LOOKUPS.labels("found").inc()
     return JSONResponse(job_view(job))
@@ -80,7 +77,7 @@ async def get_job(
     response_model=JobView,
     responses={404: ERROR_RESPONSE_SCHEMA, 409: ERROR_RESPONSE_SCHEMA, 422: ERROR_RESPONSE_SCHEMA},
 )
-async def cancel_job(store: StoreDep, job_id: str = _job_id_path()) -> JSONResponse:
+async def cancel_job(request: Request, store: StoreDep, job_id: str = _job_id_path()) -> JSONResponse:
     job = await run_in_threadpool(store.cancel, _valid_id(job_id), utcnow())
     if job is None:
         raise NotFound(f"no job with id {job_id}")
@@ -88,4 +85,5 @@ async def cancel_job(store: StoreDep, job_id: str = _job_id_path()) -> JSONRespo
         raise Conflict(
             f"the job is {job.status.value}; only a queued job can be canceled", {"status": job.status.value}
         )
+    _waiter(request).notify([job_id])  # requests waiting on it here answer now
     return JSONResponse(job_view(job))

@@ -538,6 +538,14 @@ def test_sqlite_locked_database_is_unavailable(tmp_path) -> None:
     assert store.finish(job.id, make_result(), utcnow()) is True
 
 
+def _first_call(store: SqliteJobStore, start: threading.Barrier, errors: list[Exception]) -> None:
+    start.wait()
+    try:
+        store.create(make_job())
+    except Exception as exc:  # noqa: BLE001 - reported by the test, from the main thread
+        errors.append(exc)
+
+
 def test_sqlite_threads_opening_a_new_file_together(tmp_path) -> None:
     """Switching a new file to WAL fails at once with "database is locked" (no busy handler)
     while another connection switches it too. Before the store retried it, one of these trials
@@ -548,14 +556,7 @@ def test_sqlite_threads_opening_a_new_file_together(tmp_path) -> None:
         start = threading.Barrier(threads)
         errors: list[Exception] = []
 
-        def first_call(store: SqliteJobStore = store, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                store.create(make_job())
-            except Exception as exc:  # noqa: BLE001 - reported below, from the main thread
-                errors.append(exc)
-
-        racers = [threading.Thread(target=first_call) for _ in range(threads)]
+        racers = [threading.Thread(target=_first_call, args=(store, start, errors)) for _ in range(threads)]
         for racer in racers:
             racer.start()
         for racer in racers:
@@ -564,6 +565,7 @@ def test_sqlite_threads_opening_a_new_file_together(tmp_path) -> None:
         assert store.count_by_status()["queued"] == threads
         assert store._conn().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         store.close()
+
 
 def test_sqlite_unopenable_paths_are_unavailable(tmp_path) -> None:
     a_file = tmp_path / "not-a-directory"

@@ -132,13 +132,17 @@ def results(memory_settings: Settings) -> Iterator[tuple[TestClient, SqliteJobSt
         yield client, app.state.store, broker_for(memory_settings)
 
 
+def _finish(store: JobStore, job_id: str) -> None:
+    store.start(job_id, utcnow())
+    store.finish(job_id, RESULT, utcnow())
+
+
 def _finish_later(store: JobStore, job_id: str, delay_s: float, broker: MemoryBroker | None = None) -> threading.Thread:
     """Finish the job after ``delay_s``, and announce it as a worker does when ``broker`` is given."""
 
     def finish() -> None:
         time.sleep(delay_s)
-        store.start(job_id, utcnow())
-        store.finish(job_id, RESULT, utcnow())
+        _finish(store, job_id)
         if broker is not None:
             broker.announce_finished([job_id])
 
@@ -251,7 +255,7 @@ def test_long_poll_sees_a_job_that_finished_before_its_request_waited(tmp_path: 
         background = asyncio.ensure_future(waiter.wait(other.id, 30))  # keeps the poller ticking
         await asyncio.sleep(0.05)
         queries = counting.queries  # read before the commit: the poller may query right after it
-        await asyncio.to_thread(lambda: (store.start(job.id, utcnow()), store.finish(job.id, RESULT, utcnow())))
+        await asyncio.to_thread(_finish, store, job.id)
         deadline = time.monotonic() + 10
         while counting.queries == queries:  # the poller has seen the commit and queried
             assert time.monotonic() < deadline, "the poller never queried after the commit"
@@ -272,9 +276,12 @@ def _checks(trigger: str) -> float:
     return metrics.LONG_POLL_CHECKS.labels(trigger)._value.get()
 
 
-def _finish(store: JobStore, job_id: str) -> None:
-    store.start(job_id, utcnow())
-    store.finish(job_id, RESULT, utcnow())
+async def _wait_while_it_finishes(waiter: JobWaiter, store: JobStore, job_id: str) -> Job | None:
+    """A request waits on the job; the job is finished (not announced) 0.1 s later."""
+    waiting = asyncio.ensure_future(waiter.wait(job_id, 10))
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(_finish, store, job_id)
+    return await asyncio.wait_for(waiting, 5)
 
 
 def test_long_poll_with_notices_reads_only_the_announced_jobs(memory_settings: Settings, tmp_path: Path) -> None:
@@ -312,13 +319,7 @@ def test_long_poll_fallback_answers_when_a_notice_was_lost(memory_settings: Sett
     waiter.start()
     job = store.create(_job())
 
-    async def scenario() -> Job | None:
-        waiting = asyncio.ensure_future(waiter.wait(job.id, 10))
-        await asyncio.sleep(0.1)
-        await asyncio.to_thread(_finish, store, job.id)  # its notice never comes
-        return await asyncio.wait_for(waiting, 5)
-
-    finished = asyncio.run(scenario())
+    finished = asyncio.run(_wait_while_it_finishes(waiter, store, job.id))  # its notice never comes
     waiter.close()
     assert finished is not None and finished.status is JobStatus.succeeded
 
@@ -386,15 +387,9 @@ def test_long_poll_ticks_while_the_listener_is_not_connected(tmp_path: Path) -> 
     waiter.start()
     job = store.create(_job())
 
-    async def scenario() -> Job | None:
-        waiting = asyncio.ensure_future(waiter.wait(job.id, 10))
-        await asyncio.sleep(0.1)
-        await asyncio.to_thread(_finish, store, job.id)
-        return await asyncio.wait_for(waiting, 5)
-
     assert waiter.listener is not None and not waiter.listener.connected
     ticks = _checks("tick")
-    finished = asyncio.run(scenario())
+    finished = asyncio.run(_wait_while_it_finishes(waiter, store, job.id))
     waiter.close()
     assert finished is not None and finished.status is JobStatus.succeeded
     assert _checks("tick") > ticks

@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.procstats import find_pid
-from scripts.stack import Stack
+from scripts.stack import Stack, http_status
 from tests.utils.stack import free_port, isolated_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,19 +56,9 @@ def torch_build(python: str) -> dict[str, str]:
     return {"torch": version, "torch_build": f"CUDA {cuda}" if cuda else "CPU"}
 
 
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return 0
-
-
 def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
-    while _status(url) != 200:
+    while http_status(url) != 200:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args} exited with {proc.returncode}; see {log}")
         if time.monotonic() > deadline:

@@ -13,6 +13,7 @@ in data/stack/. The tests use :class:`Stack` directly.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -68,13 +69,18 @@ http {{
 """
 
 
-def _get(url: str, timeout: float = 2.0) -> int:
+def http_status(url: str, timeout: float = 2.0) -> int:
+    """The status a GET of ``url`` answers, 0 when nothing answers it in HTTP (a readiness probe).
+
+    Not HTTP includes the probe's own request read back: a server's port is taken from the
+    ephemeral range, and until the server listens on it, a connect to it may get that same port
+    as its source and be connected to itself (TCP simultaneous open)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
         return 0
 
 
@@ -190,7 +196,7 @@ class Stack:
                 proc = self.procs.get(name)
                 if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.state_dir / (name + '.log')}")
-                if _get(url) == 200:
+                if http_status(url) == 200:
                     del pending[name]
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout}s: {sorted(pending)}")

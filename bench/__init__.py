@@ -1,4 +1,4 @@
-"""The performance benchmark of issue 7: the same gallery images, model and thread settings through
+"""The performance benchmark: the same gallery images, model and thread settings through
 
 1. the forward pass alone (this CPU's limit),
 2. decode + preprocess + forward in one process (the worker's own code),

@@ -1,4 +1,4 @@
-"""In-process measurements of the levers of issue 7 (docs/performance.md says which were kept).
+"""In-process measurements of the performance levers (docs/performance.md says which were kept).
 
     python -m bench.levers [--threads 2] [--rounds 5]     # writes bench/results/levers.{json,md}
 

@@ -1,4 +1,4 @@
-"""The targets of issue 7, checked against a run's rows, and the table as text and markdown."""
+"""The targets, checked against a run's rows, and the table as text and markdown."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-# Performance benchmark (issue 7): bench/, results in bench/results/, explained in docs/performance.md.
+# Performance benchmark: bench/, results in bench/results/, explained in docs/performance.md.
 .PHONY: bench bench-smoke bench-tools
 
 # The processes that import torch (workers, in-process loops, naive app, BentoML) run on the CPU

@@ -13,7 +13,7 @@ REQUIREMENTS := $(filter-out requirements/apt-%,$(sort $(wildcard requirements/*
 APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-packages setup-extra run stack stack-up stack-down test lint
+.PHONY: help setup system-packages setup-extra run stack stack-up stack-down test test-fast lint format
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,8 +56,17 @@ stack-down: ## Stop a background stack
 test: ## The whole test suite
 	$(PY) -m pytest
 
-lint: ## ruff
-	$(VENV)/bin/ruff check libs services tests bench experiments scripts
-	$(VENV)/bin/ruff format --check libs services tests bench experiments scripts
+test-fast: ## The quick loop: no RabbitMQ, no browser, nothing marked slow
+	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" --ignore=tests/e2e -p no:cacheprovider
+
+LINT_PATHS := libs services tests bench experiments scripts
+
+lint: ## ruff (lint and format check)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+
+format: ## ruff: fix what it can and format
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 -include mk/*.mk

@@ -33,3 +33,11 @@ def gallery_labels() -> dict[str, int]:
     """{file name: true ImageNet class index} for the 41 gallery photos."""
     with (GALLERY_SOURCE / "labels.csv").open() as fh:
         return {row["file"]: int(row["class_index"]) for row in csv.DictReader(fh)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/ui drives Chromium: marked `browser` so `make test-fast` can leave it out."""
+    ui = REPO / "tests" / "ui"
+    for item in items:
+        if ui in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)

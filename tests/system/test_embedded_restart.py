@@ -33,7 +33,9 @@ def _start(tmp_path: Path, seeded: tuple[Path, Path], port: int) -> subprocess.P
         "CLASSIFIER_RESULT_CACHE": "false",
     }
     log = (tmp_path / "gateway.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "classifier_gateway"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "classifier_standalone"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 60
     while True:
         try:

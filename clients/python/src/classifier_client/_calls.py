@@ -13,6 +13,7 @@ from typing import IO, Any
 import httpx
 
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, error_for
+from classifier_client.types import Job
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -84,7 +85,7 @@ def read_answer(response: httpx.Response) -> Any:
     return response.json()
 
 
-def job_id_of(job: str | dict[str, Any]) -> str:
+def job_id_of(job: str | Job) -> str:
     """A job id from a job, its id, or its status URL (``.../v1/jobs/ID``)."""
     if isinstance(job, dict):
         return job["id"]

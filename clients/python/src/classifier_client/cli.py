@@ -115,16 +115,17 @@ def describe_job(console: Console, job: Job, base_url: str) -> None:
     image = label_of(job["image"]) if job.get("source") == "gallery" else job["image"]
     status_style = {"succeeded": "green", "failed": "red", "canceled": "red"}.get(job["status"], "yellow")
     line = Text.assemble((image, "bold"), " · ", job["model"], " · ", (job["status"], f"bold {status_style}"))
-    result = job.get("result") or {}
-    if result.get("inference_ms") is not None:
+    result = job.get("result")
+    if result and result.get("inference_ms") is not None:
         line.append(f" · inference {result['inference_ms']:.0f} ms", style="dim")
-    if result.get("cached"):
+    if result and result.get("cached"):
         line.append(" · cached", style="dim")
     console.print(line)
     console.print(Text(f"job {job['id']}  {base_url.rstrip('/')}{job['status_url']}", style="dim"), soft_wrap=True)
-    if job.get("error"):
-        console.print(Text(f"{job['error']['code']}: {job['error']['message']}", style="red"))
-    if result.get("predictions"):
+    error = job.get("error")
+    if error:
+        console.print(Text(f"{error['code']}: {error['message']}", style="red"))
+    if result and result.get("predictions"):
         console.print(predictions_table(result["predictions"]))
 
 

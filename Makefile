@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker
+PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker -e services/standalone \
+	-e clients/python
 # Test/tool requirements: one file per area under requirements/; Debian packages in requirements/apt-*.txt.
 REQUIREMENTS := $(filter-out requirements/apt-%,$(sort $(wildcard requirements/*.txt)))
 APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
@@ -18,7 +19,7 @@ APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: $(REQUIREMENTS) libs/common/pyproject.toml services/*/pyproject.toml
+$(VENV)/.installed: $(REQUIREMENTS) libs/common/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | { grep -v 'is ignored: it is neither' || true; }
@@ -42,7 +43,7 @@ system-packages:
 setup-extra::
 
 run: ## The whole system in one process at http://127.0.0.1:8000 (in-process queue, SQLite in ./data)
-	$(PY) -m classifier_gateway
+	$(PY) -m classifier_standalone
 
 stack: ## The production topology on localhost behind nginx at http://127.0.0.1:8080 (RabbitMQ at CLASSIFIER_BROKER_URL)
 	$(PY) -m scripts.stack run --workers $(or $(WORKERS),2)
@@ -59,11 +60,12 @@ test: ## The whole test suite
 test-fast: ## The quick loop: no RabbitMQ, no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" --ignore=tests/e2e -p no:cacheprovider
 
-LINT_PATHS := libs services tests bench experiments scripts
+LINT_PATHS := libs services clients tests bench experiments scripts
 
-lint: ## ruff (lint and format check)
+lint: ## ruff, and the import boundaries (.importlinter: services -> common only, tools never import tests)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/lint-imports
 
 format: ## ruff: fix what it can and format
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.utils.server import Server, embedded_server
 
 REPO = Path(__file__).resolve().parents[1]
 GALLERY_SOURCE = REPO / "gallery"
@@ -33,6 +36,14 @@ def gallery_labels() -> dict[str, int]:
     """{file name: true ImageNet class index} for the 41 gallery photos."""
     with (GALLERY_SOURCE / "labels.csv").open() as fh:
         return {row["file"]: int(row["class_index"]) for row in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Iterator[Server]:
+    """The one-process system (`make run`) at a real URL, shared by the CLI and client tests."""
+    models_dir, gallery_dir = seeded
+    with embedded_server(tmp_path_factory.mktemp("server"), models_dir, gallery_dir) as running:
+        yield running
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,25 +3,20 @@ photos right at top-1. A drop means preprocessing or the label mapping broke."""
 
 from __future__ import annotations
 
-import httpx
-
-from tests.utils.api import wait_for_job
+from classifier_client import Client
 
 MIN_CORRECT = 37
 
 
-def test_lite0_gallery_top1_accuracy(api: httpx.Client, gallery_labels: dict[str, int]) -> None:
-    locations = {}
-    for name in gallery_labels:
-        response = api.post("/v1/jobs", json={"model": "efficientnet_lite0", "image": name})
-        assert response.status_code == 202, response.text
-        locations[name] = response.headers["location"]
+def test_lite0_gallery_top1_accuracy(base_url: str, gallery_labels: dict[str, int]) -> None:
     wrong = {}
-    for name, location in locations.items():
-        job = wait_for_job(api, location)
-        top1 = job["result"]["predictions"][0]
-        if top1["class_index"] != gallery_labels[name]:
-            wrong[name] = top1["label"]
+    with Client(base_url) as client:
+        for outcome in client.submit_many("efficientnet_lite0", images=gallery_labels, timeout=120):
+            assert outcome.error is None and outcome.job is not None, outcome
+            assert outcome.job["status"] == "succeeded", outcome.job
+            top1 = outcome.job["result"]["predictions"][0]  # type: ignore[index]
+            if top1["class_index"] != gallery_labels[outcome.item]:
+                wrong[outcome.item] = top1["label"]
     correct = len(gallery_labels) - len(wrong)
     print(f"\nefficientnet_lite0 gallery top-1: {correct}/{len(gallery_labels)}; wrong: {wrong}")
     assert correct >= MIN_CORRECT, wrong

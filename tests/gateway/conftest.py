@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_common.config import Settings
-from classifier_gateway.main import create_app
+from classifier_standalone.app import create_app
 
 
 def embedded_settings(tmp_path: Path, seeded: tuple[Path, Path], **overrides: object) -> Settings:
@@ -28,7 +28,7 @@ def embedded_settings(tmp_path: Path, seeded: tuple[Path, Path], **overrides: ob
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Iterator[TestClient]:
-    """The embedded system (gateway + results routes + worker threads) in this process."""
+    """The one-process system (gateway + results service + worker threads) in this process."""
     settings = embedded_settings(tmp_path_factory.mktemp("embedded"), seeded, max_upload_bytes=2 * 1024 * 1024)
     with TestClient(create_app(settings)) as test_client:
         yield test_client

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_common.catalog import CATALOG, SYNTHETIC_MODEL
-from classifier_gateway.main import create_app
+from classifier_standalone.app import create_app
 from tests.gateway.conftest import embedded_settings
 
 IMAGE = "n01440764_tench.JPEG"

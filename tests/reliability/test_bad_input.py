@@ -32,7 +32,7 @@ from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
 from classifier_common.images import MAX_PIXELS, sha256
 from classifier_common.messages import JobMessage
 from classifier_common.store import open_store
-from classifier_gateway.main import create_app
+from classifier_standalone.app import create_app
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
 from scripts.stack import Stack

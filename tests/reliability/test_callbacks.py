@@ -22,13 +22,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_common import callbacks
-from classifier_common.callbacks import Notifier
 from classifier_common.config import Settings
 from classifier_common.domain import Job, utcnow
 from classifier_common.store import JobStore, open_store
 from classifier_common.store import sqlite as sqlite_store
 from classifier_common.store.mongo import MongoJobStore
-from classifier_gateway.main import create_app
+from classifier_results.notifier import Notifier
+from classifier_standalone.app import create_app
 from tests.reliability.receiver import Receiver
 from tests.utils.api import assert_error_shape, wait_for_job
 from tests.utils.jobs import GOLDFINCH_RESULT, queued_job

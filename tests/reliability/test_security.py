@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_common.config import Settings
-from classifier_gateway.main import create_app
 from classifier_results.main import create_app as create_results_app
+from classifier_standalone.app import create_app
 from scripts.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job

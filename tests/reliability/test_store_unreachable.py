@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from classifier_common.config import Settings
 from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
 from classifier_common.messages import JobMessage
-from classifier_gateway.main import create_app
 from classifier_results.main import create_app as create_results_app
+from classifier_standalone.app import create_app
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape
 from tests.utils.stack import AMQP_URL, free_port

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from classifier_client import Client, Retry
 from tests.utils.stack import free_port
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,9 @@ def _start(tmp_path: Path, seeded: tuple[Path, Path], port: int) -> subprocess.P
         "CLASSIFIER_RESULT_CACHE": "false",
     }
     log = (tmp_path / "gateway.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "classifier_gateway"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "classifier_standalone"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -48,12 +51,8 @@ def _start(tmp_path: Path, seeded: tuple[Path, Path], port: int) -> subprocess.P
 def test_sigkill_with_queued_jobs_then_restart_loses_nothing(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
     port = free_port()
     proc = _start(tmp_path, seeded, port)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    ids = []
-    for _ in range(JOBS):
-        response = client.post("/v1/jobs", json={"model": "efficientnet_lite2", "image": "n01531178_goldfinch.JPEG"})
-        assert response.status_code == 202
-        ids.append(response.json()["id"])
+    client = Client(f"http://127.0.0.1:{port}", timeout=10, retry=Retry(attempts=0))
+    ids = [client.submit("efficientnet_lite2", image="n01531178_goldfinch.JPEG")["id"] for _ in range(JOBS)]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -63,7 +62,7 @@ def test_sigkill_with_queued_jobs_then_restart_loses_nothing(tmp_path: Path, see
 
     proc = _start(tmp_path, seeded, port)
     try:
-        jobs = [client.get(f"/v1/jobs/{i}", params={"wait": 30}).json() for i in ids]
+        jobs = [client.wait(i, timeout=60) for i in ids]
         assert [j["status"] for j in jobs] == ["succeeded"] * JOBS
         assert all(j["result"]["predictions"][0]["label"] == "goldfinch" for j in jobs)
         assert not list((tmp_path / "queue").glob("*.msg"))

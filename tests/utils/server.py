@@ -1,5 +1,5 @@
-"""Start the embedded system the way `make run` does (`python -m classifier_gateway`: gateway, results
-routes and worker threads in one process) as a subprocess on a free port, for tests that need a real
+"""Start the one-process system the way `make run` does (`python -m classifier_standalone`: gateway,
+results service and worker threads in one process) as a subprocess on a free port, for tests that need a real
 server at a real URL: the browser tests and the CLI tests."""
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def embedded_server(
         "CLASSIFIER_PORT": str(port),
         "CLASSIFIER_BROKER_URL": "memory://",
         "CLASSIFIER_STORE_URL": f"sqlite:///{state_dir}/jobs.db",
+        "CLASSIFIER_SPOOL_DIR": str(state_dir / "queue"),
         "CLASSIFIER_MODELS": "efficientnet_lite0",
         "CLASSIFIER_MODELS_DIR": str(models_dir),
         "CLASSIFIER_GALLERY_DIR": str(gallery_dir),
@@ -72,7 +73,7 @@ def embedded_server(
     log_path = state_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "classifier_gateway"],
+            [sys.executable, "-m", "classifier_standalone"],
             env=environment,
             cwd=REPO,
             stdout=log,

@@ -23,7 +23,9 @@ def main() -> int:
     settings = Settings()
     clog.configure("classifier-worker", settings.log_level, settings.log_format)
     if settings.embedded:
-        log.error("CLASSIFIER_BROKER_URL is memory://: the embedded system runs inside the gateway (make run)")
+        log.error(
+            "CLASSIFIER_BROKER_URL is memory://: the one-process system is python -m classifier_standalone (make run)"
+        )
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

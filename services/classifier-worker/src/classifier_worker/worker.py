@@ -1,7 +1,8 @@
 """The worker's lifecycle: load models, start consuming, batch deliveries, heartbeat, drain on stop.
 
 Used two ways: as its own process (``python -m classifier_worker``) and as threads inside the
-embedded single-process system (the gateway starts it when the broker is ``memory://``).
+one-process system (:class:`classifier_worker.component.WorkerComponent`, composed by
+``classifier_standalone``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""``python -m classifier_gateway`` — with the default settings, the whole system in one process."""
+"""``python -m classifier_gateway``: the gateway alone (the production topology). The whole system in
+one process is ``python -m classifier_standalone`` (``make run``)."""
 
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
@@ -15,14 +17,14 @@ DEFAULT_PORT = 8000
 log = logging.getLogger("classifier_gateway")
 
 
-def main() -> None:
+def main() -> int:
     settings = Settings()
     clog.configure("gateway", settings.log_level, settings.log_format)
     port = settings.port or DEFAULT_PORT
     if settings.embedded:
-        log.info(
-            "embedded mode: in-process queue, store %s, open http://%s:%d/", settings.store_url, settings.host, port
-        )
+        # Jobs queued in this process's memory would wait for a worker that never comes.
+        log.error("CLASSIFIER_BROKER_URL is memory://: the one-process system is python -m classifier_standalone")
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -31,7 +33,8 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

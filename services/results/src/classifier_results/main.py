@@ -1,35 +1,28 @@
-"""The results service: reads jobs from the store. Also purges finished jobs past retention."""
+"""The results service: reads jobs from the store (with long-polls that answer when a worker
+announces a finished job), purges finished jobs past retention, and sends callbacks.
+
+:class:`Results` is the service as a :class:`~classifier_common.lifecycle.Component`;
+:func:`create_app` is the results service's own process (the service and the store)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
 
 from classifier_common.broker import connect_listener
-from classifier_common.callbacks import start_notifier
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
-from classifier_common.http import create_app as create_http_app
-from classifier_common.http import health_router
+from classifier_common.lifecycle import Component, StoreComponent, compose_app
 from classifier_common.store import JobStore, open_store
 from classifier_results.api.jobs import router as jobs_router
+from classifier_results.notifier import start_notifier
 from classifier_results.waiter import JobWaiter
 
 log = logging.getLogger(__name__)
-
-
-def store_check(store: JobStore) -> str | None:
-    try:
-        store.ping()
-        return None
-    except StoreUnavailable as exc:
-        return exc.message
 
 
 def run_purger(store: JobStore, settings: Settings, stop: threading.Event) -> threading.Thread:
@@ -50,36 +43,41 @@ def run_purger(store: JobStore, settings: Settings, stop: threading.Event) -> th
     return thread
 
 
+class Results(Component):
+    name = "results"
+
+    def __init__(self, settings: Settings, store: JobStore):
+        self.settings = settings
+        self.store = store
+        # Long-polls answer when the workers announce a finished job (classifier_results.waiter).
+        self.waiter = JobWaiter(store, connect_listener(settings))
+        self._stop = threading.Event()
+
+    def install(self, app: FastAPI) -> None:
+        app.state.settings = self.settings
+        app.state.job_waiter = self.waiter
+        app.include_router(jobs_router)
+
+    def start(self) -> None:
+        run_purger(self.store, self.settings, self._stop)
+        # Callbacks are sent from here, never from a worker: see classifier_results.notifier.
+        start_notifier(self.store, self.settings, self._stop)
+        self.waiter.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.waiter.close()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     store = open_store(settings.store_url, retention_s=settings.retention_s)
-    # Long-polls answer when the workers announce a finished job (classifier_results.waiter).
-    waiter = JobWaiter(store, connect_listener(settings))
-    stop = threading.Event()
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        run_purger(store, settings, stop)
-        # Callbacks are sent from here, never from a worker: see classifier_common.callbacks.
-        start_notifier(store, settings, stop)
-        waiter.start()
-        yield
-        stop.set()
-        waiter.close()
-        store.close()
-
-    app = create_http_app(
+    return compose_app(
         "results",
+        [StoreComponent(store), Results(settings, store)],
         title="Classifier results",
         description="Returns classification jobs by id.",
-        lifespan=lifespan,
         docs_url="/results/docs",
         openapi_url="/results/openapi.json",
         cors_origins=settings.cors_origins,
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.job_waiter = waiter
-    app.include_router(jobs_router)
-    app.include_router(health_router(lambda: {"store": store_check(store)}))
-    return app

@@ -37,7 +37,7 @@ def _valid_id(job_id: str) -> str:
 
 
 def _waiter(request: Request) -> JobWaiter:
-    """The app's one long-poll waiter (made by the results service's app, or the embedded gateway's)."""
+    """The app's one long-poll waiter (classifier_results.main.Results puts it there)."""
     return request.app.state.job_waiter
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from classifier_common.catalog import CATALOG
@@ -24,10 +24,8 @@ class ModelOut(BaseModel):
     loaded: bool  # a running worker has loaded it
 
 
-def loaded_models(request: Request, settings: SettingsDep, store: StoreDep) -> set[str]:
-    embedded = getattr(request.app.state, "embedded", None)
-    if embedded is not None:
-        return embedded.loaded_models()
+def loaded_models(settings: SettingsDep, store: StoreDep) -> set[str]:
+    """The models of the workers that sent a heartbeat lately (in any topology)."""
     since = utcnow() - timedelta(seconds=3 * settings.heartbeat_s)
     try:
         return {model for worker in store.live_workers(since) for model in worker.models}
@@ -36,8 +34,8 @@ def loaded_models(request: Request, settings: SettingsDep, store: StoreDep) -> s
 
 
 @router.get("", summary="The models, their input size and whether they are loaded")
-def list_models(request: Request, settings: SettingsDep, store: StoreDep) -> list[ModelOut]:
-    loaded = loaded_models(request, settings, store)
+def list_models(settings: SettingsDep, store: StoreDep) -> list[ModelOut]:
+    loaded = loaded_models(settings, store)
     return [
         ModelOut(
             name=spec.name,

@@ -1,5 +1,5 @@
-"""The ``classifier`` command: a client of the HTTP API, for people (tables, a progress spinner)
-and for scripts (``--json``, exit codes).
+"""The ``classifier`` command: the Python client (:class:`classifier_client.Client`) for people
+(tables, a progress spinner) and for scripts (``--json``, exit codes).
 
 It only speaks HTTP, so it works against ``make run``, ``make stack`` or a cluster's ingress alike.
 """
@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import mimetypes
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.bar import Bar
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_MODEL = "efficientnet_lite0"
-FINISHED = {"succeeded", "failed", "canceled"}
+from classifier_client._calls import DEFAULT_MODEL, DEFAULT_URL
+from classifier_client.client import Client
+from classifier_client.errors import ApiError, ClassifierError, Unreachable, WaitTimeout
+from classifier_client.types import FINISHED, Image, Job, Model, Prediction
+
 LONG_POLL_S = 5.0  # the server holds each status request up to this long (its maximum is 30)
 
 EXIT_OK = 0
@@ -57,94 +56,6 @@ examples:
 The server is --url, or CLASSIFIER_URL, or {DEFAULT_URL}."""
 
 
-# ---- talking to the API
-
-
-class ApiError(Exception):
-    """The API answered with an error body (or the server could not be reached: status 0)."""
-
-    def __init__(self, status: int, code: str, message: str, details: Any = None, retry_after: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.retry_after = retry_after
-        self.body: dict[str, Any] | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_API_ERROR if 400 <= self.status < 500 else EXIT_SERVER_ERROR
-
-
-class WaitTimeout(Exception):
-    def __init__(self, job: dict[str, Any]):
-        super().__init__(f"job {job['id']} is still {job['status']}")
-        self.job = job
-
-
-@dataclass
-class Client:
-    base_url: str
-    api_key: str | None = None
-
-    def __post_init__(self) -> None:
-        headers = {"accept": "application/json", "user-agent": "classifier-cli"}
-        if self.api_key:
-            headers["x-api-key"] = self.api_key
-        self.http = httpx.Client(base_url=self.base_url.rstrip("/"), headers=headers, timeout=30.0)
-
-    def request(self, method: str, path: str, timeout: float = 30.0, **kwargs: Any) -> Any:
-        try:
-            response = self.http.request(method, path, timeout=httpx.Timeout(timeout, connect=5.0), **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiError(0, "unreachable", f"cannot reach {self.base_url} ({exc or type(exc).__name__})") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.is_error:
-            error = body.get("error", {}) if isinstance(body, dict) else {}
-            exc = ApiError(
-                response.status_code,
-                error.get("code") or f"http_{response.status_code}",
-                error.get("message") or response.reason_phrase,
-                error.get("details"),
-                response.headers.get("retry-after"),
-            )
-            exc.body = body if isinstance(body, dict) else None
-            raise exc
-        return body
-
-    def models(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/v1/models")
-
-    def images(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/v1/images")
-
-    def submit_image(self, model: str, image: str) -> dict[str, Any]:
-        return self.request("POST", "/v1/jobs", json={"model": model, "image": image})
-
-    def submit_file(self, model: str, filename: str, data: bytes) -> dict[str, Any]:
-        media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        files = {"file": (filename, data, media_type)}
-        return self.request("POST", "/v1/jobs", data={"model": model}, files=files, timeout=120.0)
-
-    def job(self, job_id: str, wait: float = 0) -> dict[str, Any]:
-        return self.request("GET", f"/v1/jobs/{job_id}", params={"wait": wait}, timeout=wait + 30.0)
-
-    def wait(self, job: dict[str, Any], timeout: float, on_update: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Long-poll until the job finishes; raises WaitTimeout after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while job["status"] not in FINISHED:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(job)
-            job = self.job(job["id"], wait=round(min(LONG_POLL_S, remaining), 1))
-            on_update(job)
-        return job
-
-
 # ---- showing things
 
 
@@ -154,7 +65,7 @@ def label_of(image_name: str) -> str:
     return re.sub(r"^n\d{8}_", "", stem).replace("_", " ")
 
 
-def models_table(models: list[dict[str, Any]]) -> Table:
+def models_table(models: list[Model]) -> Table:
     table = Table(title="Models", title_justify="left")
     table.add_column("name", no_wrap=True)  # never cut: it is what --model takes
     for column in ("input", "classes", "weights", "loaded"):
@@ -170,7 +81,7 @@ def models_table(models: list[dict[str, Any]]) -> Table:
     return table
 
 
-def images_table(images: list[dict[str, Any]]) -> Table:
+def images_table(images: list[Image]) -> Table:
     table = Table(title=f"Gallery ({len(images)} images)", title_justify="left")
     table.add_column("name", no_wrap=True)  # never cut: it is what --image takes
     table.add_column("label")
@@ -183,7 +94,7 @@ def images_table(images: list[dict[str, Any]]) -> Table:
     return table
 
 
-def predictions_table(predictions: list[dict[str, Any]]) -> Table:
+def predictions_table(predictions: list[Prediction]) -> Table:
     table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
     table.add_column("#", justify="right", style="dim")
     table.add_column("label")
@@ -200,41 +111,46 @@ def predictions_table(predictions: list[dict[str, Any]]) -> Table:
     return table
 
 
-def describe_job(console: Console, job: dict[str, Any], base_url: str) -> None:
+def describe_job(console: Console, job: Job, base_url: str) -> None:
     image = label_of(job["image"]) if job.get("source") == "gallery" else job["image"]
     status_style = {"succeeded": "green", "failed": "red", "canceled": "red"}.get(job["status"], "yellow")
     line = Text.assemble((image, "bold"), " · ", job["model"], " · ", (job["status"], f"bold {status_style}"))
-    result = job.get("result") or {}
-    if result.get("inference_ms") is not None:
+    result = job.get("result")
+    if result and result.get("inference_ms") is not None:
         line.append(f" · inference {result['inference_ms']:.0f} ms", style="dim")
-    if result.get("cached"):
+    if result and result.get("cached"):
         line.append(" · cached", style="dim")
     console.print(line)
     console.print(Text(f"job {job['id']}  {base_url.rstrip('/')}{job['status_url']}", style="dim"), soft_wrap=True)
-    if job.get("error"):
-        console.print(Text(f"{job['error']['code']}: {job['error']['message']}", style="red"))
-    if result.get("predictions"):
+    error = job.get("error")
+    if error:
+        console.print(Text(f"{error['code']}: {error['message']}", style="red"))
+    if result and result.get("predictions"):
         console.print(predictions_table(result["predictions"]))
 
 
-def error_text(exc: ApiError) -> str:
-    if exc.status == 0:
-        return f"{exc.message}: is the server running? Point --url or CLASSIFIER_URL at it."
+def exit_code(exc: ClassifierError) -> int:
+    return EXIT_API_ERROR if isinstance(exc, ApiError) and 400 <= exc.status < 500 else EXIT_SERVER_ERROR
+
+
+def error_text(exc: ClassifierError) -> str:
+    if not isinstance(exc, ApiError):
+        return f"{exc}: is the server running? Point --url or CLASSIFIER_URL at it."
     text = f"{exc.message} (HTTP {exc.status} {exc.code})"
     details = exc.details if isinstance(exc.details, dict) else {}
     if "accepted" in details:
         text += f"; accepted: {', '.join(map(str, details['accepted']))}"
     if "max_bytes" in details:
         text += f"; the limit is {details['max_bytes']:,} bytes"
-    if exc.retry_after:
-        text += f"; retry after {exc.retry_after} s"
+    if exc.retry_after is not None:
+        text += f"; retry after {exc.retry_after:g} s"
     return text
 
 
 class _Progress:
     """The spinner's text; rich re-renders it on every refresh, so the clock keeps moving."""
 
-    def __init__(self, job: dict[str, Any]):
+    def __init__(self, job: Job):
         self.job = job
         self.started = time.monotonic()
 
@@ -258,15 +174,15 @@ class Context:
         print(json.dumps(value, indent=2 if sys.stdout.isatty() else None), flush=True)
 
 
-def finish(ctx: Context, job: dict[str, Any], wait: bool, timeout: float) -> int:
+def finish(ctx: Context, job: Job, wait: bool, timeout: float) -> int:
     if wait and job["status"] not in FINISHED:
         progress = _Progress(job)
 
-        def update(latest: dict[str, Any]) -> None:
+        def update(latest: Job) -> None:
             progress.job = latest
 
         with ctx.err.status(progress, spinner="dots"):
-            job = ctx.client.wait(job, timeout, update)
+            job = ctx.client.wait(job, timeout, poll_s=LONG_POLL_S, on_update=update)
     if ctx.as_json:
         ctx.emit(job)
     else:
@@ -302,17 +218,16 @@ def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
             message = Text.assemble(("error: ", "bold red"), f"cannot read {args.file}: {exc.strerror or exc}")
             ctx.err.print(message, soft_wrap=True)
             return EXIT_USAGE
-        job = ctx.client.submit_file(args.model, args.file.name, data)
+        job = ctx.client.submit(args.model, file=data, filename=args.file.name)
     else:
-        job = ctx.client.submit_image(args.model, args.image)
+        job = ctx.client.submit(args.model, image=args.image)
     if not ctx.as_json:
         ctx.err.print(Text(f"submitted job {job['id']}", style="dim"), soft_wrap=True)
     return finish(ctx, job, args.wait, args.timeout)
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
-    job_id = args.job_id.rstrip("/").rsplit("/", 1)[-1]  # the id, or the status URL that holds it
-    return finish(ctx, ctx.client.job(job_id), args.wait, args.timeout)
+    return finish(ctx, ctx.client.get(args.job_id), args.wait, args.timeout)  # the id, or its status URL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,18 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = Context(
-        client=Client(args.url, args.api_key),
+        client=Client(args.url, api_key=args.api_key, user_agent="classifier-cli"),
         out=Console(),
         err=Console(stderr=True),
         as_json=args.json,
     )
     try:
         return args.run(ctx, args)
-    except ApiError as exc:
-        if ctx.as_json and exc.body is not None:
-            ctx.emit(exc.body)
-        ctx.err.print(Text.assemble(("error: ", "bold red"), error_text(exc)), soft_wrap=True)
-        return exc.exit_code
     except WaitTimeout as exc:
         if ctx.as_json:
             ctx.emit(exc.job)
@@ -404,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return EXIT_TIMEOUT
+    except (ApiError, Unreachable) as exc:
+        if ctx.as_json and isinstance(exc, ApiError) and exc.body is not None:
+            ctx.emit(exc.body)
+        ctx.err.print(Text.assemble(("error: ", "bold red"), error_text(exc)), soft_wrap=True)
+        return exit_code(exc)
     except KeyboardInterrupt:
         ctx.err.print("interrupted (a submitted job goes on; `classifier status ID` shows it)")
         return EXIT_INTERRUPTED

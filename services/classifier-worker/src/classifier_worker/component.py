@@ -1,5 +1,6 @@
-"""The embedded default: the worker runs as threads inside the gateway process, fed by the
-in-process queue. Started when CLASSIFIER_BROKER_URL is memory:// (what `make run` does)."""
+"""The worker as a :class:`~classifier_common.lifecycle.Component`: consumer threads inside a
+process that also serves HTTP (the one-process system). ``python -m classifier_worker`` is the
+worker's own process."""
 
 from __future__ import annotations
 
@@ -8,30 +9,28 @@ import threading
 
 from classifier_common.broker import connect_consumer
 from classifier_common.config import Settings
+from classifier_common.lifecycle import Checks, Component
 from classifier_common.store import JobStore
+from classifier_worker.worker import Worker, load_models
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddedWorker:
+class WorkerComponent(Component):
+    name = "worker"
+
     def __init__(self, settings: Settings, store: JobStore):
         self.settings = settings
         self.store = store
-        self.worker = None  # classifier_worker.worker.Worker once the models are loaded
+        self.worker: Worker | None = None  # once the models are loaded
         self.error: str | None = None
-        self._thread = threading.Thread(target=self._start, name="embedded-worker-start", daemon=True)
+        self._thread = threading.Thread(target=self._start, name="worker-start", daemon=True)
 
     def start(self) -> None:
         """Load the models in the background so the API answers (and queues) at once."""
         self._thread.start()
 
     def _start(self) -> None:
-        try:
-            from classifier_worker.worker import Worker, load_models
-        except ImportError as exc:  # the gateway image does not ship torch
-            self.error = f"the embedded mode needs the classifier-worker package: {exc}"
-            log.error(self.error)
-            return
         try:
             models = load_models(self.settings)
             worker = Worker(
@@ -40,19 +39,16 @@ class EmbeddedWorker:
             worker.start()
             self.worker = worker
         except Exception as exc:
-            self.error = f"embedded worker failed to start: {exc}"
+            self.error = f"the worker failed to start: {exc}"
             log.exception(self.error)
 
-    def loaded_models(self) -> set[str]:
-        return set(self.worker.models) if self.worker else set()
-
-    def readiness(self) -> str | None:
+    def readiness(self) -> Checks:
         if self.error:
-            return self.error
+            return {"worker": self.error}
         if self.worker is None:
-            return "loading models"
+            return {"worker": "loading models"}
         failing = [f"{k}: {v}" for k, v in self.worker.readiness().items() if v]
-        return "; ".join(failing) or None
+        return {"worker": "; ".join(failing) or None}
 
     def stop(self) -> None:
         # A process must not exit while torch is still loading in the starter thread: the C++

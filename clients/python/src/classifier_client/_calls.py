@@ -1,0 +1,135 @@
+"""What the sync and async clients share: how each API call is built, how an answer is read,
+and when a failed call is tried again."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from classifier_client.errors import ApiError, ClassifierError, Unreachable, error_for
+from classifier_client.types import Job
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_MODEL = "efficientnet_lite0"
+MAX_WAIT_S = 30.0  # the longest long-poll the API holds a request
+# Answers that say "not now" rather than "no": the request was not acted on.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+FileInput = str | os.PathLike[str] | bytes | IO[bytes]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a call that failed for a passing reason is tried again: after a refused or lost
+    connection, and after 429/502/503/504, waiting what the answer's Retry-After says, else
+    ``backoff_s`` doubling. Submissions carry an Idempotency-Key, so a retried submission that
+    did reach the server makes no second job."""
+
+    attempts: int = 3  # tries after the first; 0 never retries
+    backoff_s: float = 0.5
+    max_delay_s: float = 30.0  # a longer Retry-After is not waited for: the error is raised
+
+    def delay(self, attempt: int, error: ClassifierError) -> float | None:
+        """Seconds before try ``attempt + 1`` (``attempt`` counts from 0), or None: raise."""
+        if attempt >= self.attempts:
+            return None
+        if isinstance(error, ApiError):
+            if error.status not in RETRY_STATUSES:
+                return None
+            if error.retry_after is not None:
+                return error.retry_after if error.retry_after <= self.max_delay_s else None
+        elif not isinstance(error, Unreachable):
+            return None
+        return min(self.backoff_s * 2**attempt, self.max_delay_s)
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    data: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None  # None: the client's
+
+    def send_kwargs(self, default_timeout: float) -> dict[str, Any]:
+        timeout = self.timeout if self.timeout is not None else default_timeout
+        return {
+            "params": self.params,
+            "json": self.json,
+            "data": self.data,
+            "files": self.files,
+            "headers": self.headers,
+            "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        }
+
+
+def headers(api_key: str | None, user_agent: str) -> dict[str, str]:
+    out = {"accept": "application/json", "user-agent": user_agent}
+    if api_key:
+        out["x-api-key"] = api_key
+    return out
+
+
+def read_answer(response: httpx.Response) -> Any:
+    if response.is_error:
+        raise error_for(response)
+    return response.json()
+
+
+def job_id_of(job: str | Job) -> str:
+    """A job id from a job, its id, or its status URL (``.../v1/jobs/ID``)."""
+    if isinstance(job, dict):
+        return job["id"]
+    return job.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _read_file(file: FileInput, filename: str | None) -> tuple[str, bytes]:
+    if isinstance(file, bytes):
+        return filename or "upload", file
+    if isinstance(file, str | os.PathLike):
+        path = Path(file)
+        return filename or path.name, path.read_bytes()
+    name = filename or Path(getattr(file, "name", "upload") or "upload").name
+    return name, file.read()
+
+
+def submit_call(
+    model: str,
+    image: str | None,
+    file: FileInput | None,
+    filename: str | None,
+    callback_url: str | None,
+    idempotency_key: str | None,
+) -> Call:
+    if (image is None) == (file is None):
+        raise TypeError("submit takes one of image= (a gallery image name) or file= (an image to upload)")
+    # Retries of this call send the same key: the server makes at most one job of them.
+    call_headers = {"idempotency-key": idempotency_key or uuid.uuid4().hex}
+    if image is not None:
+        body: dict[str, Any] = {"model": model, "image": image}
+        if callback_url is not None:
+            body["callback_url"] = callback_url
+        return Call("POST", "/v1/jobs", json=body, headers=call_headers)
+    assert file is not None
+    name, content = _read_file(file, filename)
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    data = {"model": model}
+    if callback_url is not None:
+        data["callback_url"] = callback_url
+    return Call(
+        "POST", "/v1/jobs", data=data, files={"file": (name, content, media_type)}, headers=call_headers, timeout=120.0
+    )
+
+
+def get_call(job_id: str, wait: float) -> Call:
+    params = {"wait": round(wait, 1)} if wait else None
+    return Call("GET", f"/v1/jobs/{job_id}", params=params, timeout=(wait + 30.0) if wait else None)

@@ -1,0 +1,43 @@
+"""``python -m classifier_standalone`` (``make run``): the whole system in one process."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from classifier_common import logging as clog
+from classifier_common.config import Settings
+from classifier_standalone.app import create_app
+from classifier_standalone.lock import DataDirInUse, lock_data_dir
+
+DEFAULT_PORT = 8000
+
+log = logging.getLogger("classifier_standalone")
+
+
+def main() -> int:
+    settings = Settings()
+    clog.configure("standalone", settings.log_level, settings.log_format)
+    port = settings.port or DEFAULT_PORT
+    if settings.spool_dir is not None:
+        try:
+            lock = lock_data_dir(settings.spool_dir)  # noqa: F841 - held until the process exits
+        except DataDirInUse as exc:
+            log.error("%s", exc)
+            return 1
+    log.info("the whole system in one process: store %s, open http://%s:%d/", settings.store_url, settings.host, port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The whole system as one app: the gateway, the results service and the worker composed over one
+store. With the default settings the queue is in-process (``memory://``, spooled to disk) and the
+store is SQLite in ./data. The services are the same components their own processes run."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from classifier_common.config import Settings
+from classifier_common.lifecycle import StoreComponent, compose_app
+from classifier_common.store import open_store
+from classifier_gateway.main import DESCRIPTION, TITLE, Gateway
+from classifier_results.main import Results
+from classifier_worker.component import WorkerComponent
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    store = open_store(settings.store_url, retention_s=settings.retention_s)
+    # Started in this order and stopped in reverse: the results service listens for finished
+    # jobs before the worker announces any, and the worker drains before the store closes.
+    components = [
+        StoreComponent(store),
+        Gateway(settings, store),
+        Results(settings, store),
+        WorkerComponent(settings, store),
+    ]
+    return compose_app("gateway", components, title=TITLE, description=DESCRIPTION, cors_origins=settings.cors_origins)

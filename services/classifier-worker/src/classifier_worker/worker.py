@@ -40,14 +40,21 @@ class _Tracked:
         self.settled = False
 
     def ack(self) -> None:
-        self.settled = True
-        metrics.IN_FLIGHT.dec()
-        self._delivery.ack()
+        if self._settle():
+            self._delivery.ack()
 
     def reject(self, requeue: bool) -> None:
+        if self._settle():
+            self._delivery.reject(requeue)
+
+    def _settle(self) -> bool:
+        """True the first time: a delivery is settled once (a second ack of a tag would make
+        RabbitMQ close the channel, and every delivery held on it with it)."""
+        if self.settled:
+            return False
         self.settled = True
         metrics.IN_FLIGHT.dec()
-        self._delivery.reject(requeue)
+        return True
 
 
 def load_models(settings: Settings) -> dict[str, LoadedModel]:
@@ -169,10 +176,11 @@ class Worker:
             finished: list[str] = []
             try:
                 finished = self.processor.process(tracked)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("unexpected error processing a batch; its jobs are requeued")
+            except Exception:  # the processor settles each delivery itself; this is the last net
+                log.exception("unexpected error processing a batch; its unsettled deliveries are requeued")
             for t in tracked:
                 if not t.settled:
+                    log.error("a delivery was left unsettled; requeued")
                     t.reject(requeue=True)
             if finished:
                 self.consumer.announce_finished(finished)

@@ -83,8 +83,10 @@ class Consumer(Protocol):
 
     def announce_finished(self, job_ids: list[str]) -> None:
         """Tell the results services that these jobs' outcomes are in the store (a fanout, best
-        effort: never raises, and a notice lost on the way only delays an answer to the long-poll
-        fallback). Call it after the outcomes were written."""
+        effort: never raises, never blocks, and a notice lost on the way only delays an answer to
+        the long-poll fallback). Call it after the outcomes were written. Never sent on the
+        connection that consumes: a broker in a resource alarm blocks a connection that
+        publishes, and the acks on it would stall."""
 
     def close(self) -> None:
         """Stop and disconnect. Unacked deliveries are returned to the queue by the broker."""

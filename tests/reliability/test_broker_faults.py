@@ -25,6 +25,7 @@ from tests.reliability.accounting import (
     Submitter,
     gallery_body,
     mixed_body,
+    read_json_lines,
     report,
     settle_stack,
     wait_until,
@@ -147,6 +148,12 @@ def test_memory_alarm_with_a_backlog(
     drained_at = time.monotonic()
     tally.assert_nothing_lost_or_duplicated()
     assert done_during > 0, "no job finished during the alarm: the workers' acks stalled"
+    # A worker whose consuming connection is blocked loses it after 5 s; what it held comes back
+    # (acked without running when its outcome was written, run again when not).
+    logs = read_json_lines(sorted(stack.state_dir.glob("worker-*.log")))
+    dropped = [r["msg"] for r in logs if r["msg"].startswith("consumer connection to RabbitMQ closed")]
+    assert dropped == [], dropped[:3]
+    assert not [r for r in logs if r["msg"].endswith("delivery acked without running")]
     assert tally.redelivered == 0, "deliveries came back: a worker's consuming connection was dropped"
     report(
         f"  memory alarm: {done_during} jobs finished during the {cleared_at - alarm_at:.0f} s alarm "

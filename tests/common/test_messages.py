@@ -71,6 +71,8 @@ def _header(**changes: object) -> bytes:
         (_header(source="gallery") + b"\n" + UPLOAD, "a gallery message with image bytes"),
         (_header(v=1, image_b64="%%% not base64"), "image_b64 is not base64"),
         (_header(v=1, image_b64=base64.b64encode(UPLOAD).decode()) + b"\n" + UPLOAD, "one JSON part only"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # RecursionError in the parser
+        (b'{"v": 2, "job_id": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001, "nested too deeply"),
     ],
     ids=[
         "not-json",
@@ -81,6 +83,8 @@ def _header(**changes: object) -> bytes:
         "gallery-bytes",
         "v1-bad-b64",
         "v1-two-parts",
+        "nested-array",
+        "nested-object",
     ],
 )
 def test_malformed_messages_are_poison(body: bytes, why: str) -> None:

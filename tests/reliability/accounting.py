@@ -62,6 +62,20 @@ def gallery_body(images: list[str], model: str = MODEL) -> Callable[[int], dict[
     return lambda i: {"model": model, "image": images[i % len(images)]}
 
 
+def mixed_body(images: list[str], gallery_dir: Path, model: str = MODEL) -> Callable[[int], dict[str, Any]]:
+    """Every other submission a gallery name, the others the same photos uploaded (multipart),
+    so that both kinds of message are in the queue when a fault lands."""
+    uploads = {name: (gallery_dir / name).read_bytes() for name in images}
+
+    def body(i: int) -> dict[str, Any]:
+        name = images[i % len(images)]
+        if i % 2 == 0:
+            return {"model": model, "image": name}
+        return {"model": model, "file": (f"upload-{name}", uploads[name], "image/jpeg")}
+
+    return body
+
+
 class Submitter:
     """``clients`` threads submitting until :meth:`stop`, or until ``limit`` submissions in all."""
 
@@ -119,12 +133,13 @@ class Submitter:
         while submission.tries < self.max_tries:
             submission.tries += 1
             started = time.perf_counter()
+            headers = {"Idempotency-Key": submission.key, "X-Request-ID": submission.key, **self.headers}
             try:
-                response = client.post(
-                    "/v1/jobs",
-                    json=body,
-                    headers={"Idempotency-Key": submission.key, "X-Request-ID": submission.key, **self.headers},
-                )
+                if "file" in body:  # an upload: multipart, the other fields as form fields
+                    fields = {k: v for k, v in body.items() if k != "file"}
+                    response = client.post("/v1/jobs", files={"file": body["file"]}, data=fields, headers=headers)
+                else:
+                    response = client.post("/v1/jobs", json=body, headers=headers)
             except httpx.TransportError:
                 time.sleep(self.retry_pause_s)
                 continue

@@ -11,6 +11,7 @@ import pytest
 
 from scripts.stack import Stack
 from tests.reliability.accounting import FIGURES, MODEL
+from tests.utils.rabbitmq_node import RabbitNode, rabbit_node
 from tests.utils.stack import running_stack
 
 
@@ -51,6 +52,14 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, P
         tmp_path_factory.mktemp("shared-stack"), seeded, workers=1, CLASSIFIER_RESULT_CACHE="true"
     ) as stack:
         yield stack
+
+
+@pytest.fixture
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the test's own, for the faults that stop, kill or alarm the broker: the
+    machine's shared broker is never touched."""
+    with rabbit_node(tmp_path_factory.mktemp("rabbitmq-node")) as node:
+        yield node
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from classifier_worker.processor import Processor
 from scripts.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job
+from tests.utils.corrupt_images import bad_exif_images
 from tests.utils.stack import AMQP_URL
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
@@ -254,40 +255,102 @@ POISON = [
     b'{"v": 2, "job_id": "0123456789abcdef0123456789abcdef", "model": "efficientnet_lite0"}',
     b'{"v": 1, "job_id": 5}',
     b"[1, 2, 3]",
+    b"[" * 100_000 + b"]" * 100_000,  # RecursionError in the JSON parser
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.rabbitmq
-def test_poison_messages_on_the_real_queue_are_dead_lettered(shared_stack: Stack) -> None:
-    queue = shared_stack.env["CLASSIFIER_QUEUE_NAME"]
+def _record(stack: Stack, image: str, upload: bytes | None = None) -> Job:
+    """A job written to the stack's store as the gateway writes it (its message is up to the test)."""
+    store = open_store(stack.env["CLASSIFIER_STORE_URL"])
+    try:
+        job = Job(
+            id=new_job_id(),
+            status=JobStatus.queued,
+            model=MODEL,
+            image=image,
+            source="gallery" if upload is None else "upload",
+            image_sha256=sha256(upload if upload is not None else image.encode()),
+            created_at=utcnow(),
+        )
+        return store.create(job)
+    finally:
+        store.close()
+
+
+def _stored(stack: Stack, job_id: str) -> Job:
+    store = open_store(stack.env["CLASSIFIER_STORE_URL"])
+    try:
+        return store.get(job_id)
+    finally:
+        store.close()
+
+
+def _publish(stack: Stack, messages: list[tuple[bytes, str]]) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         channel = connection.channel()
         channel.confirm_delivery()
-        for i, body in enumerate(POISON):
-            channel.basic_publish(
-                "", queue, body, pika.BasicProperties(delivery_mode=2, message_id=f"poison-{i}"), mandatory=True
-            )
-        # A normal job after them still runs: the worker neither crashed nor stalled.
-        with httpx.Client(base_url=f"http://127.0.0.1:{shared_stack.gateway_port}") as gateway:
-            submitted = gateway.post("/v1/jobs", json={"model": MODEL, "image": GOLDFINCH})
-        assert submitted.status_code == 202
-        with httpx.Client(base_url=f"http://127.0.0.1:{shared_stack.results_port}", timeout=40) as results:
-            job = wait_for_job(results, submitted.headers["location"])
-        assert job["status"] == "succeeded"
-
-        dead = []
-        while (got := channel.basic_get(f"{queue}.dead", auto_ack=True))[0] is not None:
-            dead.append(got[2])
-        assert sorted(dead) == sorted(POISON)
+        for body, message_id in messages:
+            properties = pika.BasicProperties(delivery_mode=2, message_id=message_id)
+            channel.basic_publish("", stack.env["CLASSIFIER_QUEUE_NAME"], body, properties, mandatory=True)
     finally:
         connection.close()
 
-    def poison_logged() -> int:
-        logs = read_json_lines(sorted(shared_stack.state_dir.glob("worker-*.log")))
-        return sum(r["msg"].startswith("poison message dead-lettered") for r in logs)
 
-    wait_until(lambda: poison_logged() >= len(POISON), 5, "the poison messages to be logged")
+def _worker_logs(stack: Stack) -> list[dict]:
+    return read_json_lines(sorted(stack.state_dir.glob("worker-*.log")))
+
+
+@pytest.mark.slow
+@pytest.mark.rabbitmq
+def test_poison_messages_on_the_real_queue_are_dead_lettered_and_reconciled(shared_stack: Stack) -> None:
+    """Each poison message is dead-lettered alone and the worker goes on; the worker's reconciler
+    then drains the dead-letter queue, and a job whose message was poison (named by the message
+    id, as the gateway publishes it) ends failed instead of queued forever."""
+    stranded = _record(shared_stack, GOLDFINCH)
+    _publish(
+        shared_stack,
+        [(body, f"poison-{i}") for i, body in enumerate(POISON)] + [(b"[" * 100_000, stranded.id)],
+    )
+    # A normal job after them still runs: the worker neither crashed nor stalled.
+    with httpx.Client(base_url=f"http://127.0.0.1:{shared_stack.gateway_port}") as gateway:
+        submitted = gateway.post("/v1/jobs", json={"model": MODEL, "image": GOLDFINCH})
+    assert submitted.status_code == 202
+    with httpx.Client(base_url=f"http://127.0.0.1:{shared_stack.results_port}", timeout=40) as results:
+        job = wait_for_job(results, submitted.headers["location"])
+        assert job["status"] == "succeeded"
+        failed = wait_for_job(results, f"/v1/jobs/{stranded.id}")
+    assert failed["status"] == "failed" and failed["error"]["code"] == "dead_lettered", failed
+
+    def logged(prefix: str) -> int:
+        return sum(r["msg"].startswith(prefix) for r in _worker_logs(shared_stack))
+
+    wait_until(lambda: logged("poison message dead-lettered") >= len(POISON) + 1, 5, "the poison to be logged")
+    wait_until(lambda: logged("dead letter ") >= len(POISON), 10, "the dead letters to be reconciled")
     assert all(proc.poll() is None for name, proc in shared_stack.procs.items() if name.startswith("worker-"))
     assert httpx.get(f"http://127.0.0.1:{shared_stack.worker_port}/readyz").status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.rabbitmq
+def test_broken_images_in_one_batch_on_the_real_queue_fail_alone(shared_stack: Stack) -> None:
+    """Uploads whose EXIF Pillow cannot write back (TypeError, struct.error, AttributeError)
+    published between good jobs, so that they share the worker's batches: each fails as
+    invalid_image after one attempt, each good job succeeds after one."""
+    broken = bad_exif_images()
+    jobs, messages = [], []
+    for name in ("jpeg-rational-as-text", "png-short-as-text", "webp-text-as-rational", None, None, None):
+        upload = None if name is None else broken[name]
+        job = _record(shared_stack, GOLDFINCH if name is None else f"{name}.img", upload)
+        jobs.append((name, job))
+        messages.append((JobMessage.for_job(job, upload).encode(), job.id))
+    messages = [messages[i] for i in (3, 0, 4, 1, 5, 2)]  # good, broken, good, ...
+    _publish(shared_stack, messages)
+    for name, job in jobs:
+        wait_until(lambda job=job: _stored(shared_stack, job.id).status.finished, 30, f"job {name} to finish")
+        stored = _stored(shared_stack, job.id)
+        assert stored.attempts == 1, stored
+        if name is None:
+            assert stored.status is JobStatus.succeeded, stored
+        else:
+            assert stored.status is JobStatus.failed and stored.error.code == "invalid_image", stored

@@ -1,6 +1,7 @@
 """Faults on the multi-process stack (gateway, results, workers as processes; the real RabbitMQ;
 SQLite), each while jobs are being submitted from background threads. For each fault: nothing
-accepted is lost, no outcome is written twice, and a refused job does not exist.
+accepted is lost, no outcome is written twice, and a refused job does not exist. The broker's own
+faults (restart, SIGKILL, memory alarm) are in test_broker_faults.py, on a node of their own.
 
 The figures (accepted/refused/completed/duplicated/lost) are printed and repeated at the end of
 the run (tests/reliability/conftest.py).
@@ -8,13 +9,11 @@ the run (tests/reliability/conftest.py).
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sqlite3
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -90,42 +89,6 @@ def test_all_workers_killed_then_restarted(stack_factory: Callable[..., Stack], 
     tally = settle_stack("all workers SIGKILLed, restarted", stack, submissions)
     tally.assert_nothing_lost_or_duplicated()
     assert _delivered_again(stack, tally) >= 1, "nothing a killed worker held was delivered again"
-
-
-def _amqp_answers() -> bool:
-    try:
-        pika.BlockingConnection(pika.URLParameters(AMQP_URL + "?socket_timeout=1&connection_attempts=1")).close()
-        return True
-    except pika.exceptions.AMQPError:
-        return False
-
-
-@contextlib.contextmanager
-def _broker_stopped() -> Iterator[None]:
-    """`rabbitmqctl stop_app` ... `start_app` on the machine's shared RabbitMQ: start_app runs
-    whatever happens, and the block ends only once the broker answers again."""
-    try:
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
-        yield
-    finally:
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
-        wait_until(_amqp_answers, 60, "RabbitMQ to answer again", interval=0.5)
-
-
-def test_broker_restart_during_submission(stack_factory: Callable[..., Stack], gallery_images: list[str]) -> None:
-    stack = stack_factory(workers=1)
-    load = _submitter(stack, gallery_images, clients=2, pause_s=0.05)
-    wait_until(lambda: load.count(202) >= 40, 60, "submissions to flow")
-    with _broker_stopped():
-        refused_before = load.count(503)
-        time.sleep(1)
-        wait_until(lambda: load.count(503) > refused_before, 30, "the gateway to refuse while the broker is down")
-    accepted_after = load.count(202)
-    # The gateway and the workers reconnect by themselves.
-    wait_until(lambda: load.count(202) >= accepted_after + 10, 60, "submissions to be accepted again")
-    tally = settle_stack("broker restart (stop_app/start_app)", stack, load.stop())
-    tally.assert_nothing_lost_or_duplicated()
-    assert tally.refused > 0
 
 
 def test_store_locked_for_10s(stack_factory: Callable[..., Stack], gallery_images: list[str]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import random
 import socket
 import sys
 import urllib.request
@@ -19,9 +21,21 @@ MANAGEMENT = "http://127.0.0.1:15672/api"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on: any the system gives, or one of ``CLASSIFIER_TEST_PORTS``
+    ("23000-23999") on a machine where each user keeps to a range."""
+    wanted = os.environ.get("CLASSIFIER_TEST_PORTS")
+    candidates = [0]
+    if wanted:
+        low, high = (int(part) for part in wanted.split("-"))
+        candidates = random.sample(range(low, high + 1), high - low + 1)
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"no free port in {wanted}")
 
 
 def isolated_stack(

@@ -14,6 +14,7 @@ from classifier_common.catalog import get_spec
 from classifier_common.errors import ImageRejected
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
+from tests.utils.corrupt_images import bad_exif_images, bad_icc_images
 
 SPEC = get_spec("efficientnet_lite0")
 
@@ -87,3 +88,26 @@ def test_truncated_jpeg_is_rejected(seeded: tuple[Path, Path]) -> None:
     data = (seeded[1] / "n01531178_goldfinch.JPEG").read_bytes()
     with pytest.raises(ImageRejected):
         decode(data[: len(data) // 3], SPEC)
+
+
+# Broken metadata over good pixels (tests/utils/corrupt_images.py). Pillow raises TypeError,
+# struct.error or AttributeError on the badly typed EXIF tags: whatever it raises, the image is
+# rejected, never an exception that escapes into the worker's batch.
+BAD_EXIF = bad_exif_images()
+BAD_ICC = bad_icc_images()
+
+
+@pytest.mark.parametrize("name", sorted(BAD_EXIF))
+def test_badly_typed_exif_is_rejected_or_decoded(name: str) -> None:
+    data = BAD_EXIF[name]
+    if name.startswith("tiff-"):  # TIFF's own tags: Pillow copes
+        assert decode(data, SPEC).size == (SPEC.input_size, SPEC.input_size)
+        return
+    with pytest.raises(ImageRejected, match="could not be decoded"):
+        decode(data, SPEC)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ICC))
+def test_a_corrupt_icc_profile_is_ignored(name: str) -> None:
+    image = decode(BAD_ICC[name], SPEC)
+    assert image.size == (SPEC.input_size, SPEC.input_size) and image.mode == "RGB"

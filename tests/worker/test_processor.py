@@ -3,11 +3,14 @@ requeued, dead-lettered, and what the store says afterwards."""
 
 from __future__ import annotations
 
+import io
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from classifier_common.broker.memory import MemoryBroker, MemoryConsumer
 from classifier_common.catalog import get_spec
@@ -17,6 +20,7 @@ from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore, open_store
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
+from tests.utils.corrupt_images import bad_exif_images
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 MAX_ATTEMPTS = 3
@@ -209,3 +213,106 @@ def test_the_worker_announces_finished_jobs_after_writing_them(
         listener.close()
         forget_broker(settings.broker_url)
     assert heard == [(job.id, JobStatus.succeeded)]
+
+
+# --- one delivery's fate never touches another's -----------------------------------------------
+
+
+def test_a_batch_with_broken_images_and_a_nesting_bomb_settles_each_delivery_alone(
+    processor: Processor, store: JobStore, broker: MemoryBroker
+) -> None:
+    """Malformed-EXIF uploads (Pillow raises TypeError, struct.error, AttributeError) and a message
+    nested too deep to parse, among good jobs in one batch: each broken one fails or is
+    dead-lettered alone, each good one runs once, nothing is requeued."""
+    broken = bad_exif_images()
+    good_before = _submit(store, broker)
+    bad = [
+        _submit(store, broker, image=f"{name}.img", upload=broken[name])
+        for name in ("jpeg-rational-as-text", "png-short-as-text", "webp-text-as-rational")
+    ]
+    broker.publish(b"[" * 100_000 + b"]" * 100_000, "nested")
+    good_after = _submit(store, broker)
+    finished = _deliver(processor, broker)
+    for job in (good_before, good_after):
+        stored = store.get(job.id)
+        assert stored.status is JobStatus.succeeded and stored.attempts == 1, stored
+    for job in bad:
+        stored = store.get(job.id)
+        assert stored.status is JobStatus.failed and stored.error.code == "invalid_image", stored
+        assert stored.attempts == 1
+    assert [d.message_id for d in broker.dead] == ["nested"]
+    assert broker.ready_count == broker.unacked_count == 0
+    assert sorted(finished) == sorted(j.id for j in (good_before, *bad, good_after))
+
+
+@dataclass
+class _FailsOnRed:
+    """The real model, except that a forward pass holding a red image raises (a model bug that
+    one input triggers)."""
+
+    model: LoadedModel
+
+    @property
+    def spec(self):  # noqa: ANN201 - the LoadedModel's
+        return self.model.spec
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def predict(self, images: list[Image.Image]) -> list:
+        if any(img.getpixel((0, 0)) == (255, 0, 0) for img in images):
+            raise RuntimeError("the model failed")
+        return self.model.predict(images)
+
+
+def test_a_forward_pass_that_fails_retries_only_the_image_that_failed(
+    store: JobStore, broker: MemoryBroker, lite0: LoadedModel, seeded: tuple[Path, Path]
+) -> None:
+    processor = Processor(
+        store, {"efficientnet_lite0": _FailsOnRed(lite0)}, seeded[1], max_attempts=MAX_ATTEMPTS, result_cache=False
+    )
+    red = io.BytesIO()
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(red, "PNG")
+    good = [_submit(store, broker) for _ in range(2)]
+    culprit = _submit(store, broker, image="red.png", upload=red.getvalue())
+    good.append(_submit(store, broker))
+    _deliver(processor, broker)
+    assert all(store.get(j.id).status is JobStatus.succeeded and store.get(j.id).attempts == 1 for j in good)
+    assert store.get(culprit.id).status is JobStatus.running and broker.ready_count == 1  # it alone is retried
+    while broker.ready_count:
+        _deliver(processor, broker)
+    stored = store.get(culprit.id)
+    assert stored.status is JobStatus.failed and stored.error.code == "inference_failed"
+    assert stored.attempts == MAX_ATTEMPTS and not broker.dead
+
+
+def test_worker_threads_sharing_a_processor_announce_each_job_once(
+    store: JobStore, lite0: LoadedModel, seeded: tuple[Path, Path]
+) -> None:
+    """CLASSIFIER_WORKER_THREADS > 1: every thread's batch returns its own finished ids."""
+    from classifier_common.broker import connect_consumer, connect_listener
+    from classifier_common.broker.memory import broker_for, forget_broker
+    from classifier_common.config import Settings
+    from classifier_worker.worker import Worker
+
+    settings = Settings(
+        broker_url=f"memory://threads-{uuid.uuid4().hex[:8]}", spool_dir=None, gallery_dir=seeded[1], prefetch=8
+    )
+    heard: list[str] = []
+    listener = connect_listener(settings)
+    listener.start(heard.extend, lambda: None)
+    jobs = [_submit(store, broker_for(settings)) for _ in range(60)]
+    worker = Worker(settings, connect_consumer(settings), store, {"efficientnet_lite0": lite0}, threads=4)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not all(store.get(j.id).status.finished for j in jobs):
+            assert time.monotonic() < deadline, "the jobs did not finish within 120 s"
+            time.sleep(0.05)
+        time.sleep(0.2)  # the last notices follow the last writes
+    finally:
+        worker.stop(timeout=10)
+        listener.close()
+        forget_broker(settings.broker_url)
+    assert sorted(heard) == sorted(j.id for j in jobs)

@@ -21,7 +21,9 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from classifier_common.broker import (
+    DeadLetter,
     connect_consumer,
+    connect_dead_letters,
     connect_listener,
     connect_publisher,
     dead_letter_queue,
@@ -555,3 +557,29 @@ def test_listener_reconnects_after_the_broker_closes_its_connection(settings, tr
     consumer.announce_finished([job_id])
     wait_for(lambda: heard.notices, 5, "a notice after the reconnect")
     assert heard.notices == [[job_id]]
+
+
+def test_dead_letters_are_handed_over_with_their_reason_and_kept_until_handled(settings, admin, track):
+    publisher = track(connect_publisher(settings))
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    handed: list[DeadLetter] = []
+
+    def handle(dead: DeadLetter) -> bool:
+        handed.append(dead)
+        return len(handed) > 1  # the first time, as if the store were down: kept
+
+    dead_letters = track(connect_dead_letters(settings))
+    dead_letters.start(handle)
+    wait_for(lambda: dead_letters.connected, 10, "the dead-letter consumer to connect")
+    publisher.publish(b"poison", message_id="job-p")
+    consumer.get(timeout=10).reject(requeue=False)
+    wait_for(lambda: len(handed) == 2, 10, "the dead letter, twice")
+    assert {(d.body, d.message_id, d.reason) for d in handed} == {(b"poison", "job-p", "rejected")}
+    publisher.publish(b"fails", message_id="job-f")
+    for _ in range(settings.delivery_limit):
+        consumer.get(timeout=10).reject(requeue=True)
+    wait_for(lambda: len(handed) == 3, 10, "the dead letter of the delivery limit")
+    assert (handed[2].message_id, handed[2].reason) == ("job-f", "delivery_limit")
+    time.sleep(0.2)
+    assert ready_count(admin, dead_letter_queue(settings.queue_name)) == 0

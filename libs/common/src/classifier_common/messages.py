@@ -64,6 +64,8 @@ def decode(body: bytes) -> JobMessage:
         raw = json.loads(header)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonMessage(f"message body is not JSON: {exc}") from exc
+    except RecursionError:  # arrays or objects nested deeper than the interpreter's stack
+        raise PoisonMessage("message body is JSON nested too deeply") from None
     if not isinstance(raw, dict):
         raise PoisonMessage("message body is not a JSON object")
     version = raw.get("v")

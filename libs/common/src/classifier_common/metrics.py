@@ -74,6 +74,12 @@ BATCH_SIZE = Histogram(
     ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+JOBS_DEAD_LETTERED = Counter(
+    "classifier_jobs_dead_lettered_total",
+    "Jobs whose queue message was dead-lettered before they finished, failed by the workers' "
+    "reconciler (error code dead_lettered), by the broker's reason (delivery_limit, rejected).",
+    ["reason"],
+)
 IN_FLIGHT = Gauge("classifier_jobs_in_flight", "Jobs a worker holds and has not acked yet.")
 MODEL_LOADED = Gauge("classifier_model_loaded", "1 when the model is loaded and warmed up in this worker.", ["model"])
 WORKER_READY = Gauge("classifier_worker_ready", "1 when this worker is consuming jobs.")

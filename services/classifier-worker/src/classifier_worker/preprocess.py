@@ -30,7 +30,11 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def decode(data: bytes, spec: ModelSpec) -> Image.Image:
     """Decode, upright (EXIF orientation), RGB, resized so the shorter side is resize_size and
-    centre-cropped to input_size: the ImageNet evaluation transform."""
+    centre-cropped to input_size: the ImageNet evaluation transform.
+
+    Any exception on the way is the image's fault (Pillow's plugins raise TypeError, struct.error,
+    IndexError, ZeroDivisionError... on malformed EXIF, ICC or tiles, and decode lazily, so the
+    resize may be the first to meet broken pixel data): it becomes :class:`ImageRejected`."""
     try:
         img = Image.open(io.BytesIO(data))
         # JPEG draft: let libjpeg decode at a reduced scale (>= the size we need), much cheaper
@@ -38,15 +42,16 @@ def decode(data: bytes, spec: ModelSpec) -> Image.Image:
         img.draft("RGB", (spec.resize_size, spec.resize_size))
         img = ImageOps.exif_transpose(img)
         img = _to_rgb(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageRejected(f"the image could not be decoded: {exc}") from None
-    # Only the centre crop's region of the source is resized (Image.resize's box): the same
-    # pixels as resizing the whole image and cropping, without resizing what the crop discards
-    # (measured 2.8 -> 2.3 ms per gallery photo, same top-1; docs/performance.md).
-    width, height = img.size
-    side = min(width, height) * spec.input_size / spec.resize_size  # the crop, in source pixels
-    left, top = (width - side) / 2, (height - side) / 2
-    return img.resize((spec.input_size, spec.input_size), Image.BILINEAR, box=(left, top, left + side, top + side))
+        # Only the centre crop's region of the source is resized (Image.resize's box): the same
+        # pixels as resizing the whole image and cropping, without resizing what the crop discards
+        # (measured 2.8 -> 2.3 ms per gallery photo, same top-1; docs/performance.md).
+        width, height = img.size
+        side = min(width, height) * spec.input_size / spec.resize_size  # the crop, in source pixels
+        left, top = (width - side) / 2, (height - side) / 2
+        box = (left, top, left + side, top + side)
+        return img.resize((spec.input_size, spec.input_size), Image.BILINEAR, box=box)
+    except Exception as exc:
+        raise ImageRejected(f"the image could not be decoded: {type(exc).__name__}: {exc}") from None
 
 
 class Normalizer:

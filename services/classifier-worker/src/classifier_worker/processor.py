@@ -10,6 +10,13 @@ Order of events for one job, and why:
    acked at step 2. Either way the store ends with exactly one outcome.
 5. ``process`` returns the ids of the jobs whose outcome it wrote; the worker announces them to
    the results services (``Consumer.announce_finished``), which wake the requests waiting on them.
+   The list belongs to the call, so worker threads sharing one Processor never see each other's.
+
+Each delivery meets its fate alone: a message that cannot be parsed, whatever the exception, is
+dead-lettered; an image that cannot be decoded, whatever the exception, fails its job
+(``invalid_image``); any other unexpected error gives that one delivery back to the broker, whose
+delivery limit bounds the retries. A batch never fails as a unit: when a forward pass over several
+images fails, each image is run again on its own, so that only the one that fails is retried.
 
 A store outage is waited out in place, holding the delivery (see :meth:`Processor._with_store`):
 requeueing at once would spend the broker's delivery limit, which is there to stop crash loops,
@@ -33,7 +40,7 @@ from classifier_common import metrics
 from classifier_common.broker import Delivery
 from classifier_common.catalog import ModelSpec
 from classifier_common.domain import JobError, JobResult, utcnow
-from classifier_common.errors import ClassifierError, PoisonMessage, StoreUnavailable
+from classifier_common.errors import ClassifierError, ImageRejected, PoisonMessage, StoreUnavailable
 from classifier_common.images import Gallery
 from classifier_common.logging import job_context
 from classifier_common.messages import JobMessage, decode
@@ -78,38 +85,45 @@ class Processor:
         self.max_attempts = max_attempts
         self.result_cache = result_cache
         self.worker_id = worker_id
-        self._finished: list[str] = []  # of the batch in hand
 
     def process(self, deliveries: list[Delivery]) -> list[str]:
-        """Handle a batch; every delivery is acked or rejected before this returns. The ids of
-        the jobs whose outcome this call wrote."""
-        self._finished = []
+        """Handle a batch; every delivery is acked or rejected before this returns, each on its
+        own. The ids of the jobs whose outcome this call wrote."""
+        finished: list[str] = []
         by_model: dict[str, list[_Work]] = defaultdict(list)
         for delivery in deliveries:
-            work = self._admit(delivery)
+            work = self._admit(delivery, finished)
             if work is not None:
                 by_model[work.message.model].append(work)
         for model_name, works in by_model.items():
-            self._run(self.models[model_name], works)
-        return self._finished
+            try:
+                self._run(self.models[model_name], works, finished)
+            except Exception:  # a bug outside the per-delivery guards: what is not settled goes back
+                for work in works:
+                    self._unexpected(work.delivery, model_name)
+        return finished
 
     # -- step 1-3: admit one delivery ---------------------------------------------------------
-    def _admit(self, delivery: Delivery) -> _Work | None:
+    def _admit(self, delivery: Delivery, finished: list[str]) -> _Work | None:
         try:
             message = decode(delivery.body)
-        except PoisonMessage as exc:
+        except Exception as exc:  # PoisonMessage, or anything the parser met (a bug): never retried
             log.error(
                 "poison message dead-lettered: %s",
-                exc,
+                exc if isinstance(exc, PoisonMessage) else f"{type(exc).__name__}: {exc}",
                 extra={"body_prefix": delivery.body[:200].decode("utf-8", "replace")},
             )
             metrics.JOBS_PROCESSED.labels("unknown", "dead_lettered").inc()
             delivery.reject(requeue=False)
             return None
         with job_context(message.job_id, message.request_id):
-            return self._admit_message(delivery, message)
+            try:
+                return self._admit_message(delivery, message, finished)
+            except Exception:
+                self._unexpected(delivery, message.model)
+                return None
 
-    def _admit_message(self, delivery: Delivery, message: JobMessage) -> _Work | None:
+    def _admit_message(self, delivery: Delivery, message: JobMessage, finished: list[str]) -> _Work | None:
         model = message.model
         try:
             job = self._with_store(lambda: self.store.start(message.job_id, utcnow()))
@@ -132,11 +146,13 @@ class Processor:
         if job.attempts > self.max_attempts:
             # Earlier attempts ended without an outcome (the worker died holding it): give up.
             # The broker allows one delivery more than max_attempts so that this can be written.
-            self._fail(delivery, message, "too_many_attempts", f"gave up after {self.max_attempts} attempts")
+            self._fail(delivery, message, "too_many_attempts", f"gave up after {self.max_attempts} attempts", finished)
             return None
         loaded = self.models.get(model)
         if loaded is None:
-            self._fail(delivery, message, "model_unavailable", f"model {model!r} is not loaded by this worker")
+            self._fail(
+                delivery, message, "model_unavailable", f"model {model!r} is not loaded by this worker", finished
+            )
             return None
         if self.result_cache:
             key = CacheKey(model, loaded.version, message.image_sha256)
@@ -147,58 +163,81 @@ class Processor:
                 return None
             metrics.RESULT_CACHE.labels(model, "hit" if cached else "miss").inc()
             if cached is not None:
-                self._succeed(delivery, message, cached.model_copy(update={"cached": True}))
+                self._succeed(delivery, message, cached.model_copy(update={"cached": True}), finished)
                 return None
         started = time.perf_counter()
         try:
             data = message.upload_bytes()
             if data is None:
                 data = self.gallery.read(message.image)
-            image = decode_image(data, loaded.spec)
         except ClassifierError as exc:
-            self._fail(delivery, message, exc.code, exc.message)
+            self._fail(delivery, message, exc.code, exc.message, finished)
             return None
         except OSError as exc:
-            self._fail(delivery, message, "image_unreadable", f"the image could not be read: {exc}")
+            self._fail(delivery, message, "image_unreadable", f"the image could not be read: {exc}", finished)
+            return None
+        try:
+            image = decode_image(data, loaded.spec)
+        except ClassifierError as exc:
+            self._fail(delivery, message, exc.code, exc.message, finished)
+            return None
+        except Exception as exc:  # whatever the decoder met in these bytes is this image's fault alone
+            log.warning("image decoding raised %s", type(exc).__name__, exc_info=True)
+            text = f"the image could not be decoded: {type(exc).__name__}: {exc}"
+            self._fail(delivery, message, ImageRejected.code, text, finished)
             return None
         elapsed = time.perf_counter() - started
         metrics.PREPROCESS_SECONDS.labels(model).observe(elapsed)
         return _Work(delivery, message, job.attempts, image, elapsed)
 
     # -- step 3-4: run a batch of one model ---------------------------------------------------
-    def _run(self, loaded: LoadedModel, works: list[_Work]) -> None:
+    def _run(self, loaded: LoadedModel, works: list[_Work], finished: list[str]) -> None:
         spec: ModelSpec = loaded.spec
         started = time.perf_counter()
         try:
             predictions = loaded.predict([w.image for w in works if w.image is not None])
         except Exception:  # a model failure is a bug or a resource problem: retry, bounded
             log.exception("inference failed", extra={"model": spec.name, "batch": len(works)})
-            for work in works:
-                with job_context(work.message.job_id, work.message.request_id):
+            if len(works) > 1:
+                # Which image failed is unknown: each runs alone, so the others are not retried for it.
+                for work in works:
+                    self._run(loaded, [work], finished)
+                return
+            work = works[0]
+            with job_context(work.message.job_id, work.message.request_id):
+                try:
                     if work.attempts >= self.max_attempts:
-                        self._fail(work.delivery, work.message, "inference_failed", "the model failed on this image")
+                        self._fail(
+                            work.delivery, work.message, "inference_failed", "the model failed on this image", finished
+                        )
                     else:
                         self._retry_later(work.delivery, spec.name, "inference failed", delay=False)
+                except Exception:
+                    self._unexpected(work.delivery, spec.name)
             return
         elapsed = time.perf_counter() - started
         metrics.INFERENCE_SECONDS.labels(spec.name).observe(elapsed)
         metrics.BATCH_SIZE.labels(spec.name).observe(len(works))
         for work, top5 in zip(works, predictions, strict=True):
             with job_context(work.message.job_id, work.message.request_id):
-                result = JobResult(
-                    predictions=top5,
-                    model_version=loaded.version,
-                    inference_ms=round((elapsed / len(works) + work.preprocess_s) * 1000, 3),
-                )
-                if self.result_cache:
-                    try:
-                        self.store.cache_put(CacheKey(spec.name, loaded.version, work.message.image_sha256), result)
-                    except StoreUnavailable:
-                        log.warning("result cache write failed; continuing")
-                self._succeed(work.delivery, work.message, result)
+                try:
+                    result = JobResult(
+                        predictions=top5,
+                        model_version=loaded.version,
+                        inference_ms=round((elapsed / len(works) + work.preprocess_s) * 1000, 3),
+                    )
+                    if self.result_cache:
+                        try:
+                            key = CacheKey(spec.name, loaded.version, work.message.image_sha256)
+                            self.store.cache_put(key, result)
+                        except StoreUnavailable:
+                            log.warning("result cache write failed; continuing")
+                    self._succeed(work.delivery, work.message, result, finished)
+                except Exception:
+                    self._unexpected(work.delivery, spec.name)
 
     # -- outcomes ------------------------------------------------------------------------------
-    def _succeed(self, delivery: Delivery, message: JobMessage, result: JobResult) -> None:
+    def _succeed(self, delivery: Delivery, message: JobMessage, result: JobResult, finished: list[str]) -> None:
         try:
             wrote = self._with_store(lambda: self.store.finish(message.job_id, result, utcnow()))
         except StoreUnavailable as exc:
@@ -217,10 +256,10 @@ class Processor:
         )
         metrics.JOBS_PROCESSED.labels(message.model, "succeeded" if wrote else "skipped").inc()
         if wrote:
-            self._finished.append(message.job_id)
+            finished.append(message.job_id)
         delivery.ack()
 
-    def _fail(self, delivery: Delivery, message: JobMessage, code: str, text: str) -> None:
+    def _fail(self, delivery: Delivery, message: JobMessage, code: str, text: str, finished: list[str]) -> None:
         try:
             self._with_store(lambda: self.store.fail(message.job_id, JobError(code=code, message=text), utcnow()))
         except StoreUnavailable as exc:
@@ -228,7 +267,7 @@ class Processor:
             return
         log.warning("job failed: %s", text, extra={"model": message.model, "error_code": code})
         metrics.JOBS_PROCESSED.labels(message.model, "failed").inc()
-        self._finished.append(message.job_id)
+        finished.append(message.job_id)
         delivery.ack()
 
     def _with_store(self, call: Callable[[], T]) -> T:
@@ -243,6 +282,15 @@ class Processor:
                 time.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX_DELAY_S)
         return call()
+
+    def _unexpected(self, delivery: Delivery, model: str) -> None:
+        """A bug met while handling this one delivery (called from an ``except``): it alone goes
+        back to the broker. Already settled, the reject is a no-op."""
+        log.exception("unexpected error handling a delivery; it alone is requeued")
+        try:
+            self._retry_later(delivery, model, "unexpected error", delay=False)
+        except Exception:  # the broker adapter failed too: the delivery is redelivered when its channel goes
+            log.exception("could not requeue the delivery")
 
     def _retry_later(self, delivery: Delivery, model: str, why: str, delay: bool = True) -> None:
         """A transient problem: give the message back. The broker bounds redeliveries."""

@@ -1,4 +1,5 @@
-"""The worker's lifecycle: load models, start consuming, batch deliveries, heartbeat, drain on stop.
+"""The worker's lifecycle: load models, start consuming, batch deliveries, heartbeat, reconcile
+dead letters (:mod:`classifier_worker.reconciler`), drain on stop.
 
 Used two ways: as its own process (``python -m classifier_worker``) and as threads inside the
 one-process system (:class:`classifier_worker.component.WorkerComponent`, composed by
@@ -17,7 +18,7 @@ from socket import gethostname
 import torch
 
 from classifier_common import metrics
-from classifier_common.broker import Consumer, Delivery
+from classifier_common.broker import Consumer, DeadLetterConsumer, Delivery, connect_dead_letters
 from classifier_common.catalog import available_models, get_spec, register_synthetic_model
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
@@ -25,6 +26,7 @@ from classifier_common.errors import StoreUnavailable
 from classifier_common.store import JobStore
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
+from classifier_worker.reconciler import Reconciler
 from classifier_worker.synthetic import SyntheticModel
 
 log = logging.getLogger(__name__)
@@ -41,14 +43,21 @@ class _Tracked:
         self.settled = False
 
     def ack(self) -> None:
-        self.settled = True
-        metrics.IN_FLIGHT.dec()
-        self._delivery.ack()
+        if self._settle():
+            self._delivery.ack()
 
     def reject(self, requeue: bool) -> None:
+        if self._settle():
+            self._delivery.reject(requeue)
+
+    def _settle(self) -> bool:
+        """True the first time: a delivery is settled once (a second ack of a tag would make
+        RabbitMQ close the channel, and every delivery held on it with it)."""
+        if self.settled:
+            return False
         self.settled = True
         metrics.IN_FLIGHT.dec()
-        self._delivery.reject(requeue)
+        return True
 
 
 def load_models(settings: Settings) -> dict[str, LoadedModel]:
@@ -83,6 +92,7 @@ class Worker:
         *,
         threads: int = 1,
         worker_id: str | None = None,
+        dead_letters: DeadLetterConsumer | None = None,
     ):
         self.settings = settings
         self.consumer = consumer
@@ -97,6 +107,7 @@ class Worker:
             result_cache=settings.result_cache,
             worker_id=self.worker_id,
         )
+        self.reconciler = Reconciler(store, dead_letters or connect_dead_letters(settings), consumer.announce_finished)
         self._threads = [threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True) for i in range(threads)]
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._stopping = threading.Event()
@@ -112,6 +123,7 @@ class Worker:
         self._heartbeat_thread.start()
         for thread in self._threads:
             thread.start()
+        self.reconciler.start()
         metrics.WORKER_READY.set(1)
         log.info("worker consuming", extra={"worker_id": self.worker_id, "models": sorted(self.models)})
 
@@ -126,6 +138,7 @@ class Worker:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
             drained = drained and not thread.is_alive()
+        self.reconciler.stop()
         self.consumer.close()
         log.info("worker stopped", extra={"drained": drained})
         return drained
@@ -170,10 +183,11 @@ class Worker:
             finished: list[str] = []
             try:
                 finished = self.processor.process(tracked)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("unexpected error processing a batch; its jobs are requeued")
+            except Exception:  # the processor settles each delivery itself; this is the last net
+                log.exception("unexpected error processing a batch; its unsettled deliveries are requeued")
             for t in tracked:
                 if not t.settled:
+                    log.error("a delivery was left unsettled; requeued")
                     t.reject(requeue=True)
             if finished:
                 self.consumer.announce_finished(finished)

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from classifier_common.broker.base import (
     DEAD_LETTER_EXCHANGE,
     Consumer,
+    DeadLetter,
+    DeadLetterConsumer,
     Delivery,
     FinishedListener,
     Publisher,
@@ -24,10 +26,13 @@ from classifier_common.config import Settings
 __all__ = [
     "DEAD_LETTER_EXCHANGE",
     "Consumer",
+    "DeadLetter",
+    "DeadLetterConsumer",
     "Delivery",
     "FinishedListener",
     "Publisher",
     "connect_consumer",
+    "connect_dead_letters",
     "connect_listener",
     "connect_publisher",
     "dead_letter_queue",
@@ -78,3 +83,14 @@ def connect_listener(settings: Settings) -> FinishedListener:
     from classifier_common.broker.rabbitmq import RabbitFinishedListener
 
     return RabbitFinishedListener(settings)
+
+
+def connect_dead_letters(settings: Settings) -> DeadLetterConsumer:
+    """The dead-letter queue's consumer. Not started yet: call ``start()``."""
+    if _scheme(settings) == "memory":
+        from classifier_common.broker import memory
+
+        return memory.MemoryDeadLetterConsumer(memory.broker_for(settings))
+    from classifier_common.broker.rabbitmq import RabbitDeadLetterConsumer
+
+    return RabbitDeadLetterConsumer(settings)

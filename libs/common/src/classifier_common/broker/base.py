@@ -14,6 +14,7 @@ Guarantees every adapter keeps:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 # Topology names: one place.
@@ -83,8 +84,10 @@ class Consumer(Protocol):
 
     def announce_finished(self, job_ids: list[str]) -> None:
         """Tell the results services that these jobs' outcomes are in the store (a fanout, best
-        effort: never raises, and a notice lost on the way only delays an answer to the long-poll
-        fallback). Call it after the outcomes were written."""
+        effort: never raises, never blocks, and a notice lost on the way only delays an answer to
+        the long-poll fallback). Call it after the outcomes were written. Never sent on the
+        connection that consumes: a broker in a resource alarm blocks a connection that
+        publishes, and the acks on it would stall."""
 
     def close(self) -> None:
         """Stop and disconnect. Unacked deliveries are returned to the queue by the broker."""
@@ -99,6 +102,31 @@ class FinishedListener(Protocol):
     def start(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
         """Listen in the background, reconnecting with capped backoff. ``on_finished(job_ids)`` and
         ``on_connected()`` run on the listener's thread and must return quickly."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the broker dead-lettered: its job will never be delivered again."""
+
+    body: bytes
+    message_id: str | None  # the job id, as the gateway publishes it
+    reason: str  # as RabbitMQ names it in x-death: "rejected" (a poison message), "delivery_limit"
+    delivery_count: int  # deliveries before it was dead-lettered (0 when the broker does not say)
+
+
+class DeadLetterConsumer(Protocol):
+    """Consumes the dead-letter queue, so that no job stays queued or running once its message
+    is gone (the worker's reconciler)."""
+
+    def start(self, handle: Callable[[DeadLetter], bool]) -> None:
+        """Consume in the background, reconnecting with capped backoff. ``handle`` runs on the
+        consumer's thread: True removes the message for good, False has it delivered again a
+        second later (the store was unreachable)."""
 
     @property
     def connected(self) -> bool: ...

@@ -3,12 +3,13 @@
 Bounded (``queue_max_length`` ready messages, then :class:`QueueFull`), unacked deliveries go
 back to the queue when rejected with requeue or when their consumer closes, every message
 counts its deliveries and is dead-lettered after ``max_attempts`` of them (``Settings.delivery_limit``), and
-``reject(requeue=False)`` dead-letters at once. Dead letters are kept in :attr:`MemoryBroker.dead`
-for inspection.
+``reject(requeue=False)`` dead-letters at once. Dead letters wait in :attr:`MemoryBroker.dead` until a
+:class:`MemoryDeadLetterConsumer` takes them (the worker's reconciler).
 
 Durable when given a spool directory (``Settings.spool_dir``): a published message is written to
-a file (fsync'd) before ``publish`` returns and removed when it is acked or dead-lettered, and a
-broker created over the same directory starts with the messages left there, as redeliveries.
+a file (fsync'd) before ``publish`` returns and removed when it is acked, moved to ``dead/`` when
+dead-lettered (and removed once the dead letter is consumed), and a broker created over the same
+directory starts with the messages left there, as redeliveries, and the dead letters left there.
 
 Workers' finished-job notices go straight to the listeners registered in the same process
 (:class:`MemoryFinishedListener`), in the thread that announces them.
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from classifier_common import metrics
+from classifier_common.broker.base import DeadLetter
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
 
@@ -45,14 +47,6 @@ class _Message:
     spool_file: Path | None = None
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    body: bytes
-    message_id: str
-    reason: Literal["rejected", "delivery_limit"]  # the names RabbitMQ puts in x-death
-    delivery_count: int
-
-
 class MemoryBroker:
     """One bounded queue plus its dead-letter list. Thread-safe: one condition guards all state."""
 
@@ -63,7 +57,7 @@ class MemoryBroker:
         self._cond = threading.Condition()
         self._ready: deque[_Message] = deque()
         self._unacked: dict[int, tuple[_Message, MemoryConsumer]] = {}
-        self._dead: list[DeadLetter] = []
+        self._dead: list[tuple[DeadLetter, Path | None]] = []  # and its spool file
         self._tags = itertools.count(1)
         self._spool = spool_dir
         self._listeners: list[Callable[[list[str]], None]] = []
@@ -75,6 +69,9 @@ class MemoryBroker:
                 self._ready.append(_Message(path.read_bytes(), message_id, deliveries=1, spool_file=path))
             if self._ready:
                 log.info("recovered %d queued messages from %s", len(self._ready), spool_dir)
+            for path in sorted((spool_dir / "dead").glob("*.msg")):
+                dead = DeadLetter(path.read_bytes(), path.stem.split("-", 1)[1], "unknown", 0)
+                self._dead.append((dead, path))
 
     def _spool_write(self, body: bytes, message_id: str) -> Path | None:
         if self._spool is None:
@@ -102,8 +99,9 @@ class MemoryBroker:
 
     @property
     def dead(self) -> list[DeadLetter]:
+        """Dead letters not consumed yet, oldest first."""
         with self._cond:
-            return list(self._dead)
+            return [dead for dead, _ in self._dead]
 
     # -- used by the publisher, consumer and delivery below
 
@@ -176,6 +174,22 @@ class MemoryBroker:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def take_dead(self, timeout: float) -> tuple[DeadLetter, Path | None] | None:
+        """The oldest dead letter (and its spool file), removed; None after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._dead:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._dead.pop(0)
+
+    def return_dead(self, entry: tuple[DeadLetter, Path | None]) -> None:
+        with self._cond:
+            self._dead.append(entry)
+            self._cond.notify_all()
+
     @property
     def condition(self) -> threading.Condition:
         return self._cond
@@ -189,9 +203,12 @@ class MemoryBroker:
 
     def _dead_letter(self, message: _Message, reason: Literal["rejected", "delivery_limit"]) -> None:
         log.warning("message %s dead-lettered (%s after %d deliveries)", message.message_id, reason, message.deliveries)
-        self._dead.append(DeadLetter(message.body, message.message_id, reason, message.deliveries))
+        spool_file = None
         if message.spool_file is not None and message.spool_file.exists():
-            message.spool_file.replace(message.spool_file.parent / "dead" / message.spool_file.name)
+            spool_file = message.spool_file.parent / "dead" / message.spool_file.name
+            message.spool_file.replace(spool_file)
+        self._dead.append((DeadLetter(message.body, message.message_id, reason, message.deliveries), spool_file))
+        self._cond.notify_all()
 
 
 class MemoryDelivery:
@@ -299,6 +316,50 @@ class MemoryFinishedListener:
             self.broker.remove_listener(self._on_finished)
             self._on_finished = None
             metrics.FINISHED_LISTENER_CONNECTED.set(0)
+
+
+class MemoryDeadLetterConsumer:
+    """Takes the in-process broker's dead letters one by one, on a thread of its own."""
+
+    RETRY_S = 1.0
+
+    def __init__(self, broker: MemoryBroker):
+        self.broker = broker
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def start(self, handle: Callable[[DeadLetter], bool]) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, args=(handle,), name="dead-letters", daemon=True)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._thread is not None and not self._closing.is_set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, handle: Callable[[DeadLetter], bool]) -> None:
+        while not self._closing.is_set():
+            entry = self.broker.take_dead(timeout=0.2)
+            if entry is None:
+                continue
+            dead, spool_file = entry
+            try:
+                done = handle(dead)
+            except Exception:  # a bug in the handler: keep the dead letter, try again later
+                log.exception("handling a dead letter failed")
+                done = False
+            if done:
+                if spool_file is not None:
+                    spool_file.unlink(missing_ok=True)
+            else:
+                self.broker.return_dead(entry)
+                self._closing.wait(self.RETRY_S)
 
 
 _brokers: dict[str, MemoryBroker] = {}

@@ -7,7 +7,8 @@ Topology, declared idempotently by both sides:
                       dead-lettering to classifier.dlx
     classifier.dlx    durable direct exchange  -> <queue>.dead (durable quorum queue)
     <queue>.finished  durable fanout exchange: workers publish the ids of the jobs they finished
-                      (transient, no confirm); each results service binds its own exclusive queue
+                      (transient, no confirm, on a connection of their own: see
+                      :class:`_NoticeSender`); each results service binds its own exclusive queue
 
 What this module relies on in RabbitMQ 3.10 quorum queues (tests/common/broker/test_rabbitmq.py
 checks each point against the real broker):
@@ -44,6 +45,7 @@ from pika.spec import Basic, BasicProperties
 from classifier_common import metrics
 from classifier_common.broker.base import (
     DEAD_LETTER_EXCHANGE,
+    DeadLetter,
     dead_letter_queue,
     decode_finished,
     encode_finished,
@@ -66,6 +68,12 @@ PUBLISH_POOL_SIZE = 4
 KEEPALIVE_INTERVAL_S = 1.0
 # A caller waits at most this long for a free publisher channel before getting a 503.
 CHECKOUT_TIMEOUT_S = 30.0
+# Dead letters a reconciler holds at once; one it could not handle comes back after a pause.
+DEAD_LETTER_PREFETCH = 10
+DEAD_LETTER_RETRY_S = 1.0
+# Finished-job notices waiting for their connection; beyond this (the broker blocks publishes
+# during an alarm) new ones are dropped: a notice only hurries a long-poll along.
+NOTICE_BACKLOG = 1_000
 
 # Connection defaults that keep a caller from hanging on an unreachable or blocked broker;
 # any of them given in the broker URL's query string wins.
@@ -546,15 +554,6 @@ class _ConsumerSession:
             self._closing = True
         self.call_threadsafe(self._close_connection)
 
-    def announce(self, body: bytes) -> None:
-        def on_io_thread() -> None:
-            # Only once the topology (the exchange with it) is declared: a publish to a missing
-            # exchange would close the channel, and the deliveries held on it with it.
-            if self.ready and self._channel is not None and self._channel.is_open:
-                self._channel.basic_publish(self._topology.finished_exchange, "", body)
-
-        self.call_threadsafe(on_io_thread)
-
     # -- the consumer thread
 
     def run(self) -> None:
@@ -692,16 +691,111 @@ class _ConsumerSession:
             connection.close()
 
 
+class _NoticeSender:
+    """Publishes finished-job notices from a thread of its own, on a connection of its own.
+
+    Never on the consuming connection: during a memory or disk alarm RabbitMQ blocks every
+    connection that publishes, and stops reading from it, acks included; after
+    ``blocked_connection_timeout`` the client drops it and the deliveries it held come back with
+    their delivery count raised. A connection that only consumes and acks is never blocked, so
+    workers keep draining the queue, which is what clears a memory alarm.
+
+    Best effort, as notices are: :meth:`send` never blocks; a notice is dropped when the backlog
+    is full or the broker unreachable (the long-poll looks at the store each second anyway).
+    """
+
+    def __init__(self, params: pika.ConnectionParameters, exchange: str):
+        self._params = params
+        self._exchange = exchange
+        self._backlog: queue.Queue[bytes] = queue.Queue(maxsize=NOTICE_BACKLOG)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="finished-notices", daemon=True)
+        self._connection: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._next_attempt = 0.0
+        self._backoff = BACKOFF_MIN_S
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, body: bytes) -> None:
+        try:
+            self._backlog.put_nowait(body)
+        except queue.Full:
+            log.debug("finished-job notice dropped: %d waiting already", NOTICE_BACKLOG)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closing.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            # On close, what is already waiting still goes out (the last batch's notices).
+            while not (self._closing.is_set() and self._backlog.empty()):
+                try:
+                    body = self._backlog.get(timeout=KEEPALIVE_INTERVAL_S)
+                except queue.Empty:
+                    body = None
+                try:
+                    if body is not None:
+                        self._publish(body)
+                    elif self._connection is not None:
+                        self._connection.process_data_events(time_limit=0)  # heartbeats
+                except _CONNECTION_ERRORS as exc:
+                    log.info("finished-job notices: connection lost (%s)", describe(exc))
+                    self._disconnect()
+        finally:
+            self._disconnect()
+
+    def _publish(self, body: bytes) -> None:
+        if self._channel is None or not self._channel.is_open:
+            if time.monotonic() < self._next_attempt:
+                return  # reconnecting later: this notice is dropped
+            self._connect()
+        assert self._channel is not None
+        self._channel.basic_publish(self._exchange, "", body)
+
+    def _connect(self) -> None:
+        self._disconnect()
+        try:
+            connection = BlockingConnection(self._params)
+            try:
+                channel = connection.channel()
+                channel.exchange_declare(self._exchange, exchange_type="fanout", durable=True)
+            except BaseException:
+                _close_quietly(connection)
+                raise
+        except _CONNECTION_ERRORS:
+            self._next_attempt = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+            raise
+        self._connection, self._channel = connection, channel
+        self._backoff = BACKOFF_MIN_S
+
+    def _disconnect(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            _close_quietly(connection)
+
+
 class RabbitConsumer:
     """Consumes the jobs queue on a background thread and hands deliveries out through
     :meth:`get`. Reconnects with capped backoff (0.5 s doubling to 10 s); stops for good on a
-    refusal that will not heal, which :meth:`get` then raises as :class:`BrokerRefused`."""
+    refusal that will not heal, which :meth:`get` then raises as :class:`BrokerRefused`.
+    Finished-job notices go out on a second connection (:class:`_NoticeSender`)."""
 
     def __init__(self, settings: Settings):
         self._topology = Topology.from_settings(settings)
         self._prefetch = settings.prefetch
         self._params = connection_parameters(
             settings.broker_url, f"classifier consumer queue={settings.queue_name} pid={os.getpid()}"
+        )
+        self._notices = _NoticeSender(
+            connection_parameters(
+                settings.broker_url, f"classifier notices queue={settings.queue_name} pid={os.getpid()}"
+            ),
+            self._topology.finished_exchange,
         )
         self._deliveries: queue.Queue[RabbitDelivery] = queue.Queue()
         self._session: _ConsumerSession | None = None
@@ -717,6 +811,7 @@ class RabbitConsumer:
             return
         self._thread = threading.Thread(target=self._run, name="broker-consumer", daemon=True)
         self._thread.start()
+        self._notices.start()
 
     def get(self, timeout: float) -> RabbitDelivery | None:
         deadline = time.monotonic() + timeout
@@ -747,12 +842,12 @@ class RabbitConsumer:
                 log.warning("no cancel confirmation from RabbitMQ within %.1f s", timeout)
 
     def announce_finished(self, job_ids: list[str]) -> None:
-        session = self._session
-        if session is not None and job_ids:
-            session.announce(encode_finished(job_ids))  # after the acks scheduled before it
+        if job_ids:
+            self._notices.send(encode_finished(job_ids))
 
     def close(self, timeout: float = 10.0) -> None:
         self._closing.set()
+        self._notices.close()
         session = self._session
         if session is not None:
             session.request_close()  # after any ack already scheduled: callbacks run in order
@@ -873,6 +968,107 @@ class RabbitFinishedListener:
         finally:
             self._connected = False
             metrics.FINISHED_LISTENER_CONNECTED.set(0)
+            with self._lock:
+                self._connection = self._channel = None
+            _close_quietly(connection)
+
+
+# --------------------------------------------------------------------------------------------
+# The dead-letter queue (the workers' reconciler)
+
+
+def dead_letter_from(properties: BasicProperties, body: bytes) -> DeadLetter:
+    """What RabbitMQ says about a dead-lettered message: the first ``x-death`` entry is the
+    latest dead-lettering, with its reason and (for a delivery limit) the deliveries it had."""
+    headers = properties.headers or {}
+    deaths = headers.get("x-death") or [{}]
+    latest = deaths[0] if isinstance(deaths[0], dict) else {}
+    reason = latest.get("reason") or headers.get("x-first-death-reason") or "unknown"
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    count = headers.get("x-delivery-count", 0)
+    return DeadLetter(body, properties.message_id, str(reason), int(count) if isinstance(count, int) else 0)
+
+
+class RabbitDeadLetterConsumer:
+    """Consumes ``<queue>.dead`` on a background thread, with a connection of its own, handing each
+    message to ``handle``; acks it when ``handle`` says done, gives it back after a pause when not.
+    Reconnects with capped backoff. Several workers may consume it: each message goes to one."""
+
+    def __init__(self, settings: Settings):
+        self._topology = Topology.from_settings(settings)
+        self._params = connection_parameters(
+            settings.broker_url, f"classifier dead-letters queue={settings.queue_name} pid={os.getpid()}"
+        )
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # guards _connection and _channel against close()
+        self._connection: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._connected = False
+
+    def start(self, handle: Callable[[DeadLetter], bool]) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, args=(handle,), name="dead-letters", daemon=True)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closing.set()
+        with self._lock:
+            connection, channel = self._connection, self._channel
+        if connection is not None and channel is not None:
+            try:
+                connection.add_callback_threadsafe(channel.stop_consuming)
+            except _CONNECTION_ERRORS:
+                pass  # already closed: the thread is on its way out
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, handle: Callable[[DeadLetter], bool]) -> None:
+        backoff = BACKOFF_MIN_S
+        while not self._closing.is_set():
+            try:
+                self._consume(handle)
+                backoff = BACKOFF_MIN_S
+            except Exception as exc:  # noqa: BLE001 - a broker error, or a bug in handle: consume again
+                if self._closing.is_set():
+                    return
+                log.warning("dead-letter consumer disconnected from RabbitMQ: %s", describe(exc))
+            if self._closing.wait(backoff):
+                return
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _consume(self, handle: Callable[[DeadLetter], bool]) -> None:
+        connection = BlockingConnection(self._params)
+        try:
+            channel = connection.channel()
+            self._topology.declare(channel)
+            channel.basic_qos(prefetch_count=DEAD_LETTER_PREFETCH)
+
+            def on_message(
+                ch: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
+            ) -> None:
+                if handle(dead_letter_from(properties, body)):
+                    ch.basic_ack(method.delivery_tag)
+                else:
+                    connection.sleep(DEAD_LETTER_RETRY_S)  # services heartbeats while it waits
+                    ch.basic_nack(method.delivery_tag, requeue=True)
+
+            channel.basic_consume(self._topology.dead_queue, on_message, auto_ack=False)
+            with self._lock:
+                self._connection, self._channel = connection, channel
+            if self._closing.is_set():
+                return
+            self._connected = True
+            log.info("reconciling dead letters from %s at %s", self._topology.dead_queue, _where(self._params))
+            channel.start_consuming()
+        finally:
+            self._connected = False
             with self._lock:
                 self._connection = self._channel = None
             _close_quietly(connection)

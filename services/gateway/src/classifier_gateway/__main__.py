@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from classifier_common import logging as clog
+from classifier_common import server
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app
 
@@ -23,14 +22,7 @@ def main() -> None:
         log.info(
             "embedded mode: in-process queue, store %s, open http://%s:%d/", settings.store_url, settings.host, port
         )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    server.run(create_app(settings), settings, port)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,31 @@ def test_idempotency_key_returns_the_same_job(client: TestClient) -> None:
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_idempotency_key_reused_with_another_request_is_422(client: TestClient) -> None:
+    headers = {"Idempotency-Key": f"order-{uuid.uuid4().hex}"}
+    first = client.post("/v1/jobs", json={"model": "efficientnet_lite0", "image": GOLDFINCH}, headers=headers)
+    assert first.status_code == 202
+    other = {"model": "efficientnet_lite0", "image": "n07747607_orange.JPEG"}
+    body = assert_error_shape(client.post("/v1/jobs", json=other, headers=headers), 422, "idempotency_key_reused")
+    assert body["error"]["details"] == {"job_id": first.json()["id"]}
+
+
+def test_idempotency_key_reused_with_another_upload_is_422(client: TestClient) -> None:
+    headers = {"Idempotency-Key": f"upload-{uuid.uuid4().hex}"}
+    photo = (client.app.state.settings.gallery_dir / GOLDFINCH).read_bytes()
+
+    def upload(data: bytes):
+        return client.post(
+            "/v1/jobs", files={"file": ("a.jpg", data)}, data={"model": "efficientnet_lite0"}, headers=headers
+        )
+
+    first = upload(photo)
+    assert first.status_code == 202, first.text
+    assert upload(photo).json()["id"] == first.json()["id"]
+    changed = photo[:-2] + b"\x00" + photo[-2:]  # one byte more before the end marker
+    assert_error_shape(upload(changed), 422, "idempotency_key_reused")
 
 
 @pytest.mark.parametrize(

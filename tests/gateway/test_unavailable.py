@@ -95,3 +95,26 @@ def test_full_queue_is_429_and_the_refused_job_does_not_exist(tmp_path: Path, se
         channel.queue_delete(queue)
         channel.queue_delete(f"{queue}.dead")
         connection.close()
+
+
+def _store_not_ready(client: TestClient) -> str | None:
+    """Why /readyz says the store is not ready, None if it does not."""
+    ready = client.get("/readyz")
+    if ready.status_code == 200:
+        return None
+    return assert_error_shape(ready, 503, "not_ready")["error"]["details"]["store"]
+
+
+def test_sqlite_file_deleted_under_the_gateway_is_503_and_not_ready(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
+    settings = _settings(
+        tmp_path, seeded, broker_url=f"memory://{uuid.uuid4().hex}", spool_dir=None, shutdown_grace_s=1
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/jobs", json=BODY).status_code == 202
+        assert _store_not_ready(client) is None
+        (tmp_path / "jobs.db").unlink()
+        assert "deleted" in _store_not_ready(client)
+        for _ in range(3):  # every try, on whichever thread: none is acknowledged
+            response = client.post("/v1/jobs", json=BODY)
+            assert_error_shape(response, 503, "store_unavailable")
+        assert not (tmp_path / "jobs.db").exists()

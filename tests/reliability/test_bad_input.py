@@ -138,6 +138,19 @@ def test_a_bomb_that_reaches_a_worker_fails_its_job(tmp_path: Path, seeded: tupl
     assert broker.ready_count == broker.unacked_count == 0 and not broker.dead
 
 
+# --- JSON nesting bombs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [1_000, 10_000])  # within the 64 KiB body limit
+@pytest.mark.parametrize("bracket", ["[", '{"a":'])
+def test_deeply_nested_json_body_is_422_with_the_request_id(client: TestClient, depth: int, bracket: str) -> None:
+    closing = "]" if bracket == "[" else "}"
+    body = bracket * depth + "1" + closing * depth
+    response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert assert_error_shape(response, 422, "invalid_input")["request_id"]
+    assert client.get("/healthz").status_code == 200
+
+
 # --- gallery names ------------------------------------------------------------------------------
 
 ODD_NAMES = [

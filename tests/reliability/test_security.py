@@ -85,6 +85,23 @@ def test_submission_with_a_valid_key_is_202(keyed: TestClient, headers: dict[str
     assert wait_for_job(keyed, response.headers["location"])["status"] == "succeeded"
 
 
+def test_an_idempotency_key_finds_only_its_own_clients_job(keyed: TestClient) -> None:
+    key = {"Idempotency-Key": f"order-{uuid.uuid4().hex}"}
+    first = keyed.post("/v1/jobs", json=BODY, headers={"X-API-Key": KEYS[0], **key})
+    other = keyed.post("/v1/jobs", json=BODY, headers={"Authorization": f"Bearer {KEYS[1]}", **key})
+    assert first.status_code == other.status_code == 202, (first.text, other.text)
+    assert other.json()["id"] != first.json()["id"] and "idempotent-replayed" not in other.headers
+    # Each client's own retry finds its own job, whichever header carries its key.
+    again = keyed.post("/v1/jobs", json=BODY, headers={"Authorization": f"Bearer {KEYS[0]}", **key})
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    # The other client sending a different request under the same key is refused for itself
+    # only: the 422 names its own job, never the first client's.
+    orange = {**BODY, "image": "n07747607_orange.JPEG"}
+    refused = keyed.post("/v1/jobs", json=orange, headers={"X-API-Key": KEYS[1], **key})
+    body = assert_error_shape(refused, 422, "idempotency_key_reused")
+    assert body["error"]["details"] == {"job_id": other.json()["id"]}
+
+
 def test_reads_stay_open_when_keys_are_set(keyed: TestClient) -> None:
     for path in ("/v1/models", "/v1/images", f"/v1/images/{GOLDFINCH}", "/v1/info", "/healthz", "/openapi.json"):
         assert keyed.get(path).status_code == 200, path

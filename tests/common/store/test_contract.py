@@ -92,6 +92,7 @@ def test_create_get_round_trip_keeps_every_field(store: JobStore) -> None:
         error=JobError(code="model_missing", message="no weights for efficientnet_lite0"),
         request_id="req-42",
         idempotency_key="key-42",
+        client_id="client-a",
         callback_url="https://example.test/hook",
     )
     # A field added to Job must be stored by both adapters: this sample must then set it.
@@ -124,6 +125,18 @@ def test_idempotency_key_returns_the_existing_job_and_writes_nothing(
     assert store.create(again) == first
     assert store.get(again.id) is None
     assert sum(store.count_by_status().values()) == 1
+
+
+def test_idempotency_keys_are_per_client(store: JobStore) -> None:
+    """One client's key never finds another client's job; "" (API keys off) is a client too."""
+    a = store.create(make_job(idempotency_key="shared", client_id="client-a"))
+    b = store.create(make_job(idempotency_key="shared", client_id="client-b"))
+    anonymous = store.create(make_job(idempotency_key="shared"))
+    assert len({a.id, b.id, anonymous.id}) == 3
+    assert [store.get(job.id) for job in (a, b, anonymous)] == [a, b, anonymous]
+    assert store.create(make_job(idempotency_key="shared", client_id="client-b")) == b
+    assert store.create(make_job(idempotency_key="shared")) == anonymous
+    assert sum(store.count_by_status().values()) == 3
 
 
 def test_jobs_without_idempotency_key_never_collide(store: JobStore) -> None:
@@ -478,8 +491,29 @@ def test_sqlite_schema_and_indexes(tmp_path) -> None:
     assert "(status)" in indexes["jobs_status"]
     assert "(created_at)" in indexes["jobs_created_at"]
     assert "UNIQUE" in indexes["jobs_idempotency_key"] and "IS NOT NULL" in indexes["jobs_idempotency_key"]
+    assert "(client_id, idempotency_key)" in indexes["jobs_idempotency_key"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_sqlite_v2_file_is_upgraded_to_per_client_idempotency_keys(tmp_path) -> None:
+    from classifier_common.store import sqlite as sqlite_module
+
+    path = tmp_path / "jobs.db"
+    with sqlite3.connect(path) as conn:  # a file as the previous version left it
+        for script in (sqlite_module._SCHEMA, sqlite_module._MIGRATIONS[2]):
+            conn.executescript(script)
+        conn.execute(
+            "INSERT INTO jobs (id, status, model, image, source, image_sha256, created_at, idempotency_key) "
+            "VALUES ('old', 'queued', 'm', 'i', 'gallery', 'ab', '2026-01-01T00:00:00.000000+00:00', 'k')"
+        )
+        conn.execute("PRAGMA user_version = 2")
+    store = SqliteJobStore(path)
+    assert store.get("old").client_id == ""
+    assert store.create(make_job(idempotency_key="k")).id == "old"
+    other = make_job(idempotency_key="k", client_id="client-b")
+    assert store.create(other) == other
+    store.close()
 
 
 def test_sqlite_two_stores_share_one_file(tmp_path) -> None:
@@ -584,11 +618,27 @@ def test_mongo_indexes(store: MongoJobStore) -> None:
     jobs = store.database["jobs"].index_information()
     assert jobs["status"]["key"] == [("status", 1)]
     assert jobs["created_at"]["key"] == [("created_at", 1)]
-    assert jobs["idempotency_key"]["unique"] is True
-    assert jobs["idempotency_key"]["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
+    assert "idempotency_key" not in jobs  # unique over every client: dropped
+    assert jobs["client_idempotency_key"]["key"] == [("client_id", 1), ("idempotency_key", 1)]
+    assert jobs["client_idempotency_key"]["unique"] is True
+    assert jobs["client_idempotency_key"]["partialFilterExpression"] == {"idempotency_key": {"$type": "string"}}
     assert jobs["finished_at_ttl"]["expireAfterSeconds"] == store.retention_s
     workers = store.database["workers"].index_information()
     assert workers["last_seen_ttl"]["expireAfterSeconds"] == store.retention_s
+
+
+@pytest.mark.parametrize("store", [MONGO], indirect=True)
+def test_mongo_drops_the_index_unique_over_every_client(store: MongoJobStore) -> None:
+    jobs = store.database["jobs"]
+    jobs.create_index(
+        "idempotency_key",
+        name="idempotency_key",
+        unique=True,
+        partialFilterExpression={"idempotency_key": {"$type": "string"}},
+    )
+    a = store.create(make_job(idempotency_key="k", client_id="client-a"))
+    b = store.create(make_job(idempotency_key="k", client_id="client-b"))
+    assert a.id != b.id and "idempotency_key" not in jobs.index_information()
 
 
 @pytest.mark.parametrize("store", [MONGO], indirect=True)

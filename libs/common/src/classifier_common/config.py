@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # HTTP: each service has its own default port (gateway 8000, results 8001, worker 9100).
     host: str = "127.0.0.1"
     port: int | None = None
+    # A request's line and headers must arrive within this time and size (classifier_common.server):
+    # a client reaching a service directly cannot hold connections open or send megabytes of headers.
+    http_head_timeout_s: float = Field(default=10.0, gt=0)
+    http_max_head_bytes: int = Field(default=16 * 1024, ge=1024)
 
     # Queue topology and delivery.
     queue_name: str = "classifier.jobs"

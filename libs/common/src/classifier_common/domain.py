@@ -68,6 +68,9 @@ class Job(BaseModel):
     error: JobError | None = None
     request_id: str | None = None
     idempotency_key: str | None = None
+    # Who submitted it: a digest of the API key, "" when keys are off. An Idempotency-Key is
+    # unique per client, so one client's key never finds another's job.
+    client_id: str = ""
     callback_url: str | None = None
 
 
@@ -81,7 +84,7 @@ class JobView(Job):
     status_url: str
 
 
-PRIVATE_FIELDS = frozenset({"idempotency_key", "callback_url"})
+PRIVATE_FIELDS = frozenset({"idempotency_key", "client_id", "callback_url"})
 
 
 def job_view(job: Job) -> dict:

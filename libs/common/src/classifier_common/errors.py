@@ -38,6 +38,13 @@ class ImageRejected(InvalidInput):
     code = "invalid_image"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key this client used before, sent with a different request (the IETF
+    Idempotency-Key draft answers it with 422)."""
+
+    code = "idempotency_key_reused"
+
+
 class NotAnImage(ClassifierError):
     status_code = 415
     code = "unsupported_media_type"

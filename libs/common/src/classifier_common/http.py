@@ -149,12 +149,13 @@ class RequestContextMiddleware:
                 break
         request_id = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        status_holder = {"status": 500}
+        status_holder = {"status": 500, "started": False}
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
@@ -162,6 +163,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, not by Starlette's outermost handler: there the request id is gone,
+            # and a 500 must carry it like every other answer.
+            log.exception("unhandled error")
+            if status_holder["started"]:
+                raise
+            await error_response(500, "internal_error", "internal server error")(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

@@ -36,6 +36,8 @@ def main() -> int:
         settings.host,
         settings.port or DEFAULT_PORT,
         lambda: worker.readiness() if worker else {"models": "loading models"},
+        head_timeout_s=settings.http_head_timeout_s,
+        max_head_bytes=settings.http_max_head_bytes,
     )
     models = load_models(settings)
     store = open_store(settings.store_url, retention_s=settings.retention_s)

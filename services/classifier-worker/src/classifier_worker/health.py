@@ -13,8 +13,28 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 log = logging.getLogger(__name__)
 
 
-def serve(host: str, port: int, readiness: Callable[[], dict[str, str | None]]) -> ThreadingHTTPServer:
+def serve(
+    host: str,
+    port: int,
+    readiness: Callable[[], dict[str, str | None]],
+    *,
+    head_timeout_s: float = 10.0,
+    max_head_bytes: int = 16 * 1024,
+) -> ThreadingHTTPServer:
+    """``head_timeout_s`` and ``max_head_bytes``: the bounds every service puts on a request's
+    head (classifier_common.server); the timeout holds for any read, the only ones being heads."""
+
     class Handler(BaseHTTPRequestHandler):
+        timeout = head_timeout_s  # a socket timeout: a silent or slow client is disconnected
+
+        def parse_request(self) -> bool:
+            if not super().parse_request():
+                return False
+            if len(self.requestline) + len(self.headers.as_bytes()) > max_head_bytes:
+                self.send_error(431, "Request Header Fields Too Large")
+                return False
+            return True
+
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             path = self.path.split("?", 1)[0]
             if path == "/healthz":

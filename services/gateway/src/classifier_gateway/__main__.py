@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
 from classifier_common import logging as clog
+from classifier_common import server
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app
 
@@ -25,14 +24,7 @@ def main() -> int:
         # Jobs queued in this process's memory would wait for a worker that never comes.
         log.error("CLASSIFIER_BROKER_URL is memory://: the one-process system is python -m classifier_standalone")
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    server.run(create_app(settings), settings, port)
     return 0
 
 

@@ -18,24 +18,35 @@ import logging
 from classifier_common import metrics
 from classifier_common.broker import Publisher
 from classifier_common.domain import Job, JobStatus
-from classifier_common.errors import BrokerUnavailable, QueueFull, StoreUnavailable
+from classifier_common.errors import BrokerUnavailable, IdempotencyKeyReused, QueueFull, StoreUnavailable
 from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
 
+def _request(job: Job) -> tuple[object, ...]:
+    """What the client asked for: a key reused with anything else is refused."""
+    return job.model, job.source, job.image, job.image_sha256, job.callback_url
+
+
 def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None) -> tuple[Job, bool]:
-    """Returns (the job, True) when queued now, or (the earlier job, False) when the idempotency
-    key was seen before."""
+    """Returns (the job, True) when queued now, or (the earlier job, False) when this client sent
+    the idempotency key before with the same request. The same key with another request raises
+    IdempotencyKeyReused (422)."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
         metrics.JOBS_REJECTED.labels("store_unavailable").inc()
         raise
     if stored.id != job.id:
+        if _request(stored) != _request(job):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used before with a different request",
+                {"job_id": stored.id},
+            )
         log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
-        if stored.status is JobStatus.queued and (stored.model, stored.image_sha256) == (job.model, job.image_sha256):
+        if stored.status is JobStatus.queued:
             # Its first publish may never have happened; we cannot tell, so publish (again).
             publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id)
         return stored, False

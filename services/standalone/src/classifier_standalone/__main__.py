@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-import uvicorn
-
 from classifier_common import logging as clog
+from classifier_common import server
 from classifier_common.config import Settings
 from classifier_standalone.app import create_app
 from classifier_standalone.lock import DataDirInUse, lock_data_dir
@@ -28,14 +27,7 @@ def main() -> int:
             log.error("%s", exc)
             return 1
     log.info("the whole system in one process: store %s, open http://%s:%d/", settings.store_url, settings.host, port)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    server.run(create_app(settings), settings, port)
     return 0
 
 

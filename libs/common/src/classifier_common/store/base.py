@@ -40,8 +40,9 @@ class JobStore(Protocol):
     def create(self, job: Job) -> Job:
         """Insert a new job (status queued).
 
-        If ``job.idempotency_key`` is set and a job with that key exists, nothing is written and
-        the existing job is returned; otherwise the inserted job is returned.
+        If ``job.idempotency_key`` is set and a job of the same ``client_id`` with that key
+        exists, nothing is written and the existing job is returned; otherwise the inserted job
+        is returned. Keys of different clients never meet.
         """
 
     def get(self, job_id: str) -> Job | None: ...

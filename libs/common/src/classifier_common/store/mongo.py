@@ -175,10 +175,16 @@ class MongoJobStore:
         self._jobs.create_index([("status", ASCENDING)], name="status")
         self._jobs.create_index([("created_at", ASCENDING)], name="created_at")
         # Partial, not sparse: every document has the field, most with null, and a sparse
-        # index would still index (and so collide on) those nulls.
+        # index would still index (and so collide on) those nulls. Unique per client: the
+        # index of older versions, unique over every client, goes.
+        if "idempotency_key" in self._jobs.index_information():
+            try:
+                self._jobs.drop_index("idempotency_key")
+            except OperationFailure:
+                pass  # another replica dropped it first
         self._jobs.create_index(
-            [("idempotency_key", ASCENDING)],
-            name="idempotency_key",
+            [("client_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            name="client_idempotency_key",
             unique=True,
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
@@ -219,7 +225,7 @@ class MongoJobStore:
         except DuplicateKeyError:
             if job.idempotency_key is None:
                 raise  # a duplicate job id is a bug
-            existing = self._jobs.find_one({"idempotency_key": job.idempotency_key})
+            existing = self._jobs.find_one({"client_id": job.client_id, "idempotency_key": job.idempotency_key})
             if existing is None:
                 raise
             return _from_doc(existing)

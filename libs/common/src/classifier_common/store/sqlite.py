@@ -11,6 +11,14 @@ Durability: ``synchronous=NORMAL`` in WAL mode survives a crash of the process (
 worker or gateway loses no committed write); only a power loss or kernel crash may roll back
 the last commits. Pass ``synchronous="FULL"`` to trade throughput for that too.
 
+The file deleted or replaced under a running process: its open connections would go on writing
+into the unlinked inode, acknowledging work into a file nobody will open again. So every call
+checks, before and after it runs, that the path still names the file the store opened, and
+raises StoreUnavailable otherwise (a 503, and readiness fails) until the process restarts. A
+process opening the path anew finds -wal/-shm files without their database: those are the
+deleted database's, possibly still open in processes that have not noticed yet, so they are set
+aside (renamed) before the new database is created, which then never shares them.
+
 Timestamps are stored as fixed-width ISO-8601 UTC text (``2024-05-01T12:00:00.123000+00:00``):
 readable in the sqlite3 shell, ordered correctly by plain text comparison, and parsed back to
 the same aware datetime. Naive datetimes are taken as UTC, as BSON does for the Mongo store.
@@ -18,12 +26,15 @@ the same aware datetime. Naive datetimes are taken as UTC, as BSON does for the 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +46,7 @@ from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Run only when PRAGMA user_version says the file is older: checking an up-to-date schema then
 # needs no write lock, so a store opens even while another connection holds the database locked.
@@ -92,6 +103,13 @@ ALTER TABLE jobs ADD COLUMN callback_error TEXT;
 CREATE INDEX IF NOT EXISTS jobs_callback_pending ON jobs (callback_next_at)
     WHERE callback_url IS NOT NULL AND callback_state IS NULL;
 """,
+    # An Idempotency-Key is unique per client ('' when API keys are off), no longer globally.
+    3: """
+ALTER TABLE jobs ADD COLUMN client_id TEXT NOT NULL DEFAULT '';
+DROP INDEX IF EXISTS jobs_idempotency_key;
+CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (client_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+""",
 }
 
 
@@ -101,7 +119,7 @@ def _statements(script: str) -> list[str]:
 
 _JOB_COLUMNS = (
     "id, status, model, image, source, image_sha256, created_at, started_at, finished_at, "
-    "attempts, result, error, request_id, idempotency_key, callback_url"
+    "attempts, result, error, request_id, idempotency_key, callback_url, client_id"
 )
 
 _UNFINISHED = (JobStatus.queued.value, JobStatus.running.value)
@@ -129,12 +147,17 @@ R = TypeVar("R")
 
 
 def _translate_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn "the database cannot be used" into StoreUnavailable (a 503, never a 500)."""
+    """Turn "the database cannot be used" into StoreUnavailable (a 503, never a 500), and an
+    answer from a file that is no longer at its path into StoreUnavailable too."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
         try:
-            return method(*args, **kwargs)
+            store._check_file()  # type: ignore[attr-defined]
+            result = method(*args, **kwargs)
+            store._check_file()  # type: ignore[attr-defined]
+            return result
         except sqlite3.Error as exc:
             code = getattr(exc, "sqlite_errorcode", None)
             if code is None or (code & 0xFF) not in _UNAVAILABLE_CODES:
@@ -177,6 +200,7 @@ def _job_params(job: Job) -> tuple[Any, ...]:
         job.request_id,
         job.idempotency_key,
         job.callback_url,
+        job.client_id,
     )
 
 
@@ -197,6 +221,7 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         request_id=row["request_id"],
         idempotency_key=row["idempotency_key"],
         callback_url=row["callback_url"],
+        client_id=row["client_id"],
     )
 
 
@@ -235,11 +260,28 @@ class SqliteJobStore:
         self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._schema_ready = False
         self._closed = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened first
 
     def __repr__(self) -> str:
         return f"SqliteJobStore({str(self.path)!r})"
 
     # -- connections -------------------------------------------------------------------------
+
+    def _check_file(self) -> None:
+        """Raise StoreUnavailable if the path no longer names the file this store opened."""
+        if self._identity is None:
+            return
+        try:
+            stat = os.stat(self.path)
+            same = (stat.st_dev, stat.st_ino) == self._identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise StoreUnavailable(
+                f"the database file {self.path} was deleted or replaced while in use: nothing more is "
+                "written; restart every process using it (see docs/guarantees.md)",
+                retry_after=RETRY_AFTER_S,
+            )
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -247,24 +289,9 @@ class SqliteJobStore:
             return conn
         if self._closed:
             raise StoreUnavailable("job store is closed", retry_after=RETRY_AFTER_S)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so each statement is its own transaction and we
-        # open explicit ones only where needed. check_same_thread=False only so that close()
-        # may close it from another thread; in use it never leaves its thread.
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            conn.row_factory = sqlite3.Row
-            self._enable_wal(conn)
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            self._ensure_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
+        # Never create a new file where the one in use was deleted.
+        self._check_file()
+        conn = self._first_open() if self._identity is None else self._open()
         with self._lock:
             if self._closed:
                 conn.close()
@@ -278,6 +305,55 @@ class SqliteJobStore:
             alive.append((threading.current_thread(), conn))
             self._connections = alive
         self._local.conn = conn
+        return conn
+
+    def _first_open(self) -> sqlite3.Connection:
+        """Open under an exclusive lock on a file beside the database, so that of the processes
+        opening it at once only one can find a -wal/-shm without their database (and set them
+        aside) and none can take another's fresh log for a leftover. Records the file's identity."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.path.exists():
+                self._set_aside_leftovers()
+            conn = self._open(create=True)
+            stat = os.stat(self.path)
+        with self._lock:
+            if self._identity is None:
+                self._identity = (stat.st_dev, stat.st_ino)
+        self._check_file()  # another thread may have opened an earlier file at this path
+        return conn
+
+    def _set_aside_leftovers(self) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for suffix in ("-wal", "-shm"):
+            leftover = Path(f"{self.path}{suffix}")
+            if leftover.exists():
+                aside = Path(f"{self.path}{suffix}.orphaned-{stamp}")
+                leftover.rename(aside)
+                log.warning("%s had no database beside it: set aside as %s", leftover, aside)
+
+    def _open(self, *, create: bool = False) -> sqlite3.Connection:
+        # isolation_level=None: autocommit, so each statement is its own transaction and we
+        # open explicit ones only where needed. check_same_thread=False only so that close()
+        # may close it from another thread; in use it never leaves its thread. Only the first
+        # open may create the file (mode=rwc); later ones fail where it has gone.
+        mode = "rwc" if create else "rw"
+        conn = sqlite3.connect(
+            f"file:{urllib.request.pathname2url(str(self.path.absolute()))}?mode={mode}",
+            uri=True,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            self._enable_wal(conn)
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._ensure_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
@@ -337,17 +413,18 @@ class SqliteJobStore:
     @_translate_errors
     def create(self, job: Job) -> Job:
         conn = self._conn()
+        params = _job_params(job)
         try:
             conn.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(range(15))})",
-                _job_params(job),
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({_placeholders(params)})",
+                params,
             )
         except sqlite3.IntegrityError:
             if job.idempotency_key is None:
                 raise  # a duplicate job id is a bug
             row = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?",
-                (job.idempotency_key,),
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE client_id = ? AND idempotency_key = ?",
+                (job.client_id, job.idempotency_key),
             ).fetchone()
             if row is None:
                 raise

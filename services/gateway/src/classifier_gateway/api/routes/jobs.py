@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 
@@ -68,15 +69,18 @@ _REQUEST_BODY = {
 }
 
 
-def _check_api_key(request: Request, settings: Settings) -> None:
+def _client_id(request: Request, settings: Settings) -> str:
+    """Check the API key; the client it identifies (a digest of the key, never the key itself),
+    "" when API keys are off."""
     if not settings.api_keys:
-        return
+        return ""
     given = request.headers.get("x-api-key", "")
     auth = request.headers.get("authorization", "")
     if not given and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
     if not any(hmac.compare_digest(given.encode(), key.encode()) for key in settings.api_keys):
         raise Unauthorized("a valid API key is required (X-API-Key header or Authorization: Bearer)")
+    return hashlib.sha256(given.encode()).hexdigest()[:32]
 
 
 def _limited(request: Request, limit: int) -> Request:
@@ -105,6 +109,8 @@ async def _parse_json(request: Request) -> JobRequest:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("the body is not valid JSON: it is nested too deeply") from None
     try:
         return JobRequest.model_validate(raw)
     except ValidationError as exc:
@@ -171,7 +177,7 @@ async def _parse_multipart(request: Request, max_bytes: int) -> tuple[str, str, 
 async def create_job(
     request: Request, settings: SettingsDep, store: StoreDep, publisher: PublisherDep, gallery: GalleryDep
 ) -> JSONResponse:
-    _check_api_key(request, settings)
+    client_id = _client_id(request, settings)
     idempotency_key = request.headers.get("idempotency-key") or None
     if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
         raise InvalidInput(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
@@ -218,6 +224,7 @@ async def create_job(
             created_at=utcnow(),
             request_id=request_id,
             idempotency_key=idempotency_key,
+            client_id=client_id,
             callback_url=callback_url,
         )
         return submit(store, publisher, job, upload)

@@ -1,0 +1,87 @@
+"""A request's head bounded in time and size on every service's own port (what a client inside
+the cluster reaches without the ingress): a connection that sends part of a head, or nothing,
+is closed once CLASSIFIER_HTTP_HEAD_TIMEOUT_S (10 s) has passed; a head over
+CLASSIFIER_HTTP_MAX_HEAD_BYTES (16 KiB) is refused with 431. The processes are the real entry
+points (python -m classifier_gateway / classifier_results / classifier_worker)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from classifier_common.config import Settings
+from scripts.stack import Stack
+
+DEFAULTS = Settings()
+PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+# Each header well under any per-line limit; together over the head limit.
+BIG_HEAD = (
+    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    + b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 3_000) for i in range(10))
+    + b"\r\n"
+)
+FITTING_HEAD = (
+    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Filler: " + b"a" * 8_000 + b"\r\n\r\n"
+)
+
+
+def _ports(stack: Stack) -> dict[str, int]:
+    return {"gateway": stack.gateway_port, "results": stack.results_port, "worker": stack.worker_port}
+
+
+def _exchange(port: int, head: bytes, then: bytes = b"") -> tuple[bytes, float]:
+    """Send ``head`` (and, once its answer came, ``then`` on the same connection); return all
+    that came back until the server closed, and how long after the last send it closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEFAULTS.http_head_timeout_s + 20) as sock:
+        received = b""
+        try:
+            sock.sendall(head)
+            if then:
+                received = sock.recv(65536)  # the first answer (small: /healthz)
+                sock.sendall(then)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before all of it was sent
+        sent = time.monotonic()
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received, time.monotonic() - sent
+
+
+def _on_every_port(stack: Stack, head: bytes) -> dict[str, tuple[bytes, float]]:
+    with ThreadPoolExecutor(3) as pool:
+        futures = {name: pool.submit(_exchange, port, head) for name, port in _ports(stack).items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_a_partial_or_missing_head_is_closed_after_the_head_timeout(shared_stack: Stack) -> None:
+    limit = DEFAULTS.http_head_timeout_s
+    tries = {f"{name}, partial": (port, PARTIAL, b"") for name, port in _ports(shared_stack).items()}
+    tries |= {f"{name}, silent": (port, b"", b"") for name, port in _ports(shared_stack).items()}
+    # On a kept-alive connection: a complete request, then part of the next one.
+    first = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    tries |= {f"{name}, kept alive": (port, first, PARTIAL) for name, port in _ports(shared_stack).items()}
+    del tries["worker, kept alive"]  # http.server closes after each answer
+    with ThreadPoolExecutor(len(tries)) as pool:
+        futures = {name: pool.submit(_exchange, *args) for name, args in tries.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    for name, (answer, closed_after) in results.items():
+        assert closed_after < limit + 5, f"{name}: open {closed_after:.1f} s"
+        if not name.startswith("worker"):  # http.server closes without an answer
+            assert b"HTTP/1.1 408" in answer, (name, answer[:200])
+
+
+@pytest.mark.parametrize("head", [BIG_HEAD, BIG_HEAD * 3], ids=["30KB", "90KB"])
+def test_an_oversized_head_is_431(shared_stack: Stack, head: bytes) -> None:
+    for name, (answer, _) in _on_every_port(shared_stack, head).items():
+        assert answer.startswith(b"HTTP/1.") and answer.split(b" ", 2)[1] == b"431", (name, answer[:200])
+
+
+def test_a_head_within_the_limit_is_served(shared_stack: Stack) -> None:
+    for name, (answer, _) in _on_every_port(shared_stack, FITTING_HEAD).items():
+        assert answer.split(b" ", 2)[1] == b"200", (name, answer[:200])

@@ -41,7 +41,7 @@ K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" 
 	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
 
-.PHONY: tools helm-binary kind-binary kubectl-binary k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
+.PHONY: tools helm-binary kind-binary kubectl-binary operators k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
 
 setup-extra:: tools
 
@@ -71,6 +71,11 @@ k8s-manifests: ## Regenerate k8s/ from the chart's default render
 
 kind-up: helm-binary kind-binary kubectl-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh
+
+operators: helm-binary kubectl-binary ## Install the RabbitMQ Cluster Operator and MongoDB Controllers for Kubernetes (pinned) for the operator-backed modes
+	HELM="$(HELM)" KUBECTL="$(KUBECTL)" K8S_NAMESPACE="$(K8S_NAMESPACE)" \
+		RABBITMQ_CLUSTER_OPERATOR_VERSION="$(RABBITMQ_CLUSTER_OPERATOR_VERSION)" \
+		MONGODB_KUBERNETES_CHART_VERSION="$(MONGODB_KUBERNETES_CHART_VERSION)" scripts/install-operators.sh
 
 images: ## Build the three images and load them into the kind cluster
 	$(K8S_ENV) scripts/k8s-images.sh

@@ -186,3 +186,11 @@ def test_versions_check_refuses_a_malformed_file(tmp_path: Path) -> None:
 def test_version_order_is_numeric() -> None:
     assert versions_check.version_key("1.10.0") > versions_check.version_key("1.9.0")
     assert versions_check.version_key("v0.32.0") > versions_check.version_key("v0.4.1")
+
+
+def test_make_operators_installs_the_pinned_operator_versions() -> None:
+    dry_run = subprocess.run(["make", "-n", "operators"], cwd=REPO, capture_output=True, text=True)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "scripts/install-operators.sh" in dry_run.stdout
+    for name in ("RABBITMQ_CLUSTER_OPERATOR_VERSION", "MONGODB_KUBERNETES_CHART_VERSION"):
+        assert f'{name}="{PINS[name].value}"' in dry_run.stdout

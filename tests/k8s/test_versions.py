@@ -21,7 +21,9 @@ from tests.utils.file_server import file_server
 
 REPO = Path(__file__).resolve().parents[2]
 PINS = versions.load()
-SOURCE = re.compile(r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+)$")
+SOURCE = re.compile(
+    r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+|sha256:https://\S+)$"
+)
 
 
 def make_value(variable: str, *args: str, env: dict[str, str] | None = None) -> str:
@@ -110,10 +112,13 @@ def fake_sources() -> dict[str, bytes]:
         "/charts/index.yaml": yaml.safe_dump(index).encode(),
         "/hub/v2/repositories/library/rabbitmq/tags?page_size=100&ordering=last_updated": json.dumps(tags).encode(),
         "/k8s/release/stable.txt": b"v1.36.0\n",
+        "/dl/tool.tar.gz.sha256sum": f"{'a' * 64}  tool.tar.gz\n".encode(),
+        "/dl/other.tar.gz.sha256sum": f"{'b' * 64}  other.tar.gz\n".encode(),
     }
 
 
 def versions_file(tmp_path: Path, charts: str) -> Path:
+    site = charts.rsplit("/", 1)[0]
     path = tmp_path / "versions.env"
     path.write_text(
         "# a header\n"
@@ -123,6 +128,8 @@ def versions_file(tmp_path: Path, charts: str) -> Path:
         "RABBITMQ_IMAGE=rabbitmq:3.13.7-management  # pinned 2026-11-22 "
         "image:library/rabbitmq#^\\d+\\.\\d+\\.\\d+-management$\n"
         "KUBECTL_VERSION=v1.36.1  # pinned 2026-12-05 k8s:stable\n"
+        f"TOOL_SHA256_LINUX_AMD64={'a' * 64}  # checked 2026-09-10 sha256:{site}/dl/tool.tar.gz.sha256sum\n"
+        f"OTHER_SHA256_LINUX_AMD64={'c' * 64}  # checked 2026-09-10 sha256:{site}/dl/other.tar.gz.sha256sum\n"
     )
     return path
 
@@ -152,7 +159,9 @@ def test_versions_check_lists_what_is_behind(tmp_path: Path) -> None:
     assert "BEHIND: latest 1.10.0" in lines["WIDGET_CHART_VERSION"]  # 1.10 > 1.9, the rc ignored
     assert "BEHIND: latest 4.2.1-management" in lines["RABBITMQ_IMAGE"]
     assert "up to date (v1.36.0)" in lines["KUBECTL_VERSION"]
-    assert result.stdout.rstrip().endswith("3 of 5 pins behind")
+    assert "matches the published checksum" in lines["TOOL_SHA256_LINUX_AMD64"]
+    assert "DIFFERS from the published checksum" in lines["OTHER_SHA256_LINUX_AMD64"]
+    assert result.stdout.rstrip().endswith("3 of 5 versions behind, 1 checksums differ")
 
 
 def test_versions_check_offline_says_it_cannot_check_and_exits_0(tmp_path: Path) -> None:
@@ -162,7 +171,7 @@ def test_versions_check_offline_says_it_cannot_check_and_exits_0(tmp_path: Path)
         "VERSIONS_CHECK_DOCKER_HUB": nowhere,
         "VERSIONS_CHECK_K8S_RELEASES": nowhere,
     }
-    result = run_check(versions_file(tmp_path, nowhere), env)
+    result = run_check(versions_file(tmp_path, f"{nowhere}/charts"), env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("versions-check: cannot check: no network to the release sites")
 

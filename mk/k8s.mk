@@ -72,8 +72,8 @@ k8s-manifests: ## Regenerate k8s/ from the chart's default render
 kind-up: helm-binary kind-binary kubectl-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh
 
-operators: helm-binary kubectl-binary ## Install the RabbitMQ Cluster Operator and MongoDB Controllers for Kubernetes (pinned) for the operator-backed modes
-	HELM="$(HELM)" KUBECTL="$(KUBECTL)" K8S_NAMESPACE="$(K8S_NAMESPACE)" \
+operators: helm-binary kubectl-binary ## Install cert-manager, the RabbitMQ Cluster Operator and MongoDB Controllers for Kubernetes (pinned) for the operator-backed modes
+	HELM="$(HELM)" KUBECTL="$(KUBECTL)" K8S_NAMESPACE="$(K8S_NAMESPACE)" CERT_MANAGER_VERSION="$(CERT_MANAGER_VERSION)" \
 		RABBITMQ_CLUSTER_OPERATOR_VERSION="$(RABBITMQ_CLUSTER_OPERATOR_VERSION)" \
 		MONGODB_KUBERNETES_CHART_VERSION="$(MONGODB_KUBERNETES_CHART_VERSION)" scripts/install-operators.sh
 

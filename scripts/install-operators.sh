@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the operators behind the chart's operator-backed modes (docs/kubernetes.md, "Outgrowing
 # one node"), at the versions in versions.env:
+#   cert-manager, from its release manifest (the Cluster Operator's webhook needs a certificate);
 #   the RabbitMQ Cluster Operator, from its release manifest, into namespace rabbitmq-system
 #   (it serves RabbitmqCluster objects in every namespace);
 #   MongoDB Controllers for Kubernetes, from its chart, into K8S_NAMESPACE, the release's own
@@ -10,11 +11,16 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 pin() { sed -n "s/^$1=\([^ #]*\).*/\1/p" "$ROOT/versions.env"; }
+CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-$(pin CERT_MANAGER_VERSION)}"
 RABBITMQ_CLUSTER_OPERATOR_VERSION="${RABBITMQ_CLUSTER_OPERATOR_VERSION:-$(pin RABBITMQ_CLUSTER_OPERATOR_VERSION)}"
 MONGODB_KUBERNETES_CHART_VERSION="${MONGODB_KUBERNETES_CHART_VERSION:-$(pin MONGODB_KUBERNETES_CHART_VERSION)}"
 K8S_NAMESPACE="${K8S_NAMESPACE:-classifier}"
 HELM="${HELM:-helm}"
 KUBECTL="${KUBECTL:-kubectl}"
+
+echo "installing cert-manager $CERT_MANAGER_VERSION"
+"$KUBECTL" apply -f "https://github.com/cert-manager/cert-manager/releases/download/$CERT_MANAGER_VERSION/cert-manager.yaml"
+"$KUBECTL" -n cert-manager wait --for=condition=Available deployment --all --timeout=5m
 
 echo "installing the RabbitMQ Cluster Operator $RABBITMQ_CLUSTER_OPERATOR_VERSION"
 "$KUBECTL" apply -f "https://github.com/rabbitmq/cluster-operator/releases/download/$RABBITMQ_CLUSTER_OPERATOR_VERSION/cluster-operator.yml"

@@ -201,5 +201,5 @@ def test_make_operators_installs_the_pinned_operator_versions() -> None:
     dry_run = subprocess.run(["make", "-n", "operators"], cwd=REPO, capture_output=True, text=True)
     assert dry_run.returncode == 0, dry_run.stderr
     assert "scripts/install-operators.sh" in dry_run.stdout
-    for name in ("RABBITMQ_CLUSTER_OPERATOR_VERSION", "MONGODB_KUBERNETES_CHART_VERSION"):
+    for name in ("CERT_MANAGER_VERSION", "RABBITMQ_CLUSTER_OPERATOR_VERSION", "MONGODB_KUBERNETES_CHART_VERSION"):
         assert f'{name}="{PINS[name].value}"' in dry_run.stdout

@@ -15,7 +15,7 @@ from pymongo.uri_parser import parse_uri
 
 from classifier_common.store.mongo import MongoJobStore
 from scripts import crd_validate
-from tests.k8s.chart import CHART, RenderError, containers, env_of, find, one, render, render_text
+from tests.k8s.chart import CHART, RenderError, containers, env_of, find, one, render, render_text, run_helm
 
 OPERATORS = ("--values", str(CHART / "ci" / "operators-values.yaml"))
 MANAGED = ("--values", str(CHART / "ci" / "managed-replicaset-values.yaml"))
@@ -201,3 +201,13 @@ def test_the_crd_validation_rejects_a_misspelt_field(kind: str) -> None:
     broken["spec"]["replica"] = 3
     with pytest.raises(crd_validate.jsonschema.ValidationError, match="replica"):
         crd_validate.validate(broken, CRDS)
+
+
+def test_notes_say_where_the_operator_managed_parts_are() -> None:
+    if run_helm("version", "--short").stdout.startswith("v3."):
+        pytest.skip("helm 3 cannot render NOTES.txt without a cluster (install --dry-run needs one)")
+    result = run_helm("install", "classifier", str(CHART), "--namespace", "classifier", "--dry-run=client", *OPERATORS)
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "get secret classifier-rabbitmq-default-user" in notes
+    assert "get mongodbcommunity classifier-mongodb" in notes

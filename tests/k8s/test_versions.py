@@ -90,6 +90,14 @@ def test_the_charts_images_are_the_pinned_ones() -> None:
     assert rendered == {PINS["RABBITMQ_IMAGE"].value, PINS["MONGODB_IMAGE"].value}
 
 
+def test_the_dockerfiles_build_on_the_pinned_python_image() -> None:
+    dockerfiles = sorted((REPO / "services").glob("*/Dockerfile"))
+    assert len(dockerfiles) == 3
+    for dockerfile in dockerfiles:
+        defaults = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile.read_text(), re.MULTILINE)
+        assert defaults == [PINS["PYTHON_IMAGE"].value], dockerfile
+
+
 # -- make versions-check -----------------------------------------------------------------------
 
 

@@ -29,8 +29,8 @@ K8S_VERSION ?= 1.33.0
 # Image names: [IMAGE_REGISTRY/]classifier-<service>:IMAGE_TAG (default: the chart's appVersion).
 IMAGE_REGISTRY ?=
 IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART)/Chart.yaml)
-# cpu, or a CUDA variant of the PyTorch index (cu128, ...) for GPU workers.
-TORCH_VARIANT ?= cpu
+# The worker image's torch: cpu (when empty), or a CUDA variant of the PyTorch index (cu128, ...)
+# for GPU workers (mk/containers.mk builds the images).
 # LOAD=0: `make images` only builds (to push to IMAGE_REGISTRY yourself) instead of loading into kind.
 LOAD ?= 1
 # Extra flags for `helm upgrade --install`, e.g. HELM_ARGS="--set seed.download=true".
@@ -44,7 +44,7 @@ K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" 
 	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
 
-.PHONY: tools helm-binary k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
+.PHONY: tools helm-binary k8s-check k8s-manifests kind-up deploy helm-test e2e kind-down
 
 setup-extra:: tools
 
@@ -64,9 +64,6 @@ k8s-manifests: ## Regenerate k8s/ from the chart's default render
 
 kind-up: helm-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh
-
-images: ## Build the three images and load them into the kind cluster
-	$(K8S_ENV) scripts/k8s-images.sh
 
 deploy: helm-binary images ## Build, load and `helm upgrade --install` the chart into the kind cluster; waits until ready
 	$(HELM) upgrade --install $(RELEASE) $(CHART) \

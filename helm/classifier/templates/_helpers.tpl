@@ -111,6 +111,11 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 
 {{/* MongoDB ----------------------------------------------------------------------------- */}}
 
+{{/* "true" when the release runs its own MongoDB (store.type mongodb and mongodb.enabled). */}}
+{{- define "classifier.mongodb.inRelease" -}}
+{{- if and (eq .Values.store.type "mongodb") .Values.mongodb.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "classifier.mongodb.secretName" -}}
 {{- if .Values.mongodb.enabled }}
 {{- .Values.mongodb.auth.existingSecret | default (include "classifier.componentName" (dict "root" . "component" "mongodb")) }}
@@ -128,7 +133,9 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 {{- end }}
 
 {{- define "classifier.storeUrl" -}}
-{{- if .Values.mongodb.enabled }}
+{{- if eq .Values.store.type "sqlite" }}
+{{- printf "sqlite:///%s/jobs.db" (include "classifier.storeDir" .) }}
+{{- else if .Values.mongodb.enabled }}
 {{- printf "mongodb://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s:27017/%s?authSource=admin" (include "classifier.componentName" (dict "root" . "component" "mongodb")) .Values.mongodb.database }}
 {{- else }}
 {{- $ext := .Values.externalMongodb }}
@@ -161,6 +168,7 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
       key: {{ include "classifier.rabbitmq.passwordKey" . }}
 - name: CLASSIFIER_BROKER_URL
   value: {{ include "classifier.brokerUrl" . | quote }}
+{{- if eq .Values.store.type "mongodb" }}
 - name: CLASSIFIER_STORE_USERNAME
   valueFrom:
     secretKeyRef:
@@ -171,8 +179,33 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
     secretKeyRef:
       name: {{ include "classifier.mongodb.secretName" . }}
       key: {{ include "classifier.mongodb.passwordKey" . }}
+{{- end }}
 - name: CLASSIFIER_STORE_URL
   value: {{ include "classifier.storeUrl" . | quote }}
+{{- end }}
+
+{{/* SQLite store (store.type sqlite) ------------------------------------------------------ */}}
+
+{{- define "classifier.storeDir" -}}/var/lib/classifier/store{{- end }}
+
+{{- define "classifier.storeClaim" -}}
+{{- .Values.store.sqlite.existingClaim | default (include "classifier.componentName" (dict "root" . "component" "store")) }}
+{{- end }}
+
+{{/* The store volume's mount and volume, for the pods that use the store (nothing for MongoDB). */}}
+{{- define "classifier.storeVolumeMount" -}}
+{{- if eq .Values.store.type "sqlite" -}}
+- name: store
+  mountPath: {{ include "classifier.storeDir" . }}
+{{- end }}
+{{- end }}
+
+{{- define "classifier.storeVolume" -}}
+{{- if eq .Values.store.type "sqlite" -}}
+- name: store
+  persistentVolumeClaim:
+    claimName: {{ include "classifier.storeClaim" . }}
+{{- end }}
 {{- end }}
 
 {{/* Callbacks --------------------------------------------------------------------------- */}}

@@ -110,20 +110,20 @@ class System:
     # -- running containers -------------------------------------------------------------------
 
     def run(self, container: Container, name: str, port: int | None, detach: bool) -> None:
-        extra = ["--network", "host", "--env", "CLASSIFIER_HOST=127.0.0.1"]
-        if self.engine == "podman":
-            extra.append("--pull=never")
+        # Host networking: the pod IP's stand-in is 127.0.0.1, and each container gets its own port.
+        extra = ["--network", "host", "--pull=never", "--env", "CLASSIFIER_HOST=127.0.0.1"]
         if port is not None:
             extra += ["--env", f"CLASSIFIER_PORT={port}"]
         if detach:
             extra.append("--detach")
         self.engine_run("rm", "--force", name, check=False)
         command = container.run_command(self.engine, name, extra)
-        printable = [
-            a if not a.startswith(("CLASSIFIER_BROKER", "CLASSIFIER_STORE_")) else a.split("=")[0] + "=..."
-            for a in command
-        ]
-        print("   ", " ".join(printable[: printable.index(container.image) + 1]), "...", flush=True)
+        shown = [a for n, a in enumerate(command) if a != "--env" and (n == 0 or command[n - 1] != "--env")]
+        print(
+            "   ",
+            " ".join(shown[: shown.index(container.image) + 1]),
+            f"(+{(len(command) - len(shown)) // 2} env vars)",
+        )
         self.started.append(name)
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:

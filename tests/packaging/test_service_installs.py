@@ -57,7 +57,7 @@ def cpu_torch() -> list[str]:
 def install(venv: Path, service: str) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     constraints = venv / "constraints.txt"
     lines = CONSTRAINTS.read_text().splitlines()
     # torch's pin is for the build `make setup` chose; the CPU build here may be another version.

@@ -15,5 +15,4 @@ export IMAGE_BUILD_FLAGS="--pull=never --network host -v /etc/ssl/certs/ca-certi
 WORKER_BUILD_FLAGS="$(ci/containers/torch-index.sh "$index_dir")"
 export WORKER_BUILD_FLAGS
 make container-e2e
-df -h "$(podman info --format '{{.Store.GraphRoot}}')" | tail -1 | awk '{print "disk: " $3 " used on the podman storage filesystem"}'
-podman system df
+echo "podman storage: $(du -sh "$(podman info --format '{{.Store.GraphRoot}}')" | cut -f1); total $((SECONDS - start)) s"

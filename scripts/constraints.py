@@ -24,9 +24,10 @@ SKIP = re.compile(r"^(classifier-.*|pip|setuptools|wheel)$")
 VARIANT_ONLY = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
 
 HEADER = """\
-# Exact versions of every third-party package the tests ran with; regenerate with
-# `make constraints` after changing a dependency (scripts/constraints.py says how torch's
-# build variant is handled). Used by `make setup` and the three Dockerfiles (pip -c).
+# Exact versions of every third-party package the tests ran with, written by `make constraints`
+# (scripts/constraints.py, which says how torch's build variant is handled). Used by `make setup`
+# and the three Dockerfiles (pip -c). To add or upgrade a dependency: change its requirement,
+# delete its line here, `make setup`, then `make constraints`.
 """
 
 

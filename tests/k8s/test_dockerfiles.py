@@ -1,8 +1,10 @@
 """The three Dockerfiles, parsed (no Docker here): every COPY source exists in the build context
 that .dockerignore leaves, base images are pinned, the images run as a numeric non-root user with
 an exec-form entrypoint, dependencies install before the source is copied, and the gateway and
-results images have no torch. The dependency one-liner they run is executed on the real
-pyproject files."""
+results images have no torch, every image installs the versions of requirements/constraints.txt,
+every WORKDIR exists (buildah), and the worker build's torch-variant check refuses a CUDA build
+where the CPU build was asked for. The dependency one-liner they run is executed on the real
+pyproject files. Building and running the images: `make container-e2e`."""
 
 from __future__ import annotations
 

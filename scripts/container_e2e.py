@@ -371,7 +371,7 @@ def main() -> int:
                 "metadata": {"name": BROKER_SECRET},
                 "stringData": {"username": broker.username or "guest", "password": broker.password or "guest"},
             }
-            chart = Render(objects, extra=[secret])
+            chart = Render(objects, extra=[secret], engine=engine)
             uid = int(
                 next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["securityContext"][
                     "runAsUser"

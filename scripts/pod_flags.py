@@ -3,13 +3,15 @@ Deployment (`helm template` output), each turned into the flags that give it the
 command, args, environment, volumes, resource limits and securityContext that the kubelet would.
 
 What a cluster does and these flags do too:
-- command -> --entrypoint (JSON), args after the image; $(VAR) in command, args and env values
-  expanded from the variables defined before it, `$$` kept as a literal `$`;
+- command[0] -> --entrypoint, the rest of command and then args after the image (the form both
+  Docker and podman read); $(VAR) in command, args and env values expanded from the variables
+  defined before it, `$$` kept as a literal `$`;
 - envFrom (ConfigMaps) first, env after it (env wins); secretKeyRef / configMapKeyRef read from
   the rendered (or given) Secrets and ConfigMaps;
 - runAsUser/runAsGroup -> --user, fsGroup -> --group-add, readOnlyRootFilesystem -> --read-only
   (with --read-only-tmpfs=false, or podman quietly adds writable /run and /var/tmp), drop ALL ->
   --cap-drop ALL, allowPrivilegeEscalation: false -> no-new-privileges, runAsNonRoot checked;
+  (podman's own flags only with podman: --read-only-tmpfs=false, the tmpfs option U);
 - emptyDir -> a tmpfs of its sizeLimit owned by the container's user; a PersistentVolumeClaim ->
   a host directory the caller names (read-only where the mount or the claim says so);
 - limits.cpu -> --cpus, limits.memory -> --memory (requests only place pods: nothing to do).
@@ -22,7 +24,6 @@ NetworkPolicies, and volume types other than emptyDir and PersistentVolumeClaim 
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -105,8 +106,11 @@ class Render:
     """The Secrets and ConfigMaps of a render (plus those the caller made, as a user would with
     kubectl), from which container environments are resolved."""
 
-    def __init__(self, objects: list[dict[str, Any]], extra: Iterable[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self, objects: list[dict[str, Any]], extra: Iterable[dict[str, Any]] = (), engine: str = "podman"
+    ) -> None:
         self.objects = objects
+        self.podman = engine == "podman"
         every = [*objects, *extra]
         self.secrets = {o["metadata"]["name"]: secret_data(o) for o in every if o["kind"] == "Secret"}
         self.config_maps = {o["metadata"]["name"]: dict(o.get("data") or {}) for o in every if o["kind"] == "ConfigMap"}
@@ -166,17 +170,19 @@ class Render:
     ) -> Container:
         env = self.environment(container)
         flags: list[str] = []
-        if "command" in container:
-            flags += ["--entrypoint", json.dumps([expand(c, env) for c in container["command"]])]
         args = [expand(a, env) for a in container.get("args") or []]
-        flags += _security_flags(pod.get("securityContext") or {}, container.get("securityContext") or {})
+        if "command" in container:
+            command = [expand(c, env) for c in container["command"]]
+            flags += ["--entrypoint", command[0]]
+            args = command[1:] + args
+        flags += _security_flags(pod.get("securityContext") or {}, container.get("securityContext") or {}, self.podman)
         limits = (container.get("resources") or {}).get("limits") or {}
         if "cpu" in limits:
             flags += ["--cpus", cpus(limits["cpu"])]
         if "memory" in limits:
             flags += ["--memory", f"{quantity_bytes(limits['memory'])}b"]
         for mount in container.get("volumeMounts") or []:
-            flags += _volume_flags(mount, volumes[mount["name"]], claims)
+            flags += _volume_flags(mount, volumes[mount["name"]], claims, self.podman)
         for key in sorted(env):
             flags += ["--env", f"{key}={env[key]}"]
         probe = ((container.get("readinessProbe") or {}).get("httpGet")) or {}
@@ -196,7 +202,7 @@ class Render:
         )
 
 
-def _security_flags(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
+def _security_flags(pod: dict[str, Any], container: dict[str, Any], podman: bool) -> list[str]:
     context = {**pod, **container}  # the container's settings win
     flags: list[str] = []
     user = context.get("runAsUser")
@@ -210,7 +216,8 @@ def _security_flags(pod: dict[str, Any], container: dict[str, Any]) -> list[str]
     if pod.get("fsGroup") is not None:
         flags += ["--group-add", str(pod["fsGroup"])]
     if context.get("readOnlyRootFilesystem"):
-        flags += ["--read-only", "--read-only-tmpfs=false"]
+        # podman otherwise mounts writable tmpfs on /run, /tmp and /var/tmp; Docker never does.
+        flags += ["--read-only", "--read-only-tmpfs=false"] if podman else ["--read-only"]
     for capability in (context.get("capabilities") or {}).get("drop") or []:
         flags += ["--cap-drop", capability]
     for capability in (context.get("capabilities") or {}).get("add") or []:
@@ -222,12 +229,13 @@ def _security_flags(pod: dict[str, Any], container: dict[str, Any]) -> list[str]
     return flags
 
 
-def _volume_flags(mount: dict[str, Any], volume: dict[str, Any], claims: dict[str, str]) -> list[str]:
+def _volume_flags(mount: dict[str, Any], volume: dict[str, Any], claims: dict[str, str], podman: bool) -> list[str]:
     path = mount["mountPath"]
     if "subPath" in mount:
         raise NotImplementedError(f"subPath mounts ({mount['name']})")
     if "emptyDir" in volume:
-        options = ["rw", "mode=1777", "U"]
+        # podman keeps the owner of a directory the image has under a tmpfs: U gives it to the user.
+        options = ["rw", "mode=1777", "U"] if podman else ["rw", "mode=1777"]
         size = (volume["emptyDir"] or {}).get("sizeLimit")
         if size:
             options.append(f"size={quantity_bytes(size)}")

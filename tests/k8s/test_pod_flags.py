@@ -3,8 +3,6 @@ runs them), checked over the real render."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from scripts.pod_flags import Render, cpus, expand, load, quantity_bytes
@@ -92,14 +90,15 @@ def test_the_seed_job_gets_its_command_and_writes_both_volumes() -> None:
     objects = load(render_text(*VALUES))
     job = next(o["metadata"]["name"] for o in objects if o["kind"] == "Job")
     (seed,) = Render(objects, extra=[BROKER]).containers("Job", job, CLAIMS)
-    entrypoint = json.loads(pairs(seed.flags, "--entrypoint")[0])
-    assert entrypoint[:3] == ["python", "-m", "classifier_worker.seed"]
-    assert "--gallery-source=/app/gallery" in entrypoint
+    assert pairs(seed.flags, "--entrypoint") == ["python"]
+    assert seed.args[:2] == ["-m", "classifier_worker.seed"]
+    assert "--gallery-source=/app/gallery" in seed.args
     assert sorted(pairs(seed.flags, "--volume")) == [
         "/h/gallery:/var/lib/classifier/gallery:rw",
         "/h/models:/var/lib/classifier/models:rw",
     ]
-    assert seed.run_command("podman", "x")[-1] == seed.image
+    command = seed.run_command("podman", "x")
+    assert command[command.index(seed.image) + 1 :] == seed.args
 
 
 def test_a_missing_secret_is_an_error_not_an_empty_value() -> None:
@@ -111,3 +110,10 @@ def test_a_root_user_is_refused_like_the_kubelet_would() -> None:
     objects = load(render_text(*VALUES, "--set", "podSecurityContext.runAsUser=0"))
     with pytest.raises(ValueError, match="runAsNonRoot"):
         Render(objects, extra=[BROKER]).containers("Deployment", "classifier-gateway", CLAIMS)
+
+
+def test_docker_gets_no_podman_only_flags() -> None:
+    objects = load(render_text(*VALUES))
+    (_, worker) = Render(objects, extra=[BROKER], engine="docker").containers("Deployment", "classifier-worker", CLAIMS)
+    assert "--read-only" in worker.flags and "--read-only-tmpfs=false" not in worker.flags
+    assert pairs(worker.flags, "--tmpfs") == [f"/tmp:rw,mode=1777,size={512 * 2**20}"]

@@ -11,8 +11,9 @@ chart runs its pods, then drive it through one front door.
 4. tests/e2e through nginx; an 11 MiB upload answered by the gateway's JSON 413; a worker
    killed with SIGKILL mid-job (no job lost, exactly one outcome each); a worker stopped with
    SIGTERM, which drains and exits 0;
-5. remove the containers and the queue, and the images that the new builds replaced (the
-   build stages stay, as the next build's cache); print what was built and each step's duration.
+5. remove the containers and the queue, the images the new builds replaced and (podman) the
+   earlier builds' stages these did not use (the stages they used stay, as the next build's
+   cache); print what was built and each step's duration.
 
 The engine is CONTAINER_ENGINE (docker or podman; detected when unset). Ports: CONTAINER_E2E_PORT
 (nginx; default 20080) and the following ones. The host directories standing in for the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -222,16 +224,42 @@ def image_id(engine: str, image: str) -> str | None:
     return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
+def layer_id(line: str) -> str | None:
+    """The image id on a podman build line "--> <id>" or "--> Using cache <id>"."""
+    match = re.match(r"--> (?:Using cache )?([0-9a-f]{11,64})\s*$", line)
+    return match.group(1) if match else None
+
+
 def build_images(engine: str, tag: str, images: list[str]) -> list[str]:
-    """Builds the three images; removes the ones they replaced (the build stages' layers stay,
-    as the next build's cache). Returns the removed image ids."""
+    """Builds the three images and removes what the builds made obsolete: the images they
+    replaced and, with podman, the earlier builds' stages that these builds did not use (the
+    stages they used stay, as the next build's cache). Returns the removed image ids."""
     before = {image: image_id(engine, image) for image in images}
     env = {**os.environ, "CONTAINER_ENGINE": engine, "IMAGE_TAG": tag, "LOAD": "0", "TORCH_VARIANT": "cpu"}
-    subprocess.run([str(REPO / "scripts" / "k8s-images.sh")], env=env, check=True)
+    used: set[str] = set()  # the layers podman built or took from its cache ("--> [Using cache ]<id>")
+    with subprocess.Popen(
+        [str(REPO / "scripts" / "k8s-images.sh")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as build:
+        assert build.stdout is not None
+        for line in build.stdout:
+            print(line, end="", flush=True)
+            layer = layer_id(line)
+            if layer:
+                used.add(layer)
+    if build.returncode != 0:
+        raise subprocess.CalledProcessError(build.returncode, build.args)
+    obsolete = [old for image, old in before.items() if old and old != image_id(engine, image)]
+    if engine == "podman":
+        dangling = subprocess.run(
+            [engine, "images", "--quiet", "--no-trunc", "--filter", "dangling=true"], capture_output=True, text=True
+        ).stdout.split()
+        for full in dangling:
+            short = full.removeprefix("sha256:")
+            if not any(short.startswith(u) or u.startswith(short) for u in used):
+                obsolete.append(full)
     removed = []
-    for image, old in before.items():
-        replaced = old and old != image_id(engine, image)
-        if replaced and subprocess.run([engine, "rmi", old], capture_output=True).returncode == 0:
+    for old in dict.fromkeys(obsolete):
+        if subprocess.run([engine, "rmi", old], capture_output=True).returncode == 0:
             removed.append(old.removeprefix("sha256:")[:12])
     return removed
 
@@ -361,7 +389,7 @@ def main() -> int:
         if os.environ.get("CONTAINER_E2E_BUILD", "1") != "0":
             with steps.step("build the images"):
                 removed = build_images(engine, tag, images)
-            print(f"removed the images these replaced: {', '.join(removed) or 'none'}")
+            print(f"removed the images these builds made obsolete: {', '.join(removed) or 'none'}")
         print("images:\n" + image_report(engine, images), flush=True)
 
         with steps.step("render the chart (SQLite store, external RabbitMQ)"):

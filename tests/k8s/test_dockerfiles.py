@@ -280,7 +280,7 @@ def test_worker_image_installs_cpu_torch_by_default_with_a_cuda_switch() -> None
     assert args["TORCH_VARIANT"] == "cpu"
     assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/${TORCH_VARIANT}"
     runs = " ".join(i.args for i in build.all("RUN"))
-    assert '--index-url "$TORCH_INDEX_URL"' in runs
+    assert 'torch_index="$TORCH_INDEX_URL"' in runs and '--index-url "$torch_index"' in runs
     # The variant's own build (2.14.1+cpu), which only the variant's index serves.
     assert 'local_label="+$TORCH_VARIANT"' in runs and "torch==$torch_version$local_label" in runs
     pinned = constraint_pins()

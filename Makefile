@@ -60,7 +60,7 @@ test: ## The whole test suite
 test-fast: ## The quick loop: no RabbitMQ, no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" --ignore=tests/e2e -p no:cacheprovider
 
-LINT_PATHS := libs services clients tests bench experiments scripts
+LINT_PATHS := libs services clients tests bench experiments scripts devstack
 
 lint: ## ruff, and the import boundaries (.importlinter: services -> common only, tools never import tests)
 	$(VENV)/bin/ruff check $(LINT_PATHS)

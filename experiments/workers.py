@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from experiments.targets import write_worker_targets
-from scripts.stack import Stack
+from devstack.stack import Stack
+from devstack.targets import write_worker_targets
 
 logger = logging.getLogger(__name__)
 

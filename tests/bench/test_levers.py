@@ -37,8 +37,9 @@ from classifier_common.store.sqlite import SqliteJobStore
 from classifier_results.main import create_app
 from classifier_results.waiter import JobWaiter
 from classifier_worker.models import imagenet_categories
-from scripts.stack import delete_job_queues
-from tests.utils.stack import AMQP_URL, free_port
+from devstack.isolated import AMQP_URL
+from devstack.ports import free_port
+from devstack.stack import delete_job_queues
 
 
 def test_category_names_are_torchvisions() -> None:

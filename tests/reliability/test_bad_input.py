@@ -35,11 +35,11 @@ from classifier_common.store import open_store
 from classifier_standalone.app import create_app
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
-from scripts.stack import Stack
+from devstack.isolated import AMQP_URL
+from devstack.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job
 from tests.utils.corrupt_images import bad_exif_images
-from tests.utils.stack import AMQP_URL
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 UNICODE_NAME = "Stieglitz – grünfink 鳥.JPEG"

@@ -23,7 +23,8 @@ import pytest
 from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
 from classifier_common.images import Gallery
 from classifier_common.store import open_store
-from scripts.stack import Stack
+from devstack.isolated import AMQP_URL
+from devstack.stack import Stack
 from tests.reliability.accounting import (
     MODEL,
     Submission,
@@ -35,7 +36,6 @@ from tests.reliability.accounting import (
     settle_stack,
     wait_until,
 )
-from tests.utils.stack import AMQP_URL
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 

@@ -22,9 +22,10 @@ from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
 from classifier_common.messages import JobMessage
 from classifier_results.main import create_app as create_results_app
 from classifier_standalone.app import create_app
+from devstack.isolated import AMQP_URL
+from devstack.ports import free_port
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape
-from tests.utils.stack import AMQP_URL, free_port
 
 # Port 1 refuses at once; the short selection timeout keeps each refusal quick.
 UNREACHABLE = "mongodb://127.0.0.1:1/classifier?serverSelectionTimeoutMS=300&connectTimeoutMS=300"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.stack import http_status
-from tests.utils.stack import free_port
+from devstack.ports import free_port
+from devstack.stack import http_status
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Starting and stopping what the load scenarios talk to: the system (scripts/stack.py, isolated
+"""Starting and stopping what the load scenarios talk to: the system (devstack/stack.py, isolated
 on the shared RabbitMQ with its own queue and SQLite file), the naive app and BentoML; and which
 python runs the processes that import torch."""
 

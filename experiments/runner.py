@@ -2,7 +2,7 @@
 
 Two ways to run, the same load and the same report:
 
-- **local** (no cluster; the default): a multi-process stack (scripts/stack.py: nginx, gateway,
+- **local** (no cluster; the default): a multi-process stack (devstack/stack.py: nginx, gateway,
   results, workers) on the machine's RabbitMQ with its own queue, a local Prometheus scraping
   it, and the HPA emulator resizing the worker pool by the chart's autoscaling values. The
   profile and the HPA's time constants are compressed by ``time_scale`` (default 0.2: the

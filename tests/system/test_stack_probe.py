@@ -1,4 +1,4 @@
-"""The local stack's readiness probe (scripts.stack.http_status), which every stack the tests,
+"""The local stack's readiness probe (devstack.stack.http_status), which every stack the tests,
 the benchmark and `make stack` start waits on."""
 
 from __future__ import annotations

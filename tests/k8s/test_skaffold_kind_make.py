@@ -155,7 +155,7 @@ def test_make_targets_exist_and_run_the_documented_commands() -> None:
     assert "--wait" in deploy
     e2e = make_dry_run("e2e")
     assert 'BASE_URL="http://localhost"' in e2e and "pytest tests/e2e" in e2e
-    assert "scripts/install-helm.sh" in make_dry_run("tools")
+    assert "scripts.install_tools helm --optional kubectl kind" in make_dry_run("tools")
     assert "scripts/k8s-check.sh" in make_dry_run("k8s-check")
 
 

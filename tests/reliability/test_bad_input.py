@@ -6,7 +6,9 @@ truncated JPEG, oversized upload and so on, are in tests/gateway/test_jobs.py.)
 - odd gallery names: unicode, very long, NUL, encoded slashes, a symlink out of the gallery;
 - JSON bodies with the wrong types, multipart bodies with too many fields;
 - poison messages published straight onto the real RabbitMQ queue: dead-lettered and logged,
-  and the worker goes on with the next job.
+  the worker goes on with the next job, and its reconciler fails a job whose message was poison;
+- uploads whose metadata breaks Pillow, published among good jobs so that they share a batch:
+  each fails alone (tests/reliability/test_corrupt_images.py fuzzes the decode path itself).
 """
 
 from __future__ import annotations

@@ -80,8 +80,20 @@ app.kubernetes.io/part-of: {{ include "classifier.name" .root }}
 
 {{/* RabbitMQ ---------------------------------------------------------------------------- */}}
 
+{{/* RabbitMQ runs inside the release: the hand-written StatefulSet or a RabbitmqCluster. */}}
+{{- define "classifier.rabbitmq.inRelease" -}}
+{{- if or .Values.rabbitmq.enabled .Values.rabbitmqCluster.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The Secret the RabbitMQ Cluster Operator writes for a RabbitmqCluster's default user. */}}
+{{- define "classifier.rabbitmqCluster.defaultUserSecret" -}}
+{{- printf "%s-default-user" (include "classifier.componentName" (dict "root" . "component" "rabbitmq")) }}
+{{- end }}
+
 {{- define "classifier.rabbitmq.secretName" -}}
-{{- if .Values.rabbitmq.enabled }}
+{{- if .Values.rabbitmqCluster.enabled }}
+{{- include "classifier.rabbitmqCluster.defaultUserSecret" . }}
+{{- else if .Values.rabbitmq.enabled }}
 {{- .Values.rabbitmq.auth.existingSecret | default (include "classifier.componentName" (dict "root" . "component" "rabbitmq")) }}
 {{- else }}
 {{- required "externalRabbitmq.existingSecret is required when rabbitmq.enabled is false" .Values.externalRabbitmq.existingSecret }}
@@ -89,17 +101,17 @@ app.kubernetes.io/part-of: {{ include "classifier.name" .root }}
 {{- end }}
 
 {{- define "classifier.rabbitmq.usernameKey" -}}
-{{- if .Values.rabbitmq.enabled }}{{ .Values.rabbitmq.auth.usernameKey }}{{ else }}{{ .Values.externalRabbitmq.usernameKey }}{{ end }}
+{{- if .Values.rabbitmqCluster.enabled }}username{{ else if .Values.rabbitmq.enabled }}{{ .Values.rabbitmq.auth.usernameKey }}{{ else }}{{ .Values.externalRabbitmq.usernameKey }}{{ end }}
 {{- end }}
 
 {{- define "classifier.rabbitmq.passwordKey" -}}
-{{- if .Values.rabbitmq.enabled }}{{ .Values.rabbitmq.auth.passwordKey }}{{ else }}{{ .Values.externalRabbitmq.passwordKey }}{{ end }}
+{{- if .Values.rabbitmqCluster.enabled }}password{{ else if .Values.rabbitmq.enabled }}{{ .Values.rabbitmq.auth.passwordKey }}{{ else }}{{ .Values.externalRabbitmq.passwordKey }}{{ end }}
 {{- end }}
 
 {{/* The AMQP URL with $(VAR) references: Kubernetes expands them from the secretKeyRef env
 vars that classifier.storeAndBrokerEnv defines first, so no credential is ever in a value. */}}
 {{- define "classifier.brokerUrl" -}}
-{{- if .Values.rabbitmq.enabled }}
+{{- if include "classifier.rabbitmq.inRelease" . }}
 {{- printf "amqp://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@%s:5672/%%2F" (include "classifier.componentName" (dict "root" . "component" "rabbitmq")) }}
 {{- else }}
 {{- $ext := .Values.externalRabbitmq }}
@@ -111,8 +123,24 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 
 {{/* MongoDB ----------------------------------------------------------------------------- */}}
 
+{{/* MongoDB runs inside the release: the hand-written StatefulSet or a MongoDBCommunity. */}}
+{{- define "classifier.mongodb.inRelease" -}}
+{{- if or .Values.mongodb.enabled .Values.mongodbCommunity.enabled }}true{{ end }}
+{{- end }}
+
+{{/* A MongoDBCommunity's name is its replica set's name; its members are
+<name>-<i>.<name>-svc.<namespace>.svc.cluster.local:27017. */}}
+{{- define "classifier.mongodbCommunity.members" -}}
+{{- $name := include "classifier.componentName" (dict "root" . "component" "mongodb") }}
+{{- $hosts := list }}
+{{- range $i := until (int .Values.mongodbCommunity.members) }}
+{{- $hosts = append $hosts (printf "%s-%d.%s-svc.%s.svc.cluster.local:27017" $name $i $name $.Release.Namespace) }}
+{{- end }}
+{{- join "," $hosts }}
+{{- end }}
+
 {{- define "classifier.mongodb.secretName" -}}
-{{- if .Values.mongodb.enabled }}
+{{- if include "classifier.mongodb.inRelease" . }}
 {{- .Values.mongodb.auth.existingSecret | default (include "classifier.componentName" (dict "root" . "component" "mongodb")) }}
 {{- else }}
 {{- required "externalMongodb.existingSecret is required when mongodb.enabled is false" .Values.externalMongodb.existingSecret }}
@@ -120,22 +148,30 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 {{- end }}
 
 {{- define "classifier.mongodb.usernameKey" -}}
-{{- if .Values.mongodb.enabled }}{{ .Values.mongodb.auth.usernameKey }}{{ else }}{{ .Values.externalMongodb.usernameKey }}{{ end }}
+{{- if include "classifier.mongodb.inRelease" . }}{{ .Values.mongodb.auth.usernameKey }}{{ else }}{{ .Values.externalMongodb.usernameKey }}{{ end }}
 {{- end }}
 
 {{- define "classifier.mongodb.passwordKey" -}}
-{{- if .Values.mongodb.enabled }}{{ .Values.mongodb.auth.passwordKey }}{{ else }}{{ .Values.externalMongodb.passwordKey }}{{ end }}
+{{- if include "classifier.mongodb.inRelease" . }}{{ .Values.mongodb.auth.passwordKey }}{{ else }}{{ .Values.externalMongodb.passwordKey }}{{ end }}
 {{- end }}
 
+{{/* Every member of a replica set is in the URL, so the driver finds the primary from any of
+them; the store adds w=majority and retryable writes (classifier_common.store.mongo). */}}
 {{- define "classifier.storeUrl" -}}
-{{- if .Values.mongodb.enabled }}
+{{- if .Values.mongodbCommunity.enabled }}
+{{- printf "mongodb://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s/%s?authSource=admin&replicaSet=%s" (include "classifier.mongodbCommunity.members" .) .Values.mongodb.database (include "classifier.componentName" (dict "root" . "component" "mongodb")) }}
+{{- else if .Values.mongodb.enabled }}
 {{- printf "mongodb://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s:27017/%s?authSource=admin" (include "classifier.componentName" (dict "root" . "component" "mongodb")) .Values.mongodb.database }}
 {{- else }}
 {{- $ext := .Values.externalMongodb }}
-{{- $host := required "externalMongodb.host is required when mongodb.enabled is false" $ext.host }}
-{{- $address := $host }}
+{{- $address := "" }}
+{{- if $ext.hosts }}
+{{- $address = join "," $ext.hosts }}
+{{- else }}
+{{- $address = required "externalMongodb.host is required when mongodb.enabled is false (or externalMongodb.hosts for several)" $ext.host }}
 {{- if ne $ext.scheme "mongodb+srv" }}
-{{- $address = printf "%s:%d" $host (int $ext.port) }}
+{{- $address = printf "%s:%d" $address (int $ext.port) }}
+{{- end }}
 {{- end }}
 {{- $query := printf "authSource=%s" $ext.authSource }}
 {{- if $ext.options }}
@@ -284,7 +320,7 @@ selector, then the HPA's namespace, Go-quoted (printf %q). tests/monitoring chec
 equal. For an external RabbitMQ its series do not carry this namespace: no namespace matcher. */}}
 {{- define "classifier.backlogQuery" -}}
 {{- $matchers := printf "queue=%q" .Values.config.queueName }}
-{{- if .Values.rabbitmq.enabled }}
+{{- if include "classifier.rabbitmq.inRelease" . }}
 {{- $matchers = printf "%s,namespace=%q" $matchers .Release.Namespace }}
 {{- end }}
 {{- printf "sum by (queue) (rabbitmq_detailed_queue_messages_ready{%s}) + on (queue) sum by (queue) (rabbitmq_detailed_queue_messages_unacked{%s})" $matchers $matchers }}

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "classifier"
 RETRY_AFTER_S = 5  # an election or a restarted server takes seconds
+# A majority write waits at most this long for the secondaries (two of three members down).
+WRITE_TIMEOUT_MS = 10_000
 
 _UNFINISHED = [JobStatus.queued.value, JobStatus.running.value]
 _FINISHED = sorted(status.value for status in FINISHED)
@@ -88,6 +90,19 @@ def _url_has_option(url: str, option: str) -> bool:
     return any(name.lower() == option.lower() for name, _ in parse_qsl(urlsplit(url).query))
 
 
+def client_options(url: str, server_selection_timeout_ms: int) -> dict[str, Any]:
+    """The MongoClient options the store sets, less those the URL sets itself."""
+    defaults: dict[str, Any] = {
+        "serverSelectionTimeoutMS": server_selection_timeout_ms,
+        "connectTimeoutMS": server_selection_timeout_ms,
+        "w": "majority",
+        "wTimeoutMS": WRITE_TIMEOUT_MS,
+        "retryWrites": True,
+        "retryReads": True,
+    }
+    return {option: value for option, value in defaults.items() if not _url_has_option(url, option)}
+
+
 def _to_doc(job: Job) -> dict[str, Any]:
     doc = job.model_dump(mode="python", exclude={"id"})
     doc["_id"] = job.id
@@ -123,6 +138,13 @@ class MongoJobStore:
     cannot reach a server within ``server_selection_timeout_ms`` raises StoreUnavailable. A
     ``serverSelectionTimeoutMS``/``connectTimeoutMS`` given in the URL wins over the argument.
 
+    Writes are acknowledged by a majority of a replica set's members (``w=majority``, with
+    ``WRITE_TIMEOUT_MS`` after which the call fails as StoreUnavailable rather than hang while no
+    majority is up), and a write that meets a failover is retried once on the new primary
+    (retryable writes; reads likewise). A job accepted with 202 is then on a majority and
+    survives the loss of the primary. Each of these given in the URL wins (``w=1`` for a lone
+    test server, say).
+
     ``client`` replaces the MongoClient the store would build from ``url`` (tests pass a
     ``mongomock.MongoClient()``); the URL then only names the database. A client passed in is
     not closed by :meth:`close`.
@@ -141,11 +163,7 @@ class MongoJobStore:
         self.retention_s = retention_s
         self._owns_client = client is None
         if client is None:
-            options: dict[str, Any] = {}
-            for option in ("serverSelectionTimeoutMS", "connectTimeoutMS"):
-                if not _url_has_option(url, option):
-                    options[option] = server_selection_timeout_ms
-            client = pymongo.MongoClient(url, appname="classifier", **options)
+            client = pymongo.MongoClient(url, appname="classifier", **client_options(url, server_selection_timeout_ms))
         self._client = client
         self.database = client[database_name(url)]
         aware: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)

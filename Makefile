@@ -16,7 +16,7 @@ REQUIREMENTS := $(filter-out requirements/apt-% $(CONSTRAINTS),$(sort $(wildcard
 APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-packages setup-extra constraints run stack stack-up stack-down test test-fast lint format
+.PHONY: help setup system-packages setup-extra constraints run stack stack-up stack-down test test-fast lint typecheck format
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,12 +67,15 @@ test: ## The whole test suite
 test-fast: ## The quick loop: no RabbitMQ, no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" --ignore=tests/e2e -p no:cacheprovider
 
-LINT_PATHS := libs services clients tests bench experiments scripts
+LINT_PATHS := libs services clients tests bench experiments scripts devstack
 
-lint: ## ruff, and the import boundaries (.importlinter: services -> common only, tools never import tests)
+lint: typecheck ## ruff, the import boundaries (.importlinter: services -> common only, tools never import tests) and mypy
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/lint-imports
+
+typecheck: ## mypy over classifier_common, the services and the client (mypy.ini)
+	$(VENV)/bin/mypy
 
 format: ## ruff: fix what it can and format
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)

@@ -38,8 +38,9 @@ from bench.scenarios import (
     system_job,
     upload_only_job,
 )
+from devstack.paths import REPO
+from devstack.ports import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL = "efficientnet_lite0"
 GROUPS = ("inprocess", "system", "naive", "bentoml")
 # The table's order (the interleaved pairs are measured 2-c1, 3-c1, 2, 3-sat).
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("tutorial", "4", "(4) naive FastAPI, classify in the handler (tutorial code)"),
                 ("worker", "4w", "(4w) naive FastAPI, classify in the handler, the worker's code"),
             ):
-                port = servers.free_port()
+                port = free_port()
                 log = tmp / f"naive-{code}.log"
                 with servers.naive_app(args.torch_python, port, args.threads, args.models_dir, log, code) as pid:
                     job = classify_job(
@@ -364,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 for key, clients in (("5-c1", 1), ("5-sat", sat)):
                     emit(not_run(key, f"(5) BentoML, {clients} client(s)", why))
             else:
-                port = servers.free_port()
+                port = free_port()
                 with servers.bentoml_app(port, args.workers, args.threads, args.models_dir, tmp / "bentoml.log") as pid:
                     job = classify_job(f"http://127.0.0.1:{port}", "/classify", MODEL, images, tag + b"-bento")
                     for key, clients in (("5-c1", 1), ("5-sat", sat)):

@@ -1,4 +1,4 @@
-"""Starting and stopping what the load scenarios talk to: the system (scripts/stack.py, isolated
+"""Starting and stopping what the load scenarios talk to: the system (devstack/stack.py, isolated
 on the shared RabbitMQ with its own queue and SQLite file), the naive app and BentoML; and which
 python runs the processes that import torch."""
 
@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.procstats import find_pid
-from scripts.stack import Stack, http_status
-from tests.utils.stack import free_port, isolated_stack
+from devstack.isolated import isolated_stack
+from devstack.paths import REPO
+from devstack.stack import Stack, http_status
 
-REPO = Path(__file__).resolve().parents[1]
 BENTOML_VENV = REPO / ".tools" / "bentoml"
 # torch's CPU build, as the worker images ship it (bench/install-cpu-torch.sh, make bench-tools).
 CPU_TORCH_PYTHON = REPO / ".tools" / "bench-cpu" / "bin" / "python"
@@ -193,7 +193,6 @@ def bentoml_app(port: int, workers: int, threads: int, models_dir: Path, log: Pa
 
 
 __all__ = [
-    "free_port",
     "system",
     "naive_app",
     "bentoml_app",

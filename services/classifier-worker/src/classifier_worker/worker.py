@@ -68,7 +68,7 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
     names = settings.models or [spec.name for spec in available_models(settings.models_dir)]
     if not names:
         raise RuntimeError(f"no model weights in {settings.models_dir}: run the seed step (make setup)")
-    loaded = {}
+    loaded: dict[str, LoadedModel] = {}
     for name in names:
         spec = get_spec(name)
         if spec.family == "synthetic" and settings.synthetic_service_ms:

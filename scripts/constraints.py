@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import sys
 from importlib import metadata
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from devstack.paths import REPO
+
 TARGET = REPO / "requirements" / "constraints.txt"
 # Ours (installed from source) and the build tools the venv itself brings.
 SKIP = re.compile(r"^(classifier-.*|pip|setuptools|wheel)$")

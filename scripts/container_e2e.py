@@ -40,10 +40,10 @@ from pathlib import Path
 
 import httpx
 
+from devstack.paths import REPO
+from devstack.stack import NGINX_CONF, delete_job_queues, http_status
 from scripts.pod_flags import Container, Render, load
-from scripts.stack import NGINX_CONF, delete_job_queues, http_status
 
-REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "helm" / "classifier"
 RELEASE = "classifier"
 BROKER_SECRET = "classifier-e2e-broker"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.stack import free_port
+from devstack.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "install-torch.sh"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import delete_job_queues, http_status
-from tests.utils.stack import AMQP_URL, free_port
+from devstack.isolated import AMQP_URL
+from devstack.ports import free_port
+from devstack.stack import delete_job_queues, http_status
 
 REPO = Path(__file__).resolve().parents[2]
 CONSTRAINTS = REPO / "requirements" / "constraints.txt"

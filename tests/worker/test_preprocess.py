@@ -87,3 +87,15 @@ def test_truncated_jpeg_is_rejected(seeded: tuple[Path, Path]) -> None:
     data = (seeded[1] / "n01531178_goldfinch.JPEG").read_bytes()
     with pytest.raises(ImageRejected):
         decode(data[: len(data) // 3], SPEC)
+
+
+def test_a_valid_image_over_the_pixel_limit_is_rejected_undecoded() -> None:
+    """Pillow refuses an image only at twice its MAX_IMAGE_PIXELS (a warning between): a whole,
+    valid image of 1.2x the limit must be refused from its size, not decoded."""
+    from bench.decode_bombs import zero_png
+    from classifier_common.images import MAX_PIXELS
+
+    side = int((MAX_PIXELS * 1.2) ** 0.5)
+    data = zero_png(side, side, 0, 8)  # greyscale zeros: 48 MB once decoded, 50 KB here
+    with pytest.raises(ImageRejected, match="pixels"):
+        decode(data, SPEC)

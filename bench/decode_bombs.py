@@ -103,6 +103,8 @@ def bombs() -> dict[str, bytes]:
         "tiff-deflate-rgba": _save(blank_rgba, "TIFF", compression="tiff_adobe_deflate"),
         "bmp-rle8": _bmp(SIDE, SIDE, 8, 1, b"\0\0" * SIDE + b"\0\1"),
         "bmp-32bit-truncated": _bmp(SIDE, SIDE, 32, 0, b"\0" * (4 * 1024 * 1024)),
+        # As large as an upload may be (CLASSIFIER_MAX_UPLOAD_BYTES, 10 MiB): the upload's own copies.
+        "bmp-32bit-upload-limit": _bmp(SIDE, SIDE, 32, 0, b"\0" * (10 * 1024 * 1024 - 1024)),
         "jpeg-progressive": _save(Image.new("RGB", (SIDE, SIDE)), "JPEG", progressive=True, quality=10),
         "jpeg-baseline": _save(Image.new("RGB", (SIDE, SIDE)), "JPEG", quality=10),
     }

@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 
 from devstack.paths import REPO
-from devstack.stack import NGINX_CONF, delete_job_queues, http_status
+from devstack.stack import delete_job_queues, http_status, nginx_conf
 from scripts.pod_flags import Container, Render, load
 
 CHART = REPO / "helm" / "classifier"
@@ -181,13 +181,7 @@ class System:
             (state / sub).mkdir(parents=True, exist_ok=True)
         conf = state / "nginx.conf"
         conf.write_text(
-            NGINX_CONF.format(
-                dir=state,
-                port=self.port,
-                gateway_port=gateway_port,
-                results_port=results_port,
-                user="user root;" if os.geteuid() == 0 else "",
-            )
+            nginx_conf(state_dir=state, port=self.port, gateway_port=gateway_port, results_port=results_port)
         )
         log = (state / "nginx.log").open("ab")
         self.nginx = subprocess.Popen([nginx, "-c", str(conf), "-p", str(state)], stdout=log, stderr=subprocess.STDOUT)

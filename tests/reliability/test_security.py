@@ -92,6 +92,7 @@ def test_an_idempotency_key_finds_only_its_own_clients_job(keyed: TestClient) ->
     other = keyed.post("/v1/jobs", json=BODY, headers={"Authorization": f"Bearer {KEYS[1]}", **key})
     assert first.status_code == other.status_code == 202, (first.text, other.text)
     assert other.json()["id"] != first.json()["id"] and "idempotent-replayed" not in other.headers
+    assert "client_id" not in first.json()  # who sent it is not shown
     # Each client's own retry finds its own job, whichever header carries its key.
     again = keyed.post("/v1/jobs", json=BODY, headers={"Authorization": f"Bearer {KEYS[0]}", **key})
     assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"

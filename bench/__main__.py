@@ -43,8 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = "efficientnet_lite0"
 GROUPS = ("inprocess", "system", "naive", "bentoml")
 # The table's order (the interleaved pairs are measured 2-c1, 3-c1, 2, 3-sat).
-ROW_ORDER = ("1", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat", "4w-c1", "4w-sat")
-ROW_ORDER += ("5-c1", "5-sat")
+ROW_ORDER = ("1", "6", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat", "4w-c1")
+ROW_ORDER += ("4w-sat", "5-c1", "5-sat")
 
 
 def _cpu_model() -> str:
@@ -270,7 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         # is compared with it).
         row2c1 = inprocess("2-c1", "(2) decode + preprocess + forward, one loop alone", "preprocess", 1)
         if "inprocess" in groups:
-            measure(inprocess("1", "(1) forward only, batch 1", "forward", args.workers))
+            # (6), ONNX Runtime on the same weights, is the CPU's limit for this model: measured in
+            # slices alternating with (1) so that their ratio is not the machine's drift.
+            measure(
+                interleaved(
+                    inprocess("1", "(1) forward only, batch 1 (fp32 torch)", "forward", args.workers),
+                    inprocess("6", "(6) forward only, batch 1, ONNX Runtime hot loop", "onnxruntime", args.workers),
+                )
+            )
             if not together:
                 measure(row2)
                 measure(row2c1)

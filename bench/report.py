@@ -68,6 +68,15 @@ def targets(by_key: dict[str, Row]) -> list[Target]:
     fwd = _get(by_key, "1", "images_per_s")
     check("system_vs_inprocess", "(3) saturated / (2) images/s", _ratio(sat, pre), ">= 0.85", lambda v: v >= 0.85)
     check("preprocess_vs_forward", "(2) / (1) images/s", _ratio(pre, fwd), ">= 0.9", lambda v: v >= 0.9)
+    out.append(
+        Target(
+            "onnxruntime_vs_torch_forward",
+            "(6) / (1) images/s, forward only (information)",
+            _ratio(_get(by_key, "6", "images_per_s"), fwd),
+            "none: the CPU limit row",
+            None,
+        )
+    )
     naive = _get(by_key, "4-sat", "images_per_s")
     check(
         "system_vs_naive",

@@ -7,7 +7,8 @@ One process, the worker's own loading and preprocessing; the photos are preproce
 clock starts, so only forward passes are timed. Each round runs every runtime over every gallery
 photo, runtimes in turn (who goes first rotates), so that a machine whose speed drifts slows them
 alike; the table gives the median of the rounds' medians and the best round's median. "eager fp32
-as loaded" is the model without the rewrites of classifier_worker.optimize, for reference.
+as loaded" is the model without the rewrites of classifier_worker.optimize, for reference. Last,
+the start-up check a worker with ``CLASSIFIER_RUNTIME=auto`` runs, timed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from classifier_worker.cpu import cpu_model, this_cpu_has_bf16
 from classifier_worker.export import default_cache_dir, ensure_export
 from classifier_worker.models import LoadedModel, build_module
 from classifier_worker.runtimes import OnnxRuntime, Runtime, TorchBf16Runtime, TorchRuntime
-from classifier_worker.selection import gallery_batches
+from classifier_worker.selection import AUTO, gallery_batches, select_runtime
 
 
 class _AsLoaded(TorchRuntime):
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 round_medians[runtime.name].append(statistics.median(times) * 1000)
     reference = top1["torch"]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"{cpu_model()}, {os.cpu_count()} cores, {when}, torch {torch.__version__}, {args.model}")
+    print(f"load average at the end: {load} (other tenants' work included)")
     print(f"batch 1, {args.threads} thread(s), {args.rounds} interleaved rounds of {len(batches)} photos")
     print("| runtime | ms per image (median of rounds) | best round | top-1 | agrees with fp32 torch |")
     print("|---|---:|---:|---:|---:|")
@@ -91,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
             f"| {runtime.name} | {statistics.median(rounds):.2f} | {min(rounds):.2f} "
             f"| {correct}/{len(truth)} | {agree}/{len(truth)} |"
         )
+    # What a worker's start-up costs with auto: the check as the worker runs it (the seeded export).
+    loaded = LoadedModel.load(model.spec, args.models_dir)
+    selection = select_runtime(
+        loaded,
+        AUTO,
+        models_dir=args.models_dir,
+        gallery_dir=args.gallery_dir,
+        cache_dir=default_cache_dir(),
+        threads=args.threads,
+    )
+    print(f"\nstart-up check (auto): {selection.check_s:.2f} s, chose {selection.chosen}")
     return 0
 
 

@@ -102,6 +102,15 @@ def targets(by_key: dict[str, Row]) -> list[Target]:
         "<= 0 (no worse)",
         lambda v: v <= 0,
     )
+    celery = _get(by_key, "7-sat", "images_per_s")
+    check("system_vs_celery", "(3) / (7) images/s, same clients", _ratio(sat, celery), ">= 1.3", lambda v: v >= 1.3)
+    check(
+        "system_vs_celery_p95",
+        "(3) p95 - (7) p95 ms, same clients",
+        _difference(_get(by_key, "3-sat", "p95_ms"), _get(by_key, "7-sat", "p95_ms")),
+        "< 0 (lower)",
+        lambda v: v < 0,
+    )
     check(
         "added_latency",
         "(3) p50 - (2) p50 ms, 1 client / one loop",

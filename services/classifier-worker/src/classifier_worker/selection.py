@@ -123,7 +123,6 @@ def check(reference: Runtime, runtimes: dict[str, Runtime], batches: list[torch.
                 verdicts[name].refused = f"failed: {type(exc).__name__}: {exc}"
         running = [name for name in everyone if verdicts[name].refused is None]
         for i, batch in enumerate(batches):
-            expected = None
             order = running[i % len(running) :] + running[: i % len(running)]  # who goes first rotates
             top1: dict[str, int] = {}
             for name in order:

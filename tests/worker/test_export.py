@@ -4,6 +4,8 @@ made again when its file no longer matches."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,34 @@ def test_the_seed_step_exports_once(seeded: tuple[Path, Path], tmp_path: Path) -
     _tamper(path)
     assert seed_exports(models_dir, ["efficientnet_lite0"]) == {"efficientnet_lite0": "exported"}
     export.verify(path)
+
+
+EXPORT_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from classifier_common.catalog import get_spec
+from classifier_worker import export
+from classifier_worker.models import LoadedModel
+spec = get_spec("efficientnet_lite0")
+loaded = LoadedModel.load(spec, Path(sys.argv[1]))
+print(export.export(loaded.module, spec, Path(sys.argv[2])))
+"""
+
+
+def test_workers_starting_together_may_export_the_same_model_at_once(
+    seeded: tuple[Path, Path], lite0: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker's process exports the same model to the same place, start to finish, while
+    this one is between writing its export and putting it in place."""
+    target = tmp_path / "cache" / export.export_name(SPEC, lite0.version)
+    write = torch.onnx.export
+
+    def write_then_let_the_other_worker_finish(*args: object, **kwargs: object) -> None:
+        write(*args, **kwargs)
+        other = [sys.executable, "-c", EXPORT_IN_A_PROCESS, str(seeded[0]), str(target)]
+        subprocess.run(other, check=True, capture_output=True, timeout=300)
+
+    monkeypatch.setattr(torch.onnx, "export", write_then_let_the_other_worker_finish)
+    assert export.export(lite0.module, SPEC, target) == target
+    export.verify(target)
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".sha256"]

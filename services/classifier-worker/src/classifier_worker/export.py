@@ -13,8 +13,10 @@ before the worker uses it (:mod:`classifier_worker.selection`).
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -63,7 +65,8 @@ def export(module: torch.nn.Module, spec: ModelSpec, path: Path) -> Path:
     """Export ``module`` (batch axis dynamic) to ``path`` and record its digest; returns ``path``."""
     started = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
+    # Names of this call's own: workers starting side by side may export the same model at once.
+    part = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
     example = torch.zeros(1, 3, spec.input_size, spec.input_size)
     # Tracing patches torch.nn.Module for the whole process (optimize.py). The TorchScript-based
     # exporter is the one that takes the fx-rewritten module as it is; its deprecation notice and
@@ -80,8 +83,12 @@ def export(module: torch.nn.Module, spec: ModelSpec, path: Path) -> Path:
             opset_version=OPSET,
             dynamo=False,
         )
+    digest_part = part.with_name(part.name + ".sha256")
+    digest_part.write_text(f"{file_sha256(part)}  {path.name}\n")
+    # The digest first: a reader between the two renames sees a mismatch and makes its own export,
+    # never an unverified file taken for verified.
+    digest_part.replace(_digest_path(path))
     part.replace(path)
-    _digest_path(path).write_text(f"{file_sha256(path)}  {path.name}\n")
     log.info("model exported to ONNX", extra={"model": spec.name, "path": str(path), "export_s": _since(started)})
     return path
 

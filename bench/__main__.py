@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
                 "CLASSIFIER_MODELS": MODEL,
                 "CLASSIFIER_TORCH_THREADS": str(args.threads),
+                "CLASSIFIER_RUNTIME": "auto",  # the product's default (test stacks use torch)
                 **extra_env,
             }
             system = servers.system(tmp / "system", workers=args.workers, env=env, worker_python=args.torch_python)

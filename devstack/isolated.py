@@ -34,6 +34,9 @@ def isolated_stack(
             "CLASSIFIER_STORE_URL": f"sqlite:///{tmp}/jobs.db",
             "CLASSIFIER_LOG_FORMAT": "json",
             "CLASSIFIER_HEARTBEAT_S": "1",
+            # Workers start on fp32 torch without the start-up runtime check (seconds of CPU per
+            # model, which a stack's tests do not exercise; tests/worker/test_selection.py does).
+            "CLASSIFIER_RUNTIME": "torch",
             **env,
         },
     )

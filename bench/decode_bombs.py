@@ -39,8 +39,10 @@ import yaml
 from PIL import Image
 
 from classifier_common.images import CHECK_DECODE_MAX_PIXELS, MAX_PIXELS
-from scripts.stack import REPO, Stack
-from tests.utils.stack import free_port, isolated_stack
+from devstack.isolated import isolated_stack
+from devstack.paths import REPO
+from devstack.ports import free_port
+from devstack.stack import Stack
 
 RESULTS = REPO / "bench" / "results"
 MODEL = "efficientnet_lite0"

@@ -55,9 +55,9 @@ tools: crd-schemas ## helm, kubectl, kind: yours from PATH, else the pinned rele
 	PYTHON="$(PY)" $(PY) -m scripts.install_tools helm --optional kubectl kind
 	$(PIP) install --quiet -r requirements/k8s.txt
 
-# The models of the Gateway API, KEDA and Traefik objects the static checks validate against
-# (npm packages generated from those projects' API types; tools/crd-schemas/package.json says
-# which releases), installed from the lock file with npm.
+# The models of the Gateway API, KEDA, Traefik and Prometheus Operator objects the static checks
+# validate against (npm packages generated from those projects' API types;
+# tools/crd-schemas/package.json says which releases), installed from the lock file with npm.
 # Needs node 20+ and npm (the packages ask for node 22 but run on 20: engine-strict off).
 CRD_SCHEMAS := tools/crd-schemas
 crd-schemas: $(CRD_SCHEMAS)/node_modules/.installed

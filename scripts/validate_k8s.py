@@ -5,8 +5,8 @@
 Each object is checked against one schema source, chosen by its API group (`schema_source`):
 - Kubernetes' own kinds (core, apps, batch, *.k8s.io ...): kubernetes-validate in strict mode
   (unknown fields are errors); a kind it has no schema for is an error too (a wrong apiVersion).
-- Gateway API, KEDA and Traefik objects: the @kubernetes-models npm packages pinned in
-  tools/crd-schemas/package.json (generated from those projects' API types), through
+- Gateway API, KEDA, Traefik and Prometheus Operator objects: the @kubernetes-models npm packages
+  pinned in tools/crd-schemas/package.json (generated from those projects' API types), through
   tools/crd-schemas/check.mjs: the packages' validators, then their type definitions with the
   TypeScript compiler so unknown fields are refused. Needs node and `make crd-schemas`.
 - The operators' RabbitmqCluster and MongoDBCommunity: their CRDs as the operators publish them
@@ -14,7 +14,7 @@ Each object is checked against one schema source, chosen by its API group (`sche
   SHA-256 is the one pinned there; the openAPIV3Schema read as strict field validation does
   (unknown fields are errors unless x-kubernetes-preserve-unknown-fields). Without network to
   the download and no cached copy, these objects are skipped and the reason printed.
-- Anything else (the Prometheus Operator's kinds) is reported as not checked.
+- Anything else is reported as not checked.
 CEL rules (x-kubernetes-validations) and admission webhooks are a cluster's to check.
 """
 
@@ -52,6 +52,7 @@ PACKAGES = {
     "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
     "keda.sh": "@kubernetes-models/keda",
     "traefik.io": "@kubernetes-models/traefik",
+    "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
 }
 # (API group, kind) -> the versions.env pin holding the SHA-256 of its CRD; the pin's source
 # (sha256-of:<URL>) is where the CRD is downloaded from.

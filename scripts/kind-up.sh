@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Creates the kind cluster from kind/cluster.yaml (if it does not exist yet) and installs, from
-# their public charts at pinned versions: ingress-nginx; with MONITORING=1 (default)
+# Creates the kind cluster from kind/cluster.yaml (if it does not exist yet) and installs the
+# Gateway API CRDs (the pinned release's standard-install.yaml) and, from their public charts at
+# pinned versions (versions.env): Traefik, the front door for Gateway API routes and Ingresses
+# alike; with MONITORING=1 (default)
 # kube-prometheus-stack and prometheus-adapter into namespace `monitoring` (values in
 # monitoring/, docs/metrics.md); with KEDA=1 KEDA into namespace `keda` instead of the adapter.
 # Idempotent: run it again to repair.
@@ -17,7 +19,10 @@ KIND_CLUSTER="${KIND_CLUSTER:-classifier}"
 KIND_VERSION="${KIND_VERSION:-$(pin KIND_VERSION)}"
 # Empty: kind's default node image for its version.
 KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-}"
-INGRESS_NGINX_CHART_VERSION="${INGRESS_NGINX_CHART_VERSION:-$(pin INGRESS_NGINX_CHART_VERSION)}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-$(pin GATEWAY_API_VERSION)}"
+TRAEFIK_CHART_VERSION="${TRAEFIK_CHART_VERSION:-$(pin TRAEFIK_CHART_VERSION)}"
+# The Gateway API release's standard-channel CRDs (overridable for a mirror).
+GATEWAY_API_CRDS_URL="${GATEWAY_API_CRDS_URL:-https://github.com/kubernetes-sigs/gateway-api/releases/download/$GATEWAY_API_VERSION/standard-install.yaml}"
 MONITORING="${MONITORING:-1}"
 KEDA="${KEDA:-0}"
 KUBE_PROMETHEUS_STACK_CHART_VERSION="${KUBE_PROMETHEUS_STACK_CHART_VERSION:-$(pin KUBE_PROMETHEUS_STACK_CHART_VERSION)}"
@@ -39,6 +44,11 @@ if ! command -v "$KIND" >/dev/null 2>&1; then
     exit 1
   fi
 fi
+command -v "$KUBECTL" >/dev/null 2>&1 || {
+  echo "kubectl is required (not found: $KUBECTL): https://kubernetes.io/docs/tasks/tools/" >&2
+  exit 1
+}
+command -v "$HELM" >/dev/null 2>&1 || { echo "helm is required (not found: $HELM): make tools" >&2; exit 1; }
 command -v docker >/dev/null 2>&1 || { echo "kind needs Docker (docker not found)" >&2; exit 1; }
 
 # The hostPath volumes' directories: they must exist, and the seed Job (UID 10001) writes them.
@@ -58,15 +68,24 @@ else
 fi
 "$KUBECTL" config use-context "kind-$KIND_CLUSTER" >/dev/null
 
-echo "installing ingress-nginx chart $INGRESS_NGINX_CHART_VERSION"
-"$HELM" upgrade --install ingress-nginx ingress-nginx \
-  --repo https://kubernetes.github.io/ingress-nginx \
-  --version "$INGRESS_NGINX_CHART_VERSION" \
-  --namespace ingress-nginx --create-namespace \
-  --values "$ROOT/kind/ingress-nginx-values.yaml" \
+# ingress-nginx (retired) from an earlier kind-up holds the host ports Traefik needs.
+if "$HELM" -n ingress-nginx status ingress-nginx >/dev/null 2>&1; then
+  echo "removing ingress-nginx (retired; Traefik takes its place)"
+  "$HELM" -n ingress-nginx uninstall ingress-nginx --wait
+fi
+# The Gateway API CRDs from the release itself, before Traefik: server-side apply installs them on
+# a new cluster and moves them to the pinned version on an old one (helm installs a chart's crds/
+# once and never upgrades them, so they are not left to the Traefik chart).
+echo "installing the Gateway API $GATEWAY_API_VERSION CRDs (standard channel) from $GATEWAY_API_CRDS_URL"
+"$KUBECTL" apply --server-side --force-conflicts -f "$GATEWAY_API_CRDS_URL" >/dev/null
+echo "installing traefik chart $TRAEFIK_CHART_VERSION"
+"$HELM" upgrade --install traefik traefik \
+  --repo https://traefik.github.io/charts \
+  --version "$TRAEFIK_CHART_VERSION" \
+  --namespace traefik --create-namespace \
+  --values "$ROOT/kind/traefik-values.yaml" \
   --wait --timeout 5m
-"$KUBECTL" -n ingress-nginx wait --for=condition=Ready pod \
-  -l app.kubernetes.io/component=controller --timeout=180s
+"$KUBECTL" -n traefik rollout status deployment/traefik --timeout=180s
 
 if [ "$MONITORING" = 1 ]; then
   "$KUBECTL" create namespace monitoring --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
@@ -100,7 +119,7 @@ if [ "$KEDA" = 1 ]; then
     --wait --timeout 5m
 elif [ "$MONITORING" = 1 ]; then
   if "$HELM" -n keda status keda >/dev/null 2>&1; then
-    echo "KEDA is installed and serves external.metrics.k8s.io; remove it first: $HELM -n keda uninstall keda" >&2
+    echo "KEDA is installed and serves external.metrics.k8s.io; hand the workers back and remove it first: make keda-off" >&2
     exit 1
   fi
   echo "installing prometheus-adapter chart $PROMETHEUS_ADAPTER_CHART_VERSION"
@@ -112,7 +131,7 @@ elif [ "$MONITORING" = 1 ]; then
     --wait --timeout 5m
 fi
 
-echo "kind cluster $KIND_CLUSTER is up; the ingress answers on http://localhost/"
+echo "kind cluster $KIND_CLUSTER is up; Traefik answers on http://localhost/"
 if [ "$MONITORING" = 1 ]; then
   echo "Grafana: kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80"
 fi

@@ -42,16 +42,17 @@ PLACEHOLDER = "CHANGE-ME-{name}-password"
 
 
 def helm_binary() -> str:
-    """HELM from the environment, the project's .tools/bin/helm, or helm on PATH."""
+    """HELM from the environment, the user's helm on PATH, or the project's .tools/bin/helm."""
     if os.environ.get("HELM"):
         return os.environ["HELM"]
-    local = ROOT / ".tools" / "bin" / "helm"
-    if local.is_file():
-        return str(local)
-    found = shutil.which("helm")
-    if not found:
-        sys.exit("helm not found: run `make tools`")
-    return found
+    tools = ROOT / ".tools" / "bin"
+    user_path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != tools)
+    found = shutil.which("helm", path=user_path)
+    if found:
+        return found
+    if (tools / "helm").is_file():
+        return str(tools / "helm")
+    sys.exit("helm not found: install helm, or run `make tools` (linux/amd64)")
 
 
 def render_chart() -> str:

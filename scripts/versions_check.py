@@ -5,7 +5,8 @@ and print what is behind.
 
 Sources (see versions.env's header): a GitHub project's latest release, a chart repository's
 index.yaml, a Docker Hub repository's tags (those matching the pin's pattern), Kubernetes'
-stable.txt; a pinned checksum is compared with the checksum file published beside its download.
+stable.txt; a pinned checksum is compared with the checksum file published beside its download
+(sha256:) or with the SHA-256 of the file itself (sha256-of:, for files published without one).
 Without network to them (a machine with no internet) it says it cannot check and exits 0; so
 does it when some pins are behind: it informs, it does not gate. Exit 2: the versions file
 itself is malformed.
@@ -18,6 +19,7 @@ when set, is sent to GitHub (its anonymous limit is 60 requests an hour).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -33,6 +35,8 @@ import yaml
 from scripts.versions import VERSIONS_FILE, Pin, VersionsFileError, load
 
 DEFAULT_TIMEOUT_S = 10.0
+# Source kinds whose pin is a checksum, not a version: compared for equality, not order.
+CHECKSUMS = ("sha256", "sha256-of")
 
 
 class Unreachable(Exception):
@@ -90,6 +94,8 @@ def latest(pin: Pin, timeout: float = DEFAULT_TIMEOUT_S) -> str:
     if kind == "k8s":
         base = _base("VERSIONS_CHECK_K8S_RELEASES", "https://dl.k8s.io")
         return fetch(f"{base}/release/{spec}.txt", timeout).decode().strip()
+    if kind == "sha256-of":
+        return hashlib.sha256(fetch(spec, timeout)).hexdigest()
     if kind == "sha256":
         match = re.search(r"\b[0-9a-fA-F]{64}\b", fetch(spec, timeout).decode(errors="replace"))
         if match is None:
@@ -116,7 +122,7 @@ class Outcome:
         """A newer release than the pin; for a checksum, one that differs from the published."""
         if self.latest is None:
             return False
-        if self.pin.kind == "sha256":
+        if self.pin.kind in CHECKSUMS:
             return self.latest != self.pin.value.lower()
         return version_key(self.latest) > version_key(self.pin.version)
 
@@ -147,7 +153,7 @@ def report(outcomes: list[Outcome]) -> str:
         since = f"{pin.state} {pin.day.isoformat()}"
         if outcome.error is not None:
             lines.append(f"{pin.name:<{width}}  {pin.version[:14]:<14}  could not check: {outcome.error}")
-        elif pin.kind == "sha256":
+        elif pin.kind in CHECKSUMS:
             verdict = "DIFFERS from the published checksum" if outcome.behind else "matches the published checksum"
             lines.append(f"{pin.name:<{width}}  {pin.version[:12]:<14}  {verdict}")
         elif outcome.behind:
@@ -156,9 +162,9 @@ def report(outcomes: list[Outcome]) -> str:
             )
         else:
             lines.append(f"{pin.name:<{width}}  {pin.version:<14}  up to date ({outcome.latest})")
-    versions = [outcome for outcome in outcomes if outcome.pin.kind != "sha256"]
+    versions = [outcome for outcome in outcomes if outcome.pin.kind not in CHECKSUMS]
     behind = sum(outcome.behind for outcome in versions)
-    differ = sum(outcome.behind for outcome in outcomes if outcome.pin.kind == "sha256")
+    differ = sum(outcome.behind for outcome in outcomes if outcome.pin.kind in CHECKSUMS)
     unchecked = sum(outcome.error is not None for outcome in outcomes)
     summary = f"{behind} of {len(versions)} versions behind"
     summary += f", {differ} checksums differ" if differ else ""

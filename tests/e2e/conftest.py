@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from devstack.isolated import isolated_stack
+from tests.utils.api import wake_workers
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,15 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]
         stack.delete_queues()
 
 
+# The models the suite asks for, and how long a pool scaled to zero may take to serve again.
+E2E_MODELS = {"efficientnet_lite0", "efficientnet_lite1"}
+WAKE_TIMEOUT_S = float(os.environ.get("E2E_WAKE_TIMEOUT_S", "300"))
+
+
 @pytest.fixture(scope="session")
 def api(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=60) as client:
+        # With KEDA the workers may be at zero: wake them first, so no test's own (short) wait
+        # has to cover a cold start.
+        wake_workers(client, E2E_MODELS, "n01440764_tench.JPEG", WAKE_TIMEOUT_S)
         yield client

@@ -1,7 +1,7 @@
 """Render the helm chart with the real helm binary and walk the rendered objects.
 
-Shared by the tests in tests/k8s. helm comes from $HELM, the project's .tools/bin/helm
-(`make tools`) or PATH; kubectl (for kustomize) from $KUBECTL or PATH.
+Shared by the tests in tests/k8s. helm comes from $HELM, PATH or the project's .tools/bin/helm
+(`make tools`); kubectl (for kustomize) from $KUBECTL or PATH.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-import kubernetes_validate
 import yaml
-from kubernetes_validate.utils import SchemaNotFoundError
+
+from scripts import validate_k8s
 
 from devstack.paths import REPO
 
@@ -27,19 +27,24 @@ K8S_VERSION = "1.33.0"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
 
 
+TOOLS_BIN = REPO / ".tools" / "bin"
+
+
 def _tool(env: str, local: Path | None, name: str) -> str:
+    """$<env>, else the user's own on PATH, else the one `make tools` installed (as mk/k8s.mk)."""
     if os.environ.get(env):
         return os.environ[env]
+    user_path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != TOOLS_BIN)
+    found = shutil.which(name, path=user_path)
+    if found:
+        return found
     if local is not None and local.is_file():
         return str(local)
-    found = shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} not found: run `make tools` (helm) or install it")
-    return found
+    raise RuntimeError(f"{name} not found: run `make tools` (helm) or install it")
 
 
 def helm() -> str:
-    return _tool("HELM", REPO / ".tools" / "bin" / "helm", "helm")
+    return _tool("HELM", TOOLS_BIN / "helm", "helm")
 
 
 def kubectl() -> str:
@@ -85,20 +90,22 @@ def kustomize(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def is_core_api(api_version: str) -> bool:
-    """Kubernetes' own API groups (core, apps, batch, *.k8s.io ...), whose schemas must exist."""
-    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-    return "." not in group or group.endswith(".k8s.io")
+def validate(obj: dict, version: str = K8S_VERSION) -> str:
+    """scripts/validate_k8s.py: Kubernetes' own kinds strictly against the API's schemas (one
+    without a schema, a wrong apiVersion, fails), Gateway API/KEDA/Traefik/Prometheus Operator
+    objects with the models in tools/crd-schemas, the operators' kinds against their CRDs.
+    Returns how it was checked: "kubernetes", "package", "crd" or "skipped" (its CRD could not
+    be downloaded)."""
+    return validate_all([obj], version)[0]
 
 
-def validate(obj: dict, version: str = K8S_VERSION) -> None:
-    """kubernetes-validate --strict; an object of Kubernetes' own API groups without a schema
-    (a wrong apiVersion) fails too, where the CLI would only warn."""
-    try:
-        kubernetes_validate.validate(obj, version, strict=True)
-    except SchemaNotFoundError as exc:
-        if is_core_api(obj["apiVersion"]):
-            raise AssertionError(exc.message) from None
+def validate_all(objects: list[dict], version: str = K8S_VERSION) -> list[str]:
+    """validate() for many objects at once (the package-modelled ones in one node run)."""
+    outcomes = validate_k8s.validate_all(objects, version)
+    errors = [f"{name_of(obj)}: {o.error}" for obj, o in zip(objects, outcomes, strict=True) if not o.valid]
+    if errors:
+        raise AssertionError("\n".join(errors))
+    return [outcome.how for outcome in outcomes]
 
 
 def name_of(obj: dict) -> str:

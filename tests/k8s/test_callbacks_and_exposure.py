@@ -1,7 +1,6 @@
-"""Callbacks, what the ingress exposes, and how keys reach the pods, on the objects the real helm
-renders: the callback secret only through a Secret and only when callbacks are on, the results
-pods' egress policy, the Ingress that blocks /metrics, the `helm test` pod's API-key header,
-the kind controller's 429s."""
+"""Callbacks and how keys reach the pods, on the objects the real helm renders: the callback
+secret only through a Secret and only when callbacks are on, the results pods' egress policy,
+the `helm test` pod's API-key header. (What the front door exposes: test_front_door.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from classifier_common.config import Settings
 from tests.k8s.chart import (
     CHART,
     CI_VALUES,
-    REPO,
     containers,
     env_of,
     find,
@@ -29,7 +27,7 @@ from tests.k8s.chart import (
     one,
     render,
     run_helm,
-    validate,
+    validate_all,
 )
 
 CALLBACKS = ("--values", str(CHART / "ci" / "callbacks-values.yaml"))
@@ -207,48 +205,6 @@ def test_egress_policy_follows_an_external_mongodb_and_the_network_policy_switch
     assert find(render(*CALLBACKS, "--set", "networkPolicy.enabled=false"), "NetworkPolicy") == []
 
 
-# -- /metrics off the public ingress -------------------------------------------------------------
-
-
-def ingress_paths(ingress: dict) -> set[tuple[str, str]]:
-    (rule,) = ingress["spec"]["rules"]
-    return {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
-
-
-@pytest.mark.parametrize("values", [(), PRODUCTION], ids=["default", "production"])
-def test_a_second_ingress_answers_403_for_metrics_on_the_same_host(values: tuple[str, ...]) -> None:
-    objects = render(*values)
-    main, metrics = one(objects, "Ingress", "classifier"), one(objects, "Ingress", "classifier-metrics")
-    assert ingress_paths(metrics) == {("/metrics", "Exact")}
-    assert ("/metrics", "Exact") not in ingress_paths(main)  # no duplicate host+path for the webhook
-    assert metrics["spec"]["ingressClassName"] == main["spec"]["ingressClassName"]
-    assert metrics["spec"]["rules"][0].get("host") == main["spec"]["rules"][0].get("host")
-    assert metrics["spec"].get("tls") == main["spec"].get("tls")
-    # Only the deny: server-level annotations (TLS, cert-manager) stay with the main Ingress.
-    (denied,) = metrics["metadata"]["annotations"].items()
-    assert denied[0] == "nginx.ingress.kubernetes.io/denylist-source-range"
-    networks = [ipaddress.ip_network(cidr) for cidr in denied[1].split(",")]
-    for client in ("203.0.113.9", "10.0.0.1", "127.0.0.1", "2001:db8::1", "::1"):
-        assert any(ipaddress.ip_address(client) in net for net in networks), client
-    (path,) = metrics["spec"]["rules"][0]["http"]["paths"]
-    gateway = one(objects, "Service", "classifier-gateway")
-    assert path["backend"]["service"]["name"] == "classifier-gateway"
-    assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in gateway["spec"]["ports"]}
-
-
-def test_blocking_metrics_can_be_turned_off_and_needs_the_ingress() -> None:
-    assert [i["metadata"]["name"] for i in find(render("--set", "ingress.blockMetrics=false"), "Ingress")] == [
-        "classifier"
-    ]
-    assert find(render("--set", "ingress.enabled=false"), "Ingress") == []
-
-
-def test_the_kind_controller_answers_429_over_the_rate_limits() -> None:
-    config = yaml.safe_load((REPO / "kind" / "ingress-nginx-values.yaml").read_text())["controller"]["config"]
-    assert config["limit-req-status-code"] == "429"
-    assert config["limit-conn-status-code"] == "429"
-
-
 # -- API keys: from a Secret, sent as X-API-Key by `helm test` -----------------------------------
 
 
@@ -335,5 +291,4 @@ def test_callbacks_scenario_turns_on_callbacks_and_api_keys_and_validates() -> N
     assert values["callbacks"]["enabled"] is True and values["apiKeys"]["existingSecret"]
     lint = run_helm("lint", "--strict", str(CHART), *CALLBACKS)
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    for obj in render(*CALLBACKS):
-        validate(obj)
+    validate_all(render(*CALLBACKS))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.k8s.chart import REPO, find, kustomize, name_of, one, render, validate
+from tests.k8s.chart import REPO, find, kustomize, name_of, one, render, validate_all
 
 KIND_OVERLAY = REPO / "k8s" / "overlays" / "kind"
 BASE = REPO / "k8s" / "base"
@@ -19,8 +19,7 @@ BASE = REPO / "k8s" / "base"
 def test_kustomize_renders_and_every_object_validates(path) -> None:
     objects = kustomize(path)
     assert len(objects) > 10
-    for obj in objects:
-        validate(obj)
+    validate_all(objects)
 
 
 def by_identity(objects: list[dict]) -> dict[tuple[str, str, str], dict]:

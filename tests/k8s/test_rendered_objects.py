@@ -36,49 +36,7 @@ def main_container(objects: list[dict], kind: str, name: str) -> dict:
     return one(objects, kind, name)["spec"]["template"]["spec"]["containers"][0]
 
 
-# -- ingress -----------------------------------------------------------------------------------
-
-
-def ingress_routes(ingress: dict) -> dict[tuple[str, str], str]:
-    (rule,) = ingress["spec"]["rules"]
-    return {(path["path"], path["pathType"]): path["backend"]["service"]["name"] for path in rule["http"]["paths"]}
-
-
-def test_ingress_routes_jobs_to_gateway_and_job_ids_to_results() -> None:
-    ingress = one(render(), "Ingress", "classifier")
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    (rule,) = ingress["spec"]["rules"]
-    assert "host" not in rule  # http://localhost/ on kind
-    assert ingress_routes(ingress) == {
-        ("/v1/jobs", "Exact"): "classifier-gateway",
-        ("/v1/jobs/", "Prefix"): "classifier-results",
-        ("/results/", "Prefix"): "classifier-results",
-        ("/", "Prefix"): "classifier-gateway",
-    }
-    services = {s["metadata"]["name"]: s for s in find(render(), "Service")}
-    for path in rule["http"]["paths"]:
-        port = path["backend"]["service"]["port"]["name"]
-        assert port in {p["name"] for p in services[path["backend"]["service"]["name"]]["spec"]["ports"]}
-
-
-def test_ingress_host_tls_and_rate_limits_come_from_values() -> None:
-    objects = render("--values", str(CHART / "ci" / "production-values.yaml"))
-    ingress = one(objects, "Ingress", "classifier")
-    assert ingress["spec"]["rules"][0]["host"] == "classifier.example.com"
-    assert ingress["spec"]["tls"] == [{"secretName": "classifier-tls", "hosts": ["classifier.example.com"]}]
-    annotations = ingress["metadata"]["annotations"]
-    assert annotations["nginx.ingress.kubernetes.io/limit-rps"] == "5"
-    assert annotations["nginx.ingress.kubernetes.io/limit-burst-multiplier"] == "3"
-    assert annotations["nginx.ingress.kubernetes.io/limit-connections"] == "20"
-    assert annotations["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
-    off = one(render("--set", "ingress.rateLimit.enabled=false"), "Ingress", "classifier")
-    assert not any("limit-" in key for key in off["metadata"]["annotations"])
-
-
-def test_ingress_accepts_the_largest_upload_the_gateway_accepts() -> None:
-    ingress = one(render("--set", "config.maxUploadBytes=52428800"), "Ingress", "classifier")
-    size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
-    assert int(size.removesuffix("k")) * 1024 > 52428800
+# The front door (HTTPRoute, Gateway, Ingress, Middlewares): tests/k8s/test_front_door.py.
 
 
 # -- autoscaling -------------------------------------------------------------------------------
@@ -169,8 +127,18 @@ def test_our_services_probe_healthz_and_readyz_on_their_ports() -> None:
         assert {(p["name"], p["containerPort"]) for p in container["ports"]} == {(port_name, port)}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port_name}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port_name}
-        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
         assert env_of(container)["CLASSIFIER_PORT"]["value"] == str(port)
+    for name in ("classifier-gateway", "classifier-results"):
+        assert main_container(objects, "Deployment", name)["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_worker_startup_probe_waits_for_the_models_not_just_the_port() -> None:
+    """The worker's /healthz answers before the models are loaded; only /readyz says they are.
+    Liveness must not start before a slow model load is over."""
+    container = main_container(render(), "Deployment", "classifier-worker")
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
 
 
 def test_containers_with_a_read_only_root_have_a_writable_tmp() -> None:
@@ -196,10 +164,9 @@ def test_workers_drain_before_they_are_killed() -> None:
     container = spec["containers"][0]
     configmap = one(objects, "ConfigMap", "classifier")
     shutdown_grace = int(configmap["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
-    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop[:2] == ["python", "-c"]
-    sleep = float(re.search(r"sleep\((\d+)\)", pre_stop[2]).group(1))
-    assert spec["terminationGracePeriodSeconds"] > shutdown_grace + sleep
+    assert spec["terminationGracePeriodSeconds"] > shutdown_grace
+    # No Service sends the worker traffic: a preStop sleep would only delay its drain.
+    assert "lifecycle" not in container
     for name in ("classifier-gateway", "classifier-results"):
         assert "preStop" in main_container(objects, "Deployment", name)["lifecycle"]
 
@@ -462,3 +429,38 @@ def test_a_config_change_rolls_the_pods() -> None:
         old = one(before, "Deployment", name)["spec"]["template"]["metadata"]["annotations"][annotation]
         new = one(after, "Deployment", name)["spec"]["template"]["metadata"]["annotations"][annotation]
         assert old != new, name
+
+
+def test_generated_broker_and_store_secrets_outlive_an_uninstall() -> None:
+    """The RabbitMQ and MongoDB data stay on their PersistentVolumeClaims after `helm uninstall`
+    (StatefulSet claims are never deleted with the release), with users made from the generated
+    passwords. A new install with new random passwords would be locked out, so the Secrets stay
+    too (resource-policy keep) and the next install keeps their passwords (lookup)."""
+    objects = render()
+    for name in ("classifier-rabbitmq", "classifier-mongodb"):
+        secret = one(objects, "Secret", name)
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", name
+        template = (CHART / "templates" / name.removeprefix("classifier-") / "secret.yaml").read_text()
+        assert '(lookup "v1" "Secret" .Release.Namespace $name)' in template
+        statefulset = one(objects, "StatefulSet", name)
+        assert statefulset["spec"]["volumeClaimTemplates"], name
+
+
+def memory_bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(float(quantity.removesuffix(suffix)) * factor)
+    return int(quantity)
+
+
+def test_rabbitmq_is_a_4x_image_with_a_quorum_queue_wal_sized_for_its_pod() -> None:
+    objects = render()
+    (container,) = one(objects, "StatefulSet", "classifier-rabbitmq")["spec"]["template"]["spec"]["containers"]
+    assert re.fullmatch(r"rabbitmq:4\.\d+\.\d+-management", container["image"])
+    conf = one(objects, "ConfigMap", "classifier-rabbitmq")["data"]["90-classifier.conf"]
+    wal = int(re.search(r"^raft\.wal_max_size_bytes = (\d+)$", conf, re.MULTILINE).group(1))
+    # RabbitMQ advises 3-4x the WAL size of memory for the node; its 512 MiB default would not fit.
+    assert 4 * wal <= memory_bytes(container["resources"]["limits"]["memory"]) // 2
+    # The per-queue metrics the autoscaling reads come from rabbitmq_prometheus.
+    assert "rabbitmq_prometheus" in one(objects, "ConfigMap", "classifier-rabbitmq")["data"]["enabled_plugins"]

@@ -132,14 +132,6 @@ def test_kind_node_is_ingress_ready_with_ports_and_the_data_mount() -> None:
     assert "${CLASSIFIER_KIND_DATA}" in (REPO / "scripts" / "kind-up.sh").read_text()
 
 
-def test_ingress_nginx_runs_on_the_ingress_ready_node_with_host_ports() -> None:
-    values = yaml.safe_load((REPO / "kind" / "ingress-nginx-values.yaml").read_text())["controller"]
-    (node,) = KIND_CONFIG["nodes"]
-    assert values["nodeSelector"].items() <= node["labels"].items()
-    assert values["hostPort"]["enabled"] is True
-    assert one(render(), "Ingress", "classifier")["spec"]["ingressClassName"] == "nginx"
-
-
 def make_dry_run(*args: str) -> str:
     result = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

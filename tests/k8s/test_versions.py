@@ -4,6 +4,7 @@ what is behind against (fake, local) release sources, and says so when it cannot
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from tests.utils.file_server import file_server
 
 PINS = versions.load()
 SOURCE = re.compile(
-    r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+|sha256:https://\S+)$"
+    r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+|sha256(?:-of)?:https://\S+)$"
 )
 
 
@@ -122,7 +123,12 @@ def fake_sources() -> dict[str, bytes]:
         "/k8s/release/stable.txt": b"v1.36.0\n",
         "/dl/tool.tar.gz.sha256sum": f"{'a' * 64}  tool.tar.gz\n".encode(),
         "/dl/other.tar.gz.sha256sum": f"{'b' * 64}  other.tar.gz\n".encode(),
+        "/dl/widget-crd.yaml": WIDGET_CRD,
     }
+
+
+# A file published without a checksum beside it (an operator's CRD): its pin is its own SHA-256.
+WIDGET_CRD = b"kind: CustomResourceDefinition\n"
 
 
 def versions_file(tmp_path: Path, charts: str) -> Path:
@@ -138,6 +144,8 @@ def versions_file(tmp_path: Path, charts: str) -> Path:
         "KUBECTL_VERSION=v1.36.1  # pinned 2026-12-05 k8s:stable\n"
         f"TOOL_SHA256_LINUX_AMD64={'a' * 64}  # checked 2026-09-10 sha256:{site}/dl/tool.tar.gz.sha256sum\n"
         f"OTHER_SHA256_LINUX_AMD64={'c' * 64}  # checked 2026-09-10 sha256:{site}/dl/other.tar.gz.sha256sum\n"
+        f"WIDGET_CRD_SHA256={hashlib.sha256(WIDGET_CRD).hexdigest()}"
+        f"  # pinned 2026-12-05 sha256-of:{site}/dl/widget-crd.yaml\n"
     )
     return path
 
@@ -169,6 +177,7 @@ def test_versions_check_lists_what_is_behind(tmp_path: Path) -> None:
     assert "up to date (v1.36.0)" in lines["KUBECTL_VERSION"]
     assert "matches the published checksum" in lines["TOOL_SHA256_LINUX_AMD64"]
     assert "DIFFERS from the published checksum" in lines["OTHER_SHA256_LINUX_AMD64"]
+    assert "matches the published checksum" in lines["WIDGET_CRD_SHA256"]
     assert result.stdout.rstrip().endswith("3 of 5 versions behind, 1 checksums differ")
 
 

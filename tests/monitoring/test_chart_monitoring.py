@@ -1,8 +1,8 @@
 """The chart's monitoring and autoscaling objects, rendered by the real helm.
 
-kubernetes-validate has no schemas for the custom resources (monitoring.coreos.com
-ServiceMonitor/PodMonitor/PrometheusRule, keda.sh ScaledObject): tests/k8s validates every
-built-in object of every scenario and skips these. They are checked structurally here instead:
+The custom resources (monitoring.coreos.com ServiceMonitor/PodMonitor/PrometheusRule, keda.sh
+ScaledObject) are validated against the pinned models of tools/crd-schemas (below and in
+tests/k8s, every scenario). What a schema cannot see is checked here:
 required fields, selectors that match the pods' (or Services') labels, ports that exist by name
 on the selected objects, the rule file and dashboards embedded unchanged, the ScaledObject's
 query equal to the one prometheus-adapter runs for the HPA.
@@ -10,6 +10,7 @@ query equal to the one prometheus-adapter runs for the HPA.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from experiments.adapter_query import external_rule, render_metrics_query
-from tests.k8s.chart import CHART, NAMESPACE, RenderError, find, one, render, render_text
+from tests.k8s.chart import CHART, NAMESPACE, RenderError, find, one, render, render_text, validate, validate_all
 from tests.monitoring.conftest import DASHBOARDS, REPO, RULES
 
 MONITORING = ("--set", "monitoring.enabled=true")
@@ -95,6 +96,16 @@ def workloads_selected(objects: list[dict], selector: dict) -> list[dict]:
 def container_ports(workload: dict) -> dict[str, int]:
     spec = workload["spec"]["template"]["spec"]
     return {p["name"]: p["containerPort"] for c in spec["containers"] for p in c.get("ports", []) if "name" in p}
+
+
+def test_monitoring_objects_validate_against_the_prometheus_operator_model() -> None:
+    objects = [o for o in render(*MONITORING_VALUES) if o["kind"] in MONITORING_KINDS]
+    assert {o["kind"] for o in objects} == MONITORING_KINDS
+    assert validate_all(objects) == ["package"] * len(objects)
+    monitor = copy.deepcopy(one(objects, "PodMonitor", "classifier-worker"))
+    monitor["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
+    with pytest.raises(AssertionError, match="intervall"):
+        validate(monitor)
 
 
 def test_service_monitors_select_the_gateway_and_results_services_and_their_ports() -> None:
@@ -289,8 +300,10 @@ def test_a_stopped_worker_has_time_to_finish_its_job(args: tuple[str, ...]) -> N
     objects = render(*args)
     worker = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]
     (container,) = worker["containers"]
-    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    sleep_s = float(re.search(r"sleep\((\d+(?:\.\d+)?)\)", pre_stop[-1]).group(1))
+    pre_stop = container.get("lifecycle", {}).get("preStop")
+    sleep_s = (
+        float(re.search(r"sleep\((\d+(?:\.\d+)?)\)", pre_stop["exec"]["command"][-1]).group(1)) if pre_stop else 0.0
+    )
     shutdown_grace_s = float(one(objects, "ConfigMap", "classifier")["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
     assert shutdown_grace_s >= 30  # far beyond one CPU inference batch of the shipped models
     assert worker["terminationGracePeriodSeconds"] > sleep_s + shutdown_grace_s

@@ -2,10 +2,10 @@
 
 The worker runs as a real process with CLASSIFIER_SHUTDOWN_GRACE_S as the chart renders it and
 the synthetic model taking SERVICE_S per job, so SIGTERM surely lands while a job runs. What a
-pod deletion does to it: preStop (a sleep), then SIGTERM, then SIGKILL once the rendered
-terminationGracePeriodSeconds have passed since preStop began. The worker must stop consuming,
-finish the jobs it holds (the one running and the ones prefetched, CLASSIFIER_PREFETCH), ack them
-and exit 0 well before that; jobs still in the queue are left to the next worker."""
+pod deletion does to it: preStop (a sleep, if the chart renders one), then SIGTERM, then SIGKILL
+once the rendered terminationGracePeriodSeconds have passed since the pod was told to stop. The
+worker must stop consuming, finish the jobs it holds (the one running and the ones prefetched,
+CLASSIFIER_PREFETCH), ack them and exit 0 well before that; jobs still in the queue are left to the next worker."""
 
 from __future__ import annotations
 
@@ -30,11 +30,13 @@ SERVICE_S = 3
 
 @pytest.fixture(scope="module")
 def chart_timing() -> tuple[float, float, float]:
-    """(preStop sleep, CLASSIFIER_SHUTDOWN_GRACE_S, terminationGracePeriodSeconds) as rendered."""
+    """(preStop sleep or 0, CLASSIFIER_SHUTDOWN_GRACE_S, terminationGracePeriodSeconds) as rendered."""
     objects = render()
     pod = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]
-    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1]
-    sleep_s = float(re.search(r"sleep\((\d+(?:\.\d+)?)\)", pre_stop).group(1))
+    pre_stop = pod["containers"][0].get("lifecycle", {}).get("preStop")
+    sleep_s = (
+        float(re.search(r"sleep\((\d+(?:\.\d+)?)\)", pre_stop["exec"]["command"][-1]).group(1)) if pre_stop else 0.0
+    )
     grace_s = float(one(objects, "ConfigMap", "classifier")["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
     return sleep_s, grace_s, float(pod["terminationGracePeriodSeconds"])
 

@@ -31,3 +31,20 @@ def wait_for_job(client: httpx.Client, location: str, timeout: float = 60.0) -> 
         if job["status"] in FINISHED:
             return job
         assert time.monotonic() < deadline, f"job still {job['status']} after {timeout}s"
+
+
+def wake_workers(client: httpx.Client, models: set[str], image: str, timeout: float) -> dict[str, Any]:
+    """Wait until workers serve: one job of the first model finished, and every model in
+    ``models`` loaded by a running worker. A pool scaled to zero (KEDA) is woken by the job;
+    its first worker needs the scale-up, the pod's start and the model load, longer than one
+    job's wait in a test."""
+    deadline = time.monotonic() + timeout
+    response = client.post("/v1/jobs", json={"model": sorted(models)[0], "image": image})
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.headers["location"], timeout=timeout)
+    while True:
+        loaded = {m["name"] for m in client.get("/v1/models").json() if m["loaded"]}
+        if models <= loaded:
+            return job
+        assert time.monotonic() < deadline, f"models {sorted(models - loaded)} not loaded after {timeout}s"
+        time.sleep(1)

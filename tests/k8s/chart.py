@@ -15,9 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from scripts import validate_k8s
-
 from devstack.paths import REPO
+from scripts import validate_k8s
 
 CHART = REPO / "helm" / "classifier"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))

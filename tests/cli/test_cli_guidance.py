@@ -1,0 +1,70 @@
+"""What the `classifier` command says when a person gets something slightly wrong: a URL typed
+without its scheme or with the API's /v1, a misspelt gallery name or model, a file the server
+would refuse; and a cached answer in words."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from tests.utils.server import Server
+
+GOLDFINCH = "n01531178_goldfinch.JPEG"
+
+
+def test_url_without_scheme_or_with_v1_is_understood(classifier, server: Server) -> None:
+    host_port = server.url.removeprefix("http://")
+    for url in (host_port, f"{server.url}/v1", f"{server.url}/v1/", f"{host_port}/v1"):
+        result = classifier("--url", url, "models", "--json")
+        assert result.returncode == 0, (url, result.stderr)
+        assert "efficientnet_lite0" in result.stdout
+
+    bad = classifier("--url", "ftp://127.0.0.1:21", "models")
+    assert bad.returncode == 2
+    assert "not an http(s) URL" in bad.stderr
+
+
+def test_unknown_gallery_name_gets_the_closest_names(classifier) -> None:
+    typo = classifier("submit", "--image", "n01531178_goldfnch.JPEG")
+    assert typo.returncode == 3
+    assert f"did you mean {GOLDFINCH}?" in typo.stderr, typo.stderr
+
+    label = classifier("submit", "--image", "goldfinch")  # the label, not the file name
+    assert label.returncode == 3
+    assert f"did you mean {GOLDFINCH}" in label.stderr, label.stderr
+
+
+def test_unknown_model_lists_the_models_served(classifier, server: Server) -> None:
+    served = [m["name"] for m in httpx.get(f"{server.url}/v1/models").json() if m["available"]]
+    result = classifier("submit", "--model", "efficientnet_lite9", "--image", GOLDFINCH)
+    assert result.returncode == 3
+    assert f"models served here: {', '.join(served)}" in result.stderr, result.stderr
+    assert "did you mean efficientnet_lite" in result.stderr
+
+
+def test_file_the_server_would_refuse_is_refused_before_upload(classifier, server: Server, tmp_path: Path) -> None:
+    limit = httpx.get(f"{server.url}/v1/info").json()["max_upload_bytes"]
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * (limit + 1))
+    result = classifier("submit", "--file", str(big))
+    assert result.returncode == 2, result.stderr
+    # the file's own size, then the limit, each once
+    assert f"big.jpg is {limit + 1:,} bytes; the server accepts at most {limit:,} bytes" in result.stderr
+    assert result.stderr.count(f"{limit:,}") == 1, result.stderr
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture\n")
+    result = classifier("submit", "--file", str(notes))
+    assert result.returncode == 2, result.stderr
+    assert "notes.txt is not an image format the server accepts (text/plain)" in result.stderr
+    assert "accepted: BMP, GIF, JPEG, PNG, TIFF, WEBP" in result.stderr
+
+
+def test_cached_answer_says_cached_result(classifier) -> None:
+    for _ in range(2):  # the second identical job is answered from the first
+        result = classifier("submit", "--image", GOLDFINCH, "--wait")
+        assert result.returncode == 0, result.stderr
+    assert re.search(r"· cached result \(originally \d+ ms\)", result.stdout), result.stdout
+    assert "inference" not in result.stdout

@@ -116,6 +116,7 @@ def test_phone_offers_the_camera(page: Page, screenshot: Callable[[Page], Path])
     page.set_viewport_size({"width": 1280, "height": 800})
     expect(page.get_by_text("Drop your own image here")).to_be_visible()
     expect(page.get_by_text("Take a photo")).to_be_hidden()
+    expect(page.locator("#camera")).to_be_hidden()  # not a Tab stop where it is not offered
 
 
 def _truncated_png(source: Path) -> bytes:

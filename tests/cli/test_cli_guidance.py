@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
+from classifier_client import cli
 from tests.utils.server import Server
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
@@ -68,3 +70,18 @@ def test_cached_answer_says_cached_result(classifier) -> None:
         assert result.returncode == 0, result.stderr
     assert re.search(r"· cached result \(originally \d+ ms\)", result.stdout), result.stdout
     assert "inference" not in result.stdout
+
+
+def test_413_from_a_server_that_does_not_publish_its_limit_gives_the_files_size(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a server without /v1/info's limits (an older one): the file goes up and the server refuses it
+    monkeypatch.setattr(cli, "published_limits", lambda ctx: {}, raising=False)
+    limit = httpx.get(f"{server.url}/v1/info").json()["max_upload_bytes"]
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff" * (limit + 1))
+    code = cli.main(["--url", server.url, "submit", "--file", str(big)])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert f"big.jpg is {limit + 1:,} bytes; the server accepts at most {limit:,} bytes (HTTP 413" in err, err
+    assert err.count(f"{limit:,}") == 1, err  # the limit once, not repeated

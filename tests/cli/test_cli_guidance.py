@@ -4,11 +4,13 @@ would refuse; and a cached answer in words."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from classifier_client import cli
 from tests.utils.server import Server
@@ -85,3 +87,16 @@ def test_413_from_a_server_that_does_not_publish_its_limit_gives_the_files_size(
     assert code == 3, err
     assert f"big.jpg is {limit + 1:,} bytes; the server accepts at most {limit:,} bytes (HTTP 413" in err, err
     assert err.count(f"{limit:,}") == 1, err  # the limit once, not repeated
+
+
+def test_undecodable_image_is_explained_in_plain_words(classifier, tmp_path: Path, seeded: tuple[Path, Path]) -> None:
+    png = tmp_path / "broken.png"
+    out = io.BytesIO()
+    Image.open(seeded[1] / "n07747607_orange.JPEG").save(out, format="PNG")
+    png.write_bytes(out.getvalue()[: len(out.getvalue()) // 2])  # the pixel data stops half-way
+    result = classifier("submit", "--file", str(png))
+    assert result.returncode == 3, result.stderr
+    lead, _, detail = result.stderr.partition("; details: ")
+    assert "broken.png looks like an image, but its data is damaged or cut off (HTTP 422 invalid_image)" in lead
+    assert "decoded" not in lead  # the decoder's words come after, as a detail
+    assert detail.startswith("the image could not be decoded"), result.stderr

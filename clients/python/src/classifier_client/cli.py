@@ -38,6 +38,8 @@ FORMAT_EXTENSIONS = {
     "BMP": ("bmp", "dib"),
     "TIFF": ("tif", "tiff"),
 }
+# Error codes whose message is a library's words, and what they mean for a person.
+PLAIN_WORDS = {"invalid_image": "{subject} looks like an image, but its data is damaged or cut off"}
 LONG_POLL_S = 5.0  # the server holds each status request up to this long (its maximum is 30)
 
 EXIT_OK = 0
@@ -138,7 +140,10 @@ def describe_job(console: Console, job: Job, base_url: str) -> None:
     console.print(line)
     console.print(Text(f"job {job['id']}  {base_url.rstrip('/')}{job['status_url']}", style="dim"), soft_wrap=True)
     error = job.get("error")
-    if error:
+    if error and error["code"] in PLAIN_WORDS:
+        words = PLAIN_WORDS[error["code"]].format(subject=job["image"])
+        console.print(Text(f"{error['code']}: {words}; details: {error['message']}", style="red"))
+    elif error:
         console.print(Text(f"{error['code']}: {error['message']}", style="red"))
     if result and result.get("predictions"):
         console.print(predictions_table(result["predictions"]))
@@ -155,6 +160,10 @@ def error_text(exc: ClassifierError, upload: Upload | None = None, hint: str | N
     if exc.status == 413 and upload is not None and "max_bytes" in details:
         # the server's message names its limit only; the file's own size is what to act on
         text = f"{too_large(upload, details['max_bytes'])} (HTTP 413 {exc.code})"
+    elif exc.code in PLAIN_WORDS:
+        # the server's text (a decoder's words) follows as a detail
+        subject = upload.name if upload is not None else "the image"
+        text = f"{PLAIN_WORDS[exc.code].format(subject=subject)} (HTTP {exc.status} {exc.code}); details: {exc.message}"
     else:
         text = f"{exc.message} (HTTP {exc.status} {exc.code})"
         if "max_bytes" in details:

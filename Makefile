@@ -10,24 +10,31 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker -e services/standalone \
 	-e clients/python
 # Test/tool requirements: one file per area under requirements/; Debian packages in requirements/apt-*.txt.
-REQUIREMENTS := $(filter-out requirements/apt-%,$(sort $(wildcard requirements/*.txt)))
+# requirements/constraints.txt pins every third-party version (`make constraints` writes it).
+CONSTRAINTS := requirements/constraints.txt
+REQUIREMENTS := $(filter-out requirements/apt-% $(CONSTRAINTS),$(sort $(wildcard requirements/*.txt)))
 APT_PACKAGES := $(sort $(shell cat requirements/apt-*.txt 2>/dev/null | sed 's/#.*//'))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-packages setup-extra run stack stack-up stack-down test test-fast lint format
+.PHONY: help setup system-packages setup-extra constraints run stack stack-up stack-down test test-fast lint typecheck format
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: $(REQUIREMENTS) libs/common/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml
+# torch: the CPU build on Linux without an NVIDIA GPU, the CUDA build with one, PyPI's on macOS;
+# TORCH_VARIANT=cpu|cu128|pypi overrides (scripts/install-torch.sh).
+$(VENV)/.installed: $(REQUIREMENTS) $(CONSTRAINTS) libs/common/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | { grep -v 'is ignored: it is neither' || true; }
-	$(PIP) install --quiet $(PACKAGES) $(addprefix -r ,$(REQUIREMENTS)) 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	PIP="$(PIP)" TORCH_VARIANT="$(TORCH_VARIANT)" scripts/install-torch.sh
+	$(PIP) install --quiet -c $(CONSTRAINTS) $(PACKAGES) $(addprefix -r ,$(REQUIREMENTS)) 2>&1 | { grep -v 'is ignored: it is neither' || true; }
 	touch $@
 
 setup: system-packages $(VENV)/.installed setup-extra ## Create .venv, install everything, seed ./data (models + gallery)
 	$(PY) -m classifier_worker.seed --models-dir data/models --gallery-dir data/gallery --gallery-source gallery
+
+constraints: $(VENV)/.installed ## Rewrite requirements/constraints.txt from the venv (after changing a dependency)
+	$(PY) -m scripts.constraints
 
 # Debian packages the tests and `make stack` use (nginx, prometheus, chromium); installed when missing
 # and root, otherwise listed. `make run` needs none of them.
@@ -60,12 +67,15 @@ test: ## The whole test suite
 test-fast: ## The quick loop: no RabbitMQ, no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" --ignore=tests/e2e -p no:cacheprovider
 
-LINT_PATHS := libs services clients tests bench experiments scripts
+LINT_PATHS := libs services clients tests bench experiments scripts devstack
 
-lint: ## ruff, and the import boundaries (.importlinter: services -> common only, tools never import tests)
+lint: typecheck ## ruff, the import boundaries (.importlinter: services -> common only, tools never import tests) and mypy
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/lint-imports
+
+typecheck: ## mypy over classifier_common, the services and the client (mypy.ini)
+	$(VENV)/bin/mypy
 
 format: ## ruff: fix what it can and format
 	$(VENV)/bin/ruff check --fix $(LINT_PATHS)

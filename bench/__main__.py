@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench import report, servers
 from bench.images import load_gallery
-from bench.load import HttpError
+from bench.load import HttpError, closed_loop
 from bench.scenarios import (
     Row,
     classify_job,
@@ -38,13 +38,14 @@ from bench.scenarios import (
     system_job,
     upload_only_job,
 )
+from devstack.paths import REPO
+from devstack.ports import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL = "efficientnet_lite0"
-GROUPS = ("inprocess", "system", "naive", "bentoml")
+GROUPS = ("inprocess", "system", "naive", "bentoml", "celery")
 # The table's order (the interleaved pairs are measured 2-c1, 3-c1, 2, 3-sat).
-ROW_ORDER = ("1", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat", "4w-c1", "4w-sat")
-ROW_ORDER += ("5-c1", "5-sat")
+ROW_ORDER = ("1", "6", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat", "4w-c1")
+ROW_ORDER += ("4w-sat", "5-c1", "5-sat", "7-c1", "7-sat")
 
 
 def _cpu_model() -> str:
@@ -270,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         # is compared with it).
         row2c1 = inprocess("2-c1", "(2) decode + preprocess + forward, one loop alone", "preprocess", 1)
         if "inprocess" in groups:
-            measure(inprocess("1", "(1) forward only, batch 1", "forward", args.workers))
+            measure(inprocess("1", "(1) forward only, batch 1 (fp32 torch)", "forward", args.workers))
+            # (6): ONNX Runtime's forward pass on the model's verified export, the CPU's limit here.
+            measure(inprocess("6", "(6) forward only, batch 1, ONNX Runtime hot loop", "onnxruntime", args.workers))
             if not together:
                 measure(row2)
                 measure(row2c1)
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
                 "CLASSIFIER_MODELS": MODEL,
                 "CLASSIFIER_TORCH_THREADS": str(args.threads),
+                "CLASSIFIER_RUNTIME": "auto",  # the product's default (test stacks use torch)
                 **extra_env,
             }
             system = servers.system(tmp / "system", workers=args.workers, env=env, worker_python=args.torch_python)
@@ -344,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("tutorial", "4", "(4) naive FastAPI, classify in the handler (tutorial code)"),
                 ("worker", "4w", "(4w) naive FastAPI, classify in the handler, the worker's code"),
             ):
-                port = servers.free_port()
+                port = free_port()
                 log = tmp / f"naive-{code}.log"
                 with servers.naive_app(args.torch_python, port, args.threads, args.models_dir, log, code) as pid:
                     job = classify_job(
@@ -364,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 for key, clients in (("5-c1", 1), ("5-sat", sat)):
                     emit(not_run(key, f"(5) BentoML, {clients} client(s)", why))
             else:
-                port = servers.free_port()
+                port = free_port()
                 with servers.bentoml_app(port, args.workers, args.threads, args.models_dir, tmp / "bentoml.log") as pid:
                     job = classify_job(f"http://127.0.0.1:{port}", "/classify", MODEL, images, tag + b"-bento")
                     for key, clients in (("5-c1", 1), ("5-sat", sat)):
@@ -372,6 +376,48 @@ def main(argv: list[str] | None = None) -> int:
                         measure(
                             lambda _, key=key, name=name, clients=clients: run_load(
                                 Row(key, name), job, {"bentoml": pid}, clients=clients, **load
+                            )
+                        )
+
+        if "celery" in groups:
+            # (7) the design most Python teams build instead: FastAPI + Celery on the same RabbitMQ,
+            # a Redis result backend, the worker's model code, the system's clients.
+            why = "smoke run" if args.smoke else servers.redis_missing()
+            if why:
+                for key, clients in (("7-c1", 1), ("7-sat", sat)):
+                    emit(not_run(key, f"(7) FastAPI + Celery, {clients} client(s)", why))
+            else:
+                port = servers.free_port()
+                env = {
+                    "CLASSIFIER_MODELS_DIR": str(args.models_dir),
+                    "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
+                    **extra_env,
+                }
+                celery_log = tmp / "celery.log"
+                with servers.celery_app(args.torch_python, port, args.workers, args.threads, env, celery_log) as pids:
+                    for shared, pid in (
+                        ("rabbitmq (shared)", servers.rabbitmq_pid()),
+                        ("redis (shared)", servers.redis_pid()),
+                    ):
+                        if pid:
+                            pids[shared] = pid
+                    url = f"http://127.0.0.1:{port}"
+                    # Each Celery child loads its model when it starts: let every one take jobs first.
+                    closed_loop(
+                        system_job(url, url, MODEL, images, tag + b"-celery-warm", cached=False),
+                        2 * args.workers,
+                        0,
+                        15,
+                    )
+                    for key, clients in (("7-c1", 1), ("7-sat", sat)):
+                        name = f"(7) FastAPI + Celery (RabbitMQ, Redis results), {clients} client(s)"
+                        measure(
+                            lambda attempt, key=key, name=name, clients=clients: run_load(
+                                Row(key, name),
+                                system_job(url, url, MODEL, images, tag + key.encode() + attempt, cached=False),
+                                pids,
+                                clients=clients,
+                                **load,
                             )
                         )
 

@@ -29,8 +29,8 @@ from bench import servers
 from bench.images import load_gallery
 from bench.load import Connection
 from bench.scenarios import submit_upload, upload_body, wait_succeeded
+from devstack.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL = "efficientnet_lite0"
 WARMUP_JOBS = 5
 

@@ -37,7 +37,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-REPO = Path(__file__).resolve().parents[1]
+from devstack.paths import REPO
+
 PORT = 18790
 
 app = FastAPI()
@@ -95,7 +96,7 @@ def broker_parts(messages: int, size: int) -> tuple[float, float]:
     from bench.procstats import cpu_seconds
     from classifier_common.broker.rabbitmq import RabbitConsumer, RabbitPublisher
     from classifier_common.config import Settings
-    from scripts.stack import DEFAULT_BROKER, delete_job_queues
+    from devstack.stack import DEFAULT_BROKER, delete_job_queues
 
     queue = f"classifier.floor.{uuid.uuid4().hex[:8]}"
     settings = Settings(broker_url=os.environ.get("CLASSIFIER_BROKER_URL", DEFAULT_BROKER), queue_name=queue)

@@ -1,8 +1,9 @@
-"""Scenarios (1) and (2): one process, one loop, batch 1, the worker's own code.
+"""Scenarios (1), (2) and (6): one process, one loop, batch 1, the worker's own code.
 
-    python -m bench.inprocess forward preprocess --threads 2 ...
-        forward:    (1) the model's forward pass only
-        preprocess: (2) bytes -> decode -> tensor -> forward -> top-5
+    python -m bench.inprocess forward preprocess onnxruntime --threads 2 ...
+        forward:     (1) the model's forward pass only (fp32 torch, as loaded and rewritten)
+        preprocess:  (2) bytes -> decode -> tensor -> forward -> top-5 (the runtime auto picks)
+        onnxruntime: (6) the forward pass only, in ONNX Runtime on the model's verified export
 
 A process of its own (started by bench.__main__, as many side by side as the system has worker
 processes, so both use the machine alike), so its CPU time and peak RSS are its own; it prints
@@ -24,11 +25,16 @@ from bench.images import load_gallery
 from bench.load import percentile
 from bench.procstats import machine_busy_seconds, memory_mb
 from classifier_common.catalog import get_spec
+from classifier_worker.export import default_cache_dir, ensure_export
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
+from classifier_worker.runtimes import OnnxRuntime
+from classifier_worker.selection import select_runtime
 
 
-def run(scenario: str, model: LoadedModel, datas: list[bytes], warmup_s: float, duration_s: float) -> dict:
+def run(
+    scenario: str, model: LoadedModel, datas: list[bytes], warmup_s: float, duration_s: float, models_dir: Path
+) -> dict:
     spec = model.spec
     if scenario == "forward":
         # The tensors the worker would build, made before the clock starts: only the forward pass
@@ -38,6 +44,15 @@ def run(scenario: str, model: LoadedModel, datas: list[bytes], warmup_s: float, 
         def one(i: int) -> None:
             with torch.inference_mode():
                 model.module(batches[i % len(batches)])
+
+    elif scenario == "onnxruntime":
+        runtime = OnnxRuntime(
+            ensure_export(model.module, spec, model.version, models_dir, default_cache_dir()), torch.get_num_threads()
+        )
+        batches = [model.normalize([decode(d, spec)]) for d in datas]
+
+        def one(i: int) -> None:
+            runtime(batches[i % len(batches)])
 
     elif scenario == "preprocess":
 
@@ -79,7 +94,7 @@ def run(scenario: str, model: LoadedModel, datas: list[bytes], warmup_s: float, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenarios", nargs="+", choices=["forward", "preprocess"])
+    parser.add_argument("scenarios", nargs="+", choices=["forward", "preprocess", "onnxruntime"])
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--models-dir", type=Path, required=True)
@@ -87,11 +102,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--runtime", default="auto", help="CLASSIFIER_RUNTIME of (2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = LoadedModel.load(get_spec(args.model), args.models_dir)
+    if "preprocess" in args.scenarios:  # as the worker would run it
+        select_runtime(
+            model,
+            args.runtime,
+            models_dir=args.models_dir,
+            gallery_dir=args.gallery_dir,
+            cache_dir=default_cache_dir(),
+            threads=args.threads,
+        )
     datas = [data for _, data in load_gallery(args.gallery_dir, args.images)]
-    out = {scenario: run(scenario, model, datas, args.warmup, args.duration) for scenario in args.scenarios}
+    out = {
+        scenario: run(scenario, model, datas, args.warmup, args.duration, args.models_dir)
+        for scenario in args.scenarios
+    }
     json.dump(out, sys.stdout)
     return 0
 

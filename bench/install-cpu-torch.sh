@@ -4,7 +4,7 @@
 # default, whose `import torch` alone is ~510 MB resident, so the memory target would measure the
 # wrong build. python -m bench runs every process that imports torch with this venv's python:
 # bench.inprocess (rows 1, 2), the workers of the system rows (python -m classifier_worker),
-# bench.naive_app, and BentoML (bench/install-bentoml.sh with PROJECT_VENV=.tools/bench-cpu).
+# bench.naive_app, the Celery worker of row (7), and BentoML (bench/install-bentoml.sh with PROJECT_VENV=.tools/bench-cpu).
 #
 # It holds torch ${TORCH_VERSION}+cpu, the project's classifier-common and classifier-worker
 # (editable, so it always runs this checkout's code) with their dependencies except torchvision
@@ -23,7 +23,8 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PROJECT_VENV="${PROJECT_VENV:-$REPO/.venv}"
 VENV="$REPO/.tools/bench-cpu"
 BASE_PYTHON="$("$PROJECT_VENV/bin/python" -c 'import sys; print(sys._base_executable)')"
-NAIVE_APP_PACKAGES=(fastapi uvicorn python-multipart)
+# The naive app's (4) and the Celery worker's (7, bench/celery_app.py) packages.
+NAIVE_APP_PACKAGES=(fastapi uvicorn python-multipart celery redis)
 
 # Pins: every package of the project's venv at its version (not torch, torchvision, torch's CUDA
 # libraries or the project's own editable packages), and torch's CPU build.
@@ -45,7 +46,7 @@ STAMP="$VENV/.installed"
 WANT="$(cat "$0" "$CONSTRAINTS" "$REPO/libs/common/pyproject.toml" "$REPO/services/classifier-worker/pyproject.toml" \
   | sha256sum | cut -d' ' -f1) $REPO"
 CHECK="
-import importlib.util, sys, torch, numpy, fastapi, uvicorn, multipart, efficientnet_lite_pytorch
+import importlib.util, sys, torch, numpy, fastapi, uvicorn, multipart, efficientnet_lite_pytorch, celery, redis, onnxruntime
 import classifier_common.config, classifier_worker.worker
 ok = torch.__version__ == '${TORCH_VERSION}+cpu' and importlib.util.find_spec('torchvision') is None
 ok = ok and classifier_worker.worker.__file__.startswith('$REPO/')

@@ -28,8 +28,7 @@ from bench.procstats import machine_busy_seconds
 from classifier_common.catalog import ModelSpec, get_spec
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import Normalizer, decode
-
-REPO = Path(__file__).resolve().parents[1]
+from devstack.paths import REPO
 
 
 def interleaved(variants: dict[str, Callable[[], int]], rounds: int) -> dict[str, dict]:

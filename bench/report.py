@@ -68,6 +68,15 @@ def targets(by_key: dict[str, Row]) -> list[Target]:
     fwd = _get(by_key, "1", "images_per_s")
     check("system_vs_inprocess", "(3) saturated / (2) images/s", _ratio(sat, pre), ">= 0.85", lambda v: v >= 0.85)
     check("preprocess_vs_forward", "(2) / (1) images/s", _ratio(pre, fwd), ">= 0.9", lambda v: v >= 0.9)
+    out.append(
+        Target(
+            "onnxruntime_vs_torch_forward",
+            "(6) / (1) images/s, forward only (information)",
+            _ratio(_get(by_key, "6", "images_per_s"), fwd),
+            "none: the CPU limit row",
+            None,
+        )
+    )
     naive = _get(by_key, "4-sat", "images_per_s")
     check(
         "system_vs_naive",
@@ -92,6 +101,15 @@ def targets(by_key: dict[str, Row]) -> list[Target]:
         _difference(_get(by_key, "3-sat", "p95_ms"), _get(by_key, "4-sat", "p95_ms")),
         "<= 0 (no worse)",
         lambda v: v <= 0,
+    )
+    celery = _get(by_key, "7-sat", "images_per_s")
+    check("system_vs_celery", "(3) / (7) images/s, same clients", _ratio(sat, celery), ">= 1.3", lambda v: v >= 1.3)
+    check(
+        "system_vs_celery_p95",
+        "(3) p95 - (7) p95 ms, same clients",
+        _difference(_get(by_key, "3-sat", "p95_ms"), _get(by_key, "7-sat", "p95_ms")),
+        "< 0 (lower)",
+        lambda v: v < 0,
     )
     check(
         "added_latency",

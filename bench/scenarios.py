@@ -12,9 +12,9 @@ from pathlib import Path
 from bench.images import unique_jpeg
 from bench.load import Connection, HttpError, Job, closed_loop, multipart, percentile
 from bench.procstats import Meter
+from devstack.paths import REPO
 
 Images = list[tuple[str, bytes]]
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -1,23 +1,26 @@
-"""Starting and stopping what the load scenarios talk to: the system (scripts/stack.py, isolated
-on the shared RabbitMQ with its own queue and SQLite file), the naive app and BentoML; and which
-python runs the processes that import torch."""
+"""Starting and stopping what the load scenarios talk to: the system (devstack/stack.py, isolated
+on the shared RabbitMQ with its own queue and SQLite file), the naive app, BentoML and FastAPI +
+Celery; and which python runs the processes that import torch."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.procstats import find_pid
-from scripts.stack import Stack, http_status
-from tests.utils.stack import free_port, isolated_stack
+from devstack.isolated import isolated_stack
+from devstack.paths import REPO
+from devstack.ports import free_port
+from devstack.stack import Stack, http_status
 
-REPO = Path(__file__).resolve().parents[1]
 BENTOML_VENV = REPO / ".tools" / "bentoml"
 # torch's CPU build, as the worker images ship it (bench/install-cpu-torch.sh, make bench-tools).
 CPU_TORCH_PYTHON = REPO / ".tools" / "bench-cpu" / "bin" / "python"
@@ -149,6 +152,11 @@ def rabbitmq_pid() -> int | None:
     return find_pid("beam.smp", "rabbit")
 
 
+def redis_pid() -> int | None:
+    """The local Redis server (shared too)."""
+    return find_pid("redis-server")
+
+
 def bentoml_version() -> str:
     found = sorted(BENTOML_VENV.glob("lib/python*/site-packages/bentoml-*.dist-info"))
     return found[0].name.removesuffix(".dist-info").split("-")[1] if found else "?"
@@ -192,7 +200,101 @@ def bentoml_app(port: int, workers: int, threads: int, models_dir: Path, log: Pa
     )
 
 
+CELERY_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+CELERY_BACKEND = "redis://127.0.0.1:6379/0"
+
+
+def redis_missing(host: str = "127.0.0.1", port: int = 6379) -> str | None:
+    """Why row (7) cannot run (no Redis answering at host:port), or None."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            if conn.recv(16).startswith(b"+PONG"):
+                return None
+    except OSError as exc:
+        return f"no Redis at {host}:{port} ({exc})"
+    return f"no Redis at {host}:{port}"
+
+
+@contextmanager
+def celery_app(
+    torch_python: str,
+    port: int,
+    workers: int,
+    threads: int,
+    env: dict[str, str],
+    log: Path,
+    queue: str | None = None,
+) -> Iterator[dict[str, int]]:
+    """Row (7): bench/celery_app.py's Celery worker (prefork, ``workers`` children, on
+    ``torch_python``) and its FastAPI front (this python, no torch) on a queue of their own on the
+    shared RabbitMQ, removed afterwards. Yields {name: pid} once a first job went through."""
+    queue = queue or f"bench.celery.{uuid.uuid4().hex[:8]}"
+    env = {
+        **env,
+        "BENCH_CELERY_QUEUE": queue,
+        "BENCH_CELERY_BROKER": CELERY_BROKER,
+        "BENCH_CELERY_BACKEND": CELERY_BACKEND,
+        "CLASSIFIER_TORCH_THREADS": str(threads),
+        "CLASSIFIER_LOG_LEVEL": "WARNING",
+    }
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [
+                torch_python,
+                "-m",
+                "celery",
+                "-A",
+                "bench.celery_app",
+                "worker",
+                "--concurrency",
+                str(workers),
+                "--loglevel",
+                "WARNING",
+                # No broadcast queues or events on the shared broker; they cost nothing per job.
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],  # fmt: skip
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+    try:
+        with process(
+            [sys.executable, "-m", "bench.celery_app", "--port", str(port)],
+            ready_path="/healthz",
+            port=port,
+            env=env,
+            log=log,
+        ) as front:
+            yield {"fastapi front": front, "celery worker": worker.pid}
+    finally:
+        stop(worker)
+        try:
+            _delete_celery_queue(queue)
+        except Exception as exc:  # noqa: BLE001 - the broker went away; the run's own error matters more
+            print(f"could not delete the benchmark's Celery queue {queue}: {exc!r}", file=sys.stderr)
+
+
+def _delete_celery_queue(queue: str) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(CELERY_BROKER.rstrip("/") + "/%2F"))
+    try:
+        channel = connection.channel()
+        channel.queue_delete(queue)
+        channel.exchange_delete(queue)
+    finally:
+        connection.close()
+
+
 __all__ = [
+    "celery_app",
+    "redis_missing",
+    "redis_pid",
     "free_port",
     "system",
     "naive_app",

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from classifier_common.catalog import SYNTHETIC_MODEL
-from experiments import adapter_query, hpa, profiles, report, runner, targets
+from devstack import targets
+from experiments import adapter_query, hpa, profiles, report, runner
 
 
 def main(argv: list[str] | None = None) -> int:

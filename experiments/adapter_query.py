@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ADAPTER_VALUES = REPO_ROOT / "monitoring" / "prometheus-adapter" / "values.yaml"
+from devstack.paths import REPO
+
+ADAPTER_VALUES = REPO / "monitoring" / "prometheus-adapter" / "values.yaml"
 BACKLOG_METRIC = "classifier_queue_backlog"
 JOBS_QUEUE_SELECTOR = {"queue": "classifier.jobs"}
 

@@ -23,12 +23,12 @@ from typing import Any
 import httpx
 import yaml
 
-from experiments.adapter_query import REPO_ROOT
+from devstack.paths import REPO
 
 logger = logging.getLogger(__name__)
 
-LOCAL_CONFIG = REPO_ROOT / "monitoring" / "prometheus" / "local.yml"
-RULES = REPO_ROOT / "monitoring" / "prometheus" / "alerts.yaml"
+LOCAL_CONFIG = REPO / "monitoring" / "prometheus" / "local.yml"
+RULES = REPO / "monitoring" / "prometheus" / "alerts.yaml"
 JOBS = ("classifier-gateway", "classifier-results", "classifier-worker", "rabbitmq")
 
 

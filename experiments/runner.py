@@ -2,7 +2,7 @@
 
 Two ways to run, the same load and the same report:
 
-- **local** (no cluster; the default): a multi-process stack (scripts/stack.py: nginx, gateway,
+- **local** (no cluster; the default): a multi-process stack (devstack/stack.py: nginx, gateway,
   results, workers) on the machine's RabbitMQ with its own queue, a local Prometheus scraping
   it, and the HPA emulator resizing the worker pool by the chart's autoscaling values. The
   profile and the HPA's time constants are compressed by ``time_scale`` (default 0.2: the
@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import shutil
-import socket
 import threading
 import time
 import urllib.parse
@@ -37,12 +36,13 @@ from pathlib import Path
 
 from classifier_common.catalog import SYNTHETIC_MODEL
 from classifier_common.config import Settings
+from devstack.paths import REPO
+from devstack.ports import free_port
+from devstack.stack import DEFAULT_BROKER, Stack
 from experiments import hpa, load, prom, report, scaler
-from experiments.adapter_query import REPO_ROOT
 from experiments.local_prometheus import LocalPrometheus, ScrapeTargets, derive_config
 from experiments.profiles import LoadProfile, by_name
 from experiments.workers import WorkerPool
-from scripts.stack import DEFAULT_BROKER, Stack
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ class LocalRun:
     drain_timeout_s: float = 180.0
     broker_url: str = DEFAULT_BROKER
     rabbitmq_metrics: str = "127.0.0.1:15692"  # host:port of its rabbitmq_prometheus endpoint
-    models_dir: Path = REPO_ROOT / "data" / "models"
-    gallery_dir: Path = REPO_ROOT / "data" / "gallery"
+    models_dir: Path = REPO / "data" / "models"
+    gallery_dir: Path = REPO / "data" / "gallery"
     work_dir: Path | None = None  # logs, store, Prometheus data; default data/experiments/work-<id>
 
 
@@ -138,12 +138,6 @@ def default_broker_url() -> str:
     return configured if configured.startswith("amqp") else DEFAULT_BROKER
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def gallery_images(gallery_dir: Path) -> list[str]:
     images = sorted(p.name for p in gallery_dir.iterdir() if p.suffix.lower() in {".jpeg", ".jpg", ".png"})
     if not images:
@@ -162,7 +156,7 @@ def default_settle_s(spec: hpa.HPASpec) -> float:
 def run_local(run: LocalRun) -> report.Summary:
     run_id = uuid.uuid4().hex[:8]
     queue = f"experiment.{run_id}.jobs"
-    work = run.work_dir or REPO_ROOT / "data" / "experiments" / f"work-{run_id}"
+    work = run.work_dir or REPO / "data" / "experiments" / f"work-{run_id}"
     work.mkdir(parents=True, exist_ok=True)
     run.out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -26,19 +26,19 @@ from typing import Any
 
 import yaml
 
+from devstack.paths import REPO
 from experiments import hpa
-from experiments.adapter_query import REPO_ROOT
 from experiments.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
-CHART = REPO_ROOT / "helm" / "classifier"
+CHART = REPO / "helm" / "classifier"
 HPA_TEMPLATE = "templates/worker/horizontalpodautoscaler.yaml"
 SYNC_PERIOD_S = 15.0  # kube-controller-manager --horizontal-pod-autoscaler-sync-period
 
 
 def helm_binary() -> str | None:
-    local = REPO_ROOT / ".tools" / "bin" / "helm"
+    local = REPO / ".tools" / "bin" / "helm"
     return str(local) if local.is_file() else shutil.which("helm")
 
 

@@ -1,6 +1,6 @@
 """A pool of local worker processes that an (emulated) autoscaler resizes, as a ReplicaSet would.
 
-Workers are ``python -m classifier_worker`` processes started through scripts/stack.py's
+Workers are ``python -m classifier_worker`` processes started through devstack/stack.py's
 :class:`Stack`. Scaling up starts new ones; scaling down sends SIGTERM to the newest, which stop
 consuming, finish the job in hand, ack it and exit 0 -- Kubernetes sends the same signal to a
 pod the HPA removes. A terminating worker no longer counts as a replica (as a terminating pod
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from experiments.targets import write_worker_targets
-from scripts.stack import Stack
+from devstack.stack import Stack
+from devstack.targets import write_worker_targets
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 # Performance benchmark: bench/, results in bench/results/, explained in docs/performance.md.
-.PHONY: bench bench-smoke bench-tools
+.PHONY: bench bench-smoke bench-tools bench-decode-bombs
 
 # The processes that import torch (workers, in-process loops, naive app, BentoML) run on the CPU
 # build of torch, as the worker images do; the gateway, results service and harness use $(VENV).
@@ -16,3 +16,6 @@ bench: ## The full benchmark (about 7 minutes): prints the table, writes bench/r
 
 bench-smoke: ## The benchmark on 3 images for ~1.5 s per row (CI keeps the harness working); writes data/bench-smoke/
 	$(PY) -m bench --smoke $(BENCH_ARGS)
+
+bench-decode-bombs: ## Gateway and worker peak memory for crafted decompression bombs (about 6 minutes): bench/results/decode_bombs.{json,md}
+	$(PY) -m bench.decode_bombs

@@ -26,8 +26,8 @@ K8S_VERSION ?= 1.33.0
 # Image names: [IMAGE_REGISTRY/]classifier-<service>:IMAGE_TAG (default: the chart's appVersion).
 IMAGE_REGISTRY ?=
 IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART)/Chart.yaml)
-# cpu, or a CUDA variant of the PyTorch index (cu128, ...) for GPU workers.
-TORCH_VARIANT ?= cpu
+# The worker image's torch: cpu (when empty), or a CUDA variant of the PyTorch index (cu128, ...)
+# for GPU workers (mk/containers.mk builds the images).
 # LOAD=0: `make images` only builds (to push to IMAGE_REGISTRY yourself) instead of loading into kind.
 LOAD ?= 1
 # Extra flags for `helm upgrade --install`, e.g. HELM_ARGS="--set seed.download=true".
@@ -41,7 +41,7 @@ K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" 
 	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
 
-.PHONY: tools helm-binary kind-binary kubectl-binary operators k8s-check k8s-manifests kind-up images deploy helm-test e2e kind-down
+.PHONY: tools helm-binary kind-binary kubectl-binary operators k8s-check k8s-manifests kind-up deploy helm-test e2e kind-down
 
 setup-extra:: tools
 
@@ -76,9 +76,6 @@ operators: helm-binary kubectl-binary ## Install cert-manager, the RabbitMQ Clus
 	HELM="$(HELM)" KUBECTL="$(KUBECTL)" K8S_NAMESPACE="$(K8S_NAMESPACE)" CERT_MANAGER_VERSION="$(CERT_MANAGER_VERSION)" \
 		RABBITMQ_CLUSTER_OPERATOR_VERSION="$(RABBITMQ_CLUSTER_OPERATOR_VERSION)" \
 		MONGODB_KUBERNETES_CHART_VERSION="$(MONGODB_KUBERNETES_CHART_VERSION)" scripts/install-operators.sh
-
-images: ## Build the three images and load them into the kind cluster
-	$(K8S_ENV) scripts/k8s-images.sh
 
 deploy: helm-binary images ## Build, load and `helm upgrade --install` the chart into the kind cluster; waits until ready
 	$(HELM) upgrade --install $(RELEASE) $(CHART) \

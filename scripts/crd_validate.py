@@ -28,7 +28,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from devstack.paths import REPO
+
 # Where CRDs are looked for: CLASSIFIER_CRD_DIRS (os.pathsep-separated) when set, then helm/crds.
 CRD_DIRS = (REPO / "helm" / "crds",)
 

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.paths import REPO
 from scripts import versions
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DEST = REPO / ".tools" / "bin"
 WHEEL_HELM = REPO / "scripts" / "install-helm.sh"
 TIMEOUT_S = 30

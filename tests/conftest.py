@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.paths import REPO
 from tests.utils.server import Server, embedded_server
 
-REPO = Path(__file__).resolve().parents[1]
 GALLERY_SOURCE = REPO / "gallery"
 
 

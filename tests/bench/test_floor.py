@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.isolated import MANAGEMENT
 from tests.utils.modules import run_module
-from tests.utils.stack import MANAGEMENT
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

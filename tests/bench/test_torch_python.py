@@ -10,8 +10,8 @@ import pytest
 
 from bench import report, servers
 from bench.__main__ import parse_args
-from scripts.stack import Stack
-from tests.utils.stack import isolated_stack
+from devstack.isolated import isolated_stack
+from devstack.stack import Stack
 
 
 def test_the_cpu_venv_is_the_default_when_installed(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
+from devstack.ports import free_port
 from tests.utils.server import Server
-from tests.utils.stack import free_port
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 ORANGE = "n07747607_orange.JPEG"

@@ -21,9 +21,9 @@ from classifier_client import (
     Unreachable,
     WaitTimeout,
 )
+from devstack.ports import free_port
 from tests.client.conftest import STALLED_RETRY_AFTER_S
 from tests.utils.server import Server
-from tests.utils.stack import free_port
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 ORANGE = "n07747607_orange.JPEG"

@@ -8,24 +8,18 @@ import json
 
 import pytest
 
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job
 from classifier_common.errors import PoisonMessage
 from classifier_common.messages import SCHEMA_VERSION, JobMessage, decode
+from tests.utils.jobs import queued_job
 
 # Bytes that contain newlines and every byte value: the framing must not care.
 UPLOAD = bytes(range(256)) * 3 + b"\n\n\r\n"
 
 
 def _job(source: str) -> Job:
-    return Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model="efficientnet_lite0",
-        image="photo.jpg" if source == "upload" else "n01531178_goldfinch.JPEG",
-        source=source,
-        image_sha256="ab" * 32,
-        created_at=utcnow(),
-        request_id="req-1",
+    return queued_job(
+        image="photo.jpg" if source == "upload" else "n01531178_goldfinch.JPEG", source=source, request_id="req-1"
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils.stack import isolated_stack
+from devstack.isolated import isolated_stack
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.utils.stack import free_port
+from devstack.ports import free_port
 
 
 def test_the_gateway_alone_refuses_the_in_process_queue(tmp_path) -> None:

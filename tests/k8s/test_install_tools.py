@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack.paths import REPO
 from scripts import install_tools, versions
 from scripts.install_tools import ChecksumMismatch, InstallError, Platform, Unreachable
 from tests.utils.file_server import FileServer, file_server
 
-REPO = Path(__file__).resolve().parents[2]
 LINUX_AMD64 = Platform("linux", "amd64")
 DARWIN_ARM64 = Platform("darwin", "arm64")
 # Nothing listens on port 1: a release site that cannot be reached.

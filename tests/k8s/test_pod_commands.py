@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import Stack
+from devstack.stack import Stack
 from tests.k8s.chart import REPO, containers, env_of, one, render
 from tests.utils.stack import running_stack
 

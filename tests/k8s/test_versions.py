@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.paths import REPO
 from scripts import versions, versions_check
 from tests.k8s.chart import CHART, find, render
 from tests.utils.file_server import file_server
 
-REPO = Path(__file__).resolve().parents[2]
 PINS = versions.load()
 SOURCE = re.compile(
     r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+|sha256:https://\S+)$"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO
+
 MONITORING = REPO / "monitoring"
 RULES = MONITORING / "prometheus" / "alerts.yaml"
 RULE_TESTS = MONITORING / "prometheus" / "alerts_test.yaml"

@@ -36,13 +36,13 @@ import pika
 import pytest
 import yaml
 
+from devstack.ports import free_port
+from devstack.stack import Stack
+from devstack.targets import write_worker_targets
 from experiments.local_prometheus import LocalPrometheus, ScrapeTargets, derive_config
 from experiments.prom import PrometheusClient, backlog_query
-from experiments.targets import write_worker_targets
-from scripts.stack import Stack
 from tests.monitoring.conftest import RULES
 from tests.monitoring.test_promql import adapter_expressions, dashboard_expressions, rule_expressions
-from tests.utils.stack import free_port
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments.targets import write_worker_targets
+from devstack.targets import write_worker_targets
 from tests.monitoring.conftest import LOCAL_CONFIG, RULE_TESTS, RULES, PromtoolRunner
 
 SEVERITIES = {"critical", "warning", "info"}

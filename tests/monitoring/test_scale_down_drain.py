@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from classifier_common.catalog import SYNTHETIC_MODEL
-from scripts.stack import Stack
+from devstack.stack import Stack
 from tests.k8s.chart import one, render
 from tests.utils.stack import running_stack
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from scripts.stack import Stack
+from devstack.stack import Stack
 
 MODEL = "efficientnet_lite0"  # the cheapest real model: faults and load need volume, not accuracy
 REFUSALS = frozenset({429, 503})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import Stack
+from devstack.stack import Stack
 from tests.reliability.accounting import FIGURES, MODEL
 from tests.utils.rabbitmq_node import RabbitNode, rabbit_node
 from tests.utils.stack import running_stack

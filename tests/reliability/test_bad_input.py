@@ -30,18 +30,19 @@ from fastapi.testclient import TestClient
 from classifier_common.broker.memory import MemoryBroker, MemoryConsumer
 from classifier_common.catalog import get_spec
 from classifier_common.config import Settings
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job, JobStatus
 from classifier_common.images import MAX_PIXELS, sha256
 from classifier_common.messages import JobMessage
 from classifier_common.store import open_store
 from classifier_standalone.app import create_app
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
-from scripts.stack import Stack
+from devstack.isolated import AMQP_URL
+from devstack.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job
 from tests.utils.corrupt_images import bad_exif_images
-from tests.utils.stack import AMQP_URL
+from tests.utils.jobs import queued_job
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 UNICODE_NAME = "Stieglitz – grünfink 鳥.JPEG"
@@ -121,15 +122,7 @@ def test_a_bomb_that_reaches_a_worker_fails_its_job(tmp_path: Path, seeded: tupl
     model = LoadedModel.load(get_spec(MODEL), seeded[0])
     processor = Processor(store, {MODEL: model}, seeded[1], max_attempts=3, result_cache=False)
     data = png_declaring(65_535, 65_535)
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model=MODEL,
-        image="bomb.png",
-        source="upload",
-        image_sha256=sha256(data),
-        created_at=utcnow(),
-    )
+    job = queued_job(model=MODEL, image="bomb.png", source="upload", image_sha256=sha256(data))
     store.create(job)
     broker.publish(JobMessage.for_job(job, data).encode(), job.id)
     consumer = MemoryConsumer(broker, prefetch=1)
@@ -278,14 +271,11 @@ def _record(stack: Stack, image: str, upload: bytes | None = None) -> Job:
     """A job written to the stack's store as the gateway writes it (its message is up to the test)."""
     store = open_store(stack.env["CLASSIFIER_STORE_URL"])
     try:
-        job = Job(
-            id=new_job_id(),
-            status=JobStatus.queued,
+        job = queued_job(
             model=MODEL,
             image=image,
             source="gallery" if upload is None else "upload",
             image_sha256=sha256(upload if upload is not None else image.encode()),
-            created_at=utcnow(),
         )
         return store.create(job)
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import Stack
+from devstack.stack import Stack
 from tests.reliability.accounting import (
     Submission,
     Submitter,

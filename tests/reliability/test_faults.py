@@ -20,10 +20,11 @@ import httpx
 import pika
 import pytest
 
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job
 from classifier_common.images import Gallery
 from classifier_common.store import open_store
-from scripts.stack import Stack
+from devstack.isolated import AMQP_URL
+from devstack.stack import Stack
 from tests.reliability.accounting import (
     MODEL,
     Submission,
@@ -35,7 +36,7 @@ from tests.reliability.accounting import (
     settle_stack,
     wait_until,
 )
-from tests.utils.stack import AMQP_URL
+from tests.utils.jobs import queued_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 
@@ -169,16 +170,7 @@ def _record_without_message(stack: Stack, key: str, image: str) -> Job:
     store = open_store(stack.env["CLASSIFIER_STORE_URL"])
     try:
         gallery = Gallery(Path(stack.env["CLASSIFIER_GALLERY_DIR"]))
-        job = Job(
-            id=new_job_id(),
-            status=JobStatus.queued,
-            model=MODEL,
-            image=image,
-            source="gallery",
-            image_sha256=gallery.sha256(image),
-            created_at=utcnow(),
-            idempotency_key=key,
-        )
+        job = queued_job(model=MODEL, image=image, image_sha256=gallery.sha256(image), idempotency_key=key)
         return store.create(job)
     finally:
         store.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import Stack
+from devstack.stack import Stack
 from tests.reliability.accounting import report
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]

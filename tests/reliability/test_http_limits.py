@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from classifier_common.config import Settings
-from scripts.stack import Stack
+from devstack.stack import Stack
 
 DEFAULTS = Settings()
 PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "

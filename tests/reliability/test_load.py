@@ -19,9 +19,9 @@ import pika
 import pytest
 
 from classifier_common.broker.rabbitmq import PUBLISH_POOL_SIZE
-from scripts.stack import Stack
+from devstack.isolated import AMQP_URL
+from devstack.stack import Stack
 from tests.reliability.accounting import Submitter, gallery_body, percentiles, report, settle_stack
-from tests.utils.stack import AMQP_URL
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from classifier_common.config import Settings
 from classifier_results.main import create_app as create_results_app
 from classifier_standalone.app import create_app
-from scripts.stack import Stack
+from devstack.paths import REPO
+from devstack.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job
 
@@ -91,6 +92,7 @@ def test_an_idempotency_key_finds_only_its_own_clients_job(keyed: TestClient) ->
     other = keyed.post("/v1/jobs", json=BODY, headers={"Authorization": f"Bearer {KEYS[1]}", **key})
     assert first.status_code == other.status_code == 202, (first.text, other.text)
     assert other.json()["id"] != first.json()["id"] and "idempotent-replayed" not in other.headers
+    assert "client_id" not in first.json()  # who sent it is not shown
     # Each client's own retry finds its own job, whichever header carries its key.
     again = keyed.post("/v1/jobs", json=BODY, headers={"Authorization": f"Bearer {KEYS[0]}", **key})
     assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
@@ -213,7 +215,6 @@ def test_unusable_request_ids_are_replaced(shared_stack: Stack) -> None:
 
 # --- secrets ------------------------------------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[2]
 BINARY = {".png", ".jpg", ".jpeg", ".JPEG", ".gif", ".webp", ".pth", ".ico", ".woff", ".woff2", ".db", ".gz"}
 CONFIG = {".yaml", ".yml", ".env", ".ini", ".toml", ".json", ".cfg", ".conf", ".properties"}
 TOKENS = re.compile(

@@ -18,13 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_common.config import Settings
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
 from classifier_common.messages import JobMessage
 from classifier_results.main import create_app as create_results_app
 from classifier_standalone.app import create_app
+from devstack.isolated import AMQP_URL
+from devstack.ports import free_port
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape
-from tests.utils.stack import AMQP_URL, free_port
+from tests.utils.jobs import queued_job
 
 # Port 1 refuses at once; the short selection timeout keeps each refusal quick.
 UNREACHABLE = "mongodb://127.0.0.1:1/classifier?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
@@ -111,15 +112,7 @@ def test_worker_keeps_its_job_while_mongo_is_unreachable(tmp_path: Path, seeded:
         )
         assert readiness()["error"]["details"]["store"]
 
-        job = Job(
-            id=new_job_id(),
-            status=JobStatus.queued,
-            model=MODEL,
-            image=GOLDFINCH,
-            source="gallery",
-            image_sha256="0" * 64,
-            created_at=utcnow(),
-        )
+        job = queued_job(model=MODEL, image=GOLDFINCH)
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         channel = connection.channel()
         channel.confirm_delivery()

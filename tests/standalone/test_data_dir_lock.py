@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from classifier_standalone.lock import DataDirInUse, lock_data_dir
+from devstack.ports import free_port
 from tests.utils.server import REPO, embedded_server
-from tests.utils.stack import free_port
 
 
 def test_the_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:

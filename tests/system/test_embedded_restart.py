@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from classifier_client import Client, Retry
-from tests.utils.stack import free_port
+from devstack.ports import free_port
 
 pytestmark = pytest.mark.slow
 

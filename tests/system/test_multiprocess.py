@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.stack import Stack
+from devstack.stack import Stack
 from tests.utils.stack import log_records, running_stack
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]

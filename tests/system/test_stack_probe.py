@@ -1,4 +1,4 @@
-"""The local stack's readiness probe (scripts.stack.http_status), which every stack the tests,
+"""The local stack's readiness probe (devstack.stack.http_status), which every stack the tests,
 the benchmark and `make stack` start waits on."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from scripts.stack import http_status
-from tests.utils.stack import free_port
+from devstack.ports import free_port
+from devstack.stack import http_status
 
 
 @pytest.fixture

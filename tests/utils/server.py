@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.utils.stack import free_port
+from devstack.paths import REPO
+from devstack.ports import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0  # loading the model and its warm-up inference take a few seconds on 2 cores
 
 

@@ -1,66 +1,16 @@
-"""Start the multi-process topology (scripts/stack.py) for a test, isolated: free ports, its own
-queue on the real RabbitMQ, its own SQLite file."""
+"""The multi-process topology (devstack) for a test: up and ready over the seeded models, its
+processes' log records and metrics."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import random
-import socket
-import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from scripts.stack import Stack
-
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-MANAGEMENT = "http://127.0.0.1:15672/api"
-
-
-def free_port() -> int:
-    """A port nothing listens on: any the system gives, or one of ``CLASSIFIER_TEST_PORTS``
-    ("23000-23999") on a machine where each user keeps to a range."""
-    wanted = os.environ.get("CLASSIFIER_TEST_PORTS")
-    candidates = [0]
-    if wanted:
-        low, high = (int(part) for part in wanted.split("-"))
-        candidates = random.sample(range(low, high + 1), high - low + 1)
-    for port in candidates:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise RuntimeError(f"no free port in {wanted}")
-
-
-def isolated_stack(
-    tmp: Path, workers: int = 2, nginx: bool = True, worker_python: str = sys.executable, **env: str
-) -> Stack:
-    queue = f"test.{uuid.uuid4().hex[:8]}.jobs"
-    base_port = free_port()
-    return Stack(
-        workers=workers,
-        port=free_port(),
-        gateway_port=free_port(),
-        results_port=free_port(),
-        worker_port=base_port,  # workers take base_port, base_port+1, ...
-        state_dir=tmp,
-        nginx=nginx,
-        worker_python=worker_python,
-        env={
-            "CLASSIFIER_BROKER_URL": AMQP_URL,
-            "CLASSIFIER_QUEUE_NAME": queue,
-            "CLASSIFIER_STORE_URL": f"sqlite:///{tmp}/jobs.db",
-            "CLASSIFIER_LOG_FORMAT": "json",
-            "CLASSIFIER_HEARTBEAT_S": "1",
-            **env,
-        },
-    )
+from devstack.isolated import isolated_stack
+from devstack.stack import Stack
 
 
 @contextlib.contextmanager

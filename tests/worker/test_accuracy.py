@@ -1,29 +1,68 @@
 """Top-1 accuracy of each EfficientNet-Lite on the 41 gallery photos with the worker's own
-loading and preprocessing (the HTTP path is checked for Lite0 in tests/e2e/test_accuracy.py).
-Measured: Lite0 37/41, Lite1 38/41, Lite2 38/41; the floor catches broken preprocessing or labels."""
+loading and preprocessing (the HTTP path is checked for Lite0 in tests/e2e/test_accuracy.py),
+under every runtime the worker can choose, and each runtime's top-1 agreement with fp32 torch.
+Measured: Lite0 37/41, Lite1 37/41, Lite2 38/41, the same under each runtime (all agree with fp32
+torch on 41/41); the floor catches broken preprocessing, labels or exports."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import pytest
+import torch
 
 from classifier_common.catalog import get_spec
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
+from classifier_worker.runtimes import NAMES, TORCH, Runtime
+from classifier_worker.selection import MAX_DISAGREEMENTS, candidates
 
 MIN_CORRECT = {"efficientnet_lite0": 37, "efficientnet_lite1": 37, "efficientnet_lite2": 37}
 
 
-@pytest.mark.parametrize("name", sorted(MIN_CORRECT))
-def test_gallery_top1(name: str, seeded: tuple[Path, Path], gallery_labels: dict[str, int]) -> None:
+@pytest.fixture(scope="module")
+def gallery(seeded: tuple[Path, Path], gallery_labels: dict[str, int]):  # noqa: ANN201
+    """name -> (loaded model, the gallery's batches in file order, fp32 torch's top-1 for each),
+    made once per model for all its runtimes."""
     models_dir, gallery_dir = seeded
-    model = LoadedModel.load(get_spec(name), models_dir)
-    wrong = {}
-    for file, true_index in gallery_labels.items():
-        top1 = model.predict([decode((gallery_dir / file).read_bytes(), model.spec)])[0][0]
-        if top1.class_index != true_index:
-            wrong[file] = top1.label
-    correct = len(gallery_labels) - len(wrong)
-    print(f"\n{name} gallery top-1: {correct}/{len(gallery_labels)}; wrong: {wrong}")
+    files = sorted(gallery_labels)
+
+    @cache
+    def get(name: str) -> tuple[LoadedModel, list[torch.Tensor], list[int]]:
+        model = LoadedModel.load(get_spec(name), models_dir)
+        batches = [model.normalize([decode((gallery_dir / f).read_bytes(), model.spec)]) for f in files]
+        return model, batches, _top1(model.runtime, batches)
+
+    return files, get
+
+
+def _top1(runtime: Runtime, batches: list[torch.Tensor]) -> list[int]:
+    with torch.inference_mode():
+        return [int(runtime(batch).argmax(dim=1)[0]) for batch in batches]
+
+
+@pytest.mark.parametrize("runtime", NAMES)
+@pytest.mark.parametrize("name", sorted(MIN_CORRECT))
+def test_gallery_top1(
+    name: str,
+    runtime: str,
+    seeded: tuple[Path, Path],
+    gallery,  # noqa: ANN001
+    gallery_labels: dict[str, int],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    files, get = gallery
+    model, batches, reference = get(name)
+    top1 = reference
+    if runtime != TORCH:
+        made, unavailable = candidates(runtime, model, seeded[0], tmp_path_factory.getbasetemp() / "exports", 1)
+        if runtime in unavailable:
+            pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
+        top1 = _top1(made[runtime], batches)
+    wrong = {f: i for f, i in zip(files, top1, strict=True) if i != gallery_labels[f]}
+    agreeing = sum(a == b for a, b in zip(top1, reference, strict=True))
+    correct = len(files) - len(wrong)
+    print(f"\n{name} {runtime}: top-1 {correct}/{len(files)}, agrees with fp32 torch on {agreeing}; wrong: {wrong}")
     assert correct >= MIN_CORRECT[name], wrong
+    assert agreeing >= len(files) - MAX_DISAGREEMENTS

@@ -111,3 +111,15 @@ def test_badly_typed_exif_is_rejected_or_decoded(name: str) -> None:
 def test_a_corrupt_icc_profile_is_ignored(name: str) -> None:
     image = decode(BAD_ICC[name], SPEC)
     assert image.size == (SPEC.input_size, SPEC.input_size) and image.mode == "RGB"
+
+
+def test_a_valid_image_over_the_pixel_limit_is_rejected_undecoded() -> None:
+    """Pillow refuses an image only at twice its MAX_IMAGE_PIXELS (a warning between): a whole,
+    valid image of 1.2x the limit must be refused from its size, not decoded."""
+    from bench.decode_bombs import zero_png
+    from classifier_common.images import MAX_PIXELS
+
+    side = int((MAX_PIXELS * 1.2) ** 0.5)
+    data = zero_png(side, side, 0, 8)  # greyscale zeros: 48 MB once decoded, 50 KB here
+    with pytest.raises(ImageRejected, match="pixels"):
+        decode(data, SPEC)

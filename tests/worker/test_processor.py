@@ -14,13 +14,14 @@ from PIL import Image
 
 from classifier_common.broker.memory import MemoryBroker, MemoryConsumer
 from classifier_common.catalog import get_spec
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job, JobStatus, utcnow
 from classifier_common.images import sha256
 from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore, open_store
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
 from tests.utils.corrupt_images import bad_exif_images
+from tests.utils.jobs import queued_job
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 MAX_ATTEMPTS = 3
@@ -47,14 +48,10 @@ def processor(store: JobStore, lite0: LoadedModel, seeded: tuple[Path, Path]) ->
 
 
 def _submit(store: JobStore, broker: MemoryBroker, image: str = GOLDFINCH, upload: bytes | None = None) -> Job:
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model="efficientnet_lite0",
+    job = queued_job(
         image=image,
         source="upload" if upload is not None else "gallery",
         image_sha256=sha256(upload or image.encode()),
-        created_at=utcnow(),
     )
     store.create(job)
     broker.publish(JobMessage.for_job(job, upload).encode(), job.id)

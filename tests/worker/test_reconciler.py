@@ -14,13 +14,13 @@ import pytest
 
 from classifier_common import metrics
 from classifier_common.broker.memory import MemoryBroker, MemoryConsumer, MemoryDeadLetterConsumer
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job, JobStatus, utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore, open_store
 from classifier_worker.reconciler import Reconciler
+from tests.utils.jobs import queued_job
 
-GOLDFINCH = "n01531178_goldfinch.JPEG"
 LIMIT = 4  # deliveries before the broker dead-letters
 
 
@@ -48,15 +48,7 @@ def reconciler(store: JobStore, broker: MemoryBroker, announced: list[str]) -> I
 
 
 def _queued(store: JobStore, broker: MemoryBroker) -> Job:
-    job = Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model="efficientnet_lite0",
-        image=GOLDFINCH,
-        source="gallery",
-        image_sha256="0" * 64,
-        created_at=utcnow(),
-    )
+    job = queued_job()
     store.create(job)
     broker.publish(JobMessage.for_job(job).encode(), job.id)
     return job

@@ -9,8 +9,7 @@ import pytest
 
 from classifier_worker.models import file_sha256
 from classifier_worker.seed import SeedError, expected_digest, main, seed_gallery, seed_models
-
-REPO = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO
 
 
 def test_seed_copies_lite_weights_and_skips_torchvision_offline(tmp_path: Path) -> None:

@@ -123,9 +123,15 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 
 {{/* MongoDB ----------------------------------------------------------------------------- */}}
 
-{{/* MongoDB runs inside the release: the hand-written StatefulSet or a MongoDBCommunity. */}}
+{{/* "true" when the release runs its own MongoDB (store.type mongodb, and the hand-written
+StatefulSet or a MongoDBCommunity). */}}
 {{- define "classifier.mongodb.inRelease" -}}
-{{- if or .Values.mongodb.enabled .Values.mongodbCommunity.enabled }}true{{ end }}
+{{- if and (eq .Values.store.type "mongodb") (or .Values.mongodb.enabled .Values.mongodbCommunity.enabled) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when that MongoDB is the chart's own StatefulSet. */}}
+{{- define "classifier.mongodb.statefulSet" -}}
+{{- if and (eq .Values.store.type "mongodb") .Values.mongodb.enabled }}true{{ end }}
 {{- end }}
 
 {{/* A MongoDBCommunity's name is its replica set's name; its members are
@@ -158,7 +164,9 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 {{/* Every member of a replica set is in the URL, so the driver finds the primary from any of
 them; the store adds w=majority and retryable writes (classifier_common.store.mongo). */}}
 {{- define "classifier.storeUrl" -}}
-{{- if .Values.mongodbCommunity.enabled }}
+{{- if eq .Values.store.type "sqlite" }}
+{{- printf "sqlite:///%s/jobs.db" (include "classifier.storeDir" .) }}
+{{- else if .Values.mongodbCommunity.enabled }}
 {{- printf "mongodb://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s/%s?authSource=admin&replicaSet=%s" (include "classifier.mongodbCommunity.members" .) .Values.mongodb.database (include "classifier.componentName" (dict "root" . "component" "mongodb")) }}
 {{- else if .Values.mongodb.enabled }}
 {{- printf "mongodb://$(CLASSIFIER_STORE_USERNAME):$(CLASSIFIER_STORE_PASSWORD)@%s:27017/%s?authSource=admin" (include "classifier.componentName" (dict "root" . "component" "mongodb")) .Values.mongodb.database }}
@@ -197,6 +205,7 @@ them; the store adds w=majority and retryable writes (classifier_common.store.mo
       key: {{ include "classifier.rabbitmq.passwordKey" . }}
 - name: CLASSIFIER_BROKER_URL
   value: {{ include "classifier.brokerUrl" . | quote }}
+{{- if eq .Values.store.type "mongodb" }}
 - name: CLASSIFIER_STORE_USERNAME
   valueFrom:
     secretKeyRef:
@@ -207,8 +216,33 @@ them; the store adds w=majority and retryable writes (classifier_common.store.mo
     secretKeyRef:
       name: {{ include "classifier.mongodb.secretName" . }}
       key: {{ include "classifier.mongodb.passwordKey" . }}
+{{- end }}
 - name: CLASSIFIER_STORE_URL
   value: {{ include "classifier.storeUrl" . | quote }}
+{{- end }}
+
+{{/* SQLite store (store.type sqlite) ------------------------------------------------------ */}}
+
+{{- define "classifier.storeDir" -}}/var/lib/classifier/store{{- end }}
+
+{{- define "classifier.storeClaim" -}}
+{{- .Values.store.sqlite.existingClaim | default (include "classifier.componentName" (dict "root" . "component" "store")) }}
+{{- end }}
+
+{{/* The store volume's mount and volume, for the pods that use the store (nothing for MongoDB). */}}
+{{- define "classifier.storeVolumeMount" -}}
+{{- if eq .Values.store.type "sqlite" -}}
+- name: store
+  mountPath: {{ include "classifier.storeDir" . }}
+{{- end }}
+{{- end }}
+
+{{- define "classifier.storeVolume" -}}
+{{- if eq .Values.store.type "sqlite" -}}
+- name: store
+  persistentVolumeClaim:
+    claimName: {{ include "classifier.storeClaim" . }}
+{{- end }}
 {{- end }}
 
 {{/* Callbacks --------------------------------------------------------------------------- */}}

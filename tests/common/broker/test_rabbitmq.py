@@ -32,8 +32,8 @@ from classifier_common.broker import (
 from classifier_common.broker.rabbitmq import BrokerRefused, RabbitConsumer, RabbitPublisher
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
-from scripts.stack import delete_job_queues
-from tests.utils.stack import free_port
+from devstack.ports import free_port
+from devstack.stack import delete_job_queues
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -23,6 +23,7 @@ from classifier_common.errors import StoreUnavailable
 from classifier_common.store import CacheKey, JobStore
 from classifier_common.store.mongo import MongoJobStore
 from classifier_common.store.sqlite import SqliteJobStore
+from tests.utils.jobs import queued_job
 
 from .conftest import MONGO, MONGOMOCK, THREAD_SAFE_BACKENDS
 
@@ -31,17 +32,7 @@ T0 = utcnow() - timedelta(minutes=10)
 
 
 def make_job(**fields: object) -> Job:
-    values: dict[str, object] = {
-        "id": new_job_id(),
-        "status": JobStatus.queued,
-        "model": "efficientnet_lite0",
-        "image": "n01531178_goldfinch.JPEG",
-        "source": "gallery",
-        "image_sha256": "ab" * 32,
-        "created_at": utcnow(),
-    }
-    values.update(fields)
-    return Job(**values)
+    return queued_job(**fields)
 
 
 def make_result(version: str = "v1", score: float = 0.9137) -> JobResult:

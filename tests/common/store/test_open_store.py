@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
 from classifier_common.store import open_store, sqlite_path
 from classifier_common.store.mongo import MongoJobStore, database_name
 from classifier_common.store.sqlite import SqliteJobStore
+from tests.utils.jobs import queued_job
 
 
 @pytest.mark.parametrize(
@@ -44,15 +44,7 @@ def test_open_sqlite_store_relative_to_the_working_directory(tmp_path, monkeypat
     store = open_store("sqlite:///./data/jobs.db")  # the Settings default
     try:
         assert isinstance(store, SqliteJobStore)
-        job = Job(
-            id=new_job_id(),
-            status=JobStatus.queued,
-            model="resnet18",
-            image="x.png",
-            source="upload",
-            image_sha256="0" * 64,
-            created_at=utcnow(),
-        )
+        job = queued_job(model="resnet18", image="x.png", source="upload")
         store.create(job)
         assert store.get(job.id) == job
     finally:

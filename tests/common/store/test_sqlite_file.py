@@ -10,21 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from classifier_common.domain import Job, JobError, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job, JobError, utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store.sqlite import SqliteJobStore
+from tests.utils.jobs import queued_job
 
 
 def _job() -> Job:
-    return Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model="efficientnet_lite0",
-        image="n01531178_goldfinch.JPEG",
-        source="gallery",
-        image_sha256="ab" * 32,
-        created_at=utcnow(),
-    )
+    return queued_job()
 
 
 def _in_thread(call):

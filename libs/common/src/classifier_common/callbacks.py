@@ -109,4 +109,4 @@ def validate_url(url: str, *, allow_private: bool) -> str:
 def resolves_to_private(host: str, port: int) -> bool:
     """Whether ``host`` resolves to an address :func:`validate_url` would refuse (checked at delivery)."""
     infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    return any(_private(ipaddress.ip_address(info[4][0].split("%")[0])) for info in infos)
+    return any(_private(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos)

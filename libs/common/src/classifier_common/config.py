@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     # Worker.
     worker_threads: int = Field(default=1, ge=1)  # embedded mode: consumer threads in the one process
     torch_threads: int | None = Field(default=None, ge=1)
+    # What runs each model's forward pass (docs/performance.md, "Runtimes"): auto takes the fastest
+    # runtime that agrees with fp32 torch on the gallery in a check at start-up; a named one is
+    # checked too (torch, the reference, is not) and the worker does not start if it fails.
+    runtime: Literal["auto", "torch", "torch-bf16", "onnxruntime"] = "auto"
+    # Where a worker makes the ONNX exports the seed step did not (the models volume is read-only
+    # to workers). Empty: a folder in the system's temporary directory.
+    runtime_cache_dir: Path | None = None
     # Up to max_batch of the messages already waiting run as one forward pass; with no wait a lone
     # job is never delayed (docs/performance.md: +15 % images/s for saturated CPU workers).
     max_batch: int = Field(default=4, ge=1)
@@ -87,7 +94,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("spool_dir", "callback_secret", mode="before")
+    @field_validator("spool_dir", "callback_secret", "runtime_cache_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -88,6 +88,6 @@ PRIVATE_FIELDS = frozenset({"idempotency_key", "client_id", "callback_url"})
 
 
 def job_view(job: Job) -> dict:
-    body = job.model_dump(mode="json", exclude=PRIVATE_FIELDS)
+    body = job.model_dump(mode="json", exclude=set(PRIVATE_FIELDS))
     body["status_url"] = status_url(job.id)
     return body

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from classifier_common.errors import ImageRejected, NotAnImage, UnknownImage
 
@@ -19,6 +21,35 @@ ACCEPTED_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image
 GALLERY_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".gif", ".bmp"})
 # Decompression-bomb limit: more pixels than this is refused (Pillow's own default is 89.5 M).
 MAX_PIXELS = 40_000_000
+# Decoding an upload to check it costs up to ~15 bytes a pixel (a lossless WebP: libwebp's buffer,
+# then Pillow's copy), ~600 MB at MAX_PIXELS, from a file of 1.5 KB. So the gateway decodes only
+# images up to CHECK_DECODE_MAX_PIXELS, DECODE_SLOTS at a time (bench/decode_bombs.py);
+# a larger one passes on its header checks, and damage in its data fails its job at the worker
+# (invalid_image), as damage inside a JPEG's data always has. The worker decodes DECODE_SLOTS
+# at a time too.
+CHECK_DECODE_MAX_PIXELS = 4_000_000
+DECODE_SLOTS = 2
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
+# A PNG's compressed text chunks are inflated when it is opened, up to 64 MiB by Pillow's default
+# from a few KB of chunks; real metadata (XMP, captions) is far smaller.
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * 1024 * 1024
+
+
+def _return_image_memory_to_the_system() -> None:
+    """glibc serves an allocation under its mmap threshold from the calling thread's arena, which
+    keeps what is freed; and each large free raises that threshold (up to 32 MiB), so Pillow's
+    16 MiB image blocks end up in arenas. Decodes spread over a thread pool then leave every
+    thread's arena holding an image's worth: 16 threads checking 4 Mpx WebPs two at a time
+    kept +570 MiB. A fixed threshold keeps image memory in mmap, returned when freed."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to change
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 1024 * 1024)
+
+
+_return_image_memory_to_the_system()
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,9 @@ def _jpeg_has_end(data: bytes) -> bool:
 
 def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
     """Check that ``data`` is a whole image we can classify; return (format, width, height).
+    Memory is bounded whatever the bytes declare: the size comes from the header, a JPEG is
+    checked for its end marker and a PNG chunk by chunk (CRCs through IEND), neither decoded;
+    other formats are decoded only when small (CHECK_DECODE_MAX_PIXELS), a few at a time.
 
     Raises NotAnImage (415) when the bytes are no image format we know, ImageRejected (422)
     when they are one but cannot be used (truncated, too many pixels).
@@ -85,10 +119,12 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
                     # Reading the headers has checked them; a cut-off file lacks its end marker.
                     if not _jpeg_has_end(data):
                         raise ImageRejected("the image could not be decoded: the JPEG data is truncated")
-                else:
-                    # Other formats are decoded (their checks are in the decoders), which also
-                    # catches truncated or corrupt data.
-                    img.load()
+                elif fmt == "PNG":
+                    img.verify()  # reads each chunk and checks its CRC; a cut-off file lacks IEND
+                elif width * height <= CHECK_DECODE_MAX_PIXELS:
+                    # The decoders' checks catch truncated or corrupt data.
+                    with _decode_slots:
+                        img.load()
     except (NotAnImage, ImageRejected):
         raise
     except UnidentifiedImageError:

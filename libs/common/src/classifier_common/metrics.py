@@ -83,6 +83,28 @@ JOBS_DEAD_LETTERED = Counter(
 IN_FLIGHT = Gauge("classifier_jobs_in_flight", "Jobs a worker holds and has not acked yet.")
 MODEL_LOADED = Gauge("classifier_model_loaded", "1 when the model is loaded and warmed up in this worker.", ["model"])
 WORKER_READY = Gauge("classifier_worker_ready", "1 when this worker is consuming jobs.")
+# The runtime check at start-up (classifier_worker.selection): each runtime checked on the gallery
+# photos against fp32 torch, and the one chosen.
+RUNTIME_SELECTED = Gauge(
+    "classifier_runtime_selected",
+    "1 for the runtime that runs the model in this worker, 0 for the others checked.",
+    ["model", "runtime"],
+)
+RUNTIME_DISAGREEMENTS = Gauge(
+    "classifier_runtime_gallery_disagreements",
+    "Gallery photos whose top-1 class differs from fp32 torch's, per runtime checked at start-up.",
+    ["model", "runtime"],
+)
+RUNTIME_FORWARD_SECONDS = Gauge(
+    "classifier_runtime_forward_seconds",
+    "Median forward pass at batch 1 in the start-up check, per runtime.",
+    ["model", "runtime"],
+)
+RUNTIME_CHECK_SECONDS = Gauge(
+    "classifier_runtime_check_seconds",
+    "Time the start-up runtime check took (export if needed, agreement and self-benchmark).",
+    ["model"],
+)
 RESULT_CACHE = Counter(
     "classifier_result_cache_total",
     "Result cache look-ups by model and outcome (hit, miss).",

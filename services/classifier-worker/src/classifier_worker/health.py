@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -43,7 +44,7 @@ def serve(
                 checks = readiness()
                 failing = {k: v for k, v in checks.items() if v is not None}
                 if failing:
-                    body = {
+                    body: dict[str, Any] = {
                         "error": {
                             "code": "not_ready",
                             "message": "; ".join(f"{k}: {v}" for k, v in failing.items()),

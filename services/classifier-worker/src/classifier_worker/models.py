@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from classifier_common.catalog import ModelSpec
 from classifier_common.domain import Prediction
 from classifier_worker.optimize import RUNNING, for_inference
 from classifier_worker.preprocess import Normalizer
+from classifier_worker.runtimes import Runtime, TorchRuntime
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,12 @@ class LoadedModel:
     module: torch.nn.Module
     version: str
     normalize: Normalizer
+    # What runs the forward pass: fp32 torch on ``module`` unless selection.py picks another.
+    runtime: Runtime = field(init=False)
     ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.runtime = TorchRuntime(self.module)
 
     @classmethod
     def load(cls, spec: ModelSpec, models_dir: Path) -> LoadedModel:
@@ -94,7 +100,7 @@ class LoadedModel:
         """Top-5 predictions, score descending, for each preprocessed image."""
         batch = self.normalize(images)
         with RUNNING.shared(), torch.inference_mode():
-            probabilities = self.module(batch).softmax(dim=1)
+            probabilities = self.runtime(batch).softmax(dim=1)
         scores, indices = probabilities.topk(TOP_K, dim=1)
         categories = imagenet_categories() if self.spec.num_classes == 1000 else None
         out = []

@@ -135,7 +135,7 @@ def _fold_batch_norms(gm: fx.GraphModule) -> int:
 
 def _called(modules: dict[str, nn.Module], node: object, *kinds: type[nn.Module]) -> bool:
     """``node`` calls a module of one of ``kinds`` (subclasses too, such as a 'same'-padding Conv2d)."""
-    return isinstance(node, fx.Node) and node.op == "call_module" and isinstance(modules[node.target], kinds)
+    return isinstance(node, fx.Node) and node.op == "call_module" and isinstance(modules[str(node.target)], kinds)
 
 
 def _activations_in_place(gm: fx.GraphModule) -> int:
@@ -167,13 +167,15 @@ def _padding_in_convolutions(gm: fx.GraphModule) -> int:
         left, right, top, bottom = pad.padding
         if left != right or top != bottom:
             continue  # asymmetric (stride 2): a Conv2d pads both sides alike
+        (kernel_h, kernel_w), (stride_h, stride_w) = conv.kernel_size, conv.stride
+        dilation_h, dilation_w = conv.dilation
         plain = nn.Conv2d(
             conv.in_channels,
             conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
+            (kernel_h, kernel_w),
+            stride=(stride_h, stride_w),
             padding=(top, left),
-            dilation=conv.dilation,
+            dilation=(dilation_h, dilation_w),
             groups=conv.groups,
             bias=conv.bias is not None,
         )

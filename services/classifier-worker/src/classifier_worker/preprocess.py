@@ -4,6 +4,7 @@ catalog entry; this module only knows how to apply them."""
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import torch
@@ -11,9 +12,12 @@ from PIL import Image, ImageOps
 
 from classifier_common.catalog import ModelSpec
 from classifier_common.errors import ImageRejected
-from classifier_common.images import MAX_PIXELS
+from classifier_common.images import DECODE_SLOTS, MAX_PIXELS
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# A decode can take ~15 bytes a pixel (~600 MB at MAX_PIXELS): at most this many at once in a
+# process, whatever its number of consumer threads (bench/decode_bombs.py).
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -35,8 +39,15 @@ def decode(data: bytes, spec: ModelSpec) -> Image.Image:
     Any exception on the way is the image's fault (Pillow's plugins raise TypeError, struct.error,
     IndexError, ZeroDivisionError... on malformed EXIF, ICC or tiles, and decode lazily, so the
     resize may be the first to meet broken pixel data): it becomes :class:`ImageRejected`."""
+    with _decode_slots:
+        return _decode(data, spec)
+
+
+def _decode(data: bytes, spec: ModelSpec) -> Image.Image:
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
+        if img.width * img.height > MAX_PIXELS:  # Pillow itself only refuses twice its limit
+            raise Image.DecompressionBombError(f"image is {img.width}x{img.height}, more than {MAX_PIXELS} pixels")
         # JPEG draft: let libjpeg decode at a reduced scale (>= the size we need), much cheaper
         # than decoding full size and shrinking. A no-op for other formats.
         img.draft("RGB", (spec.resize_size, spec.resize_size))
@@ -49,7 +60,7 @@ def decode(data: bytes, spec: ModelSpec) -> Image.Image:
         side = min(width, height) * spec.input_size / spec.resize_size  # the crop, in source pixels
         left, top = (width - side) / 2, (height - side) / 2
         box = (left, top, left + side, top + side)
-        return img.resize((spec.input_size, spec.input_size), Image.BILINEAR, box=box)
+        return img.resize((spec.input_size, spec.input_size), Image.Resampling.BILINEAR, box=box)
     except Exception as exc:
         raise ImageRejected(f"the image could not be decoded: {type(exc).__name__}: {exc}") from None
 

@@ -142,6 +142,7 @@ class Processor:
             metrics.JOBS_PROCESSED.labels(model, "skipped").inc()
             delivery.ack()
             return None
+        assert job.started_at is not None  # store.start set it
         metrics.QUEUE_WAIT.labels(model).observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
         if job.attempts > self.max_attempts:
             # Earlier attempts ended without an outcome (the worker died holding it): give up.

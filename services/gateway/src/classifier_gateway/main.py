@@ -7,6 +7,7 @@ system composes the same component with the others (``classifier_standalone``)."
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -33,7 +34,7 @@ DESCRIPTION = (
 )
 
 
-def _check(probe) -> str | None:  # type: ignore[no-untyped-def]
+def _check(probe: Callable[[], object]) -> str | None:
     try:
         probe()
         return None

@@ -166,7 +166,7 @@ class MongoJobStore:
             client = pymongo.MongoClient(url, appname="classifier", **client_options(url, server_selection_timeout_ms))
         self._client = client
         self.database = client[database_name(url)]
-        aware = CodecOptions(tz_aware=True)
+        aware: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
         self._jobs: Collection = self.database.get_collection("jobs", codec_options=aware)
         self._cache: Collection = self.database.get_collection("result_cache", codec_options=aware)
         self._workers: Collection = self.database.get_collection("workers", codec_options=aware)

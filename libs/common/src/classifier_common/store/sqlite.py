@@ -212,7 +212,7 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         image=row["image"],
         source=row["source"],
         image_sha256=row["image_sha256"],
-        created_at=_parse_ts(row["created_at"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
         started_at=_parse_ts(row["started_at"]),
         finished_at=_parse_ts(row["finished_at"]),
         attempts=row["attempts"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -188,6 +189,8 @@ async def create_job(
         )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     upload: bytes | None = None
+    source: Literal["gallery", "upload"]
+    callback: object  # the JSON body's str | None, or the multipart field as sent; _callback_url checks it
     if content_type == "application/json":
         req = await _parse_json(request)
         model_name, image_name, source, callback = req.model, req.image, "gallery", req.callback_url

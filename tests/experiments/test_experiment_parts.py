@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.targets import worker_target_groups
 from experiments import hpa, scaler
 from experiments.local_prometheus import ScrapeTargets, derive_config
 from experiments.profiles import step
-from experiments.targets import worker_target_groups
 from tests.k8s.chart import one, render
 from tests.monitoring.conftest import PromtoolRunner
 

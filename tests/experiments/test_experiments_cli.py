@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments.targets import worker_target_groups
-
-REPO = Path(__file__).resolve().parents[2]
+from devstack.paths import REPO
+from devstack.targets import worker_target_groups
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

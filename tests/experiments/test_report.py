@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from devstack.paths import REPO
 from experiments.report import (
     JOB_COLUMNS,
     PLOTS,
@@ -21,8 +22,6 @@ from experiments.report import (
     summarize,
     write_report,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def ready_workers(t: float) -> int:

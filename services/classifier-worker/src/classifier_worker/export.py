@@ -1,0 +1,110 @@
+"""The ONNX export of a loaded model, made once from the same checkpoint and verified by sha256
+before every use.
+
+An export is named after the model and its version (which carries the weights' digest), so new
+weights never meet an old export. Beside it, ``<file>.sha256`` records the export's own digest,
+written after the export is complete; a file that does not match it (tampered, cut off by a crash)
+is refused and made again. The seed step exports into ``<models dir>/exports``; a worker, which
+mounts the models read-only on Kubernetes, makes any missing or refused export in its own cache
+directory. Whether the export computes what torch computes is checked separately, on the gallery,
+before the worker uses it (:mod:`classifier_worker.selection`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import torch
+
+from classifier_common.catalog import ModelSpec
+from classifier_worker.models import file_sha256
+from classifier_worker.optimize import RUNNING
+
+log = logging.getLogger(__name__)
+
+EXPORTS_DIR = "exports"
+OPSET = 17
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+
+
+class ExportRefused(Exception):
+    """An export's file does not match its recorded sha256."""
+
+
+def export_name(spec: ModelSpec, version: str) -> str:
+    return f"{spec.name}-{version}.onnx"
+
+
+def default_cache_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "classifier-exports"
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def verify(path: Path) -> None:
+    """Raises ExportRefused unless ``path`` exists and matches the digest recorded beside it."""
+    digest_file = _digest_path(path)
+    if not path.is_file() or not digest_file.is_file():
+        raise ExportRefused(f"{path} or its digest is missing")
+    recorded = (digest_file.read_text().split() or [""])[0]
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise ExportRefused(f"{path} has sha256 {actual[:12]}, its record says {recorded[:12] or 'nothing'}")
+
+
+def export(module: torch.nn.Module, spec: ModelSpec, path: Path) -> Path:
+    """Export ``module`` (batch axis dynamic) to ``path`` and record its digest; returns ``path``."""
+    started = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Names of this call's own: workers starting side by side may export the same model at once.
+    part = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    example = torch.zeros(1, 3, spec.input_size, spec.input_size)
+    # Tracing patches torch.nn.Module for the whole process (optimize.py). The TorchScript-based
+    # exporter is the one that takes the fx-rewritten module as it is; its deprecation notice and
+    # constant-folding remarks are not news to an operator.
+    with RUNNING.exclusive(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        torch.onnx.export(
+            module,
+            (example,),
+            str(part),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    digest_part = part.with_name(part.name + ".sha256")
+    digest_part.write_text(f"{file_sha256(part)}  {path.name}\n")
+    # The digest first: a reader between the two renames sees a mismatch and makes its own export,
+    # never an unverified file taken for verified.
+    digest_part.replace(_digest_path(path))
+    part.replace(path)
+    log.info("model exported to ONNX", extra={"model": spec.name, "path": str(path), "export_s": _since(started)})
+    return path
+
+
+def ensure_export(module: torch.nn.Module, spec: ModelSpec, version: str, models_dir: Path, cache_dir: Path) -> Path:
+    """A verified export of the model: the seeded one, else one in ``cache_dir`` (made if needed)."""
+    name = export_name(spec, version)
+    for candidate in (models_dir / EXPORTS_DIR / name, cache_dir / name):
+        try:
+            verify(candidate)
+            return candidate
+        except ExportRefused as exc:
+            if candidate.exists():
+                log.warning("ONNX export refused: %s", exc, extra={"model": spec.name})
+    return export(module, spec, cache_dir / name)
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)

@@ -1,0 +1,187 @@
+"""The runtime check at start-up: agreement with fp32 torch on the gallery, the self-benchmark,
+the choice, and what is logged and exported. A runtime is made to disagree deliberately with an
+export of wrong weights whose digest is recorded: it passes the checksum, so only the agreement
+check stands between it and the jobs."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from prometheus_client import REGISTRY
+
+from classifier_common.catalog import get_spec
+from classifier_common.config import Settings
+from classifier_worker import cpu, export
+from classifier_worker.models import LoadedModel
+from classifier_worker.preprocess import decode
+from classifier_worker.runtimes import ONNXRUNTIME, TORCH, TORCH_BF16, TorchRuntime
+from classifier_worker.selection import AUTO, MAX_DISAGREEMENTS, RuntimeUnavailable, Selection, Verdict, choose
+from classifier_worker.selection import select_runtime as _select_runtime
+from classifier_worker.worker import load_models
+
+SPEC = get_spec("efficientnet_lite0")
+MODEL = SPEC.name
+ZEN3 = "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu sse sse2 avx avx2 fma sha_ni vaes\n"
+
+
+@pytest.fixture(scope="module")
+def models_dir(seeded: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Lite0's weights and their export, as the seed step leaves them."""
+    directory = tmp_path_factory.mktemp("models")
+    shutil.copy(SPEC.weights_path(seeded[0]), SPEC.weights_path(directory))
+    loaded = LoadedModel.load(SPEC, directory)
+    export.export(loaded.module, SPEC, directory / export.EXPORTS_DIR / export.export_name(SPEC, loaded.version))
+    return directory
+
+
+@pytest.fixture
+def lite0(models_dir: Path) -> LoadedModel:
+    return LoadedModel.load(SPEC, models_dir)
+
+
+@pytest.fixture
+def gallery_dir(seeded: tuple[Path, Path]) -> Path:
+    return seeded[1]
+
+
+@pytest.fixture
+def wrong_models_dir(lite0: LoadedModel, tmp_path: Path) -> Path:
+    """A models folder whose export has wrong classifier biases, its digest duly recorded."""
+    wrong = copy.deepcopy(lite0.module)
+    last = [m for m in wrong.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias.copy_(torch.randn(last.bias.shape, generator=torch.Generator().manual_seed(0)) * 100)
+    models = tmp_path / "wrong"
+    export.export(wrong, SPEC, models / export.EXPORTS_DIR / export.export_name(SPEC, lite0.version))
+    return models
+
+
+@pytest.fixture
+def zen3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """This process sees a CPU without AVX512-BF16 or AMX."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(ZEN3)
+    monkeypatch.setattr(cpu, "CPUINFO", cpuinfo)
+    cpu.this_cpu_has_bf16.cache_clear()
+    yield
+    cpu.this_cpu_has_bf16.cache_clear()
+
+
+def select(loaded: LoadedModel, requested: str, models_dir: Path, gallery_dir: Path, tmp_path: Path) -> Selection:
+    return _select_runtime(
+        loaded, requested, models_dir=models_dir, gallery_dir=gallery_dir, cache_dir=tmp_path / "cache", threads=1
+    )
+
+
+def metric(name: str, runtime: str | None = None) -> float | None:
+    labels = {"model": MODEL} if runtime is None else {"model": MODEL, "runtime": runtime}
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_auto_takes_the_fastest_runtime_that_agrees(
+    lite0: LoadedModel, models_dir: Path, gallery_dir: Path, tmp_path: Path
+) -> None:
+    selection = select(lite0, AUTO, models_dir, gallery_dir, tmp_path)
+    checked = selection.verdicts
+    assert {TORCH, ONNXRUNTIME} <= set(checked)
+    for verdict in checked.values():
+        if verdict.refused is None:
+            assert verdict.photos == 41 and verdict.disagreeing <= MAX_DISAGREEMENTS, verdict
+    usable = {name: v.ms_per_image for name, v in checked.items() if v.refused is None}
+    assert selection.chosen == min(usable, key=lambda name: usable[name] or 0.0)
+    assert lite0.runtime.name == selection.chosen
+    assert not (tmp_path / "cache").exists()  # the seeded export was used
+    # ... and exported as metrics
+    assert metric("classifier_runtime_selected", selection.chosen) == 1
+    for name, verdict in checked.items():
+        assert metric("classifier_runtime_gallery_disagreements", name) == verdict.disagreeing
+        assert metric("classifier_runtime_forward_seconds", name) == pytest.approx(verdict.ms_per_image / 1000)
+        if name != selection.chosen:
+            assert metric("classifier_runtime_selected", name) == 0
+    assert metric("classifier_runtime_check_seconds") == pytest.approx(selection.check_s)
+
+
+def test_auto_refuses_a_runtime_that_disagrees(
+    lite0: LoadedModel, wrong_models_dir: Path, gallery_dir: Path, tmp_path: Path
+) -> None:
+    selection = select(lite0, AUTO, wrong_models_dir, gallery_dir, tmp_path)
+    verdict = selection.verdicts[ONNXRUNTIME]
+    assert verdict.disagreeing > MAX_DISAGREEMENTS
+    assert verdict.refused and "disagrees with fp32 torch" in verdict.refused
+    assert selection.chosen != ONNXRUNTIME and lite0.runtime.name == selection.chosen
+    assert metric("classifier_runtime_selected", ONNXRUNTIME) == 0
+    assert metric("classifier_runtime_gallery_disagreements", ONNXRUNTIME) == verdict.disagreeing
+
+
+def test_a_named_runtime_that_disagrees_keeps_the_worker_from_starting(
+    lite0: LoadedModel, wrong_models_dir: Path, gallery_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeUnavailable, match="disagrees with fp32 torch"):
+        select(lite0, ONNXRUNTIME, wrong_models_dir, gallery_dir, tmp_path)
+    assert isinstance(lite0.runtime, TorchRuntime)
+
+
+def test_choose_never_takes_a_refused_runtime_however_fast() -> None:
+    verdicts = {
+        TORCH: Verdict(TORCH, 41, 41, 14.0),
+        TORCH_BF16: Verdict(TORCH_BF16, 41, 39, 5.0, refused="disagrees"),
+        ONNXRUNTIME: Verdict(ONNXRUNTIME, 41, 40, 9.0),
+    }
+    assert choose(AUTO, verdicts) == ONNXRUNTIME
+    verdicts[ONNXRUNTIME].refused = "failed"
+    assert choose(AUTO, verdicts) == TORCH
+    assert choose(TORCH, verdicts) == TORCH
+    with pytest.raises(RuntimeUnavailable):
+        choose(TORCH_BF16, verdicts)
+
+
+@pytest.mark.usefixtures("zen3")
+def test_bf16_is_never_used_on_a_cpu_without_it(
+    lite0: LoadedModel, models_dir: Path, gallery_dir: Path, tmp_path: Path
+) -> None:
+    selection = select(lite0, AUTO, models_dir, gallery_dir, tmp_path)
+    bf16 = selection.verdicts[TORCH_BF16]
+    assert bf16.refused and "neither AVX512-BF16 nor AMX" in bf16.refused
+    assert bf16.photos == 0 and selection.chosen != TORCH_BF16
+    with pytest.raises(RuntimeUnavailable, match="AVX512-BF16"):
+        select(lite0, TORCH_BF16, models_dir, gallery_dir, tmp_path)
+
+
+def test_torch_is_used_without_a_check(lite0: LoadedModel, tmp_path: Path) -> None:
+    selection = select(lite0, TORCH, tmp_path / "nothing", tmp_path / "nothing", tmp_path)
+    assert selection.chosen == TORCH and set(selection.verdicts) == {TORCH}
+    assert selection.verdicts[TORCH].photos == 0
+
+
+def test_without_gallery_photos_auto_stays_with_torch(lite0: LoadedModel, models_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    selection = select(lite0, AUTO, models_dir, tmp_path / "empty", tmp_path)
+    assert selection.chosen == TORCH
+    assert "no gallery photos" in (selection.verdicts[ONNXRUNTIME].refused or "")
+    with pytest.raises(RuntimeUnavailable, match="no gallery photos"):
+        select(lite0, ONNXRUNTIME, models_dir, tmp_path / "empty", tmp_path)
+
+
+def test_unknown_runtime_is_refused(lite0: LoadedModel, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeUnavailable, match="unknown runtime"):
+        select(lite0, "tensorrt", tmp_path, tmp_path, tmp_path)
+
+
+def test_the_worker_loads_models_with_the_runtime_setting(models_dir: Path, gallery_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        models_dir=models_dir,
+        gallery_dir=gallery_dir,
+        models=[MODEL],
+        runtime=ONNXRUNTIME,
+        runtime_cache_dir=tmp_path / "cache",
+    )
+    model = load_models(settings)[MODEL]
+    assert model.runtime.name == ONNXRUNTIME and model.ready
+    image = decode((gallery_dir / "n01531178_goldfinch.JPEG").read_bytes(), SPEC)
+    (top5,) = model.predict([image])
+    assert top5[0].label == "goldfinch"
+    assert metric("classifier_runtime_selected", ONNXRUNTIME) == 1

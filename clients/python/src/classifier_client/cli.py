@@ -39,7 +39,10 @@ FORMAT_EXTENSIONS = {
     "TIFF": ("tif", "tiff"),
 }
 # Error codes whose message is a library's words, and what they mean for a person.
-PLAIN_WORDS = {"invalid_image": "{subject} looks like an image, but its data is damaged or cut off"}
+PLAIN_WORDS = {
+    "invalid_image": "{subject} looks like an image, but its data is damaged or cut off",
+    "image_unreadable": "the server could not read {subject} from its storage",
+}
 LONG_POLL_S = 5.0  # the server holds each status request up to this long (its maximum is 30)
 
 EXIT_OK = 0

@@ -99,6 +99,7 @@ export function checkFile(file, info) {
 // What a job's error code means, for a person; the server's text (a decoder's words) is a detail.
 const JOB_ERROR_WORDS = {
   invalid_image: 'the image could not be read: its data is damaged or cut off',
+  image_unreadable: 'the server could not read the image from its storage',
   internal_error: 'something went wrong on the server while classifying it',
 };
 

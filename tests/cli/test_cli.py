@@ -98,7 +98,7 @@ def test_failed_job_exits_1(classifier, server: Server) -> None:
 
 
 def test_text_file_is_refused_with_exit_3(classifier, tmp_path: Path) -> None:
-    notes = tmp_path / "notes.txt"
+    notes = tmp_path / "notes.jpg"  # named as a JPEG: only the server, reading it, finds out
     notes.write_text("not a picture\n")
     result = classifier("submit", "--file", str(notes))
     assert result.returncode == 3

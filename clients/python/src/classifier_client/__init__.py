@@ -22,7 +22,7 @@ from classifier_client.errors import (
     Unreachable,
     WaitTimeout,
 )
-from classifier_client.types import Image, Job, Model, Prediction, finished
+from classifier_client.types import Image, Info, Job, Model, Prediction, finished
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -34,6 +34,7 @@ __all__ = [
     "Client",
     "Conflict",
     "Image",
+    "Info",
     "InvalidInput",
     "Job",
     "Model",

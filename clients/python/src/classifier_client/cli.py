@@ -7,7 +7,9 @@ It only speaks HTTP, so it works against ``make run``, ``make stack`` or a clust
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import mimetypes
 import os
 import re
 import sys
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.bar import Bar
 from rich.console import Console
@@ -24,8 +27,22 @@ from rich.text import Text
 from classifier_client._calls import DEFAULT_MODEL, DEFAULT_URL
 from classifier_client.client import Client
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import FINISHED, Image, Job, Model, Prediction
+from classifier_client.types import FINISHED, Image, Info, Job, Model, Prediction
 
+# The file name extensions of the image formats a server may accept (its /v1/info names the formats).
+FORMAT_EXTENSIONS = {
+    "JPEG": ("jpg", "jpeg", "jpe", "jfif"),
+    "PNG": ("png",),
+    "GIF": ("gif",),
+    "WEBP": ("webp",),
+    "BMP": ("bmp", "dib"),
+    "TIFF": ("tif", "tiff"),
+}
+# Error codes whose message is a library's words, and what they mean for a person.
+PLAIN_WORDS = {
+    "invalid_image": "{subject} looks like an image, but its data is damaged or cut off",
+    "image_unreadable": "the server could not read {subject} from its storage",
+}
 LONG_POLL_S = 5.0  # the server holds each status request up to this long (its maximum is 30)
 
 EXIT_OK = 0
@@ -40,7 +57,8 @@ EPILOG = f"""\
 exit codes:
   {EXIT_OK}  success (with --wait: the job succeeded)
   {EXIT_JOB_FAILED}  the job failed or was canceled
-  {EXIT_USAGE}  bad arguments, or the file to upload cannot be read
+  {EXIT_USAGE}  bad arguments, or the file to upload cannot be read or is one the server refuses
+     (larger than its limit, or not an image format it accepts: see /v1/info)
   {EXIT_API_ERROR}  the API refused the request (4xx: unknown model or image or job, not an image,
      too large, queue full)
   {EXIT_SERVER_ERROR}  the server failed (5xx, e.g. 503 broker unavailable) or could not be reached
@@ -116,14 +134,19 @@ def describe_job(console: Console, job: Job, base_url: str) -> None:
     status_style = {"succeeded": "green", "failed": "red", "canceled": "red"}.get(job["status"], "yellow")
     line = Text.assemble((image, "bold"), " · ", job["model"], " · ", (job["status"], f"bold {status_style}"))
     result = job.get("result")
-    if result and result.get("inference_ms") is not None:
-        line.append(f" · inference {result['inference_ms']:.0f} ms", style="dim")
+    inference_ms = result.get("inference_ms") if result else None
     if result and result.get("cached"):
-        line.append(" · cached", style="dim")
+        original = f" (originally {inference_ms:.0f} ms)" if inference_ms is not None else ""
+        line.append(f" · cached result{original}", style="dim")
+    elif inference_ms is not None:
+        line.append(f" · inference {inference_ms:.0f} ms", style="dim")
     console.print(line)
     console.print(Text(f"job {job['id']}  {base_url.rstrip('/')}{job['status_url']}", style="dim"), soft_wrap=True)
     error = job.get("error")
-    if error:
+    if error and error["code"] in PLAIN_WORDS:
+        words = PLAIN_WORDS[error["code"]].format(subject=job["image"])
+        console.print(Text(f"{error['code']}: {words}; details: {error['message']}", style="red"))
+    elif error:
         console.print(Text(f"{error['code']}: {error['message']}", style="red"))
     if result and result.get("predictions"):
         console.print(predictions_table(result["predictions"]))
@@ -133,18 +156,77 @@ def exit_code(exc: ClassifierError) -> int:
     return EXIT_API_ERROR if isinstance(exc, ApiError) and 400 <= exc.status < 500 else EXIT_SERVER_ERROR
 
 
-def error_text(exc: ClassifierError) -> str:
+def error_text(exc: ClassifierError, upload: Upload | None = None, hint: str | None = None) -> str:
     if not isinstance(exc, ApiError):
         return f"{exc}: is the server running? Point --url or CLASSIFIER_URL at it."
-    text = f"{exc.message} (HTTP {exc.status} {exc.code})"
     details = exc.details if isinstance(exc.details, dict) else {}
+    if exc.status == 413 and upload is not None and "max_bytes" in details:
+        # the server's message names its limit only; the file's own size is what to act on
+        text = f"{too_large(upload, details['max_bytes'])} (HTTP 413 {exc.code})"
+    elif exc.code in PLAIN_WORDS:
+        # the server's text (a decoder's words) follows as a detail
+        subject = upload.name if upload is not None else "the image"
+        text = f"{PLAIN_WORDS[exc.code].format(subject=subject)} (HTTP {exc.status} {exc.code}); details: {exc.message}"
+    else:
+        text = f"{exc.message} (HTTP {exc.status} {exc.code})"
+        if "max_bytes" in details:
+            text += f"; the limit is {details['max_bytes']:,} bytes"
     if "accepted" in details:
         text += f"; accepted: {', '.join(map(str, details['accepted']))}"
-    if "max_bytes" in details:
-        text += f"; the limit is {details['max_bytes']:,} bytes"
     if exc.retry_after is not None:
         text += f"; retry after {exc.retry_after:g} s"
+    if hint:
+        text += f"; {hint}"
     return text
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    size: int
+
+
+def too_large(upload: Upload, limit: int) -> str:
+    return f"{upload.name} is {upload.size:,} bytes; the server accepts at most {limit:,} bytes"
+
+
+def refusal(upload: Upload, info: Info) -> str | None:
+    """Why the server would refuse this file, from the limits it publishes in /v1/info, or None."""
+    limit = info.get("max_upload_bytes")
+    if limit is not None and upload.size > limit:
+        return too_large(upload, limit)
+    formats = info.get("accepted_formats")
+    media_type, _ = mimetypes.guess_type(upload.name)
+    # a name that says nothing (no or unknown extension): the server reads the bytes
+    if not formats or media_type is None:
+        return None
+    extension = upload.name.rsplit(".", 1)[-1].lower()
+    accepted = {ext for fmt in formats for ext in FORMAT_EXTENSIONS.get(fmt, (fmt.lower(),))}
+    if not media_type.startswith("image/") or extension not in accepted:
+        return f"{upload.name} is not an image format the server accepts ({media_type}); accepted: {', '.join(formats)}"
+    return None
+
+
+def suggestion(ctx: Context, exc: ApiError, model: str, image: str | None) -> str | None:
+    """For an unknown model or gallery image: what the server does serve, the closest first."""
+    try:
+        if exc.code == "unknown_image" and image is not None:
+            names = [i["name"] for i in ctx.client.images()]
+            # compared by label: the synset ids and extensions all look alike
+            by_label = {label_of(name).lower(): name for name in names}
+            matches = difflib.get_close_matches(label_of(image).lower(), by_label, n=3, cutoff=0.7)
+            close = [by_label[m] for m in matches]
+            if close:
+                return f"did you mean {' or '.join(close)}? (`classifier images` lists them all)"
+            return "`classifier images` lists the gallery"
+        if exc.code == "unknown_model":
+            served = [m["name"] for m in ctx.client.models() if m["available"]]
+            close = difflib.get_close_matches(model, served, n=1, cutoff=0.5)
+            text = f"models served here: {', '.join(served) or 'none'}"
+            return f"did you mean {close[0]}? {text}" if close else text
+    except ClassifierError:
+        return None  # the hint is a courtesy: the error itself is what matters
+    return None
 
 
 class _Progress:
@@ -168,6 +250,8 @@ class Context:
     out: Console  # results: stdout
     err: Console  # progress and errors: stderr, so stdout stays clean for --json
     as_json: bool
+    upload: Upload | None = None  # the file being submitted, for the error text
+    hint: str | None = None  # what to try instead, for the error text
 
     def emit(self, value: Any) -> None:
         # plain json, not rich's: the output is for jq and scripts
@@ -211,19 +295,37 @@ def cmd_images(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
-    if args.file is not None:
-        try:
-            data = args.file.read_bytes()
-        except OSError as exc:
-            message = Text.assemble(("error: ", "bold red"), f"cannot read {args.file}: {exc.strerror or exc}")
-            ctx.err.print(message, soft_wrap=True)
-            return EXIT_USAGE
-        job = ctx.client.submit(args.model, file=data, filename=args.file.name)
-    else:
-        job = ctx.client.submit(args.model, image=args.image)
+    def usage_error(text: str) -> int:
+        ctx.err.print(Text.assemble(("error: ", "bold red"), text), soft_wrap=True)
+        return EXIT_USAGE
+
+    try:
+        if args.file is not None:
+            try:
+                data = args.file.read_bytes()
+            except OSError as exc:
+                return usage_error(f"cannot read {args.file}: {exc.strerror or exc}")
+            ctx.upload = Upload(args.file.name, len(data))
+            reason = refusal(ctx.upload, published_limits(ctx))
+            if reason is not None:
+                return usage_error(reason)  # refused before a byte is sent
+            job = ctx.client.submit(args.model, file=data, filename=args.file.name)
+        else:
+            job = ctx.client.submit(args.model, image=args.image)
+    except ApiError as exc:
+        ctx.hint = suggestion(ctx, exc, args.model, args.image)
+        raise
     if not ctx.as_json:
         ctx.err.print(Text(f"submitted job {job['id']}", style="dim"), soft_wrap=True)
     return finish(ctx, job, args.wait, args.timeout)
+
+
+def published_limits(ctx: Context) -> Info:
+    """/v1/info; empty from a server that does not publish it (it then checks the file alone)."""
+    try:
+        return ctx.client.info()
+    except ApiError:
+        return {}
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
@@ -293,10 +395,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def base_url(url: str) -> str:
+    """The API's base URL as people type it: `127.0.0.1:8000` is http://127.0.0.1:8000, and a
+    trailing /v1 (the API's prefix, copied from a request) is dropped."""
+    url = url.strip()
+    if "://" not in url:
+        url = f"http://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--url {url!r} is not an http(s) URL such as http://127.0.0.1:8000")
+    path = re.sub(r"/v1/?$", "", parts.path.rstrip("/"))
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        url = base_url(args.url)
+    except ValueError as exc:
+        parser.error(str(exc))  # exits 2
     ctx = Context(
-        client=Client(args.url, api_key=args.api_key, user_agent="classifier-cli"),
+        client=Client(url, api_key=args.api_key, user_agent="classifier-cli"),
         out=Console(),
         err=Console(stderr=True),
         as_json=args.json,
@@ -317,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ApiError, Unreachable) as exc:
         if ctx.as_json and isinstance(exc, ApiError) and exc.body is not None:
             ctx.emit(exc.body)
-        ctx.err.print(Text.assemble(("error: ", "bold red"), error_text(exc)), soft_wrap=True)
+        text = error_text(exc, ctx.upload, ctx.hint)
+        ctx.err.print(Text.assemble(("error: ", "bold red"), text), soft_wrap=True)
         return exit_code(exc)
     except KeyboardInterrupt:
         ctx.err.print("interrupted (a submitted job goes on; `classifier status ID` shows it)")

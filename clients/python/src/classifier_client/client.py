@@ -30,7 +30,7 @@ from classifier_client._calls import (
     submit_call,
 )
 from classifier_client.errors import ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import Image, Job, Model, finished
+from classifier_client.types import Image, Info, Job, Model, finished
 
 USER_AGENT = "classifier-client/0.1"
 DEFAULT_RETRY = Retry()
@@ -103,6 +103,10 @@ class Client:
 
     def images(self) -> list[Image]:
         return cast(list[Image], self._call(Call("GET", "/v1/images")))
+
+    def info(self) -> Info:
+        """The model and image names, the upload limit and the accepted formats."""
+        return cast(Info, self._call(Call("GET", "/v1/info")))
 
     def submit(
         self,
@@ -227,6 +231,9 @@ class AsyncClient:
 
     async def images(self) -> list[Image]:
         return cast(list[Image], await self._call(Call("GET", "/v1/images")))
+
+    async def info(self) -> Info:
+        return cast(Info, await self._call(Call("GET", "/v1/info")))
 
     async def submit(
         self,

@@ -61,5 +61,13 @@ class Image(TypedDict):
     url: str  # the image itself, relative to the API's base URL
 
 
+class Info(TypedDict, total=False):
+    models: list[str]
+    images: list[str]
+    max_upload_bytes: int  # a larger file is refused with 413 (servers before this field lack it)
+    accepted_formats: list[str]
+    accepted_media_types: list[str]
+
+
 def finished(job: Job) -> bool:
     return job["status"] in FINISHED

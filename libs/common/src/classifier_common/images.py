@@ -16,6 +16,8 @@ from classifier_common.errors import ImageRejected, NotAnImage, UnknownImage
 
 # Formats a worker can decode and the gateway accepts.
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"})
+# Their media types, as a browser or a client names a chosen file (published in /v1/info).
+ACCEPTED_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"})
 GALLERY_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".gif", ".bmp"})
 # Decompression-bomb limit: more pixels than this is refused (Pillow's own default is 89.5 M).
 MAX_PIXELS = 40_000_000

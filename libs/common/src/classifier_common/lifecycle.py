@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from classifier_common import openapi
 from classifier_common.errors import ClassifierError
 from classifier_common.http import create_app, health_router
 from classifier_common.store import JobStore
@@ -135,4 +136,5 @@ def compose_app(
     for component in components:
         component.install(app)
     app.include_router(health_router(composer.readiness, composer.before_scrape))
+    openapi.document(app)
     return app

@@ -44,6 +44,7 @@ async function request(path, options = {}) {
 }
 
 export const listModels = () => request('/v1/models');
+export const getInfo = () => request('/v1/info');
 export const listImages = () => request('/v1/images');
 
 export function submitGalleryImage(model, image) {
@@ -70,6 +71,40 @@ export function formatBytes(n) {
   if (n < 1024) return `${n} bytes`;
   const [value, unit] = n < 1024 * 1024 ? [n / 1024, 'KiB'] : [n / 1024 / 1024, 'MiB'];
   return `${Number(value.toFixed(1))} ${unit}`;
+}
+
+/** Why the server would refuse this file, in words, or null; from /v1/info's published limits
+ * (none known: the server alone checks). */
+export function checkFile(file, info) {
+  if (!info) return null;
+  const formats = info.accepted_formats?.join(', ');
+  if (info.max_upload_bytes && file.size > info.max_upload_bytes) {
+    let [size, max] = [formatBytes(file.size), formatBytes(info.max_upload_bytes)];
+    if (size === max) [size, max] = [file.size, info.max_upload_bytes].map((n) => `${n.toLocaleString('en')} bytes`);
+    return {
+      title: 'That file is too large',
+      text: `“${file.name}” is ${size}; the limit is ${max}. Try a smaller or more compressed image.`,
+    };
+  }
+  // an empty type means the browser does not know: the server looks at the bytes
+  if (file.type && Array.isArray(info.accepted_media_types) && !info.accepted_media_types.includes(file.type)) {
+    return {
+      title: 'Not an image',
+      text: `“${file.name}” is not an image the classifier can read.${formats ? ` Accepted formats: ${formats}.` : ''}`,
+    };
+  }
+  return null;
+}
+
+// What a job's error code means, for a person; the server's text (a decoder's words) is a detail.
+const JOB_ERROR_WORDS = {
+  invalid_image: 'the image could not be read: its data is damaged or cut off',
+  image_unreadable: 'the server could not read the image from its storage',
+  internal_error: 'something went wrong on the server while classifying it',
+};
+
+export function describeJobError(error) {
+  return JOB_ERROR_WORDS[error?.code] ?? error?.message ?? 'the worker could not classify it';
 }
 
 function retryHint(err) {
@@ -109,6 +144,14 @@ export function describeError(err, { file } = {}) {
       };
     }
     case 422:
+      if (err.code === 'invalid_image') {
+        const name = file ? `“${file.name}”` : 'The file';
+        return {
+          title: 'That image could not be read',
+          text: `${name} looks like an image, but its data is damaged or cut off. Save it again or choose another file.`,
+          detail: err.message,
+        };
+      }
       return { title: 'The request was refused', text: `${capitalise(err.message)}.` };
     case 429:
       return { title: 'The queue is full', text: `Too many jobs are waiting right now. ${retryHint(err)}` };

@@ -1,17 +1,20 @@
 // The page: choose a model and an image, submit, follow the job live, show the top-5, keep a history.
 
-import { describeError, formatBytes, getJob, listImages, listModels, submitFile, submitGalleryImage } from './api.js';
+import {
+  checkFile, describeError, describeJobError, formatBytes, getInfo, getJob, listImages, listModels, submitFile, submitGalleryImage,
+} from './api.js';
 import { clearHistory, loadHistory, remember } from './history.js';
 
 const DEFAULT_MODEL = 'efficientnet_lite0';
 // The server answers as soon as the job finishes; coming back every few seconds also shows queued -> running.
 const LONG_POLL_S = 3;
 const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+const HISTORY_POLL_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 const el = {
   form: $('job-form'), model: $('model'), modelState: $('model-state'), modelInfo: $('model-info'),
-  dropzone: $('dropzone'), file: $('file'), preview: $('upload-preview'), previewImg: $('upload-img'),
+  dropzone: $('dropzone'), file: $('file'), camera: $('camera'), preview: $('upload-preview'), previewImg: $('upload-img'),
   previewName: $('upload-name'), previewClear: $('upload-clear'),
   gallery: $('gallery'), galleryCount: $('gallery-count'), selection: $('selection'), submit: $('submit'),
   result: $('result'), error: $('error'), empty: $('result-empty'), job: $('job'),
@@ -25,7 +28,12 @@ const state = {
   choice: null, // {kind: 'gallery', name} or {kind: 'file', file, url}
   shownId: null,
   follow: null, // AbortController of the long-poll in progress
-  thumbs: new Map(), // job id -> picture of an upload, for this page's lifetime
+  thumbs: new Map(), // job id -> small data: URL picture of an upload
+  busy: false, // a submission is on its way
+  followId: null, // the job long-polled for the result panel
+  historyTimer: null,
+  gone: new Set(), // history jobs the server no longer has
+  info: null, // GET /v1/info: the upload limit and accepted formats
 };
 
 /** "n01531178_goldfinch.JPEG" -> "goldfinch": the gallery names start with the ImageNet synset id. */
@@ -45,12 +53,29 @@ function percent(score) {
 function showError(err, context) {
   if (err?.name === 'AbortError') return;
   if (!('status' in err)) throw err; // a bug in this page, not a failed request
-  const { title, text } = describeError(err, context);
-  el.error.replaceChildren(
+  showMessage(describeError(err, context));
+}
+
+/** An error in words, with the server's own text, if any, as a detail. */
+function showMessage({ title, text, detail = null }) {
+  const parts = [
     Object.assign(document.createElement('strong'), { textContent: title }),
     Object.assign(document.createElement('span'), { textContent: ` ${text}` }),
-  );
+  ];
+  if (detail) parts.push(Object.assign(document.createElement('small'), { className: 'error-detail', textContent: `Details: ${detail}` }));
+  el.error.replaceChildren(...parts);
   el.error.hidden = false;
+}
+
+/** After an action that failed, show where the words are: on a phone they are far below the button. */
+function revealError() {
+  const narrow = isNarrow();
+  el.error.focus({ preventScroll: true });
+  el.error.scrollIntoView({ behavior: narrow ? 'smooth' : 'auto', block: narrow ? 'center' : 'nearest' });
+}
+
+function isNarrow() {
+  return window.matchMedia('(max-width: 900px)').matches;
 }
 
 function clearError() {
@@ -102,7 +127,6 @@ function renderGallery(images) {
       tile.className = 'tile';
       tile.title = image.name;
       const radio = Object.assign(document.createElement('input'), { type: 'radio', name: 'image', value: image.name });
-      radio.className = 'visually-hidden';
       const img = Object.assign(document.createElement('img'), {
         src: image.url, alt: '', loading: 'lazy', decoding: 'async', width: image.width, height: image.height,
       });
@@ -125,6 +149,16 @@ function chooseGalleryImage(name) {
 function chooseFile(file) {
   if (!file) return;
   dropFile();
+  clearError();
+  // the server's published limits, checked before a byte is sent
+  const refusal = checkFile(file, state.info);
+  if (refusal) {
+    el.file.value = '';
+    el.camera.value = '';
+    showMessage(refusal);
+    revealError();
+    return;
+  }
   for (const radio of el.gallery.querySelectorAll('input:checked')) radio.checked = false;
   const url = URL.createObjectURL(file);
   state.choice = { kind: 'file', file, url };
@@ -142,6 +176,7 @@ function dropFile() {
   URL.revokeObjectURL(state.choice.url);
   state.choice = null;
   el.file.value = '';
+  el.camera.value = '';
   el.preview.hidden = true;
   el.dropzone.classList.remove('has-file');
   el.previewImg.removeAttribute('src');
@@ -171,15 +206,23 @@ async function thumbnailOf(file) {
 
 // ---- submitting and following a job
 
+/** While a request is out the button stays focusable (aria-disabled): disabling it would drop
+ * keyboard focus to the page's body. */
+function setBusy(busy) {
+  state.busy = busy;
+  if (busy) el.submit.setAttribute('aria-disabled', 'true');
+  else el.submit.removeAttribute('aria-disabled');
+  el.submit.textContent = busy ? 'Submitting…' : 'Classify';
+}
+
 async function submit(event) {
   event.preventDefault();
-  if (el.submit.disabled) return;
+  if (state.busy || el.submit.disabled) return;
   const model = el.model.value;
   const choice = state.choice;
   clearError();
   stopFollowing();
-  el.submit.disabled = true;
-  el.submit.textContent = 'Submitting…';
+  setBusy(true);
   const file = choice.kind === 'file' ? choice.file : null;
   let job;
   try {
@@ -187,26 +230,34 @@ async function submit(event) {
   } catch (err) {
     hideJob(); // refused: there is no ticket to show
     showError(err, { file });
+    revealError();
     return;
   } finally {
-    el.submit.textContent = 'Classify';
+    setBusy(false);
     updateSubmit();
   }
-  if (file) state.thumbs.set(job.id, (await thumbnailOf(file)) ?? choice.url);
+  if (file) {
+    // only a picture made here is kept: an object URL would be dead after a reload
+    const thumb = await thumbnailOf(file);
+    if (thumb) state.thumbs.set(job.id, thumb);
+  }
   showJob(job);
-  if (window.matchMedia('(max-width: 900px)').matches) el.result.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  if (isNarrow()) el.result.scrollIntoView({ behavior: 'smooth', block: 'start' });
   follow(job.id); // not awaited: the page stays usable while the job waits and runs
 }
 
 function stopFollowing() {
   state.follow?.abort();
   state.follow = null;
+  state.followId = null;
 }
 
-/** Long-poll the job until it finishes, showing every change. */
+/** Long-poll the shown job until it finishes, showing every change. */
 async function follow(id) {
   const controller = new AbortController();
   state.follow = controller;
+  state.followId = id;
+  refreshHistorySoon(); // the job shown before may still be unfinished
   try {
     let job;
     do {
@@ -221,8 +272,34 @@ async function follow(id) {
       el.status.textContent = 'Lost contact with the server while waiting. The job may still finish: open it from the history to check again.';
     }
   } finally {
-    if (state.follow === controller) state.follow = null;
+    if (state.follow === controller) {
+      state.follow = null;
+      state.followId = null;
+    }
   }
+}
+
+/** Every unfinished job of the history other than the followed one is asked about every few
+ * seconds, one request at a time, until none is left. */
+function refreshHistorySoon(delay = HISTORY_POLL_MS) {
+  if (state.historyTimer === null) state.historyTimer = setTimeout(refreshHistory, delay);
+}
+
+const unfinished = () => loadHistory().filter((e) => !FINISHED.has(e.status) && !state.gone.has(e.id) && e.id !== state.followId);
+
+async function refreshHistory() {
+  for (const entry of unfinished()) {
+    try {
+      const job = await getJob(entry.id);
+      remember(summary(job));
+      if (job.id === state.shownId && state.followId !== job.id) showJob(job);
+      else renderHistory();
+    } catch (err) {
+      if (err.status === 404) state.gone.add(entry.id); // expired: it keeps its last known status
+    }
+  }
+  state.historyTimer = null;
+  if (unfinished().length > 0) refreshHistorySoon();
 }
 
 const STATUS_WORDS = {
@@ -246,22 +323,32 @@ function showJob(job) {
   el.jobThumb.hidden = !thumb;
   if (thumb && el.jobThumb.getAttribute('src') !== thumb) el.jobThumb.src = thumb;
 
-  const reached = { queued: 0, running: 1, succeeded: 2, failed: 2, canceled: 2 }[job.status];
-  for (const [i, step] of el.job.querySelectorAll('.steps li').entries()) {
-    step.classList.toggle('done', i < reached || (i === 2 && reached === 2));
-    step.classList.toggle('current', i === reached && reached < 2);
-  }
+  renderSteps(job);
 
   const predictions = job.result?.predictions ?? [];
   const top = predictions[0];
   if (job.status === 'succeeded' && top) el.status.textContent = `Succeeded: ${top.label} (${percent(top.score)}).`;
-  else if (job.status === 'failed') el.status.textContent = `Failed: ${job.error?.message ?? 'the worker could not classify it'}.`;
+  else if (job.status === 'failed') el.status.textContent = `Failed: ${describeJobError(job.error)}.`;
   else el.status.textContent = STATUS_WORDS[job.status] ?? job.status;
 
   renderPredictions(predictions);
   el.meta.textContent = metaLine(job);
   remember(summary(job));
   renderHistory();
+}
+
+/** Queued, Running, and how it ended: a job canceled in the queue never ran. */
+function renderSteps(job) {
+  const finished = FINISHED.has(job.status);
+  const ran = job.status === 'succeeded' || job.started_at != null;
+  const steps = Object.fromEntries([...el.job.querySelectorAll('.steps li')].map((li) => [li.dataset.step, li]));
+  steps.queued.classList.toggle('done', job.status !== 'queued');
+  steps.queued.classList.toggle('current', job.status === 'queued');
+  steps.running.classList.toggle('done', finished && ran);
+  steps.running.classList.toggle('current', job.status === 'running');
+  steps.running.classList.toggle('skipped', finished && !ran);
+  steps.done.classList.toggle('done', finished);
+  steps.done.textContent = { failed: 'Failed', canceled: 'Canceled' }[job.status] ?? 'Done';
 }
 
 function summary(job) {
@@ -309,14 +396,18 @@ function metaLine(job) {
   const parts = [];
   if (job.result) {
     parts.push(`model version ${job.result.model_version}`);
-    if (job.result.inference_ms != null) parts.push(`inference ${job.result.inference_ms.toFixed(0)} ms`);
-    if (job.result.cached) parts.push('answered from an earlier identical job');
+    const ms = job.result.inference_ms;
+    if (job.result.cached) parts.push(ms != null ? `cached result (originally ${ms.toFixed(0)} ms)` : 'cached result');
+    else if (ms != null) parts.push(`inference ${ms.toFixed(0)} ms`);
   }
   if (job.finished_at && job.created_at) {
     const ms = Date.parse(job.finished_at) - Date.parse(job.created_at);
     parts.push(`done ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`} after submission`);
   }
   if (job.attempts > 1) parts.push(`${job.attempts} attempts`);
+  if (job.status === 'failed' && job.error?.message && describeJobError(job.error) !== job.error.message) {
+    parts.push(`details: ${job.error.message}`);
+  }
   return parts.join(' · ');
 }
 
@@ -359,7 +450,7 @@ async function showFromHistory(id) {
   try {
     const job = await getJob(id);
     showJob(job);
-    el.result.focus({ preventScroll: !window.matchMedia('(max-width: 900px)').matches });
+    el.result.focus({ preventScroll: !isNarrow() });
     if (!FINISHED.has(job.status)) await follow(id);
   } catch (err) {
     hideJob();
@@ -368,6 +459,7 @@ async function showFromHistory(id) {
     } else {
       showError(err);
     }
+    revealError();
   }
 }
 
@@ -376,6 +468,7 @@ async function showFromHistory(id) {
 el.model.addEventListener('change', renderModelState);
 el.gallery.addEventListener('change', (e) => chooseGalleryImage(e.target.value));
 el.file.addEventListener('change', () => chooseFile(el.file.files[0]));
+el.camera.addEventListener('change', () => chooseFile(el.camera.files[0]));
 el.previewClear.addEventListener('click', dropFile);
 el.previewImg.addEventListener('error', () => el.preview.classList.add('no-preview'));
 el.form.addEventListener('submit', submit);
@@ -405,21 +498,10 @@ el.dropzone.addEventListener('drop', (e) => {
 window.addEventListener('dragover', (e) => e.preventDefault());
 window.addEventListener('drop', (e) => e.preventDefault());
 
-/** Jobs that were still waiting when the page was last open: ask once how they ended. */
-function refreshUnfinished() {
-  for (const entry of loadHistory().filter((e) => !FINISHED.has(e.status))) {
-    getJob(entry.id)
-      .then((job) => {
-        remember(summary(job));
-        renderHistory();
-      })
-      .catch(() => {}); // gone or unreachable: the entry keeps its last known status
-  }
-}
-
 async function start() {
   renderHistory();
-  refreshUnfinished();
+  refreshHistorySoon(0); // jobs still waiting when the page was last open
+  getInfo().then((info) => { state.info = info; }).catch(() => {}); // without it, the server checks alone
   const [models, images] = await Promise.allSettled([listModels(), listImages()]);
   if (models.status === 'fulfilled') renderModels(models.value);
   else {

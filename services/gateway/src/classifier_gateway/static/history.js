@@ -6,10 +6,17 @@ const MAX_ENTRIES = 30;
 export function loadHistory() {
   try {
     const entries = JSON.parse(localStorage.getItem(KEY) ?? '[]');
-    return Array.isArray(entries) ? entries : [];
+    return Array.isArray(entries) ? entries.map(withoutDeadThumb) : [];
   } catch {
     return [];
   }
+}
+
+// Only data: pictures outlive the page; a blob: URL saved by an older page would fail to load.
+function withoutDeadThumb(entry) {
+  if (entry?.thumb == null || String(entry.thumb).startsWith('data:')) return entry;
+  const { thumb, ...rest } = entry;
+  return rest;
 }
 
 function save(entries) {
@@ -24,8 +31,8 @@ function save(entries) {
 export function remember(entry) {
   const entries = loadHistory();
   const index = entries.findIndex((e) => e.id === entry.id);
-  if (index === -1) entries.unshift(entry);
-  else entries[index] = { ...entries[index], ...entry };
+  if (index === -1) entries.unshift(withoutDeadThumb(entry));
+  else entries[index] = withoutDeadThumb({ ...entries[index], ...entry });
   save(entries);
   return entries;
 }

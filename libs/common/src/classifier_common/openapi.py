@@ -1,0 +1,297 @@
+"""The OpenAPI document as a person reads it in /docs: every request body with named examples that
+work as they are in "Try it out", realistic answers, the one error body (``Error``) with what each
+status means, the headers the API sends and reads, the API-key scheme, tags in order.
+
+FastAPI generates the paths and schemas from the routes; :func:`document` rewrites that output in
+one place, so the routes keep their own small declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+GOLDFINCH = "n01531178_goldfinch.JPEG"
+JOB_ID = "6d7ea9fff1394c918187b0bd2f9534a6"
+REQUEST_ID = "3f2b8c1d9e4a4f6b8a7c5d2e1f0a9b8c"
+
+TAGS = [
+    {"name": "jobs", "description": "Submit an image for classification, follow the job, cancel it while queued."},
+    {"name": "models", "description": "The models this server knows, and whether a worker has each loaded."},
+    {"name": "images", "description": "The gallery: photos a job can name instead of uploading a file."},
+    {"name": "info", "description": "Model and image names, the upload limit and the accepted formats."},
+    {"name": "health", "description": "Liveness, readiness and Prometheus metrics, for the platform."},
+]
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "description": "The one error body of every 4xx and 5xx answer of every service.",
+    "type": "object",
+    "required": ["error", "request_id"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable, for programs: e.g. `unknown_model`."},
+                "message": {"type": "string", "description": "For people; may change."},
+                "details": {"description": "More about the error, by code: e.g. `max_bytes`, `accepted`."},
+            },
+        },
+        "request_id": {"type": "string", "description": "Also in the X-Request-ID header; quote it in reports."},
+    },
+}
+
+# What each status means, and one real answer of each.
+ERRORS: dict[str, tuple[str, str, str, Any]] = {
+    "401": ("A valid API key is required (only when the server has API keys).", "unauthorized",
+            "a valid API key is required (X-API-Key header or Authorization: Bearer)", None),
+    "404": ("No such job (or it has expired), or no such gallery image.", "not_found",
+            f"no job with id {JOB_ID}", None),
+    "409": ("The job is no longer queued, so it cannot be canceled.", "conflict",
+            "the job is running; only a queued job can be canceled", {"status": "running"}),
+    "413": ("The upload is larger than the limit (`max_upload_bytes` in GET /v1/info).", "payload_too_large",
+            "request body is larger than 10485760 bytes", {"max_bytes": 10485760}),
+    "415": ("Not an image in an accepted format (`accepted_formats` in GET /v1/info).", "unsupported_media_type",
+            "the file is not an image in a format we know",
+            {"accepted": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]}),
+    "422": ("The request is invalid: an unknown model or gallery image, a malformed field or job id, "
+            "an image that cannot be decoded, or an Idempotency-Key reused for another request.",
+            "unknown_model", "unknown model 'efficientnet_lite9'",
+            {"known_models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]}),
+    "429": ("The queue is full: try again after `Retry-After` seconds.", "queue_full",
+            "the job queue is full", None),
+    "503": ("The job queue or the job store is unreachable: try again after `Retry-After` seconds.",
+            "broker_unavailable", "the job queue is unreachable right now", None),
+}  # fmt: skip
+
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "The request's id (the one sent, or a new one): in every log line about it.",
+        "schema": {"type": "string"},
+        "example": REQUEST_ID,
+    },
+    "Location": {"description": "The job's status URL.", "schema": {"type": "string"}, "example": f"/v1/jobs/{JOB_ID}"},
+    "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}, "example": 5},
+    "Idempotent-Replayed": {
+        "description": "`true` when this answer is the job an earlier request with the same Idempotency-Key made.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any unique string (e.g. a UUID): a retried submission with the same key answers the job "
+    "the first one made instead of making a second (then with `Idempotent-Replayed: true`).",
+    "schema": {"type": "string", "maxLength": 200},
+    "example": "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+}
+
+SECURITY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "When the server has API keys."},
+    "Bearer": {"type": "http", "scheme": "bearer", "description": "The same key as `Authorization: Bearer <key>`."},
+}
+
+JOB_FIELDS = {
+    "id": "The job's id (32 hex digits).",
+    "status": "queued → running → succeeded or failed; canceled if canceled while queued.",
+    "model": "The model that classifies the image.",
+    "image": "The gallery image's name, or the uploaded file's name.",
+    "source": "`gallery` (named) or `upload` (a file sent with the request).",
+    "image_sha256": "SHA-256 of the image's bytes.",
+    "created_at": "When the job was accepted.",
+    "started_at": "When a worker started it; null while queued, and for a job canceled in the queue.",
+    "finished_at": "When it succeeded, failed or was canceled.",
+    "attempts": "Deliveries to a worker so far (more than 1 after a worker died mid-job).",
+    "result": "Once succeeded: the top-5 predictions.",
+    "error": "Once failed: why (`code` and `message`).",
+    "request_id": "The X-Request-ID of the request that submitted it.",
+    "status_url": "Where to ask for this job (also the 202's Location).",
+}
+PRIVATE_JOB_FIELDS = ("idempotency_key", "client_id", "callback_url")  # never in an answer
+
+QUEUED_JOB = {
+    "id": JOB_ID,
+    "status": "queued",
+    "model": "efficientnet_lite0",
+    "image": GOLDFINCH,
+    "source": "gallery",
+    "image_sha256": "5b0b7b2a3f1f6c1ad0b8a7e6f2c4d3e1a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4",
+    "created_at": "2026-12-05T08:00:00.120000Z",
+    "started_at": None,
+    "finished_at": None,
+    "attempts": 0,
+    "result": None,
+    "error": None,
+    "request_id": REQUEST_ID,
+    "status_url": f"/v1/jobs/{JOB_ID}",
+}
+SUCCEEDED_JOB = {
+    **QUEUED_JOB,
+    "status": "succeeded",
+    "started_at": "2026-12-05T08:00:00.180000Z",
+    "finished_at": "2026-12-05T08:00:00.262000Z",
+    "attempts": 1,
+    "result": {
+        "model_version": "efficientnet_lite0",
+        "inference_ms": 61.8,
+        "cached": False,
+        "predictions": [
+            {"class_index": 11, "label": "goldfinch", "score": 0.9712},
+            {"class_index": 12, "label": "house finch", "score": 0.0091},
+            {"class_index": 94, "label": "hummingbird", "score": 0.0042},
+            {"class_index": 10, "label": "brambling", "score": 0.0031},
+            {"class_index": 16, "label": "bulbul", "score": 0.0017},
+        ],
+    },
+}
+
+SUBMIT_EXAMPLES = {
+    "application/json": {
+        "gallery": {
+            "summary": "A gallery photo",
+            "value": {"model": "efficientnet_lite0", "image": GOLDFINCH},
+        },
+        "another photo": {
+            "summary": "Another gallery photo",
+            "value": {"model": "efficientnet_lite0", "image": "n07747607_orange.JPEG"},
+        },
+    },
+}
+
+
+# Answers of the catalog routes, as a seeded server gives them.
+CATALOG_EXAMPLES: dict[str, Any] = {
+    "/v1/models": [
+        {"name": "efficientnet_lite0", "architecture": "EfficientNet-Lite0", "input_size": 224,
+         "num_classes": 1000, "available": True, "loaded": True},
+        {"name": "resnet18", "architecture": "ResNet-18", "input_size": 224,
+         "num_classes": 1000, "available": False, "loaded": False},
+    ],
+    "/v1/images": [
+        {"name": GOLDFINCH, "width": 500, "height": 375, "bytes": 128473, "url": f"/v1/images/{GOLDFINCH}"},
+    ],
+    "/v1/info": {
+        "models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+        "images": [GOLDFINCH, "n07747607_orange.JPEG"],
+        "max_upload_bytes": 10485760,
+        "accepted_formats": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"],
+        "accepted_media_types": ["image/bmp", "image/gif", "image/jpeg", "image/png", "image/tiff", "image/webp"],
+    },
+}  # fmt: skip
+
+
+def document(app: FastAPI) -> None:
+    """Serve the rewritten document at the app's openapi_url (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
+            )
+            app.openapi_schema = rewrite(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def rewrite(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):  # never answered: errors use Error
+        schemas.pop(unused, None)
+    schemas["Error"] = ERROR_SCHEMA
+    components["headers"] = HEADERS
+    components["responses"] = {status: _error_response(status) for status in ERRORS}
+    components["securitySchemes"] = SECURITY_SCHEMES
+    _describe_job(schemas.get("JobView"))
+    used_tags = {tag for ops in schema.get("paths", {}).values() for op in ops.values() for tag in op.get("tags", [])}
+    schema["tags"] = [tag for tag in TAGS if tag["name"] in used_tags]
+
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            _rewrite_operation(path, method, operation)
+    return schema
+
+
+def _error_response(status: str) -> dict[str, Any]:
+    description, code, message, details = ERRORS[status]
+    headers = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+    if status in ("429", "503"):
+        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    example = {"error": error, "request_id": REQUEST_ID}
+    content = {"application/json": {"schema": ERROR_REF, "example": example}}
+    return {"description": description, "headers": headers, "content": content}
+
+
+def _describe_job(job: dict[str, Any] | None) -> None:
+    if job is None:
+        return
+    properties = job.get("properties", {})
+    for name in PRIVATE_JOB_FIELDS:
+        properties.pop(name, None)
+        if name in job.get("required", []):
+            job["required"].remove(name)
+    for name, description in JOB_FIELDS.items():
+        if name in properties:
+            properties[name]["description"] = description
+    job["description"] = "A job as the API shows it."
+
+
+def _rewrite_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    for status in list(responses):
+        if status in ERRORS:
+            responses[status] = {"$ref": f"#/components/responses/{status}"}
+        elif status.startswith(("4", "5")):
+            responses.pop(status)  # FastAPI's own validation answer: the service never sends that shape
+    for status, response in responses.items():
+        if status.startswith("2") and "$ref" not in response:
+            response.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
+
+    if path in CATALOG_EXAMPLES and "200" in responses:
+        content = responses["200"].setdefault("content", {})
+        content.setdefault("application/json", {})["example"] = CATALOG_EXAMPLES[path]
+    if not path.startswith("/v1/jobs"):
+        return
+    operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {}]  # {}: none, when keys are off
+    responses.setdefault("401", {"$ref": "#/components/responses/401"})
+    ok = responses.get("202") or responses.get("200")
+    if method == "post":
+        _submission(operation)
+    elif ok is not None:
+        ok.setdefault("content", {}).setdefault("application/json", {})["examples"] = {
+            "succeeded": {"summary": "Finished: the top-5", "value": SUCCEEDED_JOB},
+            "queued": {"summary": "Still waiting for a worker", "value": QUEUED_JOB},
+        } if method == "get" else {"canceled": {"summary": "Canceled while queued", "value": {
+            **QUEUED_JOB, "status": "canceled", "finished_at": "2026-12-05T08:00:01.500000Z"}}}  # fmt: skip
+
+
+def _submission(operation: dict[str, Any]) -> None:
+    parameters = operation.setdefault("parameters", [])
+    if not any(p.get("name") == IDEMPOTENCY_KEY["name"] for p in parameters):
+        parameters.append(IDEMPOTENCY_KEY)
+    content = operation.get("requestBody", {}).get("content", {})
+    json_body = content.get("application/json")
+    if json_body is not None:
+        json_body["examples"] = SUBMIT_EXAMPLES["application/json"]
+        json_body.pop("example", None)
+    accepted = operation["responses"].get("202")
+    if accepted is not None:
+        accepted["description"] = (
+            "Accepted: the job is durably queued. `Location` is its status URL; poll it (with `?wait=`) for the result."
+        )
+        accepted["headers"] = {
+            name: {"$ref": f"#/components/headers/{name}"}
+            for name in ("Location", "X-Request-ID", "Idempotent-Replayed")
+        }
+        accepted.setdefault("content", {}).setdefault("application/json", {})["examples"] = {
+            "queued": {"summary": "The ticket", "value": QUEUED_JOB}
+        }

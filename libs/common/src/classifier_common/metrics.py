@@ -80,6 +80,8 @@ JOBS_DEAD_LETTERED = Counter(
     "reconciler (error code dead_lettered), by the broker's reason (delivery_limit, rejected).",
     ["reason"],
 )
+for _reason in ("delivery_limit", "rejected"):  # exported at 0 from the start, so alerts see the series
+    JOBS_DEAD_LETTERED.labels(_reason)
 IN_FLIGHT = Gauge("classifier_jobs_in_flight", "Jobs a worker holds and has not acked yet.")
 MODEL_LOADED = Gauge("classifier_model_loaded", "1 when the model is loaded and warmed up in this worker.", ["model"])
 WORKER_READY = Gauge("classifier_worker_ready", "1 when this worker is consuming jobs.")

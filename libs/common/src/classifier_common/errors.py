@@ -1,6 +1,6 @@
 """Domain exceptions. Each carries its HTTP status and a stable code; the mapping to the one
 error body (``{"error": {"code", "message", "details"}, "request_id"}``) is registered once in
-:mod:`classifier_common.http`.
+:mod:`classifier_common.web`.
 """
 
 from __future__ import annotations

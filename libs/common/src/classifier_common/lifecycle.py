@@ -20,8 +20,8 @@ from fastapi import FastAPI
 
 from classifier_common import openapi
 from classifier_common.errors import ClassifierError
-from classifier_common.http import create_app, health_router
 from classifier_common.store import JobStore
+from classifier_common.web import create_app, health_router
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from classifier_common import logging as clog
+from classifier_common import logs as clog
 from classifier_common.broker import connect_consumer
 from classifier_common.config import Settings
 from classifier_common.store import open_store

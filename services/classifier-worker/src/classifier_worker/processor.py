@@ -42,7 +42,7 @@ from classifier_common.catalog import ModelSpec
 from classifier_common.domain import JobError, JobResult, utcnow
 from classifier_common.errors import ClassifierError, ImageRejected, PoisonMessage, StoreUnavailable
 from classifier_common.images import Gallery
-from classifier_common.logging import job_context
+from classifier_common.logs import job_context
 from classifier_common.messages import JobMessage, decode
 from classifier_common.store import CacheKey, JobStore
 from classifier_worker.models import LoadedModel

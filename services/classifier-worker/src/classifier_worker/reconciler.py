@@ -18,7 +18,7 @@ from classifier_common import metrics
 from classifier_common.broker import DeadLetter, DeadLetterConsumer
 from classifier_common.domain import JobError, utcnow
 from classifier_common.errors import StoreUnavailable
-from classifier_common.logging import job_context
+from classifier_common.logs import job_context
 from classifier_common.messages import decode
 from classifier_common.store import JobStore
 

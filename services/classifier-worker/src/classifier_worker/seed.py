@@ -27,7 +27,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from classifier_common import logging as clog
+from classifier_common import logs as clog
 from classifier_common.catalog import CATALOG, ModelSpec
 from classifier_worker import export
 from classifier_worker.models import LoadedModel, file_sha256

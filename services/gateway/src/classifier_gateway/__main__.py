@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from classifier_common import logging as clog
+from classifier_common import logs as clog
 from classifier_common import server
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app

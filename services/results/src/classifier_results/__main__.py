@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from classifier_common import logging as clog
+from classifier_common import logs as clog
 from classifier_common import server
 from classifier_common.config import Settings
 from classifier_results.main import create_app

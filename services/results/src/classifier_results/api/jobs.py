@@ -13,8 +13,8 @@ from classifier_common import metrics
 from classifier_common.deps import StoreDep
 from classifier_common.domain import Job, JobStatus, JobView, job_view, utcnow
 from classifier_common.errors import Conflict, InvalidInput, NotFound
-from classifier_common.http import ERROR_RESPONSE_SCHEMA
 from classifier_common.store import JobStore
+from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_results.waiter import JobWaiter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from classifier_common.errors import NotFound, UnknownImage
-from classifier_common.http import ERROR_RESPONSE_SCHEMA
+from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api.deps import GalleryDep
 
 router = APIRouter(prefix="/v1/images", tags=["images"])

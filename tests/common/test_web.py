@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from classifier_common.http import create_app
+from classifier_common.web import create_app
 from tests.utils.api import assert_error_shape
 
 

@@ -64,8 +64,14 @@ stack-down: ## Stop a background stack
 test: ## The whole test suite
 	$(PY) -m pytest
 
-test-fast: ## The quick loop: no RabbitMQ, no browser, nothing marked slow
-	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" --ignore=tests/e2e -p no:cacheprovider
+# The quick loop leaves out what needs RabbitMQ, a browser or a few seconds, and the folders that
+# start servers, load every model or render the chart (make test runs them all).
+FAST_IGNORE := e2e ui k8s packaging reliability system cli client standalone gateway
+FAST_IGNORE_FILES := worker/test_accuracy.py worker/test_selection.py worker/test_export.py
+
+test-fast: ## The quick loop (about a minute): unit and contract tests; no RabbitMQ, browser, chart or servers
+	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" -p no:cacheprovider \
+		$(addprefix --ignore=tests/,$(FAST_IGNORE) $(FAST_IGNORE_FILES))
 
 LINT_PATHS := libs services clients tests bench experiments scripts devstack
 

@@ -60,7 +60,7 @@ def test_readme_layout_lists_every_top_level_folder() -> None:
     assert not missing, f"README's layout does not list: {missing}"
 
 
-# How the work was organised, not the product: "the fourth session's runs", "issue 7", "landed".
+# Words that narrate the project's own history (numbered work periods, tracker numbers) instead of the product.
 WORK_WORDS = re.compile(
     r"\b(this|that|each|every|working|earlier|previous|next|first|second|third|fourth|fifth|sixth)"
     r"( working)? sessions?\b|\bsessions?'s?\b(?= (runs?|machine|code|work))|\bissue\s+#?\d+|\blanded\b",

@@ -121,7 +121,7 @@ class _ConsumerSession:
     # -- called from other threads
 
     def call_threadsafe(self, callback: Callable[[], None]) -> bool:
-        """Run ``callback`` on the I/O thread; False if this session's loop is gone."""
+        """Run ``callback`` on the I/O thread; False once this connection's loop is gone."""
         with self._lock:
             if not self._alive or self._connection is None:
                 return False

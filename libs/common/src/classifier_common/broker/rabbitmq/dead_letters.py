@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic, BasicProperties
 
 from classifier_common.broker.base import DeadLetter
+from classifier_common.broker.rabbitmq.background import BackgroundConsumer
 from classifier_common.broker.rabbitmq.connection import (
-    BACKOFF_MAX_S,
-    BACKOFF_MIN_S,
-    CONNECTION_ERRORS,
-    close_quietly,
     connection_parameters,
-    describe,
     where,
 )
 from classifier_common.broker.rabbitmq.topology import Topology
@@ -43,85 +38,39 @@ def dead_letter_from(properties: BasicProperties, body: bytes) -> DeadLetter:
     return DeadLetter(body, properties.message_id, str(reason), int(count) if isinstance(count, int) else 0)
 
 
-class RabbitDeadLetterConsumer:
+class RabbitDeadLetterConsumer(BackgroundConsumer):
     """Consumes ``<queue>.dead`` on a background thread, with a connection of its own, handing each
     message to ``handle``; acks it when ``handle`` says done, gives it back after a pause when not.
     Reconnects with capped backoff. Several workers may consume it: each message goes to one."""
 
+    role = "dead-letter consumer"
+
     def __init__(self, settings: Settings):
         self._topology = Topology.from_settings(settings)
-        self._params = connection_parameters(
-            settings.broker_url, f"classifier dead-letters queue={settings.queue_name} pid={os.getpid()}"
+        super().__init__(
+            connection_parameters(
+                settings.broker_url, f"classifier dead-letters queue={settings.queue_name} pid={os.getpid()}"
+            )
         )
-        self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
-        self._lock = threading.Lock()  # guards _connection and _channel against close()
-        self._connection: BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._connected = False
+        self._handle: Callable[[DeadLetter], bool] = lambda _dead: False
 
     def start(self, handle: Callable[[DeadLetter], bool]) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, args=(handle,), name="dead-letters", daemon=True)
-        self._thread.start()
+        self._handle = handle
+        self._start_thread("dead-letters")
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
+    def _set_up(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
+        self._topology.declare(channel)
+        channel.basic_qos(prefetch_count=DEAD_LETTER_PREFETCH)
+        handle = self._handle
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._closing.set()
-        with self._lock:
-            connection, channel = self._connection, self._channel
-        if connection is not None and channel is not None:
-            try:
-                connection.add_callback_threadsafe(channel.stop_consuming)
-            except CONNECTION_ERRORS:
-                pass  # already closed: the thread is on its way out
-        if self._thread is not None:
-            self._thread.join(timeout)
+        def on_message(ch: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes) -> None:
+            if handle(dead_letter_from(properties, body)):
+                ch.basic_ack(method.delivery_tag)
+            else:
+                connection.sleep(DEAD_LETTER_RETRY_S)  # services heartbeats while it waits
+                ch.basic_nack(method.delivery_tag, requeue=True)
 
-    def _run(self, handle: Callable[[DeadLetter], bool]) -> None:
-        backoff = BACKOFF_MIN_S
-        while not self._closing.is_set():
-            try:
-                self._consume(handle)
-                backoff = BACKOFF_MIN_S
-            except Exception as exc:  # noqa: BLE001 - a broker error, or a bug in handle: consume again
-                if self._closing.is_set():
-                    return
-                log.warning("dead-letter consumer disconnected from RabbitMQ: %s", describe(exc))
-            if self._closing.wait(backoff):
-                return
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        channel.basic_consume(self._topology.dead_queue, on_message, auto_ack=False)
 
-    def _consume(self, handle: Callable[[DeadLetter], bool]) -> None:
-        connection = BlockingConnection(self._params)
-        try:
-            channel = connection.channel()
-            self._topology.declare(channel)
-            channel.basic_qos(prefetch_count=DEAD_LETTER_PREFETCH)
-
-            def on_message(
-                ch: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
-            ) -> None:
-                if handle(dead_letter_from(properties, body)):
-                    ch.basic_ack(method.delivery_tag)
-                else:
-                    connection.sleep(DEAD_LETTER_RETRY_S)  # services heartbeats while it waits
-                    ch.basic_nack(method.delivery_tag, requeue=True)
-
-            channel.basic_consume(self._topology.dead_queue, on_message, auto_ack=False)
-            with self._lock:
-                self._connection, self._channel = connection, channel
-            if self._closing.is_set():
-                return
-            self._connected = True
-            log.info("reconciling dead letters from %s at %s", self._topology.dead_queue, where(self._params))
-            channel.start_consuming()
-        finally:
-            self._connected = False
-            with self._lock:
-                self._connection = self._channel = None
-            close_quietly(connection)
+    def _on_connected(self) -> None:
+        log.info("reconciling dead letters from %s at %s", self._topology.dead_queue, where(self._params))

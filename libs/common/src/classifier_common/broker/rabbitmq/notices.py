@@ -15,6 +15,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from classifier_common import metrics
 from classifier_common.broker.base import decode_finished
+from classifier_common.broker.rabbitmq.background import BackgroundConsumer
 from classifier_common.broker.rabbitmq.connection import (
     BACKOFF_MAX_S,
     BACKOFF_MIN_S,
@@ -123,83 +124,40 @@ class NoticeSender:
             close_quietly(connection)
 
 
-class RabbitFinishedListener:
+class RabbitFinishedListener(BackgroundConsumer):
     """Binds an exclusive, auto-deleted queue to the finished exchange and hands each notice's job
     ids to ``on_finished``, on a background thread. Reconnects with capped backoff; calls
     ``on_connected`` after each (re)connect, since notices sent in between were lost."""
 
+    role = "finished-job listener"
+
     def __init__(self, settings: Settings):
         self._exchange = finished_notices(settings.queue_name)
-        self._params = connection_parameters(
-            settings.broker_url, f"classifier finished-listener queue={settings.queue_name} pid={os.getpid()}"
+        super().__init__(
+            connection_parameters(
+                settings.broker_url, f"classifier finished-listener queue={settings.queue_name} pid={os.getpid()}"
+            )
         )
-        self._thread: threading.Thread | None = None
-        self._closing = threading.Event()
-        self._lock = threading.Lock()  # guards _connection and _channel against close()
-        self._connection: BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._connected = False
+        self._on_finished: Callable[[list[str]], None] = lambda _ids: None
+        self._on_connected_callback: Callable[[], None] = lambda: None
 
     def start(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._run, args=(on_finished, on_connected), name="finished-listener", daemon=True
+        self._on_finished, self._on_connected_callback = on_finished, on_connected
+        self._start_thread("finished-listener")
+
+    def _set_up(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
+        self._exchange.declare(channel)
+        queue_name = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(queue_name, self._exchange.name)
+        on_finished = self._on_finished
+        channel.basic_consume(
+            queue_name, lambda _ch, _method, _props, body: on_finished(decode_finished(body)), auto_ack=True
         )
-        self._thread.start()
 
-    @property
-    def connected(self) -> bool:
-        return self._connected
+    def _on_connected(self) -> None:
+        metrics.FINISHED_LISTENER_CONNECTED.set(1)
+        log.info("listening for finished jobs on %s at %s", self._exchange.name, where(self._params))
+        self._on_connected_callback()
 
-    def close(self, timeout: float = 5.0) -> None:
-        self._closing.set()
-        with self._lock:
-            connection, channel = self._connection, self._channel
-        if connection is not None and channel is not None:
-            try:
-                connection.add_callback_threadsafe(channel.stop_consuming)
-            except CONNECTION_ERRORS:
-                pass  # already closed: the thread is on its way out
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
-        backoff = BACKOFF_MIN_S
-        while not self._closing.is_set():
-            try:
-                self._listen(on_finished, on_connected)
-                backoff = BACKOFF_MIN_S
-            except Exception as exc:  # noqa: BLE001 - a broker error, or a bug in on_finished: listen again
-                if self._closing.is_set():
-                    return
-                log.warning("finished-job listener disconnected from RabbitMQ: %s", describe(exc))
-            if self._closing.wait(backoff):
-                return
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
-
-    def _listen(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
-        connection = BlockingConnection(self._params)
-        try:
-            channel = connection.channel()
-            self._exchange.declare(channel)
-            queue_name = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-            channel.queue_bind(queue_name, self._exchange.name)
-            channel.basic_consume(
-                queue_name, lambda _ch, _method, _props, body: on_finished(decode_finished(body)), auto_ack=True
-            )
-            with self._lock:
-                self._connection, self._channel = connection, channel
-            if self._closing.is_set():
-                return
-            self._connected = True
-            metrics.FINISHED_LISTENER_CONNECTED.set(1)
-            log.info("listening for finished jobs on %s at %s", self._exchange.name, where(self._params))
-            on_connected()
-            channel.start_consuming()
-        finally:
-            self._connected = False
-            metrics.FINISHED_LISTENER_CONNECTED.set(0)
-            with self._lock:
-                self._connection = self._channel = None
-            close_quietly(connection)
+    def _on_disconnected(self) -> None:
+        metrics.FINISHED_LISTENER_CONNECTED.set(0)

@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from classifier_common.web.errors import ERROR_SCHEMA
+
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 JOB_ID = "6d7ea9fff1394c918187b0bd2f9534a6"
@@ -24,25 +26,6 @@ TAGS = [
     {"name": "info", "description": "Model and image names, the upload limit and the accepted formats."},
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics, for the platform."},
 ]
-
-ERROR_SCHEMA: dict[str, Any] = {
-    "title": "Error",
-    "description": "The one error body of every 4xx and 5xx answer of every service.",
-    "type": "object",
-    "required": ["error", "request_id"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "description": "Stable, for programs: e.g. `unknown_model`."},
-                "message": {"type": "string", "description": "For people; may change."},
-                "details": {"description": "More about the error, by code: e.g. `max_bytes`, `accepted`."},
-            },
-        },
-        "request_id": {"type": "string", "description": "Also in the X-Request-ID header; quote it in reports."},
-    },
-}
 
 # What each status means, and one real answer of each.
 ERRORS: dict[str, tuple[str, str, str, Any]] = {

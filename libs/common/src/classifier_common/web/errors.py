@@ -29,28 +29,32 @@ PUBLIC_5XX_MESSAGES = {
 }
 
 
+# The error body's schema, once: routes name it in their responses, and the OpenAPI document
+# (classifier_common.openapi) makes it the shared `Error` component.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "description": "The one error body of every 4xx and 5xx answer of every service.",
+    "type": "object",
+    "required": ["error", "request_id"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable, for programs: e.g. `unknown_model`."},
+                "message": {"type": "string", "description": "For people; may change."},
+                "details": {"description": "More about the error, by code: e.g. `max_bytes`, `accepted`."},
+            },
+        },
+        "request_id": {
+            "type": ["string", "null"],
+            "description": "Also in the X-Request-ID header; quote it in reports.",
+        },
+    },
+}
 ERROR_RESPONSE_SCHEMA: dict[str, Any] = {
     "description": "Error",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["error", "request_id"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                            "details": {},
-                        },
-                    },
-                    "request_id": {"type": ["string", "null"]},
-                },
-            }
-        }
-    },
+    "content": {"application/json": {"schema": ERROR_SCHEMA}},
 }
 
 

@@ -30,6 +30,7 @@ from classifier_common.broker import (
     finished_exchange,
 )
 from classifier_common.broker.rabbitmq import BrokerRefused, RabbitConsumer, RabbitPublisher
+from classifier_common.broker.rabbitmq.notices import NoticeSender
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
 from devstack.ports import free_port
@@ -583,3 +584,27 @@ def test_dead_letters_are_handed_over_with_their_reason_and_kept_until_handled(s
     assert (handed[2].message_id, handed[2].reason) == ("job-f", "delivery_limit")
     time.sleep(0.2)
     assert ready_count(admin, dead_letter_queue(settings.queue_name)) == 0
+
+
+def test_an_unexpected_error_in_the_notice_sender_does_not_end_later_notices(settings, track, monkeypatch):
+    publish = NoticeSender._publish
+    calls = {"n": 0}
+
+    def publish_failing_once(self, body):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug while sending the first notice")
+        return publish(self, body)
+
+    monkeypatch.setattr(NoticeSender, "_publish", publish_failing_once)
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    wait_for(lambda: consumer.connected, 10, "the consumer to connect")
+    heard = listening(settings, track)
+    job_id = uuid.uuid4().hex
+    deadline = time.monotonic() + 15
+    while [job_id] not in heard.notices:  # the first notice meets the bug and is dropped
+        assert time.monotonic() < deadline, "the notice sender stopped after an unexpected error"
+        consumer.announce_finished([job_id])
+        time.sleep(0.3)
+    assert calls["n"] >= 2

@@ -54,6 +54,10 @@ def test_acks_keep_flowing_during_a_memory_alarm(node: RabbitNode, settings: Set
             publisher.publish(f"job {i}".encode(), message_id=f"m{i}")
         listener.start(heard.append, lambda: None)
         consumer.start()
+        deadline = time.monotonic() + 30
+        while not (listener.connected and consumer.connected):
+            assert time.monotonic() < deadline, "the listener and the consumer did not connect"
+            time.sleep(0.1)
         with node.memory_alarm():
             with pytest.raises(BrokerUnavailable):  # publishing is what the alarm stops
                 publisher.publish(b"refused", message_id="during-the-alarm")
@@ -78,7 +82,7 @@ def test_acks_keep_flowing_during_a_memory_alarm(node: RabbitNode, settings: Set
         job_id = uuid.uuid4().hex
         deadline = time.monotonic() + 90
         while [job_id] not in heard:
-            assert time.monotonic() < deadline, "no notice after the alarm cleared"
+            assert time.monotonic() < deadline, f"no notice after the alarm (listener up: {listener.connected})"
             consumer.announce_finished([job_id])
             time.sleep(0.5)
     finally:

@@ -6,6 +6,8 @@ lost, until a worker of that pool is back."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pika
 import pytest
 
 from devstack.isolated import AMQP_URL
+from devstack.paths import REPO
 from devstack.stack import Stack
 from tests.utils.stack import log_records, running_stack
 
@@ -114,3 +117,15 @@ def test_a_pool_whose_workers_died_keeps_its_jobs_queued_while_the_other_serves(
     for job_id in waiting:
         assert results.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["status"] == "succeeded"
     assert _ready(stack, "big") == 0
+
+
+def test_make_stack_refuses_invalid_pools_before_starting_anything(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.stack", "run", "--pools", "a=efficientnet_lite0;b=efficientnet_lite0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "model 'efficientnet_lite0' is in two pools: 'a' and 'b'" in result.stderr

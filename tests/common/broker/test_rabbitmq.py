@@ -30,6 +30,7 @@ from classifier_common.broker import (
     finished_exchange,
 )
 from classifier_common.broker.rabbitmq import BrokerRefused, RabbitConsumer, RabbitPublisher
+from classifier_common.broker.rabbitmq import publisher as publisher_module
 from classifier_common.broker.rabbitmq.notices import NoticeSender
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
@@ -151,6 +152,15 @@ class TcpOutage:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Connections stay open and nothing more passes either way: a broker that hangs."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def up(self) -> None:
         listener = socket.socket()
@@ -184,10 +194,10 @@ class TcpOutage:
             for source, target in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 target.sendall(data)
         except OSError:
             pass
@@ -673,3 +683,24 @@ def test_an_unexpected_error_in_the_notice_sender_does_not_end_later_notices(set
         consumer.announce_finished([job_id])
         time.sleep(0.3)
     assert calls["n"] >= 2
+
+
+def test_a_publish_the_broker_never_confirms_is_refused_in_time(settings, outage, track, monkeypatch):
+    monkeypatch.setattr(publisher_module, "CONFIRM_TIMEOUT_S", 1.0)
+    publisher = track(connect_publisher(via(outage, settings)))
+    publisher.publish(b"{}", message_id="confirmed")
+    outage.stall()  # the message goes nowhere and no confirm comes back, as from a queue without quorum
+    refused: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            publisher.publish(b"{}", message_id="never-confirmed")
+        except BrokerUnavailable as exc:
+            refused.append(exc)
+
+    caller = threading.Thread(target=publish, daemon=True)
+    caller.start()
+    caller.join(15)
+    outage.resume()
+    assert not caller.is_alive(), "the publish is still waiting for a confirm"
+    assert len(refused) == 1 and "no confirm within" in str(refused[0])

@@ -72,7 +72,7 @@ def test_acks_keep_flowing_during_a_memory_alarm(node: RabbitNode, settings: Set
                 delivery.ack()
                 consumer.announce_finished([uuid.uuid4().hex])  # as the worker does after each batch
             time.sleep(6)  # past the client's blocked-connection timeout
-            assert node.queue_counts(settings.queue_name) == (0, 0), "acks did not reach the broker"
+            assert node.queue_counts(settings.queue_for_pool(settings.pool)) == (0, 0), "acks did not reach the broker"
             assert consumer.connected
         assert counts == [1] * MESSAGES, "deliveries came back: the consuming connection was dropped"
         # The notices held back by the alarm are best effort; once it clears they flow again.

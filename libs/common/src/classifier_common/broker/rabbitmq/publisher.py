@@ -37,6 +37,14 @@ log = logging.getLogger(__name__)
 PUBLISH_POOL_SIZE = 4
 # A caller waits at most this long for a free publisher channel before getting a 503.
 CHECKOUT_TIMEOUT_S = 30.0
+# A publish waits at most this long for the broker's confirm (milliseconds normally). A broker
+# that takes the message and never confirms it (a quorum queue that lost its majority) would
+# otherwise hold the request, and the channel, for ever.
+CONFIRM_TIMEOUT_S = 10.0
+
+
+class ConfirmTimeout(pika.exceptions.AMQPConnectionError):
+    """The broker did not confirm a publish in time; its connection is dropped."""
 
 
 class _PublishChannel:
@@ -71,10 +79,21 @@ class _PublishChannel:
         """Returns once the broker confirmed; NackError when the queue refused the message."""
         if not self.is_open:
             self.open()
-        assert self._channel is not None
-        self._channel.basic_publish(
-            exchange="", routing_key=queue_name, body=body, properties=properties, mandatory=True
+        assert self._channel is not None and self._connection is not None
+        # pika's BlockingChannel waits for the confirm with no deadline of its own. A timer on the
+        # connection's own I/O loop (how pika times out a blocked connection) ends the stream,
+        # and the wait raises ConfirmTimeout.
+        loop = self._connection._impl  # noqa: SLF001 - pika offers no public deadline for a confirm
+        timer = loop._adapter_call_later(  # noqa: SLF001
+            CONFIRM_TIMEOUT_S,
+            lambda: loop._terminate_stream(ConfirmTimeout(f"no confirm within {CONFIRM_TIMEOUT_S:.0f} s")),  # noqa: SLF001
         )
+        try:
+            self._channel.basic_publish(
+                exchange="", routing_key=queue_name, body=body, properties=properties, mandatory=True
+            )
+        finally:
+            loop._adapter_remove_timeout(timer)  # noqa: SLF001
 
     def ready_count(self, queue_name: str) -> int:
         if not self.is_open:
@@ -193,8 +212,9 @@ class RabbitPublisher:
             return
         except pika.exceptions.NackError as exc:
             raise queue_full(pool, topology.max_length, self._retry_after) from exc
-        except pika.exceptions.ConnectionBlockedTimeout as exc:
-            # A resource alarm: a fresh connection would be blocked just the same.
+        except (pika.exceptions.ConnectionBlockedTimeout, ConfirmTimeout) as exc:
+            # A resource alarm, or a queue that cannot confirm: a fresh connection would wait
+            # just the same.
             channel.discard()
             raise self._unavailable(exc) from exc
         except CONNECTION_ERRORS as exc:

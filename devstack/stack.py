@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,28 +127,30 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}" if self.nginx else f"http://127.0.0.1:{self.gateway_port}"
 
-    def _env(self, port: int) -> dict[str, str]:
+    def _env(self, port: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()}
         env.setdefault("CLASSIFIER_BROKER_URL", DEFAULT_BROKER)
         env.setdefault("CLASSIFIER_STORE_URL", f"sqlite:///{self.state_dir}/jobs.db")
         env.setdefault("CLASSIFIER_MODELS_DIR", str(REPO / "data" / "models"))
         env.setdefault("CLASSIFIER_GALLERY_DIR", str(REPO / "data" / "gallery"))
         env.update(self.env)
+        env.update(extra or {})
         env["CLASSIFIER_PORT"] = str(port)
         env["CLASSIFIER_HOST"] = "127.0.0.1"
         return env
 
-    def _spawn(self, name: str, args: list[str], port: int) -> None:
+    def _spawn(self, name: str, args: list[str], port: int, env: Mapping[str, str] | None = None) -> None:
         log = (self.state_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            args, env=self._env(port), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            args, env=self._env(port, env), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
         )
 
     def worker_name(self, i: int) -> str:
         return f"worker-{i}"
 
-    def start_worker(self, i: int) -> None:
-        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i)
+    def start_worker(self, i: int, env: Mapping[str, str] | None = None) -> None:
+        """Worker ``i`` on port worker_port + i; ``env``: its own CLASSIFIER_* on top of the stack's."""
+        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i, env)
 
     def start_service(self, name: str) -> None:
         if name == "gateway":

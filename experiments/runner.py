@@ -39,7 +39,7 @@ from classifier_common.catalog import SYNTHETIC_MODEL
 from classifier_common.config import Settings
 from devstack.paths import REPO
 from devstack.ports import free_port
-from devstack.stack import DEFAULT_BROKER, Stack, delete_job_queues
+from devstack.stack import DEFAULT_BROKER, Stack
 from experiments import hpa, load, prom, report, scaler
 from experiments.local_prometheus import LocalPrometheus, ScrapeTargets, derive_config
 from experiments.pools import PoolLoad, pools_setting
@@ -84,7 +84,7 @@ class ClusterRun:
     prometheus_url: str
     namespace: str = "classifier"
     hpa_name: str = "classifier-worker"
-    queue: str = "classifier.jobs"
+    queue: str = "classifier.jobs.default"  # the default pool's queue
     model: str = "efficientnet_lite0"
     time_scale: float = 1.0
     profile_params: dict[str, float] = field(default_factory=dict)
@@ -215,9 +215,7 @@ def run_local(run: LocalRun) -> report.RunReport:
         "CLASSIFIER_PREFETCH": str(prefetch),
         "CLASSIFIER_LOG_FORMAT": "json",
     }
-    if several:
-        env["CLASSIFIER_POOLS"] = pools_setting(loads)
-    else:
+    if not several:
         env["CLASSIFIER_MODELS"] = run.model
     if synthetic:  # the gateway knows the synthetic models; each pool's workers get their own time
         env["CLASSIFIER_SYNTHETIC_SERVICE_MS"] = str(loads[0].service_ms)
@@ -230,6 +228,7 @@ def run_local(run: LocalRun) -> report.RunReport:
         state_dir=work / "stack",
         nginx=True,
         env=env,
+        pools=pools_setting(loads) if several else "",
     )
     targets = WorkerTargets(work / "worker-targets.json", stack.worker_port)
     server = LocalPrometheus(
@@ -454,11 +453,10 @@ def run_local(run: LocalRun) -> report.RunReport:
         server.stop()
         if client is not None:
             client.close()
-        for pool in pools:
-            try:
-                delete_job_queues(run.broker_url, pool.queue)
-            except Exception as exc:  # noqa: BLE001 - the run's result stands; a leftover queue is only untidy
-                logger.warning("could not delete %s: %s", pool.queue, exc)
+        try:
+            stack.delete_queues()
+        except Exception as exc:  # noqa: BLE001 - the run's result stands; a leftover queue is only untidy
+            logger.warning("could not delete the queues of %s: %s", queue_name, exc)
         if run.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -101,7 +101,7 @@ class WorkerPool:
             self._reap()
             while len(self._active) < replicas:
                 index = self.targets.claim(self.pool)
-                self.stack.start_worker(index, env=self.env)
+                self.stack.start_worker(index, pool=self.pool, env=self.env)
                 self._active[index] = self.stack.procs[self.stack.worker_name(index)]
                 self._started_at[index] = time.monotonic()
                 logger.info("pool %s: started worker %d", self.pool, index)

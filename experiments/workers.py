@@ -82,13 +82,6 @@ class WorkerPool:
         self._terminating: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
         self.stopped: list[StoppedWorker] = []
         self._http = httpx.Client(timeout=1.0)
-        # Adopt the workers the stack already started (a stack of one pool).
-        for name, proc in stack.procs.items():
-            if name.startswith("worker-") and proc.poll() is None:
-                index = int(name.split("-", 1)[1])
-                self._active[index] = proc
-                self._started_at[index] = time.monotonic()
-        self._write_targets()
 
     @property
     def replicas(self) -> int:

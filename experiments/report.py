@@ -278,8 +278,8 @@ class PoolVerdict:
     """Whether one pool's autoscaler acted on that pool's own backlog.
 
     ``over_target_at_s``: the first sample at which the pool's backlog exceeded what its
-    autoscaler tolerates for the workers it had (target per worker x desired workers x
-    (1 + tolerance)): the one reason an HPA on that backlog adds workers. ``scaled_up_at_s``: the
+    autoscaler tolerates for the workers it had (target per worker x the workers it wanted until
+    then x (1 + tolerance)): the one reason an HPA on that backlog adds workers. ``scaled_up_at_s``: the
     first sample at which the pool's autoscaler wanted more workers than at the start."""
 
     pool: str
@@ -339,8 +339,15 @@ def judge_pool(
     if not samples:
         raise ValueError(f"pool {pool!r} has no samples")
     start = samples[0].replicas_desired
+    # Compared with the workers wanted before the sample, as the HPA compares its metric with the
+    # replicas it has: the sample that first shows a backlog often shows the scale-up it caused.
+    before = [start] + [s.replicas_desired for s in samples[:-1]]
     over = next(
-        (s.t_s for s in samples if s.backlog > target_per_worker * max(s.replicas_desired, 1) * (1 + tolerance) + 1e-9),
+        (
+            s.t_s
+            for s, workers in zip(samples, before, strict=True)
+            if s.backlog > target_per_worker * max(workers, 1) * (1 + tolerance) + 1e-9
+        ),
         None,
     )
     up = next((s.t_s for s in samples if s.replicas_desired > start), None)

@@ -259,6 +259,19 @@ def test_a_pool_that_scaled_without_its_own_backlog_fails_the_verdict() -> None:
     assert "although its backlog never went over" in big.describe()
 
 
+def test_a_backlog_and_the_scale_up_it_caused_seen_in_the_same_sample() -> None:
+    # The autoscaler read 7 jobs at 15.0 s and asked for 2 workers; the sampler saw both at 15.3 s.
+    samples = [
+        Sample(t, 4.0, 0.0 if t < 15 else 7.0, 1 if t < 15 else 2, 1, 0.5, "lite")
+        for t in (12.3, 13.3, 14.3, 15.3, 16.3)
+    ]
+    lite = judge_pool("lite", samples, target_per_worker=5, tolerance=0.1)
+    assert (lite.over_target_at_s, lite.scaled_up_at_s) == (15.3, 15.3)
+    assert lite.on_own_backlog
+    # 7 jobs for the 2 workers wanted from then on is within target: no further over-target.
+    assert judge_pool("lite", samples[3:], target_per_worker=5, tolerance=0.1).over_target_at_s is None
+
+
 def test_a_pool_over_its_target_that_did_not_scale_fails_the_verdict() -> None:
     big = judge_pool(
         "big", [pool_samples("big", float(t), big_backlog=12) for t in range(10)], target_per_worker=5, tolerance=0.1

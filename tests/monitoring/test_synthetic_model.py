@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
 from pydantic import ValidationError
 
 from classifier_common.catalog import CATALOG, SYNTHETIC_MODEL, is_synthetic, register_synthetic_models

@@ -42,9 +42,10 @@ def main() -> int:
     parser.add_argument(
         "--pools",
         default=os.environ.get("POOLS", ""),
-        help="worker pools, pool=model,model;pool=model (CLASSIFIER_POOLS): --workers workers per pool",
+        help="worker pools, pool=model,model;pool=model (default: CLASSIFIER_POOLS): --workers workers per pool",
     )
     args = parser.parse_args()
+    args.pools = args.pools or os.environ.get("CLASSIFIER_POOLS", "")
     try:
         Settings(pools=args.pools)  # refused here, before anything starts, as every service would
     except ValueError as exc:

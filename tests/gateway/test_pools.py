@@ -25,7 +25,7 @@ from classifier_common.store.sqlite import SqliteJobStore
 from classifier_gateway.main import Gateway
 from tests.utils.api import assert_error_shape
 
-POOLS = "lite=efficientnet_lite0,efficientnet_lite1;big=efficientnet_lite2"
+POOLS = "lite=efficientnet_lite0;big=efficientnet_lite2"  # efficientnet_lite1: weights present, no pool
 IMAGE = "n01531178_goldfinch.JPEG"
 MAX_LENGTH = 3
 
@@ -79,29 +79,30 @@ def _queued_models(settings: Settings, pool: str) -> list[str]:
 
 
 def test_each_job_goes_to_the_queue_of_its_models_pool(client: TestClient, settings: Settings) -> None:
-    for model in ("efficientnet_lite0", "efficientnet_lite2", "efficientnet_lite1"):
+    for model in ("efficientnet_lite0", "efficientnet_lite2", "efficientnet_lite0"):
         assert _submit(client, model).status_code == 202
-    assert sorted(_queued_models(settings, "lite")) == ["efficientnet_lite0", "efficientnet_lite1"]
+    assert _queued_models(settings, "lite") == ["efficientnet_lite0", "efficientnet_lite0"]
     assert _queued_models(settings, "big") == ["efficientnet_lite2"]
     assert client.app.state.publisher.depth("lite") == 2  # type: ignore[attr-defined]
 
 
 def test_a_model_no_pool_serves_is_refused_and_nothing_is_stored(client: TestClient, store: JobStore) -> None:
-    response = _submit(client, "resnet18")  # in the catalog, in no pool
+    response = _submit(client, "efficientnet_lite1")  # in the catalog, its weights here, in no pool
     body = assert_error_shape(response, 422, "model_not_served")
     assert body["error"]["details"] == {
-        "model": "resnet18",
-        "served_models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+        "model": "efficientnet_lite1",
+        "served_models": ["efficientnet_lite0", "efficientnet_lite2"],
     }
-    assert "resnet18" in body["error"]["message"]
+    assert "efficientnet_lite1" in body["error"]["message"]
     assert sum(store.count_by_status().values()) == 0
     assert_error_shape(_submit(client, "no_such_model"), 422, "unknown_model")  # unchanged
+    assert_error_shape(_submit(client, "resnet18"), 422, "unknown_model")  # no weights here: as before
 
 
 def test_a_full_pool_refuses_only_its_own_models(client: TestClient, settings: Settings, store: JobStore) -> None:
     for _ in range(MAX_LENGTH):
         assert _submit(client, "efficientnet_lite0").status_code == 202
-    refused = _submit(client, "efficientnet_lite1")  # the same pool
+    refused = _submit(client, "efficientnet_lite0")
     body = assert_error_shape(refused, 429, "queue_full")
     assert body["error"]["details"] == {"pool": "lite", "max_length": MAX_LENGTH}
     assert int(refused.headers["retry-after"]) > 0
@@ -116,10 +117,9 @@ def test_models_say_which_pool_serves_each_and_whether_it_is_ready(client: TestC
     models = listed()
     assert {name: (m["pool"], m["pool_ready"]) for name, m in models.items() if m["pool"]} == {
         "efficientnet_lite0": ("lite", False),
-        "efficientnet_lite1": ("lite", False),
         "efficientnet_lite2": ("big", False),
     }
-    assert models["resnet18"]["pool"] is None and not models["resnet18"]["pool_ready"]
+    assert models["efficientnet_lite1"]["pool"] is None and not models["efficientnet_lite1"]["pool_ready"]
 
     store.heartbeat("big-worker-1", ["efficientnet_lite2"], utcnow())  # a worker of pool big is up
     models = listed()

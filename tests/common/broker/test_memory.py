@@ -314,7 +314,7 @@ def test_each_pool_is_a_queue_of_its_own_and_notices_are_heard_from_all(tmp_path
         publisher.publish(b"to big", message_id="big-1", pool="big")  # big's queue is apart
         with pytest.raises(ValueError, match="no queue for pool 'default'"):
             publisher.publish(b"{}", message_id="nowhere")
-        assert [p.name for p in sorted(tmp_path.iterdir())] == ["big", "lite"]  # spooled per pool
+        assert [p.name for p in sorted((tmp_path / "pools").iterdir())] == ["big", "lite"]  # spooled per pool
 
         heard: list[list[str]] = []
         listener = connect_listener(pooled)
@@ -328,5 +328,41 @@ def test_each_pool_is_a_queue_of_its_own_and_notices_are_heard_from_all(tmp_path
         assert heard == [["big-1"], ["lite-1"]]
         assert (publisher.depth("lite"), publisher.depth("big")) == (1, 0)
         listener.close()
+    finally:
+        forget_broker(url)
+
+
+def test_messages_spooled_before_pools_are_moved_to_their_pool(tmp_path):
+    from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+    from classifier_common.messages import JobMessage
+
+    def message(model: str) -> tuple[str, bytes]:
+        job = Job(
+            id=new_job_id(),
+            status=JobStatus.queued,
+            model=model,
+            image="n01531178_goldfinch.JPEG",
+            source="gallery",
+            image_sha256="0" * 64,
+            created_at=utcnow(),
+        )
+        return job.id, JobMessage.for_job(job).encode()
+
+    # One queue, as an earlier version spooled it: ready messages at the top, dead letters in dead/.
+    (tmp_path / "dead").mkdir()
+    big_id, big_body = message("efficientnet_lite2")
+    lite_id, lite_body = message("efficientnet_lite0")
+    (tmp_path / f"{1:020d}-{big_id}.msg").write_bytes(big_body)
+    (tmp_path / f"{2:020d}-{lite_id}.msg").write_bytes(lite_body)
+    (tmp_path / f"{3:020d}-junk.msg").write_bytes(b"not a job")
+    (tmp_path / "dead" / f"{4:020d}-{lite_id}.msg").write_bytes(lite_body)
+    url = f"memory://adopt-{uuid.uuid4().hex[:12]}"
+    pooled = Settings(broker_url=url, pools="lite=efficientnet_lite0;big=efficientnet_lite2", spool_dir=tmp_path)
+    try:
+        big = broker_for(pooled, "big")
+        lite = broker_for(pooled, "lite")
+        assert big.ready_count == 1 and lite.ready_count == 2  # lite, the first pool, took the junk too
+        assert [dead.message_id for dead in lite.dead] == [lite_id] and big.dead == []
+        assert not list(tmp_path.glob("*.msg")) and not list((tmp_path / "dead").glob("*.msg"))
     finally:
         forget_broker(url)

@@ -17,7 +17,8 @@ Workers' finished-job notices go straight to the listeners registered in the sam
 Brokers are registered by URL (``memory://`` or ``memory://NAME``) and pool: a publisher and a
 consumer built from the same settings in one process share each pool's queue, and the finished-job
 notices of every pool reach every listener registered under that URL. A pool's messages spool to
-``<spool_dir>/<pool>/``.
+``<spool_dir>/pools/<pool>/``; messages spooled before pools existed (at the top of the directory)
+are moved to their model's pool on first use.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from typing import Literal
 from classifier_common import metrics
 from classifier_common.broker.base import DeadLetter
 from classifier_common.config import DEFAULT_POOL, Settings
-from classifier_common.errors import BrokerUnavailable, queue_full
+from classifier_common.errors import BrokerUnavailable, PoisonMessage, queue_full
+from classifier_common.messages import decode
 
 log = logging.getLogger(__name__)
 
@@ -403,17 +405,43 @@ _hubs: dict[str, _Hub] = {}
 _brokers_lock = threading.Lock()
 
 
-def _hub(url: str) -> _Hub:
-    hub = _hubs.get(url)
+def pool_spool_dir(spool_dir: Path, pool: str) -> Path:
+    return spool_dir / "pools" / pool
+
+
+def _adopt_unpooled_spool(settings: Settings) -> None:
+    """Moves the messages an earlier version spooled at the top of ``spool_dir`` (one queue, no
+    pools) into the folder of the pool serving each one's model, so that a restart after an
+    upgrade loses nothing. One that names no served model goes to the first pool, whose worker
+    records it as failed."""
+    root = settings.spool_dir
+    if root is None or not root.is_dir():
+        return
+    first = next(iter(settings.pools))
+    for folder, into in ((root, ""), (root / "dead", "dead")):
+        for path in sorted(folder.glob("*.msg")):
+            try:
+                pool = settings.pool_for_model(decode(path.read_bytes()).model) or first
+            except PoisonMessage:
+                pool = first
+            target = pool_spool_dir(root, pool) / into
+            target.mkdir(parents=True, exist_ok=True)
+            path.replace(target / path.name)
+            log.info("spooled message %s moved to pool %s", path.name, pool)
+
+
+def _hub(settings: Settings) -> _Hub:
+    hub = _hubs.get(settings.broker_url)
     if hub is None:
-        hub = _hubs[url] = _Hub(Notices(), {})
+        _adopt_unpooled_spool(settings)
+        hub = _hubs[settings.broker_url] = _Hub(Notices(), {})
     return hub
 
 
 def notices_for(settings: Settings) -> Notices:
     """The finished-job notices shared by every pool under ``settings.broker_url``."""
     with _brokers_lock:
-        return _hub(settings.broker_url).notices
+        return _hub(settings).notices
 
 
 def broker_for(settings: Settings, pool: str | None = None) -> MemoryBroker:
@@ -421,14 +449,14 @@ def broker_for(settings: Settings, pool: str | None = None) -> MemoryBroker:
     created on first use with these settings' limits."""
     pool = pool or settings.pool
     with _brokers_lock:
-        hub = _hub(settings.broker_url)
+        hub = _hub(settings)
         broker = hub.brokers.get(pool)
         if broker is None:
             broker = MemoryBroker(
                 max_length=settings.queue_max_length,
                 max_attempts=settings.delivery_limit,
                 retry_after_s=settings.broker_retry_after_s,
-                spool_dir=None if settings.spool_dir is None else settings.spool_dir / pool,
+                spool_dir=None if settings.spool_dir is None else pool_spool_dir(settings.spool_dir, pool),
                 notices=hub.notices,
                 pool=pool,
             )

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,10 +177,11 @@ class Stack:
     def worker_name(self, i: int) -> str:
         return f"worker-{i}"
 
-    def start_worker(self, i: int, pool: str | None = None) -> None:
-        """Worker ``i`` on port worker_port + i, serving ``pool`` (default: ``pool_of(i)``)."""
+    def start_worker(self, i: int, pool: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        """Worker ``i`` on port worker_port + i, serving ``pool`` (default: ``pool_of(i)``); ``env``:
+        its own CLASSIFIER_* on top of the stack's (what a pool's Deployment sets, e.g. the batch size)."""
         pool = pool or self.pool_of(i)
-        extra = {"CLASSIFIER_POOL": pool} if pool else {}
+        extra = ({"CLASSIFIER_POOL": pool} if pool else {}) | dict(env or {})
         self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i, extra)
 
     def start_service(self, name: str) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from classifier_common.catalog import SYNTHETIC_MODEL
 from devstack import targets
-from experiments import adapter_query, hpa, profiles, report, runner
+from experiments import adapter_query, hpa, pools, profiles, report, runner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "--target-per-replica",
         type=float,
         default=None,
-        help="HPA averageValue, drawn on the backlog plot",
+        help="HPA averageValue, drawn on the backlog plot (default: each pool's, from run.json)",
     )
 
     p = commands.add_parser(
@@ -73,8 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         "run",
         help="run a scaling experiment and write its report folder (local HPA emulator, or a cluster)",
     )
-    p.add_argument("--profile", required=True, choices=sorted(profiles.PROFILES))
-    p.add_argument("--out", type=Path, default=None, help="report folder (default data/experiments/<profile>-<time>)")
+    p.add_argument("--profile", choices=sorted(profiles.PROFILES), help="the load of a run of one pool")
+    p.add_argument(
+        "--pool",
+        dest="pools",
+        action="append",
+        default=[],
+        metavar="NAME=PROFILE[:KEY=VALUE,...]",
+        help="local: a worker pool with its own load, queue, workers and autoscaler (give two or more); "
+        "KEY: a profile parameter or service_ms, e.g. --pool lite=step --pool big=steady:rate=0.4,service_ms=1500",
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="report folder (default data/experiments/<profile or pools>-<time>)"
+    )
     p.add_argument(
         "--time-scale",
         type=float,
@@ -117,8 +128,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
     if args.command == "report":
-        summary = report.write_report(args.run_dir, title=args.title, target_per_replica=args.target_per_replica)
-        print(f"{args.run_dir / 'summary.md'}: lost={summary.lost}")
+        run_targets, tolerance = report.run_targets(args.run_dir)
+        summary = report.write_report(
+            args.run_dir,
+            title=args.title,
+            target_per_replica=args.target_per_replica,
+            targets={} if args.target_per_replica is not None else run_targets,
+            **({"tolerance": tolerance} if tolerance is not None else {}),
+        )
+        print(f"{args.run_dir / 'summary.md'}: lost={summary.lost}" + _independence(summary))
         return 0 if summary.lost == 0 else 1
     if args.command == "backlog-query":
         print(adapter_query.backlog_query(namespace=args.namespace))
@@ -130,16 +148,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "hpa-replay":
         return _replay(args.hpa, args.samples, args.start_replicas)
     if args.command == "run":
-        return _run(args)
+        if bool(args.profile) == bool(args.pools):
+            parser.error("run: give either --profile (one pool) or --pool two or more times")
+        try:
+            loads = pools.parse_pools(args.pools)
+        except ValueError as exc:
+            parser.error(f"--pool {exc}")
+        if len(loads) == 1:
+            parser.error("--pool: give two or more pools (one pool: --profile)")
+        if loads and args.base_url:
+            parser.error("--pool: several pools run locally only (no --base-url)")
+        return _run(args, loads)
     return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _independence(summary: report.RunReport) -> str:
+    return "" if summary.independent is None else f" independent={str(summary.independent).lower()}"
+
+
+def _run(args: argparse.Namespace, loads: list[pools.PoolLoad]) -> int:
     params = {}
     for item in args.param:
         name, _, value = item.partition("=")
         params[name.strip()] = float(value)
-    out = args.out or Path("data/experiments") / f"{args.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    label = args.profile or "pools"
+    out = args.out or Path("data/experiments") / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.base_url:
         summary = runner.run_cluster(
             runner.ClusterRun(
@@ -158,7 +191,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         summary = runner.run_local(
             runner.LocalRun(
-                profile=args.profile,
+                profile=args.profile or "step",
+                pools=loads,
                 out_dir=out,
                 time_scale=args.time_scale or runner.DEFAULT_TIME_SCALE,
                 profile_params=params,
@@ -172,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
                 rabbitmq_metrics=args.rabbitmq_metrics,
             )
         )
-    print(f"{out / 'summary.md'}: lost={summary.lost}")
+    print(f"{out / 'summary.md'}: lost={summary.lost}" + _independence(summary))
     return 0 if summary.lost == 0 else 1
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from experiments.profiles import LoadProfile
-from experiments.report import JOB_COLUMNS, TERMINAL, JobRecord
+from experiments.report import DEFAULT_POOL, JOB_COLUMNS, TERMINAL, JobRecord
 
 logger = logging.getLogger(__name__)
 
@@ -83,19 +83,20 @@ async def collect_outcomes(
     wall_start: float,
     timeout_s: float,
     headers: dict[str, str] | None = None,
+    pool: str = DEFAULT_POOL,
 ) -> list[JobRecord]:
-    """Every submission's record; accepted jobs are followed (long-poll) until they are
-    finished or ``timeout_s`` has passed. ``wall_start`` is time.time() at t = 0."""
+    """Every submission's record (of ``pool``); accepted jobs are followed (long-poll) until they
+    are finished or ``timeout_s`` has passed. ``wall_start`` is time.time() at t = 0."""
     deadline = time.monotonic() + timeout_s
     semaphore = asyncio.Semaphore(COLLECT_CONCURRENCY)
     async with httpx.AsyncClient(base_url=base_url, timeout=40, headers=headers) as client:
 
         async def follow(submission: Submission) -> JobRecord:
             if submission.http_status != 202:
-                return JobRecord("", submission.submitted_s, submission.http_status, None, "rejected")
+                return JobRecord("", submission.submitted_s, submission.http_status, None, "rejected", pool)
             async with semaphore:
                 status, finished = await _follow(client, submission.location, deadline, wall_start)
-            return JobRecord(submission.job_id, submission.submitted_s, 202, finished, status)
+            return JobRecord(submission.job_id, submission.submitted_s, 202, finished, status, pool)
 
         return list(await asyncio.gather(*(follow(s) for s in submissions)))
 
@@ -137,4 +138,4 @@ def write_jobs_csv(path: Path, records: Sequence[JobRecord]) -> None:
         writer.writerow(JOB_COLUMNS)
         for r in records:
             finished = "" if r.finished_s is None else f"{r.finished_s:.3f}"
-            writer.writerow([r.job_id, f"{r.submitted_s:.3f}", r.http_status, finished, r.status])
+            writer.writerow([r.job_id, f"{r.submitted_s:.3f}", r.http_status, finished, r.status, r.pool])

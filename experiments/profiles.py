@@ -166,10 +166,16 @@ def spike(
     )
 
 
+def steady(*, rate: float = 0.5, duration_s: float = 600) -> LoadProfile:
+    """``rate`` per second throughout: a pool that should not scale, next to one that does."""
+    return LoadProfile("steady", ((0, rate), (duration_s, rate)))
+
+
 PROFILES: dict[str, Callable[..., LoadProfile]] = {
     "step": step,
     "ramp": ramp,
     "spike": spike,
+    "steady": steady,
 }
 
 

@@ -7,6 +7,8 @@ The backlog is read with exactly the query prometheus-adapter runs for the worke
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -63,8 +65,12 @@ def backlog_query(queue: str, namespace: str | None = None) -> str:
     return adapter_query.render_metrics_query(rule, {"queue": queue}, namespace=namespace)
 
 
-def completed_rate_query(window: str = "10s", namespace: str | None = None) -> str:
+def completed_rate_query(window: str = "10s", namespace: str | None = None, models: Sequence[str] | None = None) -> str:
+    """Jobs finishing per second; ``models``: only those models' (a pool's throughput: the pool
+    serves them and nobody else does)."""
     matchers = f'outcome=~"{COMPLETED_OUTCOMES}"'
+    if models:
+        matchers += ',model=~"' + "|".join(re.escape(m) for m in models) + '"'
     if namespace is not None:
         matchers += f',namespace="{namespace}"'
     return f"sum(rate(classifier_jobs_processed_total{{{matchers}}}[{window}]))"

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from classifier_common.catalog import SYNTHETIC_MODEL
 from classifier_common.config import Settings
@@ -41,8 +42,9 @@ from devstack.ports import free_port
 from devstack.stack import DEFAULT_BROKER, Stack
 from experiments import hpa, load, prom, report, scaler
 from experiments.local_prometheus import LocalPrometheus, ScrapeTargets, derive_config
+from experiments.pools import PoolLoad, pools_setting
 from experiments.profiles import LoadProfile, by_name
-from experiments.workers import WorkerPool
+from experiments.workers import WorkerPool, WorkerTargets
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,8 @@ SAMPLE_PERIOD_S = 1.0
 
 @dataclass
 class LocalRun:
-    profile: str
     out_dir: Path
+    profile: str = "step"
     time_scale: float = DEFAULT_TIME_SCALE
     profile_params: dict[str, float] = field(default_factory=dict)  # unscaled seconds, rates per s
     model: str = SYNTHETIC_MODEL
@@ -68,6 +70,10 @@ class LocalRun:
     models_dir: Path = REPO / "data" / "models"
     gallery_dir: Path = REPO / "data" / "gallery"
     work_dir: Path | None = None  # logs, store, Prometheus data; default data/experiments/work-<id>
+    # Several pools, each with its own profile, synthetic model, service time, queue, workers and
+    # autoscaler (profile, profile_params, model and service_ms above are then unused). Empty: one
+    # pool, `default`, the way a single worker Deployment runs.
+    pools: Sequence[PoolLoad] = ()
 
 
 @dataclass
@@ -78,7 +84,7 @@ class ClusterRun:
     prometheus_url: str
     namespace: str = "classifier"
     hpa_name: str = "classifier-worker"
-    queue: str = "classifier.jobs"
+    queue: str = "classifier.jobs.default"  # the default pool's queue
     model: str = "efficientnet_lite0"
     time_scale: float = 1.0
     profile_params: dict[str, float] = field(default_factory=dict)
@@ -97,17 +103,19 @@ class Sampler(threading.Thread):
         clock: Callable[[], float],
         sources: dict[str, Callable[[], float | None]],
         period_s: float = SAMPLE_PERIOD_S,
+        pool: str = report.DEFAULT_POOL,
     ) -> None:
-        super().__init__(name="sampler", daemon=True)
+        super().__init__(name=f"sampler-{pool}", daemon=True)
         self.profile, self.clock, self.sources, self.period_s = profile, clock, sources, period_s
-        self.rows: list[dict[str, float]] = []
+        self.pool = pool
+        self.rows: list[dict[str, float | str]] = []
         self.last: dict[str, float] = {name: 0.0 for name in sources}
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             t = self.clock()
-            row = {"t_s": round(t, 3), "offered_per_s": self.profile.rate(t)}
+            row: dict[str, float | str] = {"t_s": round(t, 3), "offered_per_s": self.profile.rate(t), "pool": self.pool}
             for name, source in self.sources.items():
                 try:
                     value = source()
@@ -125,11 +133,7 @@ class Sampler(threading.Thread):
         self.join(timeout=30)
 
     def write(self, path: Path) -> None:
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(report.SAMPLE_COLUMNS))
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({k: row[k] for k in report.SAMPLE_COLUMNS})
+        write_samples(path, [self])
 
 
 def default_broker_url() -> str:
@@ -153,50 +157,86 @@ def default_settle_s(spec: hpa.HPASpec) -> float:
     return down.stabilization_window_seconds + (spec.max_replicas - spec.min_replicas) * period + 10
 
 
-def run_local(run: LocalRun) -> report.Summary:
+@dataclass
+class _Pool:
+    """One pool of a local run: its load, queue, HPA, workers, autoscaler and sampler."""
+
+    load: PoolLoad
+    model: str
+    queue: str
+    manifest: dict[str, Any]
+    chart_spec: hpa.HPASpec
+    spec: hpa.HPASpec
+    profile: LoadProfile
+    workers: WorkerPool | None = None
+    autoscaler: scaler.EmulatedHPA | None = None
+    sampler: Sampler | None = None
+    submissions: list[load.Submission] = field(default_factory=list)
+
+
+def run_local(run: LocalRun) -> report.RunReport:
     run_id = uuid.uuid4().hex[:8]
-    queue = f"experiment.{run_id}.jobs"
+    queue_name = f"experiment.{run_id}.jobs"
     work = run.work_dir or REPO / "data" / "experiments" / f"work-{run_id}"
     work.mkdir(parents=True, exist_ok=True)
     run.out_dir.mkdir(parents=True, exist_ok=True)
-
-    manifest = scaler.chart_hpa_manifest(run.values_files, run.set_values)
-    chart_spec = hpa.HPASpec.from_manifest(manifest)
-    spec = scaler.time_scaled(chart_spec, run.time_scale)
+    several = bool(run.pools)
+    loads = list(run.pools) or [PoolLoad(report.DEFAULT_POOL, run.profile, dict(run.profile_params), run.service_ms)]
+    settings = Settings(queue_name=queue_name, pools=pools_setting(loads) if several else "")
+    pools: list[_Pool] = []
+    for pool_load in loads:
+        manifest = scaler.chart_hpa_manifest(run.values_files, run.set_values, pool=pool_load.name)
+        chart_spec = hpa.HPASpec.from_manifest(manifest)
+        pools.append(
+            _Pool(
+                load=pool_load,
+                model=pool_load.model if several else run.model,
+                queue=settings.queue_for_pool(pool_load.name),
+                manifest=manifest,
+                chart_spec=chart_spec,
+                spec=scaler.time_scaled(chart_spec, run.time_scale),
+                profile=pool_load.load_profile(run.time_scale),
+            )
+        )
+    synthetic = several or run.model == SYNTHETIC_MODEL
     sync_period_s = scaler.SYNC_PERIOD_S * run.time_scale
-    profile = by_name(run.profile, **run.profile_params).time_scaled(run.time_scale)
-    settle_s = default_settle_s(spec) if run.settle_s is None else run.settle_s
+    duration_s = max(p.profile.duration_s for p in pools)
+    settle_s = max(default_settle_s(p.spec) for p in pools) if run.settle_s is None else run.settle_s
     images = gallery_images(run.gallery_dir)
     prefetch = int(scaler.chart_values()["config"]["prefetch"])
 
+    env = {
+        "CLASSIFIER_BROKER_URL": run.broker_url,
+        "CLASSIFIER_QUEUE_NAME": queue_name,
+        "CLASSIFIER_STORE_URL": f"sqlite:///{work}/jobs.db",
+        "CLASSIFIER_MODELS_DIR": str(run.models_dir),
+        "CLASSIFIER_GALLERY_DIR": str(run.gallery_dir),
+        "CLASSIFIER_RESULT_CACHE": "false",  # every job really runs
+        "CLASSIFIER_PREFETCH": str(prefetch),
+        "CLASSIFIER_LOG_FORMAT": "json",
+    }
+    if not several:
+        env["CLASSIFIER_MODELS"] = run.model
+    if synthetic:  # the gateway knows the synthetic models; each pool's workers get their own time
+        env["CLASSIFIER_SYNTHETIC_SERVICE_MS"] = str(loads[0].service_ms)
     stack = Stack(
-        workers=max(spec.min_replicas, 1),
+        workers=0,
         port=free_port(),
         gateway_port=free_port(),
         results_port=free_port(),
         worker_port=free_port(),
         state_dir=work / "stack",
         nginx=True,
-        env={
-            "CLASSIFIER_BROKER_URL": run.broker_url,
-            "CLASSIFIER_QUEUE_NAME": queue,
-            "CLASSIFIER_STORE_URL": f"sqlite:///{work}/jobs.db",
-            "CLASSIFIER_MODELS_DIR": str(run.models_dir),
-            "CLASSIFIER_GALLERY_DIR": str(run.gallery_dir),
-            "CLASSIFIER_MODELS": run.model,
-            "CLASSIFIER_RESULT_CACHE": "false",  # every job really runs
-            "CLASSIFIER_PREFETCH": str(prefetch),
-            "CLASSIFIER_LOG_FORMAT": "json",
-            **({"CLASSIFIER_SYNTHETIC_SERVICE_MS": str(run.service_ms)} if run.model == SYNTHETIC_MODEL else {}),
-        },
+        env=env,
+        pools=pools_setting(loads) if several else "",
     )
-    targets_file = work / "worker-targets.json"
+    targets = WorkerTargets(work / "worker-targets.json", stack.worker_port)
     server = LocalPrometheus(
         derive_config(
             ScrapeTargets(
                 gateway=f"127.0.0.1:{stack.gateway_port}",
                 results=f"127.0.0.1:{stack.results_port}",
-                workers_file=targets_file,
+                workers_file=targets.path,
                 rabbitmq=run.rabbitmq_metrics,
                 vhost=urllib.parse.unquote(urllib.parse.urlparse(run.broker_url).path.lstrip("/")) or "/",
             ),
@@ -205,16 +245,23 @@ def run_local(run: LocalRun) -> report.Summary:
         work / "prometheus",
         free_port(),
     )
-    pool: WorkerPool | None = None
     client: prom.PrometheusClient | None = None
     try:
         stack.up(timeout=180)
-        pool = WorkerPool(stack, targets_file)
+        for pool in pools:
+            worker_env = {"CLASSIFIER_POOL": pool.load.name} if several else {}
+            if synthetic:
+                worker_env["CLASSIFIER_SYNTHETIC_SERVICE_MS"] = str(pool.load.service_ms)
+            pool.workers = WorkerPool(stack, targets, pool=pool.load.name, env=worker_env)
+            pool.workers.scale_to(max(pool.spec.min_replicas, 1))
+        stack.wait_ready(180, names=[n for p in pools if p.workers for n in p.workers.worker_names])
         server.start()
         client = prom.PrometheusClient(server.url)
-        backlog_query = prom.backlog_query(queue)
-        completed_query = prom.completed_rate_query()
-        _wait_for(lambda: client.value(backlog_query) is not None, 60, "the queue's metrics in Prometheus")
+        backlog = {p.load.name: prom.backlog_query(p.queue) for p in pools}
+        completed = {p.load.name: prom.completed_rate_query(models=[p.model] if several else None) for p in pools}
+        for pool in pools:
+            query = backlog[pool.load.name]
+            _wait_for(lambda q=query: client.value(q) is not None, 60, f"queue {pool.queue}'s metrics in Prometheus")
 
         started = time.monotonic()
         wall_start = time.time()
@@ -222,81 +269,136 @@ def run_local(run: LocalRun) -> report.Summary:
         def clock() -> float:
             return time.monotonic() - started
 
-        autoscaler = scaler.EmulatedHPA(
-            spec, pool, lambda: client.value(backlog_query), sync_period_s=sync_period_s, clock=clock
-        )
-        sampler = Sampler(
-            profile,
-            clock,
-            {
-                "backlog": lambda: client.value(backlog_query),
-                "replicas_desired": lambda: autoscaler.desired,
-                "replicas_ready": lambda: pool.ready_count(),
-                "completed_per_s": lambda: client.value(completed_query),
-            },
-        )
-        sampler.start()
-        autoscaler.start()
-        logger.info(
-            "load %s: %.0f jobs over %.0f s", profile.name, profile.expected(profile.duration_s), profile.duration_s
-        )
-        submissions = asyncio.run(
-            load.submit_profile(stack.base_url, profile, model=run.model, images=images, start=started)
-        )
-        # Settle: the backlog drains and the autoscaler brings the pool back to its minimum.
-        end = profile.duration_s
-        while clock() < end + max(settle_s, run.drain_timeout_s):
-            drained = (client.value(backlog_query) or 0) == 0
-            if drained and clock() >= end + settle_s:
-                break
-            if drained and pool.replicas <= spec.min_replicas and clock() >= end + 5:
-                break
-            if autoscaler.error is not None:
-                raise RuntimeError("the emulated HPA failed") from autoscaler.error
-            time.sleep(1)
-        autoscaler.stop()
-        pool.wait_terminated()  # the last scale-down drains; the plots show where it ended
-        time.sleep(2 * SAMPLE_PERIOD_S)
-        sampler.stop()
-        records = asyncio.run(load.collect_outcomes(stack.base_url, submissions, wall_start=wall_start, timeout_s=60))
-        crashed = pool.crashed()
-        scaled_down = list(pool.stopped)  # by the autoscaler; stop_all() below is the teardown
-        pool.stop_all()
-
-        sampler.write(run.out_dir / "samples.csv")
-        load.write_jobs_csv(run.out_dir / "jobs.csv", records)
-        _write_scaling(run.out_dir / "scaling.csv", autoscaler.events)
-        broker = urllib.parse.urlparse(run.broker_url)
-        command = f"python -m experiments run --profile {run.profile} --time-scale {run.time_scale:g}"
-        command += "".join(f" --param {k}={v:g}" for k, v in run.profile_params.items())
-        command += f" --service-ms {run.service_ms}" if run.model == SYNTHETIC_MODEL else f" --model {run.model}"
-        notes = [
-            f"Local run: `{command}` on {os.cpu_count()} CPU cores.",
-            f"Workers: `python -m classifier_worker` processes, model `{run.model}`"
-            + (
-                f" (synthetic: {run.service_ms} ms per job, no network; one worker serves "
-                f"{1000 / run.service_ms:.2f} jobs/s)"
-                if run.model == SYNTHETIC_MODEL
-                else ""
+        for pool in pools:
+            assert pool.workers is not None
+            name, workers = pool.load.name, pool.workers
+            pool.autoscaler = scaler.EmulatedHPA(
+                pool.spec,
+                workers,
+                lambda q=backlog[name]: client.value(q),
+                sync_period_s=sync_period_s,
+                clock=clock,
+                name=f"emulated-hpa-{name}",
             )
-            + f", prefetch {prefetch} (the chart's config.prefetch), result cache off.",
-            f"Autoscaler: the HPA v2 emulator with the chart's worker HPA (min {chart_spec.min_replicas}, "
-            f"max {chart_spec.max_replicas}, target {chart_spec.target.value:g} jobs per worker), every time "
-            f"constant x{run.time_scale}: sync every {sync_period_s:g} s, scale-up window "
-            f"{spec.behavior.scale_up.stabilization_window_seconds} s, scale-down window "
-            f"{spec.behavior.scale_down.stabilization_window_seconds} s, policies "
-            f"{_policies(spec.behavior.scale_up)} up / {_policies(spec.behavior.scale_down)} down.",
-            f"Load profile `{run.profile}` compressed x{run.time_scale} ({profile.duration_s:g} s); rates as "
-            f"in experiments/profiles.py{' with ' + json.dumps(run.profile_params) if run.profile_params else ''}.",
+            autoscaler = pool.autoscaler
+            pool.sampler = Sampler(
+                pool.profile,
+                clock,
+                {
+                    "backlog": lambda q=backlog[name]: client.value(q),
+                    "replicas_desired": lambda a=autoscaler: a.desired,
+                    "replicas_ready": workers.ready_count,
+                    "completed_per_s": lambda q=completed[name]: client.value(q),
+                },
+                pool=name,
+            )
+        for pool in pools:
+            assert pool.sampler is not None and pool.autoscaler is not None
+            pool.sampler.start()
+            pool.autoscaler.start()
+        for pool in pools:
+            logger.info(
+                "pool %s: load %s, %.0f jobs over %.0f s",
+                pool.load.name,
+                pool.profile.name,
+                pool.profile.expected(pool.profile.duration_s),
+                pool.profile.duration_s,
+            )
+        base_url = stack.base_url
+
+        async def submit_all() -> list[list[load.Submission]]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        load.submit_profile(base_url, p.profile, model=p.model, images=images, start=started)
+                        for p in pools
+                    )
+                )
+            )
+
+        for pool, submissions in zip(pools, asyncio.run(submit_all()), strict=True):
+            pool.submissions = submissions
+        # Settle: every backlog drains and every autoscaler brings its pool back to its minimum.
+        while clock() < duration_s + max(settle_s, run.drain_timeout_s):
+            drained = all((client.value(backlog[p.load.name]) or 0) == 0 for p in pools)
+            if drained and clock() >= duration_s + settle_s:
+                break
+            at_min = all(p.workers is not None and p.workers.replicas <= p.spec.min_replicas for p in pools)
+            if drained and at_min and clock() >= duration_s + 5:
+                break
+            for pool in pools:
+                if pool.autoscaler is not None and pool.autoscaler.error is not None:
+                    raise RuntimeError(f"the emulated HPA of pool {pool.load.name} failed") from pool.autoscaler.error
+            time.sleep(1)
+        for pool in pools:
+            assert pool.autoscaler is not None
+            pool.autoscaler.stop()
+        for pool in pools:
+            assert pool.workers is not None
+            pool.workers.wait_terminated()  # the last scale-down drains; the plots show where it ended
+        time.sleep(2 * SAMPLE_PERIOD_S)
+        for pool in pools:
+            assert pool.sampler is not None
+            pool.sampler.stop()
+
+        async def collect_all() -> list[list[report.JobRecord]]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        load.collect_outcomes(
+                            base_url, p.submissions, wall_start=wall_start, timeout_s=60, pool=p.load.name
+                        )
+                        for p in pools
+                    )
+                )
+            )
+
+        records = [r for pool_records in asyncio.run(collect_all()) for r in pool_records]
+        crashed = {p.load.name: p.workers.crashed() for p in pools if p.workers is not None}
+        scaled_down = {p.load.name: list(p.workers.stopped) for p in pools if p.workers is not None}
+        for pool in pools:
+            assert pool.workers is not None
+            pool.workers.stop_all()
+
+        write_samples(run.out_dir / "samples.csv", [p.sampler for p in pools if p.sampler is not None])
+        load.write_jobs_csv(run.out_dir / "jobs.csv", records)
+        _write_scaling(
+            run.out_dir / "scaling.csv",
+            [(p.load.name, e) for p in pools if p.autoscaler is not None for e in p.autoscaler.events],
+        )
+        broker = urllib.parse.urlparse(run.broker_url)
+        if several:
+            command = f"python -m experiments run --time-scale {run.time_scale:g}" + "".join(
+                f" --pool {p.load.spec}" for p in pools
+            )
+        else:
+            command = f"python -m experiments run --profile {run.profile} --time-scale {run.time_scale:g}"
+            command += "".join(f" --param {k}={v:g}" for k, v in run.profile_params.items())
+            command += f" --service-ms {run.service_ms}" if synthetic else f" --model {run.model}"
+        notes = [f"Local run: `{command}` on {os.cpu_count()} CPU cores."]
+        for pool in pools:
+            notes += _pool_notes(pool, several=several, synthetic=synthetic, prefetch=prefetch, run=run)
+            stopped = scaled_down[pool.load.name]
+            notes.append(
+                f"{_pool_prefix(pool, several)}scale-downs by the autoscaler: {len(stopped)} workers got "
+                f"SIGTERM; exit codes {sorted({s.exit_code for s in stopped}) or 'none'} (0: drained, i.e. "
+                "finished the job in hand, acked it and exited); longest drain "
+                f"{max((s.drain_s for s in stopped), default=0):.1f} s."
+            )
+        notes += [
+            f"Every autoscaler: the HPA v2 emulator, sync every {sync_period_s:g} s (every time constant "
+            f"x{run.time_scale}); its metric is its own pool's queue backlog."
+            if several
+            else f"Autoscaler: the HPA v2 emulator, sync every {sync_period_s:g} s.",
             "Backlog: the prometheus-adapter query (ready + unacked) from a local Prometheus scraping every 1 s; "
             f"RabbitMQ at {broker.hostname}:{broker.port or 5672} "
             "refreshes its queue metrics every 5 s (collect_statistics_interval), hence the steps.",
-            f"Scale-downs by the autoscaler: {len(scaled_down)} workers got SIGTERM; exit codes "
-            f"{sorted({s.exit_code for s in scaled_down}) or 'none'} (0: drained, i.e. finished the job in hand, "
-            f"acked it and exited); longest drain {max((s.drain_s for s in scaled_down), default=0):.1f} s.",
         ]
-        if crashed:
-            notes.append(f"**Workers that exited without being stopped: {crashed}** (see {work}/stack/*.log).")
+        for name, indexes in crashed.items():
+            if indexes:
+                notes.append(
+                    f"**Workers of pool {name} that exited without being stopped: {indexes}** (see {work}/stack/*.log)."
+                )
         broker_down_s = _seconds_down(client, "rabbitmq", clock())
         if broker_down_s:
             notes.append(
@@ -304,32 +406,49 @@ def run_local(run: LocalRun) -> report.Summary:
                 "its metrics endpoint): the broker restarted or stopped; workers reconnected, the gateway "
                 "answered 503 meanwhile (counted as rejected), and the backlog curve is flat over the gap."
             )
+        tolerance = pools[0].spec.tolerance
         (run.out_dir / "run.json").write_text(
             json.dumps(
                 {
                     "mode": "local",
-                    "profile": profile.name,
-                    "profile_points": profile.points,
                     "time_scale": run.time_scale,
-                    "model": run.model,
-                    "service_ms": run.service_ms if run.model == SYNTHETIC_MODEL else None,
-                    "hpa": manifest["spec"],
                     "sync_period_s": sync_period_s,
-                    "workers_stopped": [asdict(s) for s in scaled_down],
+                    "tolerance": tolerance,
+                    "pools": {
+                        p.load.name: {
+                            "profile": p.profile.name,
+                            "profile_params": p.load.params,
+                            "profile_points": p.profile.points,
+                            "model": p.model,
+                            "service_ms": p.load.service_ms if synthetic else None,
+                            "queue": p.queue,
+                            "hpa": p.manifest["spec"],
+                            "target_per_worker": p.chart_spec.target.value,
+                            "workers_stopped": [asdict(s) for s in scaled_down[p.load.name]],
+                        }
+                        for p in pools
+                    },
                 },
                 indent=2,
             )
             + "\n"
         )
+        title = (
+            "Scaling experiment: " + ", ".join(f"pool {p.load.name} {p.profile.name}" for p in pools)
+            if several
+            else f"Scaling experiment: {pools[0].profile.name}"
+        )
         return report.write_report(
             run.out_dir,
-            title=f"Scaling experiment: {profile.name} (local, HPA emulator)",
-            target_per_replica=chart_spec.target.value,
+            title=f"{title} (local, HPA emulator)",
+            targets={p.load.name: p.chart_spec.target.value for p in pools},
+            tolerance=tolerance,
             notes=notes,
         )
     finally:
-        if pool is not None:
-            pool.stop_all()
+        for pool in pools:
+            if pool.workers is not None:
+                pool.workers.stop_all()
         stack.down()
         server.stop()
         if client is not None:
@@ -337,12 +456,50 @@ def run_local(run: LocalRun) -> report.Summary:
         try:
             stack.delete_queues()
         except Exception as exc:  # noqa: BLE001 - the run's result stands; a leftover queue is only untidy
-            logger.warning("could not delete %s: %s", queue, exc)
+            logger.warning("could not delete the queues of %s: %s", queue_name, exc)
         if run.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run_cluster(run: ClusterRun) -> report.Summary:
+def _pool_prefix(pool: _Pool, several: bool) -> str:
+    return f"Pool `{pool.load.name}`: " if several else ""
+
+
+def _pool_notes(pool: _Pool, *, several: bool, synthetic: bool, prefetch: int, run: LocalRun) -> list[str]:
+    spec, chart = pool.spec, pool.chart_spec
+    params = f" with {json.dumps(pool.load.params)}" if pool.load.params else ""
+    service_ms = pool.load.service_ms
+    model = (
+        f"model `{pool.model}` (synthetic: {service_ms} ms per job, no network; one worker serves "
+        f"{1000 / service_ms:.2f} jobs/s)"
+        if synthetic
+        else f"model `{pool.model}`"
+    )
+    return [
+        f"{_pool_prefix(pool, several)}load profile `{pool.profile.name}` compressed x{run.time_scale} "
+        f"({pool.profile.duration_s:g} s){params}, "
+        f"{pool.profile.expected(pool.profile.duration_s):.0f} jobs; queue `{pool.queue}`; workers: "
+        f"`python -m classifier_worker` processes, {model}, prefetch {prefetch} (the chart's config.prefetch), "
+        "result cache off.",
+        f"{_pool_prefix(pool, several)}HPA from the chart (min {chart.min_replicas}, max {chart.max_replicas}, "
+        f"target {chart.target.value:g} jobs per worker), time constants x{run.time_scale}: scale-up window "
+        f"{spec.behavior.scale_up.stabilization_window_seconds} s, scale-down window "
+        f"{spec.behavior.scale_down.stabilization_window_seconds} s, policies "
+        f"{_policies(spec.behavior.scale_up)} up / {_policies(spec.behavior.scale_down)} down.",
+    ]
+
+
+def write_samples(path: Path, samplers: Sequence[Sampler]) -> None:
+    """Every sampler's rows (one sampler per pool) in one samples.csv, in time order."""
+    rows = sorted((row for s in samplers for row in s.rows), key=lambda r: (r["t_s"], str(r["pool"])))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(report.SAMPLE_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row[k] for k in report.SAMPLE_COLUMNS})
+
+
+def run_cluster(run: ClusterRun) -> report.RunReport:
     """Against a deployed release: the real HPA scales; nothing here starts or stops anything."""
     run.out_dir.mkdir(parents=True, exist_ok=True)
     profile = by_name(run.profile, **run.profile_params).time_scaled(run.time_scale)
@@ -418,11 +575,12 @@ def _policies(rules: hpa.ScalingRules) -> str:
     return ", ".join(f"{p.value}{'%' if p.type == 'Percent' else ' pods'}/{p.period_seconds} s" for p in rules.policies)
 
 
-def _write_scaling(path: Path, events: Sequence[scaler.ScalingEvent]) -> None:
+def _write_scaling(path: Path, events: Sequence[tuple[str, scaler.ScalingEvent]]) -> None:
+    """scaling.csv: every (pool, autoscaler decision), in time order."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["t_s", "metric", "current", "proposal", "desired", "reason"])
-        for e in events:
+        writer.writerow(["t_s", "pool", "metric", "current", "proposal", "desired", "reason"])
+        for pool, e in sorted(events, key=lambda pe: pe[1].t_s):
             metric = "" if e.metric is None else f"{e.metric:g}"
             proposal = "" if e.proposal is None else e.proposal
-            writer.writerow([f"{e.t_s:.3f}", metric, e.current, proposal, e.desired, e.reason])
+            writer.writerow([f"{e.t_s:.3f}", pool, metric, e.current, proposal, e.desired, e.reason])

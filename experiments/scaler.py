@@ -42,9 +42,17 @@ def helm_binary() -> str | None:
     return str(local) if local.is_file() else shutil.which("helm")
 
 
-def chart_hpa_manifest(values_files: Sequence[Path] = (), set_values: Sequence[str] = ()) -> dict[str, Any]:
+POOL_LABEL = "classifier/pool"
+
+
+def chart_hpa_manifest(
+    values_files: Sequence[Path] = (), set_values: Sequence[str] = (), *, pool: str | None = None
+) -> dict[str, Any]:
     """The worker HPA as the chart renders it (helm template). Without helm, the same object is
-    built from values.yaml's ``autoscaling`` block (values files and --set are then ignored)."""
+    built from values.yaml's ``autoscaling`` block (values files and --set are then ignored).
+
+    ``pool``: the HPA of that worker pool (labelled ``classifier/pool``) when the chart renders one
+    per pool; a chart rendering one worker HPA gives that one to every pool."""
     helm = helm_binary()
     if helm is None:
         logger.warning("helm not found (make tools): building the HPA from %s/values.yaml", CHART)
@@ -55,8 +63,25 @@ def chart_hpa_manifest(values_files: Sequence[Path] = (), set_values: Sequence[s
     for setting in set_values:
         command += ["--set", setting]
     rendered = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    (manifest,) = [d for d in yaml.safe_load_all(rendered) if d]
-    return manifest
+    return pool_hpa([d for d in yaml.safe_load_all(rendered) if d], pool)
+
+
+def pool_hpa(manifests: Sequence[dict[str, Any]], pool: str | None) -> dict[str, Any]:
+    """The HPA among ``manifests`` that scales ``pool``'s workers (see :func:`chart_hpa_manifest`)."""
+    hpas = [m for m in manifests if m.get("kind") == "HorizontalPodAutoscaler"]
+    if len(hpas) == 1 and (pool is None or POOL_LABEL not in _labels(hpas[0])):
+        return hpas[0]
+    if pool is None:
+        raise LookupError(f"the chart renders {len(hpas)} worker HPAs: name the pool")
+    matching = [m for m in hpas if _labels(m).get(POOL_LABEL) == pool]
+    if len(matching) != 1:
+        found = sorted(_labels(m).get(POOL_LABEL, "?") for m in hpas)
+        raise LookupError(f"no worker HPA of pool {pool!r} in the chart's rendering (pools with one: {found})")
+    return matching[0]
+
+
+def _labels(manifest: dict[str, Any]) -> dict[str, str]:
+    return dict((manifest.get("metadata") or {}).get("labels") or {})
 
 
 def _manifest_from_values(autoscaling: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +149,9 @@ class EmulatedHPA(threading.Thread):
         *,
         sync_period_s: float,
         clock: Callable[[], float],
+        name: str = "emulated-hpa",
     ) -> None:
-        super().__init__(name="emulated-hpa", daemon=True)
+        super().__init__(name=name, daemon=True)
         self.autoscaler = hpa.Autoscaler(spec)
         self.pool = pool
         self.metric = metric
@@ -158,7 +184,9 @@ class EmulatedHPA(threading.Thread):
         decision = self.autoscaler.step(now, current, value)
         self.desired = decision.desired_replicas
         if decision.desired_replicas != current:
-            logger.info("HPA: %d -> %d (backlog %.0f, %s)", current, decision.desired_replicas, value, decision.reason)
+            logger.info(
+                "%s: %d -> %d (backlog %.0f, %s)", self.name, current, decision.desired_replicas, value, decision.reason
+            )
             self.pool.scale_to(decision.desired_replicas)
         self.events.append(
             ScalingEvent(now, value, current, decision.proposal, decision.desired_replicas, decision.reason)

@@ -1,7 +1,10 @@
 """A pool of local worker processes that an (emulated) autoscaler resizes, as a ReplicaSet would.
 
 Workers are ``python -m classifier_worker`` processes started through devstack/stack.py's
-:class:`Stack`. Scaling up starts new ones; scaling down sends SIGTERM to the newest, which stop
+:class:`Stack`, with the pool's own settings (``CLASSIFIER_POOL`` and whatever else differs
+between pools, as each pool's Deployment sets them). Several pools share one stack and one
+Prometheus targets file (:class:`WorkerTargets`): worker indexes, hence ports, are unique across
+the pools. Scaling up starts new ones; scaling down sends SIGTERM to the newest, which stop
 consuming, finish the job in hand, ack it and exit 0 -- Kubernetes sends the same signal to a
 pod the HPA removes. A terminating worker no longer counts as a replica (as a terminating pod
 does not count in the Deployment's replicas) but stays a Prometheus target until it has exited,
@@ -15,6 +18,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,23 +37,51 @@ class StoppedWorker:
     drain_s: float  # SIGTERM to exit
 
 
+class WorkerTargets:
+    """The Prometheus targets file of every pool's workers, and the worker indexes in use (a
+    worker's index gives its port and its process name, so no two pools may share one)."""
+
+    def __init__(self, path: Path, worker_port: int) -> None:
+        self.path = path
+        self.worker_port = worker_port
+        self._lock = threading.Lock()
+        self._by_pool: dict[str, set[int]] = {}
+
+    def claim(self, pool: str) -> int:
+        """The lowest index no pool holds, now held by ``pool``."""
+        with self._lock:
+            taken = set().union(*self._by_pool.values())
+            index = next(i for i in range(10_000) if i not in taken)
+            self._by_pool.setdefault(pool, set()).add(index)
+            return index
+
+    def set_pool(self, pool: str, indexes: set[int]) -> None:
+        """``pool``'s workers are now ``indexes`` (running or draining): rewrite the file."""
+        with self._lock:
+            self._by_pool[pool] = set(indexes)
+            every = sorted(set().union(*self._by_pool.values()))
+            write_worker_targets(self.path, [self.worker_port + i for i in every], worker_ids=every)
+
+
 class WorkerPool:
-    def __init__(self, stack: Stack, targets_file: Path) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        targets: WorkerTargets | Path,
+        *,
+        pool: str = "default",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.stack = stack
-        self.targets_file = targets_file
+        self.pool = pool
+        self.env = dict(env or {})
+        self.targets = targets if isinstance(targets, WorkerTargets) else WorkerTargets(targets, stack.worker_port)
         self._lock = threading.Lock()
         self._active: dict[int, subprocess.Popen[bytes]] = {}
         self._started_at: dict[int, float] = {}
         self._terminating: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
         self.stopped: list[StoppedWorker] = []
         self._http = httpx.Client(timeout=1.0)
-        # Adopt the workers the stack already started.
-        for name, proc in stack.procs.items():
-            if name.startswith("worker-") and proc.poll() is None:
-                index = int(name.split("-", 1)[1])
-                self._active[index] = proc
-                self._started_at[index] = time.monotonic()
-        self._write_targets()
 
     @property
     def replicas(self) -> int:
@@ -61,18 +93,23 @@ class WorkerPool:
         with self._lock:
             self._reap()
             while len(self._active) < replicas:
-                index = next(i for i in range(10_000) if i not in self._active and i not in self._terminating)
-                self.stack.start_worker(index)
+                index = self.targets.claim(self.pool)
+                self.stack.start_worker(index, pool=self.pool, env=self.env)
                 self._active[index] = self.stack.procs[self.stack.worker_name(index)]
                 self._started_at[index] = time.monotonic()
-                logger.info("started worker %d", index)
+                logger.info("pool %s: started worker %d", self.pool, index)
             while len(self._active) > replicas:
                 newest = max(self._active, key=lambda i: self._started_at[i])
                 proc = self._active.pop(newest)
                 proc.send_signal(signal.SIGTERM)
                 self._terminating[newest] = (proc, time.monotonic())
-                logger.info("SIGTERM to worker %d (drains, then exits)", newest)
+                logger.info("pool %s: SIGTERM to worker %d (drains, then exits)", self.pool, newest)
             self._write_targets()
+
+    @property
+    def worker_names(self) -> list[str]:
+        with self._lock:
+            return [self.stack.worker_name(i) for i in self._active]
 
     def ready_count(self) -> int:
         """Active workers whose /readyz answers 200 (models loaded, consuming)."""
@@ -125,11 +162,10 @@ class WorkerPool:
             if code is not None:
                 del self._terminating[index]
                 self.stopped.append(StoppedWorker(index, code, time.monotonic() - since))
-                logger.info("worker %d exited with %d", index, code)
+                logger.info("pool %s: worker %d exited with %d", self.pool, index, code)
                 changed = True
         if changed:
             self._write_targets()
 
     def _write_targets(self) -> None:
-        indexes = sorted(set(self._active) | set(self._terminating))
-        write_worker_targets(self.targets_file, [self.stack.worker_port + i for i in indexes], worker_ids=indexes)
+        self.targets.set_pool(self.pool, set(self._active) | set(self._terminating))

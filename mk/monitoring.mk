@@ -23,14 +23,18 @@ chart-files: ## Copy monitoring/prometheus/alerts.yaml and the Grafana dashboard
 # Scaling experiments (docs/metrics.md, "Scaling experiments"). Without a cluster (the default)
 # a local stack, a local Prometheus and the HPA emulator; EXPERIMENT_TARGET=cluster drives
 # BASE_URL instead and reads the real HPA (Prometheus port-forwarded to PROMETHEUS_URL).
+# EXPERIMENT_POOLS="lite=step big=steady:rate=0.4,service_ms=1500": several worker pools instead
+# of PROFILE, each with its own load, queue, workers and HPA emulator (local only).
 PROFILE ?= step
+EXPERIMENT_POOLS ?=
 EXPERIMENT_TARGET ?= local
-EXPERIMENT_OUT ?= data/experiments/$(PROFILE)-$(shell date +%Y%m%d-%H%M%S)
+EXPERIMENT_OUT ?= data/experiments/$(if $(EXPERIMENT_POOLS),pools,$(PROFILE))-$(shell date +%Y%m%d-%H%M%S)
 EXPERIMENT_ARGS ?=
 PROMETHEUS_URL ?= http://127.0.0.1:9090
 
-experiment: ## Scaling experiment PROFILE=step|ramp|spike; report in EXPERIMENT_OUT (EXPERIMENT_TARGET=cluster: against BASE_URL)
-	$(PY) -m experiments run --profile $(PROFILE) --out $(EXPERIMENT_OUT) \
+experiment: ## Scaling experiment PROFILE=step|ramp|spike|steady, or EXPERIMENT_POOLS="lite=step big=steady"; report in EXPERIMENT_OUT
+	$(PY) -m experiments run $(if $(EXPERIMENT_POOLS),$(addprefix --pool ,$(EXPERIMENT_POOLS)),--profile $(PROFILE)) \
+		--out $(EXPERIMENT_OUT) \
 		$(if $(filter cluster,$(EXPERIMENT_TARGET)),--base-url $(BASE_URL) --prometheus-url $(PROMETHEUS_URL) --namespace $(K8S_NAMESPACE)) \
 		$(EXPERIMENT_ARGS)
 

@@ -81,3 +81,21 @@ def test_hpa_replay_reads_a_rendered_hpa_and_prints_decisions(tmp_path: Path) ->
     # 1 -> 5 (+4 pods policy) -> 6 (maxReplicas) -> held by the 300 s scale-down window.
     assert [int(r["desired_replicas"]) for r in rows] == [5, 6, 6]
     assert [r["reason"] for r in rows] == ["ScaleUpLimit", "TooManyReplicas", "DesiredWithinRange"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give either --profile (one pool) or --pool two or more times"),
+        (("--profile", "step", "--pool", "lite=step", "--pool", "big=steady"), "give either --profile"),
+        (("--pool", "lite=step"), "give two or more pools (one pool: --profile)"),
+        (("--pool", "lite=step", "--pool", "big=sine"), "unknown profile 'sine'"),
+        (("--pool", "lite=step", "--pool", "lite=steady"), "named twice"),
+        (("--pool", "lite=step", "--pool", "big=steady", "--base-url", "http://x"), "run locally only"),
+    ],
+)
+def test_run_refuses_bad_pools_before_starting_anything(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = run("run", "--out", str(tmp_path / "out"), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()

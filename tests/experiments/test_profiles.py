@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.profiles import PROFILES, LoadProfile, by_name, ramp, spike, step
+from experiments.profiles import PROFILES, LoadProfile, by_name, ramp, spike, steady, step
 
 
 def test_step_profile_rates_and_count() -> None:
@@ -34,6 +34,15 @@ def test_spike_is_short_and_high() -> None:
     assert profile.expected(150) == pytest.approx(0.5 * 60 + 8 * 30 + 0.5 * 60)
 
 
+def test_steady_keeps_one_rate_and_never_rises() -> None:
+    profile = steady(rate=0.5, duration_s=120)
+    assert profile.duration_s == 120
+    assert profile.rate(0) == profile.rate(60) == profile.rate(120) == 0.5
+    assert profile.expected(120) == pytest.approx(60)
+    assert profile.load_onset_s() == 0
+    assert len(profile.submission_times()) == 60
+
+
 def test_submission_times_follow_the_expected_count() -> None:
     profile = step(base=1, high=4, at_s=10, hold_s=10, tail_s=0)
     times = profile.submission_times()
@@ -51,7 +60,7 @@ def test_submission_times_are_deterministic() -> None:
 
 
 def test_profiles_by_name() -> None:
-    assert set(PROFILES) == {"step", "ramp", "spike"}
+    assert set(PROFILES) == {"step", "ramp", "spike", "steady"}
     assert by_name("step", high=2).rate(100) == 2
     with pytest.raises(ValueError, match="unknown profile"):
         by_name("sine")

@@ -4,7 +4,8 @@ stopping it, killing it with SIGKILL, raising a memory alarm on it.
 The node runs the installed RabbitMQ as the current user, with its own name, ports, cookie
 (``HOME`` is its directory), mnesia and log directories and no plugins, listening on 127.0.0.1
 only. It keeps its data across :meth:`RabbitNode.stop` / :meth:`kill` and :meth:`start`, as a
-broker restarted on the same disk does.
+broker restarted on the same disk does. With ``prometheus=True`` it also serves its metrics
+(rabbitmq_prometheus, the per-queue numbers the autoscaling reads) on :attr:`metrics_address`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 
 
 class RabbitNode:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, prometheus: bool = False):
         self.dir = directory
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.port = free_port()
@@ -50,14 +51,25 @@ class RabbitNode:
         }
         for sub in ("mnesia", "log"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
-        (directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
-        (directory / "enabled_plugins").write_text("[].\n")
+        self.prometheus_port = free_port() if prometheus else None
+        config = f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
+        if prometheus:
+            config += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
+        (directory / "rabbitmq.conf").write_text(config)
+        (directory / "enabled_plugins").write_text("[rabbitmq_prometheus].\n" if prometheus else "[].\n")
         (directory / "rabbitmq-env.conf").write_text("")
         self._server: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of its rabbitmq_prometheus endpoint (a node started with prometheus=True)."""
+        if self.prometheus_port is None:
+            raise RuntimeError("this node serves no metrics: start it with prometheus=True")
+        return f"127.0.0.1:{self.prometheus_port}"
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         run = subprocess.run(
@@ -136,9 +148,9 @@ class RabbitNode:
 
 
 @contextlib.contextmanager
-def rabbit_node(directory: Path) -> Iterator[RabbitNode]:
+def rabbit_node(directory: Path, *, prometheus: bool = False) -> Iterator[RabbitNode]:
     """A started node, stopped (or killed) afterwards whatever happened."""
-    node = RabbitNode(directory)
+    node = RabbitNode(directory, prometheus=prometheus)
     node.start()
     try:
         yield node

@@ -7,6 +7,7 @@ A model is *available* when its weights file is in the models directory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -90,13 +91,30 @@ DEFAULT_MODEL = "efficientnet_lite0"
 
 # Scaling experiments only: a stand-in model with a set service time and no weights
 # (classifier_worker.synthetic). It joins CATALOG only when a service calls
-# register_synthetic_model(), which they do only when CLASSIFIER_SYNTHETIC_SERVICE_MS is set.
+# register_synthetic_models(), which they do only when CLASSIFIER_SYNTHETIC_SERVICE_MS is set.
+# An experiment with several pools gives each pool one of its own, `synthetic_sleep_<pool>`
+# (a model belongs to one pool); they are the same stand-in under other names.
 SYNTHETIC_MODEL = "synthetic_sleep"
 
 
-def register_synthetic_model() -> ModelSpec:
+def is_synthetic(name: str) -> bool:
+    """``synthetic_sleep`` or ``synthetic_sleep_<suffix>``."""
+    prefix = SYNTHETIC_MODEL + "_"
+    return name == SYNTHETIC_MODEL or (name.startswith(prefix) and len(name) > len(prefix))
+
+
+def register_synthetic_models(names: Iterable[str] = ()) -> list[ModelSpec]:
+    """Add ``synthetic_sleep`` and every synthetic name among ``names`` (the pools' models) to
+    the catalog."""
+    wanted = dict.fromkeys([SYNTHETIC_MODEL, *(n for n in names if is_synthetic(n))])
+    return [register_synthetic_model(name) for name in wanted]
+
+
+def register_synthetic_model(name: str = SYNTHETIC_MODEL) -> ModelSpec:
+    if not is_synthetic(name):
+        raise ValueError(f"{name!r} is not a synthetic model name ({SYNTHETIC_MODEL} or {SYNTHETIC_MODEL}_<suffix>)")
     spec = ModelSpec(
-        name=SYNTHETIC_MODEL,
+        name=name,
         family="synthetic",
         architecture="synthetic-sleep",
         weights_file="",

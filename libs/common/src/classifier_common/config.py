@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from classifier_common.catalog import CATALOG, SYNTHETIC_MODEL
+from classifier_common.catalog import CATALOG, SYNTHETIC_MODEL, is_synthetic
 
 CommaList = Annotated[list[str], NoDecode]
 PoolMap = Annotated[dict[str, list[str]], NoDecode]
@@ -164,7 +164,7 @@ class Settings(BaseSettings):
             if not models:
                 raise ValueError(f"pool {name!r} serves no models")
             for model in models:
-                if model not in known:
+                if model not in known and not is_synthetic(model):
                     raise ValueError(f"pool {name!r}: unknown model {model!r} (known: {', '.join(sorted(known))})")
                 if model in owner and owner[model] != name:
                     raise ValueError(f"model {model!r} is in two pools: {owner[model]!r} and {name!r}")

@@ -1,7 +1,7 @@
 """``synthetic_sleep``: a stand-in model for the scaling experiments, never for real answers.
 
 It exists only when ``CLASSIFIER_SYNTHETIC_SERVICE_MS`` is set (see
-:func:`classifier_common.catalog.register_synthetic_model`). Inference is a sleep of that many
+:func:`classifier_common.catalog.register_synthetic_models`). Inference is a sleep of that many
 milliseconds per image, so a worker's capacity is fixed and known (1000 / service_ms jobs per
 second) and costs no CPU: on a small machine the experiments can run more workers than there
 are cores and still show what the autoscaler does. Images are still read and decoded by the

@@ -19,7 +19,7 @@ import torch
 
 from classifier_common import metrics
 from classifier_common.broker import Consumer, DeadLetterConsumer, Delivery, connect_dead_letters
-from classifier_common.catalog import available_models, get_spec, register_synthetic_model
+from classifier_common.catalog import available_models, get_spec, register_synthetic_models
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
@@ -66,7 +66,7 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     if settings.synthetic_service_ms:  # scaling experiments only
-        register_synthetic_model()
+        register_synthetic_models(m for models in settings.pools.values() for m in models)
     # Exactly the models of the pool this worker serves (CLASSIFIER_POOL); the implicit pool
     # without a model list serves every model whose weights are present.
     names = settings.pool_models(settings.pool) or [spec.name for spec in available_models(settings.models_dir)]

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from classifier_common import metrics
 from classifier_common.broker import connect_publisher
-from classifier_common.catalog import available_models, register_synthetic_model
+from classifier_common.catalog import available_models, register_synthetic_models
 from classifier_common.config import Settings
 from classifier_common.errors import ClassifierError
 from classifier_common.images import Gallery
@@ -47,7 +47,7 @@ class Gateway(Component):
 
     def __init__(self, settings: Settings, store: JobStore):
         if settings.synthetic_service_ms:  # scaling experiments only
-            register_synthetic_model()
+            register_synthetic_models(m for models in settings.pools.values() for m in models)
         self.settings = settings
         self.store = store
         self.publisher = connect_publisher(settings)

@@ -44,7 +44,7 @@ def test_torch_build_asks_that_python() -> None:
 
 def test_workers_start_on_the_stacks_worker_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spawned: dict[str, list[str]] = {}
-    monkeypatch.setattr(Stack, "_spawn", lambda self, name, args, port: spawned.__setitem__(name, args))
+    monkeypatch.setattr(Stack, "_spawn", lambda self, name, args, *_: spawned.__setitem__(name, args))
     stack = isolated_stack(tmp_path, workers=1, nginx=False, worker_python="/cpu/bin/python")
     stack.start_worker(0)
     stack.start_service("gateway")

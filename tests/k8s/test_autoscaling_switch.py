@@ -23,8 +23,8 @@ KEDA = ("--values", str(CHART / "ci" / "keda-values.yaml"))
 
 
 def test_the_scaled_object_takes_over_the_hpa_the_release_had() -> None:
-    hpa = one(render(), "HorizontalPodAutoscaler", "classifier-worker")
-    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker")
+    hpa = one(render(), "HorizontalPodAutoscaler", "classifier-worker-default")
+    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker-default")
     assert scaled["metadata"]["annotations"]["scaledobject.keda.sh/transfer-hpa-ownership"] == "true"
     # KEDA adopts the HPA of this name: the chart's own.
     assert scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == hpa["metadata"]["name"]
@@ -33,7 +33,7 @@ def test_the_scaled_object_takes_over_the_hpa_the_release_had() -> None:
 
 def test_the_scaled_object_is_valid_for_the_keda_version_kind_up_installs() -> None:
     # initialCooldownPeriod and the annotation-driven takeover need KEDA 2.13 or newer.
-    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker")
+    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker-default")
     assert validate(scaled) == "package"
     # The model is KEDA's API at most one minor release ahead of the KEDA kind-up installs (a
     # field newer than that would pass here and fail on the cluster).
@@ -48,12 +48,12 @@ def test_the_scaled_object_is_valid_for_the_keda_version_kind_up_installs() -> N
 
 
 def test_keda_does_not_scale_to_zero_right_after_a_deploy() -> None:
-    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker")
+    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker-default")
     # KEDA's default is 0: the workers went away before `helm test` and the e2e suite ran.
     assert scaled["spec"]["initialCooldownPeriod"] == chart_values()["autoscaling"]["keda"]["initialCooldownPeriod"]
     assert scaled["spec"]["initialCooldownPeriod"] >= 300
     again = one(
-        render(*KEDA, "--set", "autoscaling.keda.initialCooldownPeriod=900"), "ScaledObject", "classifier-worker"
+        render(*KEDA, "--set", "autoscaling.keda.initialCooldownPeriod=900"), "ScaledObject", "classifier-worker-default"
     )
     assert again["spec"]["initialCooldownPeriod"] == 900
 

@@ -59,7 +59,7 @@ def test_default_render_has_no_custom_resources_and_no_dashboards() -> None:
     objects = render()
     assert {o["kind"] for o in objects} & (MONITORING_KINDS | {"ScaledObject"}) == set()
     assert not [c for c in find(objects, "ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]]
-    one(objects, "HorizontalPodAutoscaler", "classifier-worker")
+    one(objects, "HorizontalPodAutoscaler", "classifier-worker-default")
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_pod_monitors_select_the_workers_and_rabbitmq_by_a_port_they_have() -> N
     monitors = {m["metadata"]["name"]: m for m in find(objects, "PodMonitor")}
     assert set(monitors) == {"classifier-worker", "classifier-rabbitmq"}
     expected = {
-        "classifier-worker": ("Deployment", "classifier-worker", "/metrics"),
+        "classifier-worker": ("Deployment", "classifier-worker-default", "/metrics"),
         "classifier-rabbitmq": ("StatefulSet", "classifier-rabbitmq", "/metrics/detailed"),
     }
     for name, monitor in monitors.items():
@@ -225,16 +225,16 @@ def test_keda_replaces_the_hpa_with_a_scaled_object_on_the_same_backlog() -> Non
     objects = render(*KEDA_VALUES)
     assert find(objects, "HorizontalPodAutoscaler") == []
     values = yaml.safe_load((CHART / "ci" / "keda-values.yaml").read_text())
-    scaled = one(objects, "ScaledObject", "classifier-worker")
+    scaled = one(objects, "ScaledObject", "classifier-worker-default")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     spec = scaled["spec"]
-    deployment = one(objects, "Deployment", "classifier-worker")
-    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "classifier-worker"}
+    deployment = one(objects, "Deployment", "classifier-worker-default")
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "classifier-worker-default"}
     assert "replicas" not in deployment["spec"]  # KEDA owns the count
     assert spec["minReplicaCount"] == 0
     assert spec["maxReplicaCount"] == values["autoscaling"]["maxReplicas"]
     hpa_config = spec["advanced"]["horizontalPodAutoscalerConfig"]
-    assert hpa_config["name"] == "classifier-worker"
+    assert hpa_config["name"] == "classifier-worker-default"
     assert hpa_config["behavior"] == yaml.safe_load((CHART / "values.yaml").read_text())["autoscaling"]["behavior"]
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "prometheus"
@@ -246,26 +246,26 @@ def test_keda_replaces_the_hpa_with_a_scaled_object_on_the_same_backlog() -> Non
     assert metadata["serverAddress"].startswith("http://kube-prometheus-stack-prometheus.monitoring.svc")
     # Exactly the query the adapter would run for the HPA in this namespace and queue.
     rule = external_rule()
-    assert metadata["query"] == render_metrics_query(rule, {"queue": "jobs.images"}, namespace=NAMESPACE)
+    assert metadata["query"] == render_metrics_query(rule, {"queue": "jobs.images.default"}, namespace=NAMESPACE)
 
 
 def test_keda_query_for_an_external_broker_has_no_namespace_matcher() -> None:
     objects = render(*KEDA_VALUES, "--values", str(CHART / "ci" / "external-services-values.yaml"))
-    query = one(objects, "ScaledObject", "classifier-worker")["spec"]["triggers"][0]["metadata"]["query"]
-    assert query == render_metrics_query(external_rule(), {"queue": "jobs.images"}, namespace=None)
+    query = one(objects, "ScaledObject", "classifier-worker-default")["spec"]["triggers"][0]["metadata"]["query"]
+    assert query == render_metrics_query(external_rule(), {"queue": "jobs.images.default"}, namespace=None)
 
 
 def test_the_hpa_and_keda_scale_on_the_same_queue_and_target() -> None:
-    hpa = one(render("--set", "config.queueName=q1"), "HorizontalPodAutoscaler", "classifier-worker")
+    hpa = one(render("--set", "config.queueName=q1"), "HorizontalPodAutoscaler", "classifier-worker-default")
     scaled = one(
         render("--set", "config.queueName=q1", "--set", "autoscaling.keda.enabled=true"),
         "ScaledObject",
-        "classifier-worker",
+        "classifier-worker-default",
     )  # noqa: E501
     metric = hpa["spec"]["metrics"][0]["external"]
     trigger = scaled["spec"]["triggers"][0]["metadata"]
-    assert metric["metric"]["selector"]["matchLabels"] == {"queue": "q1"}
-    assert 'queue="q1"' in trigger["query"]
+    assert metric["metric"]["selector"]["matchLabels"] == {"queue": "q1.default"}
+    assert 'queue="q1.default"' in trigger["query"]
     assert metric["target"]["averageValue"] == trigger["threshold"]
     assert hpa["spec"]["behavior"] == scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert hpa["spec"]["maxReplicas"] == scaled["spec"]["maxReplicaCount"]
@@ -298,7 +298,7 @@ def test_a_stopped_worker_has_time_to_finish_its_job(args: tuple[str, ...]) -> N
     preStop: it must exceed both. tests/monitoring/test_scale_down_drain.py runs the real worker
     with these rendered numbers."""
     objects = render(*args)
-    worker = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]
+    worker = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]
     (container,) = worker["containers"]
     pre_stop = container.get("lifecycle", {}).get("preStop")
     sleep_s = (

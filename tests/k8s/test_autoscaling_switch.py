@@ -53,7 +53,9 @@ def test_keda_does_not_scale_to_zero_right_after_a_deploy() -> None:
     assert scaled["spec"]["initialCooldownPeriod"] == chart_values()["autoscaling"]["keda"]["initialCooldownPeriod"]
     assert scaled["spec"]["initialCooldownPeriod"] >= 300
     again = one(
-        render(*KEDA, "--set", "autoscaling.keda.initialCooldownPeriod=900"), "ScaledObject", "classifier-worker-default"
+        render(*KEDA, "--set", "autoscaling.keda.initialCooldownPeriod=900"),
+        "ScaledObject",
+        "classifier-worker-default",
     )
     assert again["spec"]["initialCooldownPeriod"] == 900
 
@@ -61,7 +63,7 @@ def test_keda_does_not_scale_to_zero_right_after_a_deploy() -> None:
 STAND_IN = """#!/usr/bin/env bash
 echo "$(basename "$0") $*" >> "{log}"
 case "$*" in
-  *"get scaledobjects.keda.sh"*) exit {has_scaled_object} ;;
+  *"get scaledobjects.keda.sh"*) {scaled_objects} ;;
   *"get deployment"*) printf '0' ;;
   *"status keda"*) exit 0 ;;
 esac
@@ -73,7 +75,8 @@ def run_keda_off(tmp_path: Path, has_scaled_object: bool) -> list[str]:
     log = tmp_path / "calls.log"
     for tool in ("kubectl", "helm"):
         path = tmp_path / tool
-        path.write_text(STAND_IN.format(log=log, has_scaled_object=0 if has_scaled_object else 1))
+        listed = "printf 'scaledobject.keda.sh/classifier-worker-lite\\nscaledobject.keda.sh/classifier-worker-big\\n'"
+        path.write_text(STAND_IN.format(log=log, scaled_objects=listed if has_scaled_object else "exit 1"))
         path.chmod(0o755)
     env = {**os.environ, "KUBECTL": str(tmp_path / "kubectl"), "HELM": str(tmp_path / "helm")}
     result = subprocess.run(
@@ -90,13 +93,15 @@ def position(calls: list[str], *words: str) -> int:
 
 def test_the_way_back_deletes_the_scaled_object_first_and_removes_keda_last(tmp_path: Path) -> None:
     calls = run_keda_off(tmp_path, has_scaled_object=True)
-    deleted = position(calls, "kubectl", "delete scaledobjects.keda.sh classifier-worker")
-    scaled = position(calls, "kubectl", "scale deployment classifier-worker --replicas=1")
+    listed = position(calls, "kubectl", "get scaledobjects.keda.sh", "app.kubernetes.io/component=worker")
     upgraded = position(calls, "helm upgrade classifier", "--reuse-values", "autoscaling.keda.enabled=false")
     removed = position(calls, "helm", "uninstall keda")
-    # KEDA's finalizer must still run to remove its HPA; the chart's HPA needs a worker to
-    # scale from; helm must still know the ScaledObject kind when it drops it from the release.
-    assert deleted < scaled < upgraded < removed
+    # Every pool's: KEDA's finalizer must still run to remove its HPA; the chart's HPA needs a
+    # worker to scale from; helm must still know the ScaledObject kind when it drops it.
+    for pool in ("lite", "big"):
+        deleted = position(calls, "kubectl", f"delete scaledobjects.keda.sh classifier-worker-{pool} ")
+        scaled = position(calls, "kubectl", f"scale deployment classifier-worker-{pool} --replicas=1")
+        assert listed < deleted < scaled < upgraded < removed
 
 
 def test_without_a_scaled_object_only_keda_is_removed(tmp_path: Path) -> None:

@@ -51,7 +51,9 @@ def test_seed_job_fills_the_volumes_and_releases_the_waiting_pods(tmp_path: Path
     for directory in (local[models_dir], local[gallery_dir]):
         directory.mkdir()
     wait = localise(wait_for_seed_command(objects, "classifier-worker-default"), local)
-    assert wait_for_seed_command(objects, "classifier-gateway") == wait_for_seed_command(objects, "classifier-worker-default")
+    assert wait_for_seed_command(objects, "classifier-gateway") == wait_for_seed_command(
+        objects, "classifier-worker-default"
+    )
 
     # Before the seed: the init container keeps waiting.
     with pytest.raises(subprocess.TimeoutExpired):

@@ -114,6 +114,8 @@ def test_a_root_user_is_refused_like_the_kubelet_would() -> None:
 
 def test_docker_gets_no_podman_only_flags() -> None:
     objects = load(render_text(*VALUES))
-    (_, worker) = Render(objects, extra=[BROKER], engine="docker").containers("Deployment", "classifier-worker-default", CLAIMS)
+    (_, worker) = Render(objects, extra=[BROKER], engine="docker").containers(
+        "Deployment", "classifier-worker-default", CLAIMS
+    )
     assert "--read-only" in worker.flags and "--read-only-tmpfs=false" not in worker.flags
     assert pairs(worker.flags, "--tmpfs") == [f"/tmp:rw,mode=1777,size={512 * 2**20}"]

@@ -46,7 +46,11 @@ def test_hpa_scales_the_worker_deployment_on_the_external_backlog_metric() -> No
     objects = render("--set", "config.queueName=jobs.q")
     hpa = one(objects, "HorizontalPodAutoscaler", "classifier-worker-default")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "classifier-worker-default"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "classifier-worker-default",
+    }
     one(objects, "Deployment", "classifier-worker-default")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
     (metric,) = hpa["spec"]["metrics"]

@@ -191,7 +191,10 @@ def test_the_seed_job_seeds_every_pools_models_and_only_those() -> None:
 
 
 def test_a_pool_gpu_setting_keeps_the_worker_blocks_gpu_fields(tmp_path: Path) -> None:
-    values = {"workerPools": [{"name": "big", "models": ["resnet50"], "gpu": {"enabled": True}}]}
+    values = {
+        "workerPools": [{"name": "big", "models": ["resnet50"], "gpu": {"enabled": True}}],
+        "tests": {"model": "resnet50"},
+    }
     objects = render(*write_values(tmp_path, values))
     limits = worker(objects, "classifier-worker-big")["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == chart_values()["worker"]["gpu"]["count"]
@@ -231,6 +234,11 @@ def test_without_autoscaling_each_pool_has_its_replicas(tmp_path: Path) -> None:
 
 
 def refusal(tmp_path: Path, values: dict) -> str:
+    """helm's message refusing `values` (the smoke test's model set to one the pools serve, so
+    that the refusal is the one under test)."""
+    pools = values.get("workerPools") or [{}]
+    if pools[0].get("models") and "tests" not in values:
+        values = {**values, "tests": {"model": pools[0]["models"][0]}}
     with pytest.raises(RenderError) as refused:
         render_text(*write_values(tmp_path, values))
     return str(refused.value)
@@ -294,3 +302,12 @@ def test_the_schema_knows_exactly_the_catalogs_models() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     known = schema["definitions"]["modelName"]["enum"]
     assert sorted(known) == sorted(CATALOG)
+
+
+def test_the_smoke_test_model_must_be_served_by_a_pool(tmp_path: Path) -> None:
+    values: dict = {"workerPools": [{"name": "big", "models": ["resnet50"]}], "tests": {"model": "efficientnet_lite0"}}
+    message = refusal(tmp_path, values)
+    assert 'tests.model "efficientnet_lite0" is served by no worker pool' in message and "resnet50" in message
+    values["tests"] = {"model": "resnet50"}
+    smoke = one(render(*write_values(tmp_path, values)), "Pod", "classifier-smoke-test")
+    assert "resnet50" in json.dumps(smoke)

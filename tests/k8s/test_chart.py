@@ -153,7 +153,7 @@ def test_bundled_services_are_what_the_default_urls_point_at() -> None:
         (["rabbitmq.enabled=false", "externalRabbitmq.host=h"], "externalRabbitmq.existingSecret is required"),
         (["mongodb.enabled=false", "externalMongodb.existingSecret=s"], "externalMongodb.host is required"),
         (["worker.terminationGracePeriodSeconds=30"], "terminationGracePeriodSeconds must exceed"),
-        (["worker.maxBatch=8"], "config.prefetch must be at least worker.maxBatch"),
+        (["worker.maxBatch=8"], r"workerPools\[default\]: config.prefetch must be at least maxBatch"),
     ],
 )
 def test_inconsistent_values_fail_with_a_clear_message(settings: list[str], message: str) -> None:

@@ -57,7 +57,7 @@ def test_hpa_scales_the_worker_deployment_on_the_external_backlog_metric() -> No
     assert metric["type"] == "External"
     assert metric["external"]["metric"] == {
         "name": "classifier_queue_backlog",
-        "selector": {"matchLabels": {"queue": "jobs.q"}},
+        "selector": {"matchLabels": {"queue": "jobs.q.default"}},
     }
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "5"}
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
@@ -166,8 +166,7 @@ def test_workers_drain_before_they_are_killed() -> None:
     objects = render()
     spec = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    configmap = one(objects, "ConfigMap", "classifier")
-    shutdown_grace = int(configmap["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
+    shutdown_grace = int(env_of(container)["CLASSIFIER_SHUTDOWN_GRACE_S"]["value"])
     assert spec["terminationGracePeriodSeconds"] > shutdown_grace
     # No Service sends the worker traffic: a preStop sleep would only delay its drain.
     assert "lifecycle" not in container
@@ -247,7 +246,9 @@ def claim_mounts(obj: dict, container: dict) -> dict[str, tuple[str, bool, bool]
 def test_workers_and_gateway_mount_models_and_gallery_read_only(values_file: Path | None) -> None:
     objects = render(*values_args(values_file))
     configmap = one(objects, "ConfigMap", "classifier")["data"]
-    for name in ("classifier-worker-default", "classifier-gateway"):
+    workers = [o["metadata"]["name"] for o in find(objects, "Deployment") if "-worker-" in o["metadata"]["name"]]
+    assert workers
+    for name in (*workers, "classifier-gateway"):
         deployment = one(objects, "Deployment", name)
         for _, container in containers(deployment):
             mounts = claim_mounts(deployment, container)
@@ -410,17 +411,22 @@ def test_configmap_sets_only_settings_the_services_know() -> None:
     for scenario_id, objects in all_scenarios():
         keys = set(one(objects, "ConfigMap", "classifier")["data"])
         assert keys <= known, f"{scenario_id}: unknown settings {sorted(keys - known)}"
-        for name in OUR_DEPLOYMENTS:
+        for name in [o["metadata"]["name"] for o in find(objects, "Deployment")]:
             env = env_of(main_container(objects, "Deployment", name))
             settings = {n for n in env if n.startswith("CLASSIFIER_") and not re.search("USERNAME|PASSWORD", n)}
             assert settings <= known, f"{scenario_id} {name}: {sorted(settings - known)}"
 
 
 def test_the_rendered_configmap_parses_into_settings() -> None:
-    data = one(render("--values", str(CHART / "ci" / "minimal-values.yaml")), "ConfigMap", "classifier")["data"]
+    objects = render("--values", str(CHART / "ci" / "minimal-values.yaml"))
+    data = one(objects, "ConfigMap", "classifier")["data"]
+    worker_env = env_of(main_container(objects, "Deployment", "classifier-worker-default"))
+    # The pool's own settings, which its Deployment sets (credentials and URLs aside).
+    data |= {name: entry["value"] for name, entry in worker_env.items() if "value" in entry and "_URL" not in name}
     settings = Settings(**{key.removeprefix("CLASSIFIER_").lower(): value for key, value in data.items()})
     assert settings.host == "0.0.0.0"
-    assert settings.models == ["efficientnet_lite0"]
+    assert settings.pools == {"default": ["efficientnet_lite0"]}
+    assert settings.pool_models(settings.pool) == ["efficientnet_lite0"]
     assert settings.cors_origins == []
     assert settings.torch_threads == 1
 

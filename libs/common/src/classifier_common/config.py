@@ -173,6 +173,11 @@ class Settings(BaseSettings):
                 owner[model] = name
         return self
 
+    @property
+    def pools_given(self) -> bool:
+        """CLASSIFIER_POOLS was set; otherwise ``pools`` is the one implicit pool ``default``."""
+        return self._pools_given
+
     def queue_for_pool(self, pool: str) -> str:
         """The queue a pool's jobs wait in: ``classifier.jobs.default``, ``classifier.jobs.lite``."""
         return f"{self.queue_name}.{pool}"

@@ -30,10 +30,10 @@ def _request(job: Job) -> tuple[object, ...]:
     return job.model, job.source, job.image, job.image_sha256, job.callback_url
 
 
-def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None) -> tuple[Job, bool]:
-    """Returns (the job, True) when queued now, or (the earlier job, False) when this client sent
-    the idempotency key before with the same request. The same key with another request raises
-    IdempotencyKeyReused (422)."""
+def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None, pool: str) -> tuple[Job, bool]:
+    """Queues ``job`` on the queue of ``pool`` (the pool serving its model). Returns (the job, True)
+    when queued now, or (the earlier job, False) when this client sent the idempotency key before
+    with the same request. The same key with another request raises IdempotencyKeyReused (422)."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -48,10 +48,10 @@ def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None
         log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
         if stored.status is JobStatus.queued:
             # Its first publish may never have happened; we cannot tell, so publish (again).
-            publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id)
+            publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id, pool=pool)
         return stored, False
     try:
-        publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id)
+        publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id, pool=pool)
     except (BrokerUnavailable, QueueFull) as exc:
         metrics.JOBS_REJECTED.labels("queue_full" if isinstance(exc, QueueFull) else "broker_unavailable").inc()
         try:
@@ -61,5 +61,5 @@ def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None
             log.error("could not roll back a job whose publish failed", extra={"job_id": job.id})
         raise
     metrics.JOBS_SUBMITTED.labels(job.model, job.source).inc()
-    log.info("job queued", extra={"job_id": job.id, "model": job.model, "source": job.source})
+    log.info("job queued", extra={"job_id": job.id, "model": job.model, "pool": pool, "source": job.source})
     return job, True

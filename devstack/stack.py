@@ -220,8 +220,12 @@ class Stack:
             raise
         (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
         # Workers for monitoring/prometheus/local.yml (gateway and results are static targets there).
+        # Each labelled with its pool, as the chart's PodMonitor labels the pods' series.
+        indexes = range(self.worker_count)
         write_worker_targets(
-            self.state_dir / "prometheus-targets.json", [self.worker_port + i for i in range(self.worker_count)]
+            self.state_dir / "prometheus-targets.json",
+            [self.worker_port + i for i in indexes],
+            pools=[self.pool_of(i) or os.environ.get("CLASSIFIER_POOL", DEFAULT_POOL) for i in indexes],
         )
 
     def _start_nginx(self) -> None:

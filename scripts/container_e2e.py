@@ -3,15 +3,18 @@ chart runs its pods, then drive it through one front door.
 
 1. build the images (scripts/k8s-images.sh, CPU torch) unless CONTAINER_E2E_BUILD=0;
 2. render the chart (`helm template`) for a single node: the SQLite store on a shared volume,
-   the RabbitMQ at CONTAINER_E2E_BROKER_URL (default: this machine's) with a queue of its own;
+   the RabbitMQ at CONTAINER_E2E_BROKER_URL (default: this machine's) with queues of its own,
+   two worker pools (POOLS: `lite` and `big`, each its own Deployment and queue);
 3. run every container from the render (scripts/pod_flags.py turns each into run flags): the
    seed Job's container on empty volumes, then per Deployment its init containers (waiting for
-   the seed) and its container: results, gateway and two workers, each on its own port of the
-   host network; nginx in front with the Ingress's routes (scripts/stack.py's configuration);
-4. tests/e2e through nginx; an 11 MiB upload answered by the gateway's JSON 413; a worker
-   killed with SIGKILL mid-job (no job lost, exactly one outcome each); a worker stopped with
-   SIGTERM, which drains and exits 0;
-5. remove the containers and the queue, the images the new builds replaced and (podman) the
+   the seed) and its container: results, gateway, one `lite` worker and two `big` workers, each
+   on its own port of the host network; nginx in front with the Ingress's routes
+   (scripts/stack.py's configuration);
+4. tests/e2e through nginx; an 11 MiB upload answered by the gateway's JSON 413; a `big` worker
+   killed with SIGKILL mid-job (no job lost, exactly one outcome each); a `big` worker stopped
+   with SIGTERM, which drains and exits 0; the `lite` pool's worker stopped while `big` keeps
+   serving, its jobs waiting in its queue until a worker of its own is back;
+5. remove the containers and the queues, the images the new builds replaced and (podman) the
    earlier builds' stages these did not use (the stages they used stay, as the next build's
    cache); print what was built and each step's duration.
 
@@ -48,6 +51,10 @@ CHART = REPO / "helm" / "classifier"
 RELEASE = "classifier"
 BROKER_SECRET = "classifier-e2e-broker"
 FAULT_MODEL = "efficientnet_lite2"  # the slowest model: jobs stay in hand long enough to be interrupted
+# The worker pools the chart is rendered with, and how many workers of each run: the fault steps
+# interrupt the slow model's pool, which has two workers so that one survives each fault.
+POOLS = {"lite": ["efficientnet_lite0", "efficientnet_lite1"], "big": [FAULT_MODEL]}
+WORKERS = {"lite": 1, "big": 2}
 
 
 def detect_engine() -> str:
@@ -97,6 +104,7 @@ class System:
     port: int
     queue: str
     broker_url: str
+    pools: list[str] = field(default_factory=list)
     started: list[str] = field(default_factory=list)  # container names, in start order
     urls: dict[str, str] = field(default_factory=dict)  # container name -> readiness URL
     containers: dict[str, Container] = field(default_factory=dict)
@@ -197,8 +205,10 @@ class System:
             self.nginx.wait(10)
         for name in reversed(self.started):
             self.engine_run("rm", "--force", "--time", "5", name, check=False)
-        with contextlib.suppress(Exception):
-            delete_job_queues(self.broker_url, self.queue)
+        # Each pool's queue and dead-letter queue, then the finished-job exchange.
+        for queue in [f"{self.queue}.{pool}" for pool in self.pools] + [self.queue]:
+            with contextlib.suppress(Exception):
+                delete_job_queues(self.broker_url, queue)
 
     # -- the store, read from the host ---------------------------------------------------------
 
@@ -272,7 +282,7 @@ def image_report(engine: str, images: list[str]) -> str:
     return "\n".join(lines)
 
 
-def render(tag: str, queue: str, broker: urllib.parse.SplitResult, workers: int) -> str:
+def render(tag: str, queue: str, broker: urllib.parse.SplitResult, pools: dict[str, list[str]]) -> str:
     vhost = urllib.parse.unquote(broker.path.lstrip("/")) or "/"
     values = {
         "image.tag": tag,
@@ -286,10 +296,10 @@ def render(tag: str, queue: str, broker: urllib.parse.SplitResult, workers: int)
         # Every job runs a model: the fault steps need work in the workers' hands.
         "config.resultCache": "false",
         "autoscaling.enabled": "false",
-        "worker.replicas": str(workers),
     }
     helm = os.environ.get("HELM", "helm")
-    args = [helm, "template", RELEASE, str(CHART)]
+    worker_pools = [{"name": name, "models": models} for name, models in pools.items()]
+    args = [helm, "template", RELEASE, str(CHART), "--set-json", f"workerPools={json.dumps(worker_pools)}"]
     for key, value in values.items():
         args += ["--set-string" if key in ("externalRabbitmq.vhost", "config.queueName") else "--set", f"{key}={value}"]
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -373,10 +383,9 @@ def main() -> int:
     broker_url = os.environ.get("CONTAINER_E2E_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
     broker = urllib.parse.urlsplit(broker_url)
     queue = f"e2e.{uuid.uuid4().hex[:8]}.jobs"
-    workers = 2
     images = [f"classifier-gateway:{tag}", f"classifier-results:{tag}", f"classifier-worker:{tag}"]
     steps = Steps()
-    system = System(engine=engine, workdir=workdir, port=port, queue=queue, broker_url=broker_url)
+    system = System(engine=engine, workdir=workdir, port=port, queue=queue, broker_url=broker_url, pools=list(POOLS))
     results: list[str] = []
     print(f"container-e2e with {engine}: images {', '.join(images)}; queue {queue}; front door {system.base_url}")
     try:
@@ -387,7 +396,7 @@ def main() -> int:
         print("images:\n" + image_report(engine, images), flush=True)
 
         with steps.step("render the chart (SQLite store, external RabbitMQ)"):
-            objects = load(render(tag, queue, broker, workers))
+            objects = load(render(tag, queue, broker, POOLS))
             secret = {
                 "kind": "Secret",
                 "metadata": {"name": BROKER_SECRET},
@@ -414,13 +423,15 @@ def main() -> int:
             gateway_pod = system.run_pod(
                 chart.containers("Deployment", f"{RELEASE}-gateway", claims), "e2e-gateway", ports["gateway"]
             )
-            worker_pods = [
-                system.run_pod(
-                    chart.containers("Deployment", f"{RELEASE}-worker", claims), f"e2e-worker-{i}", port + 10 + i
-                )
-                for i in range(workers)
-            ]
-            system.wait_ready([results_pod, gateway_pod, *worker_pods])
+            worker_ports = {}
+            for pool, count in WORKERS.items():
+                for i in range(count):
+                    worker_ports[f"e2e-worker-{pool}-{i}"] = (pool, port + 10 + len(worker_ports))
+            for name, (pool, worker_port) in worker_ports.items():
+                system.run_pod(chart.containers("Deployment", f"{RELEASE}-worker-{pool}", claims), name, worker_port)
+            system.wait_ready([results_pod, gateway_pod, *worker_ports])
+            worker_pods = [name for name, (pool, _) in worker_ports.items() if pool == "big"]
+            lite_pod = next(name for name, (pool, _) in worker_ports.items() if pool == "lite")
 
         with steps.step("nginx in front (the Ingress's routes)"):
             system.start_nginx(ports["gateway"], ports["results"])
@@ -446,7 +457,7 @@ def main() -> int:
                 assert big.json()["error"]["code"] == "payload_too_large", big.text
                 results.append(f"11 MiB upload: {big.status_code} {big.json()['error']['code']}")
 
-            with steps.step("a worker killed with SIGKILL mid-job"):
+            with steps.step("a big worker killed with SIGKILL mid-job"):
                 ids = submit_gallery(client, FAULT_MODEL)
                 while sum(1 for s, _ in system.jobs(ids).values() if s == "succeeded") < 3:
                     time.sleep(0.05)
@@ -462,7 +473,11 @@ def main() -> int:
 
             with steps.step("the killed worker back (as its Deployment would), then SIGTERM drains another"):
                 kept_logs = system.logs(worker_pods[0])
-                system.run_pod(chart.containers("Deployment", f"{RELEASE}-worker", claims), worker_pods[0], port + 10)
+                system.run_pod(
+                    chart.containers("Deployment", f"{RELEASE}-worker-big", claims),
+                    worker_pods[0],
+                    worker_ports[worker_pods[0]][1],
+                )
                 system.wait_ready([worker_pods[0]])
                 ids = submit_gallery(client, FAULT_MODEL)
                 while sum(1 for s, _ in system.jobs(ids).values() if s == "succeeded") < 3:
@@ -478,10 +493,40 @@ def main() -> int:
                     check_one_outcome_each(ids, jobs, logs, "SIGTERM drain")
                     + f"; the stopped worker exited {code} after {time.monotonic() - started:.1f} s"
                 )
+                system.run_pod(
+                    chart.containers("Deployment", f"{RELEASE}-worker-big", claims),
+                    worker_pods[1],
+                    worker_ports[worker_pods[1]][1],
+                )
+                system.wait_ready([worker_pods[1]])
+
+            with steps.step("the lite pool's worker gone: big keeps serving, lite's jobs wait for it"):
+                code = system.stop(lite_pod)
+                assert code == 0, f"lite worker stopped with SIGTERM exited with {code}"
+                kept_logs = system.logs(lite_pod)
+                lite_ids = submit_gallery(client, POOLS["lite"][0])
+                big_ids = submit_gallery(client, FAULT_MODEL)
+                big_jobs = wait_finished(system, big_ids)
+                waiting = system.jobs(lite_ids)
+                assert all(status == "queued" for status, _ in waiting.values()), Counter(
+                    s for s, _ in waiting.values()
+                )
+                system.run_pod(
+                    chart.containers("Deployment", f"{RELEASE}-worker-lite", claims),
+                    lite_pod,
+                    worker_ports[lite_pod][1],
+                )
+                system.wait_ready([lite_pod])
+                lite_jobs = wait_finished(system, lite_ids)
+                logs = "".join(system.logs(w) for w in worker_pods)
+                results.append(check_one_outcome_each(big_ids, big_jobs, logs, "big pool while lite had no worker"))
+                results.append(
+                    check_one_outcome_each(lite_ids, lite_jobs, kept_logs + system.logs(lite_pod), "lite pool back")
+                )
         print("\n".join(["container-e2e passed:", *(f"  {r}" for r in results)]))
         return 0
     finally:
-        with steps.step("clean up: containers, queue"):
+        with steps.step("clean up: containers, queues"):
             system.teardown()
         print("images:\n" + image_report(engine, images))
         print("steps:\n" + steps.summary(), flush=True)

@@ -36,7 +36,7 @@ def test_a_time_scaled_profile_keeps_its_rates_and_shape() -> None:
 
 
 def test_the_emulator_reads_the_chart_hpa_as_helm_renders_it() -> None:
-    rendered = hpa.HPASpec.from_manifest(one(render(), "HorizontalPodAutoscaler", "classifier-worker"))
+    rendered = hpa.HPASpec.from_manifest(one(render(), "HorizontalPodAutoscaler", "classifier-worker-default"))
     assert hpa.HPASpec.from_manifest(scaler.chart_hpa_manifest()) == rendered
     # Without helm, the same spec from values.yaml.
     fallback = scaler._manifest_from_values(scaler.chart_values()["autoscaling"])

@@ -23,8 +23,8 @@ KEDA = ("--values", str(CHART / "ci" / "keda-values.yaml"))
 
 
 def test_the_scaled_object_takes_over_the_hpa_the_release_had() -> None:
-    hpa = one(render(), "HorizontalPodAutoscaler", "classifier-worker")
-    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker")
+    hpa = one(render(), "HorizontalPodAutoscaler", "classifier-worker-default")
+    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker-default")
     assert scaled["metadata"]["annotations"]["scaledobject.keda.sh/transfer-hpa-ownership"] == "true"
     # KEDA adopts the HPA of this name: the chart's own.
     assert scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == hpa["metadata"]["name"]
@@ -33,7 +33,7 @@ def test_the_scaled_object_takes_over_the_hpa_the_release_had() -> None:
 
 def test_the_scaled_object_is_valid_for_the_keda_version_kind_up_installs() -> None:
     # initialCooldownPeriod and the annotation-driven takeover need KEDA 2.13 or newer.
-    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker")
+    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker-default")
     assert validate(scaled) == "package"
     # The model is KEDA's API at most one minor release ahead of the KEDA kind-up installs (a
     # field newer than that would pass here and fail on the cluster).
@@ -48,12 +48,14 @@ def test_the_scaled_object_is_valid_for_the_keda_version_kind_up_installs() -> N
 
 
 def test_keda_does_not_scale_to_zero_right_after_a_deploy() -> None:
-    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker")
+    scaled = one(render(*KEDA), "ScaledObject", "classifier-worker-default")
     # KEDA's default is 0: the workers went away before `helm test` and the e2e suite ran.
     assert scaled["spec"]["initialCooldownPeriod"] == chart_values()["autoscaling"]["keda"]["initialCooldownPeriod"]
     assert scaled["spec"]["initialCooldownPeriod"] >= 300
     again = one(
-        render(*KEDA, "--set", "autoscaling.keda.initialCooldownPeriod=900"), "ScaledObject", "classifier-worker"
+        render(*KEDA, "--set", "autoscaling.keda.initialCooldownPeriod=900"),
+        "ScaledObject",
+        "classifier-worker-default",
     )
     assert again["spec"]["initialCooldownPeriod"] == 900
 
@@ -61,7 +63,7 @@ def test_keda_does_not_scale_to_zero_right_after_a_deploy() -> None:
 STAND_IN = """#!/usr/bin/env bash
 echo "$(basename "$0") $*" >> "{log}"
 case "$*" in
-  *"get scaledobjects.keda.sh"*) exit {has_scaled_object} ;;
+  *"get scaledobjects.keda.sh"*) {scaled_objects} ;;
   *"get deployment"*) printf '0' ;;
   *"status keda"*) exit 0 ;;
 esac
@@ -73,7 +75,8 @@ def run_keda_off(tmp_path: Path, has_scaled_object: bool) -> list[str]:
     log = tmp_path / "calls.log"
     for tool in ("kubectl", "helm"):
         path = tmp_path / tool
-        path.write_text(STAND_IN.format(log=log, has_scaled_object=0 if has_scaled_object else 1))
+        listed = "printf 'scaledobject.keda.sh/classifier-worker-lite\\nscaledobject.keda.sh/classifier-worker-big\\n'"
+        path.write_text(STAND_IN.format(log=log, scaled_objects=listed if has_scaled_object else "exit 1"))
         path.chmod(0o755)
     env = {**os.environ, "KUBECTL": str(tmp_path / "kubectl"), "HELM": str(tmp_path / "helm")}
     result = subprocess.run(
@@ -90,13 +93,15 @@ def position(calls: list[str], *words: str) -> int:
 
 def test_the_way_back_deletes_the_scaled_object_first_and_removes_keda_last(tmp_path: Path) -> None:
     calls = run_keda_off(tmp_path, has_scaled_object=True)
-    deleted = position(calls, "kubectl", "delete scaledobjects.keda.sh classifier-worker")
-    scaled = position(calls, "kubectl", "scale deployment classifier-worker --replicas=1")
+    listed = position(calls, "kubectl", "get scaledobjects.keda.sh", "app.kubernetes.io/component=worker")
     upgraded = position(calls, "helm upgrade classifier", "--reuse-values", "autoscaling.keda.enabled=false")
     removed = position(calls, "helm", "uninstall keda")
-    # KEDA's finalizer must still run to remove its HPA; the chart's HPA needs a worker to
-    # scale from; helm must still know the ScaledObject kind when it drops it from the release.
-    assert deleted < scaled < upgraded < removed
+    # Every pool's: KEDA's finalizer must still run to remove its HPA; the chart's HPA needs a
+    # worker to scale from; helm must still know the ScaledObject kind when it drops it.
+    for pool in ("lite", "big"):
+        deleted = position(calls, "kubectl", f"delete scaledobjects.keda.sh classifier-worker-{pool} ")
+        scaled = position(calls, "kubectl", f"scale deployment classifier-worker-{pool} --replicas=1")
+        assert listed < deleted < scaled < upgraded < removed
 
 
 def test_without_a_scaled_object_only_keda_is_removed(tmp_path: Path) -> None:

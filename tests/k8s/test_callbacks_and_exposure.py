@@ -166,7 +166,7 @@ def test_with_callbacks_results_pods_reach_only_mongodb_rabbitmq_dns_and_public_
     policy = egress_policy(objects)
     selector = policy["spec"]["podSelector"]
     assert selects(selector, pod_labels(objects, "Deployment", "classifier-results"))
-    for other in ("classifier-gateway", "classifier-worker"):
+    for other in ("classifier-gateway", "classifier-worker-default"):
         assert not selects(selector, pod_labels(objects, "Deployment", other)), other
 
     (callback_rule,) = [r for r in policy["spec"]["egress"] if any("ipBlock" in p for p in r.get("to", []))]

@@ -117,7 +117,7 @@ def test_external_services_remove_the_statefulsets_and_use_external_urls() -> No
     assert find(objects, "NetworkPolicy") == []  # nothing of ours left to protect
     service_names = {o["metadata"]["name"] for o in find(objects, "Service")}
     assert service_names == {"classifier-gateway", "classifier-results"}
-    for workload in ("classifier-gateway", "classifier-results", "classifier-worker"):
+    for workload in ("classifier-gateway", "classifier-results", "classifier-worker-default"):
         deployment = one(objects, "Deployment", workload)
         env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
         assert env["CLASSIFIER_BROKER_URL"]["value"] == (
@@ -141,7 +141,7 @@ def test_bundled_services_are_what_the_default_urls_point_at() -> None:
         one(objects, "StatefulSet", name)
         service = one(objects, "Service", name)
         assert port in {p["port"] for p in service["spec"]["ports"]}
-    env = env_of(one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]["containers"][0])
+    env = env_of(one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]["containers"][0])
     assert "@classifier-rabbitmq:5672/" in env["CLASSIFIER_BROKER_URL"]["value"]
     assert "@classifier-mongodb:27017/classifier?" in env["CLASSIFIER_STORE_URL"]["value"]
 
@@ -153,7 +153,7 @@ def test_bundled_services_are_what_the_default_urls_point_at() -> None:
         (["rabbitmq.enabled=false", "externalRabbitmq.host=h"], "externalRabbitmq.existingSecret is required"),
         (["mongodb.enabled=false", "externalMongodb.existingSecret=s"], "externalMongodb.host is required"),
         (["worker.terminationGracePeriodSeconds=30"], "terminationGracePeriodSeconds must exceed"),
-        (["worker.maxBatch=8"], "config.prefetch must be at least worker.maxBatch"),
+        (["worker.maxBatch=8"], r"workerPools\[default\]: config.prefetch must be at least maxBatch"),
     ],
 )
 def test_inconsistent_values_fail_with_a_clear_message(settings: list[str], message: str) -> None:

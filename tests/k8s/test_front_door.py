@@ -402,7 +402,7 @@ def requests_at_max_scale() -> tuple[float, float]:
     """CPU and memory the default install's pods request with the workers at maxReplicas and
     the monitoring `make kind-up` installs."""
     objects = render("--set", "monitoring.enabled=true")
-    max_workers = one(objects, "HorizontalPodAutoscaler", "classifier-worker")["spec"]["maxReplicas"]
+    max_workers = one(objects, "HorizontalPodAutoscaler", "classifier-worker-default")["spec"]["maxReplicas"]
     cpu, memory = KIND_SYSTEM_REQUESTS
     for obj in objects:
         if obj["kind"] not in {"Deployment", "StatefulSet"}:

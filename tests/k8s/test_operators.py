@@ -30,7 +30,7 @@ from tests.k8s.chart import (
 
 OPERATORS = ("--values", str(CHART / "ci" / "operators-values.yaml"))
 MANAGED = ("--values", str(CHART / "ci" / "managed-replicaset-values.yaml"))
-SERVICES = ("classifier-gateway", "classifier-results", "classifier-worker")
+SERVICES = ("classifier-gateway", "classifier-results", "classifier-worker-default")
 
 
 def service_env(objects: list[dict], deployment: str) -> dict[str, dict]:
@@ -117,7 +117,7 @@ def test_the_mongodb_user_and_our_services_share_one_generated_secret() -> None:
     assert user["roles"] == [{"name": "readWrite", "db": "classifier"}]
     secret = one(objects, "Secret", user["passwordSecretRef"]["name"])
     assert user["passwordSecretRef"]["key"] in secret["data"]
-    env = service_env(objects, "classifier-worker")
+    env = service_env(objects, "classifier-worker-default")
     assert env["CLASSIFIER_STORE_PASSWORD"]["valueFrom"]["secretKeyRef"] == user["passwordSecretRef"]
     username_ref = env["CLASSIFIER_STORE_USERNAME"]["valueFrom"]["secretKeyRef"]
     assert username_ref["name"] == secret["metadata"]["name"]

@@ -41,7 +41,7 @@ def wait_for_seed_command(objects: list[dict], deployment: str) -> list[str]:
 
 
 def test_seed_job_fills_the_volumes_and_releases_the_waiting_pods(tmp_path: Path) -> None:
-    objects = render("--set", "worker.models={efficientnet_lite0}")
+    objects = render("--set", "workerPools[0].name=default", "--set", "workerPools[0].models={efficientnet_lite0}")
     models_dir, gallery_dir = in_pod_paths(objects)
     local = {
         models_dir: tmp_path / "models",
@@ -50,8 +50,10 @@ def test_seed_job_fills_the_volumes_and_releases_the_waiting_pods(tmp_path: Path
     }
     for directory in (local[models_dir], local[gallery_dir]):
         directory.mkdir()
-    wait = localise(wait_for_seed_command(objects, "classifier-worker"), local)
-    assert wait_for_seed_command(objects, "classifier-gateway") == wait_for_seed_command(objects, "classifier-worker")
+    wait = localise(wait_for_seed_command(objects, "classifier-worker-default"), local)
+    assert wait_for_seed_command(objects, "classifier-gateway") == wait_for_seed_command(
+        objects, "classifier-worker-default"
+    )
 
     # Before the seed: the init container keeps waiting.
     with pytest.raises(subprocess.TimeoutExpired):
@@ -62,7 +64,7 @@ def test_seed_job_fills_the_volumes_and_releases_the_waiting_pods(tmp_path: Path
     result = subprocess.run(localise(seed["command"], local), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (local[models_dir] / "efficientnet-lite0-57934424.pth").is_file()
-    assert not (local[models_dir] / "efficientnet-lite1-77cc7160.pth").exists()  # only worker.models
+    assert not (local[models_dir] / "efficientnet-lite1-77cc7160.pth").exists()  # only the pools' models
     assert len(list(local[gallery_dir].glob("*.JPEG"))) == 41
 
     # After it: the init container lets the pod start at once.
@@ -78,7 +80,9 @@ def test_seed_job_downloads_only_when_values_say_the_cluster_has_internet() -> N
 
     assert "--download" not in seed_command()
     assert "--download" in seed_command("--set", "seed.download=true")
-    assert not [arg for arg in seed_command() if arg.startswith("--models=")]  # default: every model
+    # Every pool's models (the default pool's: the EfficientNet-Lite ones), and only those.
+    models = [arg for arg in seed_command() if arg.startswith("--models=")]
+    assert models == ["--models=efficientnet_lite0,efficientnet_lite1,efficientnet_lite2"]
 
 
 @pytest.fixture

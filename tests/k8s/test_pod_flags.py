@@ -46,7 +46,7 @@ def test_quantities() -> None:
 
 
 def test_the_worker_runs_hardened_with_its_limits_and_volumes() -> None:
-    init, worker = chart().containers("Deployment", "classifier-worker", CLAIMS)
+    init, worker = chart().containers("Deployment", "classifier-worker-default", CLAIMS)
     assert init.init and init.name == "wait-for-seed" and not worker.init
     flags = worker.flags
     assert pairs(flags, "--user") == ["10001:10001"]
@@ -67,7 +67,7 @@ def test_the_worker_runs_hardened_with_its_limits_and_volumes() -> None:
 
 
 def test_environment_resolves_secrets_config_maps_and_var_references() -> None:
-    (_, worker) = chart().containers("Deployment", "classifier-worker", CLAIMS)
+    (_, worker) = chart().containers("Deployment", "classifier-worker-default", CLAIMS)
     env = worker.env
     assert env["CLASSIFIER_BROKER_URL"] == "amqp://u:p@ss@127.0.0.1:5672/%2F"
     assert env["CLASSIFIER_STORE_URL"] == "sqlite:////var/lib/classifier/store/jobs.db"
@@ -82,7 +82,7 @@ def test_env_wins_over_env_from() -> None:
             *VALUES, "--set", "worker.extraEnv[0].name=CLASSIFIER_QUEUE_NAME", "--set", "worker.extraEnv[0].value=mine"
         )
     )
-    (_, worker) = Render(objects, extra=[BROKER]).containers("Deployment", "classifier-worker", CLAIMS)
+    (_, worker) = Render(objects, extra=[BROKER]).containers("Deployment", "classifier-worker-default", CLAIMS)
     assert worker.env["CLASSIFIER_QUEUE_NAME"] == "mine"
 
 
@@ -103,7 +103,7 @@ def test_the_seed_job_gets_its_command_and_writes_both_volumes() -> None:
 
 def test_a_missing_secret_is_an_error_not_an_empty_value() -> None:
     with pytest.raises(KeyError, match="broker"):
-        Render(load(render_text(*VALUES))).containers("Deployment", "classifier-worker", CLAIMS)
+        Render(load(render_text(*VALUES))).containers("Deployment", "classifier-worker-default", CLAIMS)
 
 
 def test_a_root_user_is_refused_like_the_kubelet_would() -> None:
@@ -114,6 +114,8 @@ def test_a_root_user_is_refused_like_the_kubelet_would() -> None:
 
 def test_docker_gets_no_podman_only_flags() -> None:
     objects = load(render_text(*VALUES))
-    (_, worker) = Render(objects, extra=[BROKER], engine="docker").containers("Deployment", "classifier-worker", CLAIMS)
+    (_, worker) = Render(objects, extra=[BROKER], engine="docker").containers(
+        "Deployment", "classifier-worker-default", CLAIMS
+    )
     assert "--read-only" in worker.flags and "--read-only-tmpfs=false" not in worker.flags
     assert pairs(worker.flags, "--tmpfs") == [f"/tmp:rw,mode=1777,size={512 * 2**20}"]

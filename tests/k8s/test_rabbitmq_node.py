@@ -128,7 +128,7 @@ def test_the_rendered_settings_parse_and_are_in_force(node: Node) -> None:
 
 def test_the_per_queue_endpoint_carries_the_backlog_the_autoscaling_reads(node: Node) -> None:
     (endpoint,) = one(render(*MONITORING), "PodMonitor", "classifier-rabbitmq")["spec"]["podMetricsEndpoints"]
-    query = one(render(*KEDA), "ScaledObject", "classifier-worker")["spec"]["triggers"][0]["metadata"]["query"]
+    query = one(render(*KEDA), "ScaledObject", "classifier-worker-default")["spec"]["triggers"][0]["metadata"]["query"]
     series = set(re.findall(r"rabbitmq_\w+", query))
     assert series == {"rabbitmq_detailed_queue_messages_ready", "rabbitmq_detailed_queue_messages_unacked"}
 

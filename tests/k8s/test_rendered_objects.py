@@ -25,7 +25,7 @@ from tests.k8s.chart import (
 
 SCENARIOS = [None, *CI_VALUES]
 SCENARIO_IDS = ["default", *(path.name.removesuffix("-values.yaml") for path in CI_VALUES)]
-OUR_DEPLOYMENTS = ("classifier-gateway", "classifier-results", "classifier-worker")
+OUR_DEPLOYMENTS = ("classifier-gateway", "classifier-results", "classifier-worker-default")
 
 
 def all_scenarios() -> list[tuple[str, list[dict]]]:
@@ -44,27 +44,31 @@ def main_container(objects: list[dict], kind: str, name: str) -> dict:
 
 def test_hpa_scales_the_worker_deployment_on_the_external_backlog_metric() -> None:
     objects = render("--set", "config.queueName=jobs.q")
-    hpa = one(objects, "HorizontalPodAutoscaler", "classifier-worker")
+    hpa = one(objects, "HorizontalPodAutoscaler", "classifier-worker-default")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "classifier-worker"}
-    one(objects, "Deployment", "classifier-worker")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "classifier-worker-default",
+    }
+    one(objects, "Deployment", "classifier-worker-default")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
     (metric,) = hpa["spec"]["metrics"]
     assert metric["type"] == "External"
     assert metric["external"]["metric"] == {
         "name": "classifier_queue_backlog",
-        "selector": {"matchLabels": {"queue": "jobs.q"}},
+        "selector": {"matchLabels": {"queue": "jobs.q.default"}},
     }
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "5"}
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     # The HPA owns the replica count: the Deployment must not fight it on every upgrade.
-    assert "replicas" not in one(objects, "Deployment", "classifier-worker")["spec"]
+    assert "replicas" not in one(objects, "Deployment", "classifier-worker-default")["spec"]
 
 
 def test_without_autoscaling_the_worker_has_fixed_replicas() -> None:
     objects = render("--set", "autoscaling.enabled=false", "--set", "worker.replicas=3")
     assert find(objects, "HorizontalPodAutoscaler") == []
-    assert one(objects, "Deployment", "classifier-worker")["spec"]["replicas"] == 3
+    assert one(objects, "Deployment", "classifier-worker-default")["spec"]["replicas"] == 3
 
 
 # -- containers --------------------------------------------------------------------------------
@@ -121,7 +125,7 @@ def test_our_services_probe_healthz_and_readyz_on_their_ports() -> None:
     for name, port_name, port in (
         ("classifier-gateway", "http", 8000),
         ("classifier-results", "http", 8001),
-        ("classifier-worker", "metrics", 9100),
+        ("classifier-worker-default", "metrics", 9100),
     ):
         container = main_container(objects, "Deployment", name)
         assert {(p["name"], p["containerPort"]) for p in container["ports"]} == {(port_name, port)}
@@ -135,7 +139,7 @@ def test_our_services_probe_healthz_and_readyz_on_their_ports() -> None:
 def test_worker_startup_probe_waits_for_the_models_not_just_the_port() -> None:
     """The worker's /healthz answers before the models are loaded; only /readyz says they are.
     Liveness must not start before a slow model load is over."""
-    container = main_container(render(), "Deployment", "classifier-worker")
+    container = main_container(render(), "Deployment", "classifier-worker-default")
     startup = container["startupProbe"]
     assert startup["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
@@ -146,7 +150,7 @@ def test_containers_with_a_read_only_root_have_a_writable_tmp() -> None:
     for kind, name in (
         ("Deployment", "classifier-gateway"),
         ("Deployment", "classifier-results"),
-        ("Deployment", "classifier-worker"),
+        ("Deployment", "classifier-worker-default"),
         ("Job", "classifier-seed-1"),
         ("StatefulSet", "classifier-rabbitmq"),
         ("StatefulSet", "classifier-mongodb"),
@@ -160,10 +164,9 @@ def test_containers_with_a_read_only_root_have_a_writable_tmp() -> None:
 
 def test_workers_drain_before_they_are_killed() -> None:
     objects = render()
-    spec = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]
+    spec = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    configmap = one(objects, "ConfigMap", "classifier")
-    shutdown_grace = int(configmap["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
+    shutdown_grace = int(env_of(container)["CLASSIFIER_SHUTDOWN_GRACE_S"]["value"])
     assert spec["terminationGracePeriodSeconds"] > shutdown_grace
     # No Service sends the worker traffic: a preStop sleep would only delay its drain.
     assert "lifecycle" not in container
@@ -182,12 +185,12 @@ def test_pod_disruption_budgets_cover_our_deployments() -> None:
 
 def test_gpu_workers_request_a_gpu_and_use_the_cuda_image() -> None:
     objects = render("--values", str(CHART / "ci" / "gpu-values.yaml"))
-    container = main_container(objects, "Deployment", "classifier-worker")
+    container = main_container(objects, "Deployment", "classifier-worker-default")
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["image"] == f"classifier-worker:{app_version()}-cu128"
-    tolerations = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]["tolerations"]
+    tolerations = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
-    assert "nvidia.com/gpu" not in str(main_container(render(), "Deployment", "classifier-worker")["resources"])
+    assert "nvidia.com/gpu" not in str(main_container(render(), "Deployment", "classifier-worker-default")["resources"])
 
 
 # -- images ------------------------------------------------------------------------------------
@@ -209,7 +212,7 @@ def test_our_images_default_to_the_app_version_and_follow_the_registry() -> None
     for name, image in (
         ("classifier-gateway", "classifier-gateway"),
         ("classifier-results", "classifier-results"),
-        ("classifier-worker", "classifier-worker"),
+        ("classifier-worker-default", "classifier-worker"),
     ):
         assert main_container(objects, "Deployment", name)["image"] == f"{image}:{version}"
     seed = one(objects, "Job", "classifier-seed-1")["spec"]["template"]["spec"]["containers"][0]
@@ -243,7 +246,9 @@ def claim_mounts(obj: dict, container: dict) -> dict[str, tuple[str, bool, bool]
 def test_workers_and_gateway_mount_models_and_gallery_read_only(values_file: Path | None) -> None:
     objects = render(*values_args(values_file))
     configmap = one(objects, "ConfigMap", "classifier")["data"]
-    for name in ("classifier-worker", "classifier-gateway"):
+    workers = [o["metadata"]["name"] for o in find(objects, "Deployment") if "-worker-" in o["metadata"]["name"]]
+    assert workers
+    for name in (*workers, "classifier-gateway"):
         deployment = one(objects, "Deployment", name)
         for _, container in containers(deployment):
             mounts = claim_mounts(deployment, container)
@@ -294,7 +299,7 @@ def test_hostpath_volumes_are_pre_bound_to_their_claims() -> None:
         assert "volumeName" not in claim["spec"]
     existing = render("--values", str(CHART / "ci" / "production-values.yaml"))
     assert find(existing, "PersistentVolumeClaim") == [] and find(existing, "PersistentVolume") == []
-    worker = one(existing, "Deployment", "classifier-worker")
+    worker = one(existing, "Deployment", "classifier-worker-default")
     assert set(claim_mounts(worker, worker["spec"]["template"]["spec"]["containers"][0])) == {
         "classifier-models-nfs",
         "classifier-gallery-nfs",
@@ -406,17 +411,22 @@ def test_configmap_sets_only_settings_the_services_know() -> None:
     for scenario_id, objects in all_scenarios():
         keys = set(one(objects, "ConfigMap", "classifier")["data"])
         assert keys <= known, f"{scenario_id}: unknown settings {sorted(keys - known)}"
-        for name in OUR_DEPLOYMENTS:
+        for name in [o["metadata"]["name"] for o in find(objects, "Deployment")]:
             env = env_of(main_container(objects, "Deployment", name))
             settings = {n for n in env if n.startswith("CLASSIFIER_") and not re.search("USERNAME|PASSWORD", n)}
             assert settings <= known, f"{scenario_id} {name}: {sorted(settings - known)}"
 
 
 def test_the_rendered_configmap_parses_into_settings() -> None:
-    data = one(render("--values", str(CHART / "ci" / "minimal-values.yaml")), "ConfigMap", "classifier")["data"]
+    objects = render("--values", str(CHART / "ci" / "minimal-values.yaml"))
+    data = one(objects, "ConfigMap", "classifier")["data"]
+    worker_env = env_of(main_container(objects, "Deployment", "classifier-worker-default"))
+    # The pool's own settings, which its Deployment sets (credentials and URLs aside).
+    data |= {name: entry["value"] for name, entry in worker_env.items() if "value" in entry and "_URL" not in name}
     settings = Settings(**{key.removeprefix("CLASSIFIER_").lower(): value for key, value in data.items()})
     assert settings.host == "0.0.0.0"
-    assert settings.models == ["efficientnet_lite0"]
+    assert settings.pools == {"default": ["efficientnet_lite0"]}
+    assert settings.pool_models(settings.pool) == ["efficientnet_lite0"]
     assert settings.cors_origins == []
     assert settings.torch_threads == 1
 

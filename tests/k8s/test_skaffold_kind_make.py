@@ -106,7 +106,7 @@ def test_skaffold_gpu_profile_builds_cuda_torch_and_deploys_gpu_workers() -> Non
     worker = config["build"]["artifacts"][2]
     assert worker["image"] == "classifier-worker"
     assert worker["docker"]["buildArgs"]["TORCH_VARIANT"].startswith("cu")
-    deployment = one(render(*release_args(config)), "Deployment", "classifier-worker")
+    deployment = one(render(*release_args(config)), "Deployment", "classifier-worker-default")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
 
 

@@ -8,7 +8,7 @@ import pytest
 from tests.k8s.chart import CHART, RenderError, containers, env_of, find, one, pod_spec, render, validate
 
 SQLITE = ("--values", str(CHART / "ci" / "sqlite-store-values.yaml"))
-STORE_USERS = ("classifier-gateway", "classifier-results", "classifier-worker")
+STORE_USERS = ("classifier-gateway", "classifier-results", "classifier-worker-default")
 
 
 def test_sqlite_renders_no_mongodb_and_validates() -> None:

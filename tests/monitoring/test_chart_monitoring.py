@@ -59,7 +59,7 @@ def test_default_render_has_no_custom_resources_and_no_dashboards() -> None:
     objects = render()
     assert {o["kind"] for o in objects} & (MONITORING_KINDS | {"ScaledObject"}) == set()
     assert not [c for c in find(objects, "ConfigMap") if "grafana_dashboard" in c["metadata"]["labels"]]
-    one(objects, "HorizontalPodAutoscaler", "classifier-worker")
+    one(objects, "HorizontalPodAutoscaler", "classifier-worker-default")
 
 
 @pytest.mark.parametrize(
@@ -136,7 +136,7 @@ def test_pod_monitors_select_the_workers_and_rabbitmq_by_a_port_they_have() -> N
     monitors = {m["metadata"]["name"]: m for m in find(objects, "PodMonitor")}
     assert set(monitors) == {"classifier-worker", "classifier-rabbitmq"}
     expected = {
-        "classifier-worker": ("Deployment", "classifier-worker", "/metrics"),
+        "classifier-worker": ("Deployment", "classifier-worker-default", "/metrics"),
         "classifier-rabbitmq": ("StatefulSet", "classifier-rabbitmq", "/metrics/detailed"),
     }
     for name, monitor in monitors.items():
@@ -193,10 +193,12 @@ def test_prometheus_rule_embeds_the_rule_file_unchanged() -> None:
 
 def test_prometheus_rule_follows_the_queue_name() -> None:
     rule = one(render(*KEDA_VALUES), "PrometheusRule", "classifier")
-    text = json.dumps(rule["spec"])
-    assert 'queue=\\"jobs.images\\"' in text and 'queue=\\"jobs.images.dead\\"' in text
-    assert 'queue=\\"classifier.jobs' not in text
-    expected = RULES.read_text().replace('queue="classifier.jobs', 'queue="jobs.images')
+    exprs = [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    # The pools' queues jobs.images.<pool>, their dead-letter queues jobs.images.<pool>.dead.
+    assert any(r'queue=~"jobs\\.images\\.[a-z0-9-]+"' in e for e in exprs)
+    assert any(r'queue=~"jobs\\.images\\.[a-z0-9-]+\\.dead"' in e for e in exprs)
+    assert not any("classifier.jobs" in e or r"classifier\\.jobs" in e for e in exprs)
+    expected = RULES.read_text().replace(r"classifier\\.jobs\\.", r"jobs\\.images\\.")
     assert rule["spec"] == yaml.safe_load(expected)
 
 
@@ -225,16 +227,20 @@ def test_keda_replaces_the_hpa_with_a_scaled_object_on_the_same_backlog() -> Non
     objects = render(*KEDA_VALUES)
     assert find(objects, "HorizontalPodAutoscaler") == []
     values = yaml.safe_load((CHART / "ci" / "keda-values.yaml").read_text())
-    scaled = one(objects, "ScaledObject", "classifier-worker")
+    scaled = one(objects, "ScaledObject", "classifier-worker-default")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
     spec = scaled["spec"]
-    deployment = one(objects, "Deployment", "classifier-worker")
-    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "classifier-worker"}
+    deployment = one(objects, "Deployment", "classifier-worker-default")
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "classifier-worker-default",
+    }
     assert "replicas" not in deployment["spec"]  # KEDA owns the count
     assert spec["minReplicaCount"] == 0
     assert spec["maxReplicaCount"] == values["autoscaling"]["maxReplicas"]
     hpa_config = spec["advanced"]["horizontalPodAutoscalerConfig"]
-    assert hpa_config["name"] == "classifier-worker"
+    assert hpa_config["name"] == "classifier-worker-default"
     assert hpa_config["behavior"] == yaml.safe_load((CHART / "values.yaml").read_text())["autoscaling"]["behavior"]
     (trigger,) = spec["triggers"]
     assert trigger["type"] == "prometheus"
@@ -246,26 +252,26 @@ def test_keda_replaces_the_hpa_with_a_scaled_object_on_the_same_backlog() -> Non
     assert metadata["serverAddress"].startswith("http://kube-prometheus-stack-prometheus.monitoring.svc")
     # Exactly the query the adapter would run for the HPA in this namespace and queue.
     rule = external_rule()
-    assert metadata["query"] == render_metrics_query(rule, {"queue": "jobs.images"}, namespace=NAMESPACE)
+    assert metadata["query"] == render_metrics_query(rule, {"queue": "jobs.images.default"}, namespace=NAMESPACE)
 
 
 def test_keda_query_for_an_external_broker_has_no_namespace_matcher() -> None:
     objects = render(*KEDA_VALUES, "--values", str(CHART / "ci" / "external-services-values.yaml"))
-    query = one(objects, "ScaledObject", "classifier-worker")["spec"]["triggers"][0]["metadata"]["query"]
-    assert query == render_metrics_query(external_rule(), {"queue": "jobs.images"}, namespace=None)
+    query = one(objects, "ScaledObject", "classifier-worker-default")["spec"]["triggers"][0]["metadata"]["query"]
+    assert query == render_metrics_query(external_rule(), {"queue": "jobs.images.default"}, namespace=None)
 
 
 def test_the_hpa_and_keda_scale_on_the_same_queue_and_target() -> None:
-    hpa = one(render("--set", "config.queueName=q1"), "HorizontalPodAutoscaler", "classifier-worker")
+    hpa = one(render("--set", "config.queueName=q1"), "HorizontalPodAutoscaler", "classifier-worker-default")
     scaled = one(
         render("--set", "config.queueName=q1", "--set", "autoscaling.keda.enabled=true"),
         "ScaledObject",
-        "classifier-worker",
+        "classifier-worker-default",
     )  # noqa: E501
     metric = hpa["spec"]["metrics"][0]["external"]
     trigger = scaled["spec"]["triggers"][0]["metadata"]
-    assert metric["metric"]["selector"]["matchLabels"] == {"queue": "q1"}
-    assert 'queue="q1"' in trigger["query"]
+    assert metric["metric"]["selector"]["matchLabels"] == {"queue": "q1.default"}
+    assert 'queue="q1.default"' in trigger["query"]
     assert metric["target"]["averageValue"] == trigger["threshold"]
     assert hpa["spec"]["behavior"] == scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert hpa["spec"]["maxReplicas"] == scaled["spec"]["maxReplicaCount"]
@@ -298,12 +304,57 @@ def test_a_stopped_worker_has_time_to_finish_its_job(args: tuple[str, ...]) -> N
     preStop: it must exceed both. tests/monitoring/test_scale_down_drain.py runs the real worker
     with these rendered numbers."""
     objects = render(*args)
-    worker = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]
+    worker = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]
     (container,) = worker["containers"]
     pre_stop = container.get("lifecycle", {}).get("preStop")
     sleep_s = (
         float(re.search(r"sleep\((\d+(?:\.\d+)?)\)", pre_stop["exec"]["command"][-1]).group(1)) if pre_stop else 0.0
     )
-    shutdown_grace_s = float(one(objects, "ConfigMap", "classifier")["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    shutdown_grace_s = float(env["CLASSIFIER_SHUTDOWN_GRACE_S"])
     assert shutdown_grace_s >= 30  # far beyond one CPU inference batch of the shipped models
     assert worker["terminationGracePeriodSeconds"] > sleep_s + shutdown_grace_s
+
+
+# --- worker pools ------------------------------------------------------------------------------
+
+POOLS_VALUES = ("--values", str(CHART / "ci" / "pools-values.yaml"))
+
+
+def test_the_worker_pod_monitor_scrapes_every_pool_and_labels_its_series_with_the_pool() -> None:
+    objects = render(*MONITORING, *POOLS_VALUES)
+    monitor = one(objects, "PodMonitor", "classifier-worker")
+    selected = workloads_selected(objects, monitor["spec"]["selector"]["matchLabels"])
+    assert sorted(w["metadata"]["name"] for w in selected) == ["classifier-worker-gpu", "classifier-worker-lite"]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    # Prometheus names a pod label's meta label after it, every other character an underscore.
+    (relabel,) = endpoint["relabelings"]
+    source = relabel["sourceLabels"][0].removeprefix("__meta_kubernetes_pod_label_")
+    pool_label = next(k for k in selected[0]["spec"]["template"]["metadata"]["labels"] if k.endswith("pool"))
+    assert source == re.sub(r"[^a-zA-Z0-9_]", "_", pool_label)
+    assert relabel["targetLabel"] == "pool"
+    assert relabel.get("action", "replace") == "replace"
+    validate(monitor)
+
+
+def test_each_pools_scaled_object_reads_its_own_queue_as_the_adapter_would(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "autoscaling": {"keda": {"enabled": True}},
+                "workerPools": [
+                    {"name": "lite", "models": ["efficientnet_lite0"]},
+                    {"name": "big", "models": ["resnet50"], "autoscaling": {"maxReplicas": 2}},
+                ],
+            }
+        )
+    )
+    objects = render(*MONITORING, "--values", str(values))
+    for pool, max_replicas in (("lite", 4), ("big", 2)):
+        scaled = one(objects, "ScaledObject", f"classifier-worker-{pool}")
+        assert scaled["spec"]["scaleTargetRef"]["name"] == f"classifier-worker-{pool}"
+        assert scaled["spec"]["maxReplicaCount"] == max_replicas
+        query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+        assert query == render_metrics_query(external_rule(), {"queue": f"classifier.jobs.{pool}"}, namespace=NAMESPACE)
+        validate(scaled)

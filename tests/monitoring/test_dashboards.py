@@ -100,3 +100,34 @@ def test_overview_covers_what_the_issue_lists() -> None:
         assert needle in text, needle
     for quantile in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}," in text
+
+
+def test_overview_shows_backlog_throughput_latency_and_replicas_per_pool() -> None:
+    dashboard = load(next(p for p in DASHBOARDS if p.name == "classifier-overview.json"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    pool = variables["pool"]
+    assert pool["type"] == "query" and pool["multi"] is True and pool["includeAll"] is True
+    assert "pool)" in pool["query"]["query"]
+    panels = {panel["title"]: panel for panel in dashboard["panels"]}
+    for title, needle in (
+        ("Backlog per pool", "classifier:pool_backlog:sum"),
+        ("Throughput per pool", "classifier_jobs_processed_total"),
+        ("Latency per pool", "classifier_job_queue_wait_seconds_bucket"),
+        ("Replicas per pool", "kube_deployment_spec_replicas"),
+        ("Backlog per worker", "classifier:backlog_per_worker"),
+    ):
+        exprs = [target["expr"] for target in panels[title]["targets"]]
+        assert any(needle in expr for expr in exprs), title
+        for expr in exprs:
+            # Every query of a per-pool panel follows the pool variable.
+            assert 'pool=~"$pool"' in expr or "classifier-worker-$pool" in expr, (title, expr)
+            assert "by (pool)" in expr or "by (le, pool)" in expr or "$pool" in expr, (title, expr)
+
+
+def test_no_query_reads_a_single_jobs_queue() -> None:
+    """Each pool has its queue classifier.jobs.<pool>: a query of `classifier.jobs` alone
+    would show nothing."""
+    for path in DASHBOARDS:
+        text = path.read_text()
+        assert 'queue=\\"classifier.jobs\\"' not in text, path.name
+        assert 'queue=\\"classifier.jobs.dead\\"' not in text, path.name

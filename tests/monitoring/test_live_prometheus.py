@@ -3,10 +3,11 @@
 A Prometheus server (Debian's binary; monitoring/prometheus/local.yml with this test's ports,
 1 s scrape and evaluation interval, the rule file loaded) scrapes an isolated multi-process
 stack on the machine's RabbitMQ. The stack gets its own RabbitMQ vhost, created and deleted
-through the management API, so that the jobs queue has its real name, classifier.jobs, which
-the rules and dashboards select, and Prometheus scrapes only that vhost's queues
-(rabbitmq_prometheus' `vhost` parameter): the machine's `/` vhost has other classifier.jobs
-queues from other runs.
+through the management API, so that the jobs queue of the one worker pool has its real name,
+classifier.jobs.default, which the rules and dashboards select, and Prometheus scrapes only that
+vhost's queues (rabbitmq_prometheus' `vhost` parameter): the machine's `/` vhost has other
+classifier.jobs.* queues from other runs. The worker's scrape target is labelled with its pool,
+as on Kubernetes.
 
 The scenario (module fixture), then the tests read what it left:
 1. no worker runs; 30 jobs are submitted to a queue bounded at 25: N (25 or 26) accepted, the
@@ -47,7 +48,7 @@ from tests.monitoring.test_promql import adapter_expressions, dashboard_expressi
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 MANAGEMENT = "http://127.0.0.1:15672/api"
-QUEUE = "classifier.jobs"
+QUEUE = "classifier.jobs.default"
 # The queue's bound (CLASSIFIER_QUEUE_MAX_LENGTH). A quorum queue checks it before it appends,
 # so it may take one message more than the bound: the tests count the 202s rather than assume 25.
 MAX_LENGTH = 25
@@ -59,6 +60,8 @@ KUBERNETES_ONLY = "kube_horizontalpodautoscaler_"
 EXCLUDED = {
     KUBERNETES_ONLY: "kube-state-metrics series of the worker HPA: they exist only on Kubernetes "
     "(kube-prometheus-stack); the local stack has no HPA",
+    "kube_deployment_": "kube-state-metrics series of the worker pools' Deployments: Kubernetes only",
+    'pool=""': "workers scraped without a pool label: none here, the targets file labels each worker",
     'namespace="classifier"': "the adapter query as rendered for an HPA in namespace classifier: local "
     "series have no namespace label (promtool evaluates that form in test_adapter_and_stack_values)",
 }
@@ -69,6 +72,7 @@ EXPECTED_EXCLUSIONS = [
     "classifier-overview.json: Workers: desired vs current A",
     "classifier-overview.json: Workers: desired vs current B",
     "classifier-overview.json: Workers: desired vs current C",
+    "classifier-overview.json: Replicas per pool B",
     "adapter (namespace classifier)",
 ]
 # Expressions whose numerator counts 5xx answers: a healthy stack gives none, so they are
@@ -203,7 +207,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]
         waiting = threading.Thread(target=long_poll_last)
         waiting.start()
         stack.start_worker(0)
-        write_worker_targets(workers_file, [stack.worker_port])
+        write_worker_targets(workers_file, [stack.worker_port], pools=["default"])
         stack.wait_ready(timeout=120, names=["worker-0"])
         for job_id in ids:
             job = results.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()

@@ -28,6 +28,8 @@ GRAFANA_VARIABLES = {
     "$namespace": ".*",
     "${model}": ".*",
     "$model": ".*",
+    "${pool}": ".*",
+    "$pool": ".*",
 }
 
 # Series that come from outside our services: the rabbitmq_prometheus plugin's detailed
@@ -43,11 +45,13 @@ EXTERNAL_METRICS = {
     "kube_horizontalpodautoscaler_spec_max_replicas",
     "kube_horizontalpodautoscaler_spec_target_metric",
     "kube_horizontalpodautoscaler_status_condition",
+    "kube_deployment_spec_replicas",
     "up",
 }
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "rate", "increase", "histogram_quantile", "clamp_min",
-    "absent", "by", "on", "and", "or", "unless", "bool", "group_left", "without", "le",
+    "absent", "by", "on", "and", "or", "unless", "bool", "group_left", "without", "le", "label_replace",
+    "group",
 }  # fmt: skip
 
 

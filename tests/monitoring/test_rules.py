@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
-from devstack.targets import write_worker_targets
+from devstack.targets import worker_target_groups, write_worker_targets
 from tests.monitoring.conftest import LOCAL_CONFIG, RULE_TESTS, RULES, PromtoolRunner
 
 SEVERITIES = {"critical", "warning", "info"}
@@ -102,3 +103,28 @@ def test_local_config_scrapes_rabbitmq_per_queue_metrics() -> None:
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     # ClassifierWorkerNotReady matches up{job=~".*classifier-worker.*"}.
     assert "classifier-worker" in jobs
+
+
+def test_local_worker_targets_carry_the_pool_the_rules_group_by(run_promtool: PromtoolRunner, tmp_path: Path) -> None:
+    """Locally the targets file gives each worker process its pool, as the chart's PodMonitor
+    does on Kubernetes, so the per-pool rules see the same `pool` label."""
+    groups = worker_target_groups([9100, 9101, 9102], pools=["lite", "big", "big"])
+    assert [g["labels"] for g in groups] == [
+        {"worker": "0", "pool": "lite"},
+        {"worker": "1", "pool": "big"},
+        {"worker": "2", "pool": "big"},
+    ]
+    assert all("pool" not in g["labels"] for g in worker_target_groups([9100, 9101]))
+    with pytest.raises(ValueError, match="one pool per port"):
+        worker_target_groups([9100, 9101], pools=["lite"])
+    rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    pooled = {r["record"] for r in rules if "record" in r and "pool" in r["expr"]}
+    assert {"classifier:pool_workers_ready:sum", "classifier:backlog_per_worker"} <= pooled
+
+    config_dir = tmp_path / "monitoring" / "prometheus"
+    config_dir.mkdir(parents=True)
+    shutil.copy(LOCAL_CONFIG, config_dir / LOCAL_CONFIG.name)
+    shutil.copy(RULES, config_dir / RULES.name)
+    write_worker_targets(tmp_path / "data" / "stack" / "prometheus-targets.json", [9100, 9101], pools=["lite", "big"])
+    result = run_promtool("check", "config", str(config_dir / LOCAL_CONFIG.name))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -32,12 +32,13 @@ SERVICE_S = 3
 def chart_timing() -> tuple[float, float, float]:
     """(preStop sleep or 0, CLASSIFIER_SHUTDOWN_GRACE_S, terminationGracePeriodSeconds) as rendered."""
     objects = render()
-    pod = one(objects, "Deployment", "classifier-worker")["spec"]["template"]["spec"]
+    pod = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]
     pre_stop = pod["containers"][0].get("lifecycle", {}).get("preStop")
     sleep_s = (
         float(re.search(r"sleep\((\d+(?:\.\d+)?)\)", pre_stop["exec"]["command"][-1]).group(1)) if pre_stop else 0.0
     )
-    grace_s = float(one(objects, "ConfigMap", "classifier")["data"]["CLASSIFIER_SHUTDOWN_GRACE_S"])
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    grace_s = float(env["CLASSIFIER_SHUTDOWN_GRACE_S"])
     return sleep_s, grace_s, float(pod["terminationGracePeriodSeconds"])
 
 

@@ -1,14 +1,17 @@
 """The checks `make container-e2e` (scripts/container_e2e.py) applies to what the containers
-did: they must fail on a lost or doubly written job; and the build-output parsing that decides
-which earlier build stages are obsolete."""
+did: they must fail on a lost or doubly written job; the build-output parsing that decides
+which earlier build stages are obsolete; and the render it runs its pods from (two worker pools)."""
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 import pytest
 
-from scripts.container_e2e import check_one_outcome_each, layer_id, outcomes_written
+from scripts.container_e2e import POOLS, RELEASE, WORKERS, check_one_outcome_each, layer_id, outcomes_written, render
+from scripts.pod_flags import Render, load
+from tests.k8s import chart
 
 
 def log(*records: tuple[str, str]) -> str:
@@ -47,3 +50,23 @@ def test_every_job_succeeded_once_passes() -> None:
 def test_a_lost_or_doubly_written_job_fails_the_run(jobs: dict, logs: str) -> None:
     with pytest.raises(AssertionError):
         check_one_outcome_each(["a", "b"], jobs, logs, "x")
+
+
+def test_the_render_runs_one_worker_deployment_per_pool_on_its_own_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELM", chart.helm())
+    broker = urllib.parse.urlsplit("amqp://guest:guest@127.0.0.1:5672/%2F")
+    objects = load(render("0.1.0", "e2e.test.jobs", broker, POOLS))
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "classifier-e2e-broker"},
+        "stringData": {"username": "u", "password": "p"},
+    }
+    pods = Render(objects, extra=[secret], engine="docker")
+    claims = {f"{RELEASE}-{volume}": f"/tmp/{volume}" for volume in ("models", "gallery", "store")}
+    assert set(WORKERS) == set(POOLS)
+    for pool in POOLS:
+        (main,) = [c for c in pods.containers("Deployment", f"{RELEASE}-worker-{pool}", claims) if not c.init]
+        assert main.env["CLASSIFIER_POOL"] == pool
+        assert main.env["CLASSIFIER_QUEUE_NAME"] == "e2e.test.jobs"
+        expected = ";".join(f"{name}={','.join(served)}" for name, served in POOLS.items())
+        assert main.env["CLASSIFIER_POOLS"] == expected

@@ -348,14 +348,85 @@ that selects monitors and rules by label). */}}
 {{- end }}
 {{- end }}
 
-{{/* The worker backlog (ready + unacked messages of the jobs queue) exactly as prometheus-adapter
-renders monitoring/prometheus-adapter/values.yaml's metricsQuery for the worker HPA: the HPA's
+{{/* A pool's backlog (ready + unacked messages of its queue) exactly as prometheus-adapter
+renders monitoring/prometheus-adapter/values.yaml's metricsQuery for that pool's HPA: the HPA's
 selector, then the HPA's namespace, Go-quoted (printf %q). tests/monitoring checks the two are
-equal. For an external RabbitMQ its series do not carry this namespace: no namespace matcher. */}}
+equal. For an external RabbitMQ its series do not carry this namespace: no namespace matcher.
+Call with (dict "root" $ "queue" <the pool's queue>). */}}
 {{- define "classifier.backlogQuery" -}}
-{{- $matchers := printf "queue=%q" .Values.config.queueName }}
-{{- if include "classifier.rabbitmq.inRelease" . }}
-{{- $matchers = printf "%s,namespace=%q" $matchers .Release.Namespace }}
+{{- $matchers := printf "queue=%q" .queue }}
+{{- if include "classifier.rabbitmq.inRelease" .root }}
+{{- $matchers = printf "%s,namespace=%q" $matchers .root.Release.Namespace }}
 {{- end }}
 {{- printf "sum by (queue) (rabbitmq_detailed_queue_messages_ready{%s}) + on (queue) sum by (queue) (rabbitmq_detailed_queue_messages_unacked{%s})" $matchers $matchers }}
+{{- end }}
+
+{{/* Worker pools ------------------------------------------------------------------------ */}}
+
+{{/* The worker pools, checked and completed: each pool of workerPools with what it leaves out
+taken from the worker: block (and its autoscaling from autoscaling:). resources, nodeSelector,
+tolerations, affinity, podAnnotations and extraEnv replace the worker's as a whole; image, gpu,
+podDisruptionBudget and autoscaling are merged key by key. Call with (dict "root" $ "out" $holder):
+it sets $holder.pools (a list of dicts) and $holder.models (every pool's models, in order).
+The schema checks each pool (a DNS-label name, at least one model, models of the catalog);
+what it cannot check across pools is refused here. */}}
+{{- define "classifier.workerPools" -}}
+{{- $root := .root }}
+{{- $pools := list }}
+{{- $models := list }}
+{{- $poolOf := dict }}
+{{- $names := dict }}
+{{- if not $root.Values.workerPools }}
+{{- fail "workerPools: at least one pool is needed (a name and its models), or no model is served" }}
+{{- end }}
+{{- range $pool := $root.Values.workerPools }}
+{{- if hasKey $names $pool.name }}
+{{- fail (printf "workerPools: the pool name %q is used twice; each pool needs its own name" $pool.name) }}
+{{- end }}
+{{- $_ := set $names $pool.name true }}
+{{- range $model := $pool.models }}
+{{- if hasKey $poolOf $model }}
+{{- fail (printf "workerPools: model %q is in pool %q and in pool %q; a model is served by one pool only" $model (get $poolOf $model) $pool.name) }}
+{{- end }}
+{{- $_ := set $poolOf $model $pool.name }}
+{{- $models = append $models $model }}
+{{- end }}
+{{- $merged := deepCopy $root.Values.worker }}
+{{- range $key, $value := omit $pool "image" "gpu" "podDisruptionBudget" "autoscaling" }}
+{{- $_ := set $merged $key $value }}
+{{- end }}
+{{- range $key := list "image" "gpu" "podDisruptionBudget" }}
+{{- $_ := set $merged $key (mergeOverwrite (deepCopy (get $root.Values.worker $key)) (deepCopy (get $pool $key | default dict))) }}
+{{- end }}
+{{- $_ := set $merged "autoscaling" (mergeOverwrite (deepCopy $root.Values.autoscaling) (deepCopy ($pool.autoscaling | default dict))) }}
+{{- $name := include "classifier.componentName" (dict "root" $root "component" (printf "worker-%s" $pool.name)) }}
+{{- if ne $name (printf "%s-worker-%s" (include "classifier.fullname" $root) $pool.name) }}
+{{- fail (printf "workerPools: %s-worker-%s is longer than the 63 characters of a Kubernetes name: shorten the pool's name or fullnameOverride" (include "classifier.fullname" $root) $pool.name) }}
+{{- end }}
+{{- $_ := set $merged "objectName" $name }}
+{{- $_ := set $merged "queue" (printf "%s.%s" $root.Values.config.queueName $pool.name) }}
+{{- $pools = append $pools $merged }}
+{{- end }}
+{{- $_ := set .out "pools" $pools }}
+{{- $_ := set .out "models" $models }}
+{{- end }}
+
+{{/* CLASSIFIER_POOLS, the compact form every service reads: "lite=m1,m2;big=m3". */}}
+{{- define "classifier.poolsSetting" -}}
+{{- $entries := list }}
+{{- range .Values.workerPools }}
+{{- $entries = append $entries (printf "%s=%s" .name (join "," .models)) }}
+{{- end }}
+{{- join ";" $entries }}
+{{- end }}
+
+{{/* A pool's labels and selector labels; call with (dict "root" $ "pool" <pool name>). */}}
+{{- define "classifier.poolLabels" -}}
+{{ include "classifier.labels" (dict "root" .root "component" "worker") }}
+classifier/pool: {{ .pool }}
+{{- end }}
+
+{{- define "classifier.poolSelectorLabels" -}}
+{{ include "classifier.selectorLabels" (dict "root" .root "component" "worker") }}
+classifier/pool: {{ .pool }}
 {{- end }}

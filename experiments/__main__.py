@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
     cluster.add_argument("--namespace", default="classifier")
     cluster.add_argument(
-        "--hpa", dest="hpa_name", default="classifier-worker", help="keda-hpa-classifier-worker with KEDA"
+        "--hpa",
+        dest="hpa_name",
+        default="classifier-worker-default",
+        help="the default pool's; keda-hpa-classifier-worker-<pool> with KEDA",
     )
 
     args = parser.parse_args(argv)

@@ -83,7 +83,7 @@ class ClusterRun:
     base_url: str
     prometheus_url: str
     namespace: str = "classifier"
-    hpa_name: str = "classifier-worker"
+    hpa_name: str = "classifier-worker-default"  # the default pool's HPA
     queue: str = "classifier.jobs.default"  # the default pool's queue
     model: str = "efficientnet_lite0"
     time_scale: float = 1.0

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the HPA's namespace (omit for the local stack)",
     )
+    p.add_argument("--queue", default=adapter_query.DEFAULT_QUEUE, help="the pool's queue (classifier.jobs.<pool>)")
 
     p = commands.add_parser("targets", help="write the local Prometheus' worker targets file")
     p.add_argument(
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.run_dir / 'summary.md'}: lost={summary.lost}" + _independence(summary))
         return 0 if summary.lost == 0 else 1
     if args.command == "backlog-query":
-        print(adapter_query.backlog_query(namespace=args.namespace))
+        print(adapter_query.backlog_query(queue=args.queue, namespace=args.namespace))
         return 0
     if args.command == "targets":
         ports = [int(p) for p in args.ports.split(",") if p.strip()]

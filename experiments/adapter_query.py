@@ -28,7 +28,7 @@ from devstack.paths import REPO
 
 ADAPTER_VALUES = REPO / "monitoring" / "prometheus-adapter" / "values.yaml"
 BACKLOG_METRIC = "classifier_queue_backlog"
-JOBS_QUEUE_SELECTOR = {"queue": "classifier.jobs"}
+DEFAULT_QUEUE = "classifier.jobs.default"  # the default pool's queue
 
 _ACTION = re.compile(r"<<\s*(.*?)\s*>>")
 _SERIES_NAME = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)")
@@ -108,11 +108,13 @@ def render_metrics_query(
     return _ACTION.sub(substitute, rule.metrics_query).strip()
 
 
-def backlog_query(*, namespace: str | None = None, values_path: Path = ADAPTER_VALUES) -> str:
-    """The worker HPA's backlog query (queue classifier.jobs)."""
+def backlog_query(
+    *, queue: str = DEFAULT_QUEUE, namespace: str | None = None, values_path: Path = ADAPTER_VALUES
+) -> str:
+    """A pool's worker HPA backlog query (the pool's queue; the default pool's unless named)."""
     return render_metrics_query(
         external_rule(BACKLOG_METRIC, values_path),
-        JOBS_QUEUE_SELECTOR,
+        {"queue": queue},
         namespace=namespace,
     )
 

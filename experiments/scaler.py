@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from classifier_common.config import DEFAULT_POOL
 from devstack.paths import REPO
 from experiments import hpa
 from experiments.workers import WorkerPool
@@ -52,7 +53,8 @@ def chart_hpa_manifest(
     built from values.yaml's ``autoscaling`` block (values files and --set are then ignored).
 
     ``pool``: the HPA of that worker pool (labelled ``classifier/pool``) when the chart renders one
-    per pool; a chart rendering one worker HPA gives that one to every pool."""
+    per pool, else the default pool's; a chart rendering one worker HPA gives that one to every
+    pool."""
     helm = helm_binary()
     if helm is None:
         logger.warning("helm not found (make tools): building the HPA from %s/values.yaml", CHART)
@@ -74,6 +76,8 @@ def pool_hpa(manifests: Sequence[dict[str, Any]], pool: str | None) -> dict[str,
     if pool is None:
         raise LookupError(f"the chart renders {len(hpas)} worker HPAs: name the pool")
     matching = [m for m in hpas if _labels(m).get(POOL_LABEL) == pool]
+    if not matching:  # a pool the chart does not define (an experiment's own) scales like its default
+        matching = [m for m in hpas if _labels(m).get(POOL_LABEL) == DEFAULT_POOL]
     if len(matching) != 1:
         found = sorted(_labels(m).get(POOL_LABEL, "?") for m in hpas)
         raise LookupError(f"no worker HPA of pool {pool!r} in the chart's rendering (pools with one: {found})")

@@ -39,14 +39,16 @@ def test_rendered_query_matches_the_adapter_substitution() -> None:
     assert 'rabbitmq_detailed_queue_messages_ready{queue="classifier.jobs",namespace="classifier"}' in query
     assert 'rabbitmq_detailed_queue_messages_unacked{queue="classifier.jobs",namespace="classifier"}' in query
     local = backlog_query(namespace=None)
-    assert 'rabbitmq_detailed_queue_messages_ready{queue="classifier.jobs"}' in local
+    assert 'rabbitmq_detailed_queue_messages_ready{queue="classifier.jobs.default"}' in local
+    lite = backlog_query(queue="classifier.jobs.lite", namespace=None)
+    assert 'rabbitmq_detailed_queue_messages_unacked{queue="classifier.jobs.lite"}' in lite
 
 
 def test_backlog_query_adds_ready_and_unacked_of_its_queue_and_namespace(
     run_promtool: PromtoolRunner, tmp_path: Path
 ) -> None:
     """Evaluated by promtool on synthetic series: per namespace, ready + unacked of
-    classifier.jobs only (not the dead-letter queue, not another release's queue)."""
+    classifier.jobs.default only (not the dead-letter queue, not another release's queue)."""
     rules = {
         "groups": [
             {
@@ -59,18 +61,18 @@ def test_backlog_query_adds_ready_and_unacked_of_its_queue_and_namespace(
         ]
     }
     series = [
-        ('rabbitmq_detailed_queue_messages_ready{namespace="classifier",vhost="/",queue="classifier.jobs"}', "12x3"),
-        ('rabbitmq_detailed_queue_messages_unacked{namespace="classifier",vhost="/",queue="classifier.jobs"}', "3x3"),
+        ('rabbitmq_detailed_queue_messages_ready{namespace="classifier",vhost="/",queue="classifier.jobs.default"}', "12x3"),
+        ('rabbitmq_detailed_queue_messages_unacked{namespace="classifier",vhost="/",queue="classifier.jobs.default"}', "3x3"),
         (
-            'rabbitmq_detailed_queue_messages_ready{namespace="classifier",vhost="/",queue="classifier.jobs.dead"}',
+            'rabbitmq_detailed_queue_messages_ready{namespace="classifier",vhost="/",queue="classifier.jobs.default.dead"}',
             "7x3",
         ),
         (
-            'rabbitmq_detailed_queue_messages_unacked{namespace="classifier",vhost="/",queue="classifier.jobs.dead"}',
+            'rabbitmq_detailed_queue_messages_unacked{namespace="classifier",vhost="/",queue="classifier.jobs.default.dead"}',
             "0x3",
         ),
-        ('rabbitmq_detailed_queue_messages_ready{namespace="other",vhost="/",queue="classifier.jobs"}', "100x3"),
-        ('rabbitmq_detailed_queue_messages_unacked{namespace="other",vhost="/",queue="classifier.jobs"}', "1x3"),
+        ('rabbitmq_detailed_queue_messages_ready{namespace="other",vhost="/",queue="classifier.jobs.default"}', "100x3"),
+        ('rabbitmq_detailed_queue_messages_unacked{namespace="other",vhost="/",queue="classifier.jobs.default"}', "1x3"),
     ]
     tests = {
         "rule_files": ["rules.yaml"],
@@ -83,13 +85,13 @@ def test_backlog_query_adds_ready_and_unacked_of_its_queue_and_namespace(
                     {
                         "expr": "adapter:backlog:namespaced",
                         "eval_time": "2m",
-                        "exp_samples": [{"labels": 'adapter:backlog:namespaced{queue="classifier.jobs"}', "value": 15}],
+                        "exp_samples": [{"labels": 'adapter:backlog:namespaced{queue="classifier.jobs.default"}', "value": 15}],
                     },
                     {
                         # Without a namespace matcher (the local stack) every namespace adds up.
                         "expr": "adapter:backlog:local",
                         "eval_time": "2m",
-                        "exp_samples": [{"labels": 'adapter:backlog:local{queue="classifier.jobs"}', "value": 116}],
+                        "exp_samples": [{"labels": 'adapter:backlog:local{queue="classifier.jobs.default"}', "value": 116}],
                     },
                 ],
             }

@@ -46,7 +46,8 @@ def test_duplicate_worker_ports_are_refused() -> None:
 def test_backlog_query_command_prints_the_adapter_query() -> None:
     result = run("backlog-query", "--namespace", "classifier")
     assert result.returncode == 0, result.stderr
-    assert 'rabbitmq_detailed_queue_messages_unacked{queue="classifier.jobs.default",namespace="classifier"}' in result.stdout
+    unacked = 'rabbitmq_detailed_queue_messages_unacked{queue="classifier.jobs.default",namespace="classifier"}'
+    assert unacked in result.stdout
     result = run("backlog-query", "--queue", "classifier.jobs.lite")
     assert 'rabbitmq_detailed_queue_messages_ready{queue="classifier.jobs.lite"}' in result.stdout
 

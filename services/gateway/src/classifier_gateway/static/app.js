@@ -322,7 +322,7 @@ async function submitBatch(model, files) {
   }
   dropFile();
   const update = (current) => {
-    for (const entry of historyEntries(current)) {
+    for (const entry of historyEntries(current).reverse()) { // the first file ends on top
       const thumb = state.thumbs.get(entry.id);
       remember(thumb ? { ...entry, thumb } : entry);
     }

@@ -117,7 +117,10 @@ def test_results_download_as_csv_and_json_lines(client: TestClient, gallery: Pat
     location = client.post("/v1/batches", data=MODEL, files=parts).headers["location"]
     done = wait_done(client, location)
 
-    for response in (client.get(location, params={"format": "csv"}), client.get(location, headers={"accept": "text/csv"})):
+    for response in (
+        client.get(location, params={"format": "csv"}),
+        client.get(location, headers={"accept": "text/csv"}),
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/csv")
         assert "attachment" in response.headers["content-disposition"]

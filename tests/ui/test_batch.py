@@ -21,7 +21,9 @@ def test_several_files_chosen_make_one_batch_and_each_job_shows_in_the_history(
 ) -> None:
     gallery = seeded[1]
     requests: list[str] = []
-    page.on("request", lambda r: requests.append(f"{r.method} {r.url.split('/', 3)[-1]}") if r.method == "POST" else None)
+    page.on(
+        "request", lambda r: requests.append(f"{r.method} {r.url.split('/', 3)[-1]}") if r.method == "POST" else None
+    )
     page.get_by_label("choose a file").set_input_files(
         files=[
             {"name": "bird.jpg", "mimeType": "image/jpeg", "buffer": (gallery / GOLDFINCH).read_bytes()},

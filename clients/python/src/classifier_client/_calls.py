@@ -122,7 +122,7 @@ def submit_call(
     assert file is not None
     name, content = _read_file(file, filename)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    data = {"model": model}
+    data: dict[str, str | list[str]] = {"model": model}
     if callback_url is not None:
         data["callback_url"] = callback_url
     return Call(

@@ -79,7 +79,7 @@ def run(ctx: Context, model: str, paths: list[Path], info: Info, timeout: float)
             f"the files have {sum(map(len, contents)):,} bytes in all; the server takes at most "
             f"{total_limit:,} bytes in one batch"
         )
-    for name, reason in local:
+    for _, reason in local:
         ctx.err.print(Text.assemble(("skipped: ", "bold yellow"), reason), soft_wrap=True)
     if not contents:
         return usage_error("none of the files is one the server accepts")

@@ -154,27 +154,71 @@ SUBMIT_EXAMPLES = {
 BATCH_ID = "0c5f1e2d3b4a49588776655443322110"
 ORANGE_JOB_ID = "a41f0c2b9d8e4c7f8b6a5d4e3c2b1a09"
 _BATCH_ITEMS = [
-    {"index": 0, "image": "goldfinch.jpg", "source": "upload", "job_id": JOB_ID, "status": "queued",
-     "status_url": f"/v1/jobs/{JOB_ID}", "result": None, "error": None},
-    {"index": 1, "image": "notes.txt", "source": "upload", "job_id": None, "status": "refused", "status_url": None,
-     "result": None, "error": {"code": "unsupported_media_type", "message": "the file is not an image in a format we know",
-                               "details": {"accepted": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]}}},
-    {"index": 2, "image": "n07747607_orange.JPEG", "source": "gallery", "job_id": ORANGE_JOB_ID, "status": "queued",
-     "status_url": f"/v1/jobs/{ORANGE_JOB_ID}", "result": None, "error": None},
+    {
+        "index": 0,
+        "image": "goldfinch.jpg",
+        "source": "upload",
+        "job_id": JOB_ID,
+        "status": "queued",
+        "status_url": f"/v1/jobs/{JOB_ID}",
+        "result": None,
+        "error": None,
+    },
+    {
+        "index": 1,
+        "image": "notes.txt",
+        "source": "upload",
+        "job_id": None,
+        "status": "refused",
+        "status_url": None,
+        "result": None,
+        "error": {
+            "code": "unsupported_media_type",
+            "message": "the file is not an image in a format we know",
+            "details": {"accepted": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]},
+        },
+    },
+    {
+        "index": 2,
+        "image": "n07747607_orange.JPEG",
+        "source": "gallery",
+        "job_id": ORANGE_JOB_ID,
+        "status": "queued",
+        "status_url": f"/v1/jobs/{ORANGE_JOB_ID}",
+        "result": None,
+        "error": None,
+    },
 ]
 _NO_COUNTS = {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "canceled": 0, "refused": 0, "expired": 0}
-QUEUED_BATCH = {
-    "id": BATCH_ID, "status": "in_progress", "model": "efficientnet_lite0", "created_at": "2026-12-05T08:00:00.120000Z",
-    "status_url": f"/v1/batches/{BATCH_ID}", "total": 3, "accepted": 2, "refused": 1,
-    "counts": {**_NO_COUNTS, "queued": 2, "refused": 1}, "items": _BATCH_ITEMS,
+QUEUED_BATCH: dict[str, Any] = {
+    "id": BATCH_ID,
+    "status": "in_progress",
+    "model": "efficientnet_lite0",
+    "created_at": "2026-12-05T08:00:00.120000Z",
+    "status_url": f"/v1/batches/{BATCH_ID}",
+    "total": 3,
+    "accepted": 2,
+    "refused": 1,
+    "counts": {**_NO_COUNTS, "queued": 2, "refused": 1},
+    "items": _BATCH_ITEMS,
 }
-DONE_BATCH = {
-    **QUEUED_BATCH, "status": "done", "counts": {**_NO_COUNTS, "succeeded": 2, "refused": 1},
+DONE_BATCH: dict[str, Any] = {
+    **QUEUED_BATCH,
+    "status": "done",
+    "counts": {**_NO_COUNTS, "succeeded": 2, "refused": 1},
     "items": [
         {**_BATCH_ITEMS[0], "status": "succeeded", "result": SUCCEEDED_JOB["result"]},
         _BATCH_ITEMS[1],
-        {**_BATCH_ITEMS[2], "status": "succeeded", "result": {"model_version": "efficientnet_lite0",
-         "inference_ms": 58.2, "cached": False, "predictions": [{"class_index": 950, "label": "orange", "score": 0.8874}]}},
+        {
+            **_BATCH_ITEMS[2],
+            "status": "succeeded",
+            "result": {
+                "model_version": "efficientnet_lite0",
+                "inference_ms": 58.2,
+                "cached": False,
+                "predictions": [{"class_index": 950, "label": "orange", "score": 0.8874}],
+            },
+        },
     ],
 }
 BATCH_CSV = (

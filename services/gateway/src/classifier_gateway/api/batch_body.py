@@ -145,7 +145,10 @@ REQUEST_BODY = {
             "examples": {
                 "gallery": {
                     "summary": "Two gallery images",
-                    "value": {"model": "efficientnet_lite0", "images": ["n01531178_goldfinch.JPEG", "n07747607_orange.JPEG"]},
+                    "value": {
+                        "model": "efficientnet_lite0",
+                        "images": ["n01531178_goldfinch.JPEG", "n07747607_orange.JPEG"],
+                    },
                 }
             },
         },

@@ -4,7 +4,7 @@ result once finished; as JSON, or for download as CSV or JSON Lines (``?format=`
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +20,10 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv", "jsonl": "application/x-ndjson"}
 Format = Literal["json", "csv", "jsonl"]
+FormatQuery = Annotated[
+    Format | None,
+    Query(description="`csv` or `jsonl` for a download (as does `Accept: text/csv` or `application/x-ndjson`)"),
+]
 
 
 def _format(request: Request, given: Format | None) -> Format:
@@ -51,9 +55,7 @@ async def get_batch(
     request: Request,
     store: StoreDep,
     batch_id: str = Path(max_length=100, json_schema_extra={"pattern": BATCH_ID.pattern}),
-    format: Format | None = Query(  # noqa: A002 - the query parameter's name
-        None, description="`csv` or `jsonl` for a download (as does `Accept: text/csv` or `application/x-ndjson`)"
-    ),
+    format: FormatQuery = None,  # noqa: A002 - the query parameter's name
 ) -> Response:
     if not BATCH_ID.fullmatch(batch_id):
         raise InvalidInput("a batch id is 32 lowercase hex characters", {"batch_id": batch_id[:100]})

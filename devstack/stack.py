@@ -70,6 +70,8 @@ http {{
         proxy_set_header Connection "";
         location = /v1/jobs {{ proxy_pass http://gateway; }}
         location /v1/jobs/ {{ proxy_pass http://results; }}
+        location = /v1/batches {{ proxy_pass http://gateway; }}
+        location /v1/batches/ {{ proxy_pass http://results; }}
         location /results/ {{ proxy_pass http://results; }}
         location / {{ proxy_pass http://gateway; }}
     }}

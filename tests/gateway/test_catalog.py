@@ -46,7 +46,10 @@ def test_images_and_info(client: TestClient) -> None:
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert len(response.content) == goldfinch["bytes"]
     info = client.get("/v1/info").json()
-    assert set(info) == {"models", "images", "max_upload_bytes", "accepted_formats", "accepted_media_types"}
+    assert set(info) == {
+        "models", "images", "max_upload_bytes", "accepted_formats", "accepted_media_types", "batch_max_items",
+        "batch_max_bytes",
+    }  # fmt: skip
     # what an upload must be, so that a client can check a file before sending it
     assert info["max_upload_bytes"] == 2 * 1024 * 1024  # the fixture's CLASSIFIER_MAX_UPLOAD_BYTES
     assert info["accepted_formats"] == ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]

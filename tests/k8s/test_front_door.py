@@ -37,6 +37,8 @@ CRD_SCHEMAS = REPO / "tools" / "crd-schemas"
 ROUTES = {
     ("/v1/jobs", "exact"): "classifier-gateway",
     ("/v1/jobs/", "prefix"): "classifier-results",
+    ("/v1/batches", "exact"): "classifier-gateway",
+    ("/v1/batches/", "prefix"): "classifier-results",
     ("/results/", "prefix"): "classifier-results",
     ("/", "prefix"): "classifier-gateway",
 }

@@ -22,7 +22,7 @@ from classifier_client.errors import (
     Unreachable,
     WaitTimeout,
 )
-from classifier_client.types import Image, Info, Job, Model, Prediction, finished
+from classifier_client.types import Batch, BatchItem, Image, Info, Job, Model, Prediction, finished
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -30,6 +30,8 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "BadRequest",
+    "Batch",
+    "BatchItem",
     "ClassifierError",
     "Client",
     "Conflict",

@@ -13,7 +13,7 @@ from typing import IO, Any
 import httpx
 
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, error_for
-from classifier_client.types import Job
+from classifier_client.types import Batch, Job
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -55,8 +55,8 @@ class Call:
     path: str
     params: dict[str, Any] | None = None
     json: Any = None
-    data: dict[str, str] | None = None
-    files: dict[str, tuple[str, bytes, str]] | None = None
+    data: dict[str, str | list[str]] | None = None
+    files: dict[str, tuple[str, bytes, str]] | list[tuple[str, tuple[str, bytes, str]]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None  # None: the client's
 
@@ -85,8 +85,8 @@ def read_answer(response: httpx.Response) -> Any:
     return response.json()
 
 
-def job_id_of(job: str | Job) -> str:
-    """A job id from a job, its id, or its status URL (``.../v1/jobs/ID``)."""
+def job_id_of(job: str | Job | Batch) -> str:
+    """A job (or batch) id from a job, its id, or its status URL (``.../v1/jobs/ID``)."""
     if isinstance(job, dict):
         return job["id"]
     return job.rstrip("/").rsplit("/", 1)[-1]
@@ -122,12 +122,41 @@ def submit_call(
     assert file is not None
     name, content = _read_file(file, filename)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    data = {"model": model}
+    data: dict[str, str | list[str]] = {"model": model}
     if callback_url is not None:
         data["callback_url"] = callback_url
     return Call(
         "POST", "/v1/jobs", data=data, files={"file": (name, content, media_type)}, headers=call_headers, timeout=120.0
     )
+
+
+def batch_call(
+    model: str,
+    images: list[str],
+    files: list[FileInput],
+    filenames: list[str] | None,
+    callback_url: str | None,
+    idempotency_key: str | None,
+) -> Call:
+    """POST /v1/batches: every file as a `file` part and every gallery name as an `image` field."""
+    if not images and not files:
+        raise TypeError("submit_batch takes at least one of images= or files=")
+    call_headers = {"idempotency-key": idempotency_key or uuid.uuid4().hex}
+    data: dict[str, str | list[str]] = {"model": model}
+    if images:
+        data["image"] = list(images)
+    if callback_url is not None:
+        data["callback_url"] = callback_url
+    parts = []
+    for i, file in enumerate(files):
+        name, content = _read_file(file, filenames[i] if filenames else None)
+        parts.append(("file", (name, content, mimetypes.guess_type(name)[0] or "application/octet-stream")))
+    if not parts:  # gallery names only: JSON
+        body: dict[str, Any] = {"model": model, "images": list(images)}
+        if callback_url is not None:
+            body["callback_url"] = callback_url
+        return Call("POST", "/v1/batches", json=body, headers=call_headers)
+    return Call("POST", "/v1/batches", data=data, files=parts, headers=call_headers, timeout=300.0)
 
 
 def get_call(job_id: str, wait: float) -> Call:

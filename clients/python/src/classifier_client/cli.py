@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from classifier_client import cli_batch
 from classifier_client._calls import DEFAULT_MODEL, DEFAULT_URL
 from classifier_client.client import Client
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, WaitTimeout
@@ -55,20 +56,22 @@ EXIT_INTERRUPTED = 130
 
 EPILOG = f"""\
 exit codes:
-  {EXIT_OK}  success (with --wait: the job succeeded)
-  {EXIT_JOB_FAILED}  the job failed or was canceled
+  {EXIT_OK}  success (with --wait: the job succeeded; several files: every one succeeded)
+  {EXIT_JOB_FAILED}  the job failed or was canceled (several files: one of them failed or was refused)
   {EXIT_USAGE}  bad arguments, or the file to upload cannot be read or is one the server refuses
      (larger than its limit, or not an image format it accepts: see /v1/info)
   {EXIT_API_ERROR}  the API refused the request (4xx: unknown model or image or job, not an image,
      too large, queue full)
   {EXIT_SERVER_ERROR}  the server failed (5xx, e.g. 503 broker unavailable) or could not be reached
-  {EXIT_TIMEOUT}  --wait gave up after --timeout seconds (the job goes on; ask again with `status`)
+  {EXIT_TIMEOUT}  --wait gave up after --timeout seconds, as does following several files (the jobs go on;
+     ask again with `status`)
   {EXIT_INTERRUPTED}  interrupted with Ctrl-C
 
 examples:
   classifier models
   classifier submit --image n01531178_goldfinch.JPEG --wait
   classifier submit --model efficientnet_lite2 --file photo.jpg --wait --json | jq .result
+  classifier submit --file photos/*.jpg
   classifier status 6d7ea9fff1394c918187b0bd2f9534a6 --wait
 
 The server is --url, or CLASSIFIER_URL, or {DEFAULT_URL}."""
@@ -300,17 +303,20 @@ def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
         ctx.err.print(Text.assemble(("error: ", "bold red"), text), soft_wrap=True)
         return EXIT_USAGE
 
+    if args.file is not None and len(args.file) > 1:
+        return cli_batch.run(ctx, args.model, args.file, published_limits(ctx), args.timeout)
     try:
         if args.file is not None:
+            (path,) = args.file
             try:
-                data = args.file.read_bytes()
+                data = path.read_bytes()
             except OSError as exc:
-                return usage_error(f"cannot read {args.file}: {exc.strerror or exc}")
-            ctx.upload = Upload(args.file.name, len(data))
+                return usage_error(f"cannot read {path}: {exc.strerror or exc}")
+            ctx.upload = Upload(path.name, len(data))
             reason = refusal(ctx.upload, published_limits(ctx))
             if reason is not None:
                 return usage_error(reason)  # refused before a byte is sent
-            job = ctx.client.submit(args.model, file=data, filename=args.file.name)
+            job = ctx.client.submit(args.model, file=data, filename=path.name)
         else:
             job = ctx.client.submit(args.model, image=args.image)
     except ApiError as exc:
@@ -383,7 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", "-i", help="a gallery image name (see `classifier images`)")
-    source.add_argument("--file", "-f", type=Path, help="an image file to upload")
+    source.add_argument(
+        "--file",
+        "-f",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="image files to upload; several (a shell glob: --file photos/*.jpg) are sent as one batch, "
+        "followed to the end with a progress bar and summed up in a table",
+    )
     p.add_argument("--wait", "-w", action="store_true", help="wait for the result, showing progress")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default: 60)")
     p.set_defaults(run=cmd_submit)

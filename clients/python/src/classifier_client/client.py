@@ -23,6 +23,7 @@ from classifier_client._calls import (
     Call,
     FileInput,
     Retry,
+    batch_call,
     get_call,
     headers,
     job_id_of,
@@ -30,7 +31,7 @@ from classifier_client._calls import (
     submit_call,
 )
 from classifier_client.errors import ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import Image, Info, Job, Model, finished
+from classifier_client.types import Batch, Image, Info, Job, Model, finished
 
 USER_AGENT = "classifier-client/0.1"
 DEFAULT_RETRY = Retry()
@@ -121,6 +122,25 @@ class Client:
         """Queue a job for a gallery ``image`` or an uploaded ``file`` (a path, bytes or a binary
         file object); returns the queued job (202)."""
         return cast(Job, self._call(submit_call(model, image, file, filename, callback_url, idempotency_key)))
+
+    def submit_batch(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        images: Iterable[str] = (),
+        files: Iterable[FileInput] = (),
+        filenames: list[str] | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Batch:
+        """Queue every gallery image and file in one request (POST /v1/batches); returns the batch
+        (202): each item's job, or why it was refused."""
+        call = batch_call(model, list(images), list(files), filenames, callback_url, idempotency_key)
+        return cast(Batch, self._call(call))
+
+    def get_batch(self, batch: str | Batch) -> Batch:
+        """The batch (by id, URL or batch): counts per status and each item's job and result."""
+        return cast(Batch, self._call(Call("GET", f"/v1/batches/{job_id_of(batch)}")))
 
     def get(self, job: str | Job, wait: float = 0) -> Job:
         """The job (by id, status URL or job); with ``wait``, held up to that many seconds
@@ -270,6 +290,22 @@ class AsyncClient:
                 if result is not None:
                     await result
         return current
+
+    async def submit_batch(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        images: Iterable[str] = (),
+        files: Iterable[FileInput] = (),
+        filenames: list[str] | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Batch:
+        call = batch_call(model, list(images), list(files), filenames, callback_url, idempotency_key)
+        return cast(Batch, await self._call(call))
+
+    async def get_batch(self, batch: str | Batch) -> Batch:
+        return cast(Batch, await self._call(Call("GET", f"/v1/batches/{job_id_of(batch)}")))
 
     async def cancel(self, job: str | Job) -> Job:
         return cast(Job, await self._call(Call("DELETE", f"/v1/jobs/{job_id_of(job)}")))

@@ -44,6 +44,39 @@ class Job(TypedDict):
     status_url: str
 
 
+class ItemError(TypedDict):
+    code: str
+    message: str
+    details: object
+
+
+BatchItemStatus = Literal["queued", "running", "succeeded", "failed", "canceled", "refused", "expired"]
+
+
+class BatchItem(TypedDict):
+    index: int
+    image: str
+    source: Literal["gallery", "upload"]
+    job_id: str | None  # None: refused
+    status: BatchItemStatus
+    status_url: str | None
+    result: JobResult | None
+    error: ItemError | None
+
+
+class Batch(TypedDict):
+    id: str
+    status: Literal["in_progress", "done"]
+    model: str
+    created_at: str
+    status_url: str
+    total: int
+    accepted: int
+    refused: int
+    counts: dict[str, int]  # items per status (every BatchItemStatus, zeros included)
+    items: list[BatchItem]
+
+
 class Model(TypedDict):
     name: str
     architecture: str
@@ -71,6 +104,8 @@ class Info(TypedDict, total=False):
     max_upload_bytes: int  # a larger file is refused with 413 (servers before this field lack it)
     accepted_formats: list[str]
     accepted_media_types: list[str]
+    batch_max_items: int  # the most items one batch takes (servers before batches lack it)
+    batch_max_bytes: int
 
 
 def finished(job: Job) -> bool:

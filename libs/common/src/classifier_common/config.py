@@ -105,6 +105,11 @@ class Settings(BaseSettings):
 
     # Gateway.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # A batch submission (POST /v1/batches): at most this many items, and this many bytes of
+    # uploads in all (each file also within max_upload_bytes). The default stays under the front
+    # doors' body limits (devstack nginx 64 MiB, the chart's 4 x max_upload_bytes).
+    batch_max_items: int = Field(default=100, ge=1, le=1000)
+    batch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     api_keys: CommaList = Field(default_factory=list)
     cors_origins: CommaList = Field(default_factory=list)
 

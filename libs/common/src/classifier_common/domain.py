@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -72,6 +72,40 @@ class Job(BaseModel):
     # unique per client, so one client's key never finds another's job.
     client_id: str = ""
     callback_url: str | None = None
+    # The batch it was submitted in (POST /v1/batches), None for a job submitted alone.
+    batch_id: str | None = None
+
+
+class ItemError(BaseModel):
+    """Why one item of a batch was refused: the error body's code and message, as a single
+    submission of that item would have answered them."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class BatchItem(BaseModel):
+    index: int = Field(ge=0)  # its place in the request
+    image: str  # the gallery name, or the uploaded file's name
+    source: Literal["gallery", "upload"]
+    job_id: str | None = None  # accepted: the job made of it
+    error: ItemError | None = None  # refused: why
+
+
+class Batch(BaseModel):
+    """Many images submitted in one request: one job per accepted item."""
+
+    id: str
+    model: str
+    created_at: datetime
+    items: list[BatchItem]
+    client_id: str = ""
+    idempotency_key: str | None = None
+    # A digest of what was asked (model, callback, every item's name, source and content): a
+    # replay with the same Idempotency-Key must ask the same.
+    request_sha256: str = ""
+    callback_url: str | None = None
 
 
 def status_url(job_id: str) -> str:
@@ -85,6 +119,10 @@ class JobView(Job):
 
 
 PRIVATE_FIELDS = frozenset({"idempotency_key", "client_id", "callback_url"})
+
+
+def batch_url(batch_id: str) -> str:
+    return f"/v1/batches/{batch_id}"
 
 
 def job_view(job: Job) -> dict:

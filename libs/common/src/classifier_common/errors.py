@@ -45,6 +45,19 @@ class IdempotencyKeyReused(InvalidInput):
     code = "idempotency_key_reused"
 
 
+class TooManyItems(InvalidInput):
+    """A batch with more items than the server takes in one request (or none at all)."""
+
+    code = "too_many_items"
+
+
+class BatchRefused(InvalidInput):
+    """Every item of a batch was refused: nothing was queued, so there is no batch. The details
+    list each item's own reason."""
+
+    code = "batch_refused"
+
+
 class NotAnImage(ClassifierError):
     status_code = 415
     code = "unsupported_media_type"

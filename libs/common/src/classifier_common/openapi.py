@@ -7,6 +7,7 @@ one place, so the routes keep their own small declarations."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ REQUEST_ID = "3f2b8c1d9e4a4f6b8a7c5d2e1f0a9b8c"
 
 TAGS = [
     {"name": "jobs", "description": "Submit an image for classification, follow the job, cancel it while queued."},
+    {"name": "batches", "description": "Many images in one request: one job per image, progress and every result."},
     {"name": "models", "description": "The models this server knows, and whether a worker has each loaded."},
     {"name": "images", "description": "The gallery: photos a job can name instead of uploading a file."},
     {"name": "info", "description": "Model and image names, the upload limit and the accepted formats."},
@@ -96,6 +98,7 @@ JOB_FIELDS = {
     "error": "Once failed: why (`code` and `message`).",
     "request_id": "The X-Request-ID of the request that submitted it.",
     "status_url": "Where to ask for this job (also the 202's Location).",
+    "batch_id": "The batch it was submitted in (POST /v1/batches); null for a job submitted alone.",
 }
 PRIVATE_JOB_FIELDS = ("idempotency_key", "client_id", "callback_url")  # never in an answer
 
@@ -114,6 +117,7 @@ QUEUED_JOB = {
     "error": None,
     "request_id": REQUEST_ID,
     "status_url": f"/v1/jobs/{JOB_ID}",
+    "batch_id": None,
 }
 SUCCEEDED_JOB = {
     **QUEUED_JOB,
@@ -149,6 +153,84 @@ SUBMIT_EXAMPLES = {
 }
 
 
+BATCH_ID = "0c5f1e2d3b4a49588776655443322110"
+ORANGE_JOB_ID = "a41f0c2b9d8e4c7f8b6a5d4e3c2b1a09"
+_BATCH_ITEMS = [
+    {
+        "index": 0,
+        "image": "goldfinch.jpg",
+        "source": "upload",
+        "job_id": JOB_ID,
+        "status": "queued",
+        "status_url": f"/v1/jobs/{JOB_ID}",
+        "result": None,
+        "error": None,
+    },
+    {
+        "index": 1,
+        "image": "notes.txt",
+        "source": "upload",
+        "job_id": None,
+        "status": "refused",
+        "status_url": None,
+        "result": None,
+        "error": {
+            "code": "unsupported_media_type",
+            "message": "the file is not an image in a format we know",
+            "details": {"accepted": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]},
+        },
+    },
+    {
+        "index": 2,
+        "image": "n07747607_orange.JPEG",
+        "source": "gallery",
+        "job_id": ORANGE_JOB_ID,
+        "status": "queued",
+        "status_url": f"/v1/jobs/{ORANGE_JOB_ID}",
+        "result": None,
+        "error": None,
+    },
+]
+_NO_COUNTS = {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "canceled": 0, "refused": 0, "expired": 0}
+QUEUED_BATCH: dict[str, Any] = {
+    "id": BATCH_ID,
+    "status": "in_progress",
+    "model": "efficientnet_lite0",
+    "created_at": "2026-12-05T08:00:00.120000Z",
+    "status_url": f"/v1/batches/{BATCH_ID}",
+    "total": 3,
+    "accepted": 2,
+    "refused": 1,
+    "counts": {**_NO_COUNTS, "queued": 2, "refused": 1},
+    "items": _BATCH_ITEMS,
+}
+DONE_BATCH: dict[str, Any] = {
+    **QUEUED_BATCH,
+    "status": "done",
+    "counts": {**_NO_COUNTS, "succeeded": 2, "refused": 1},
+    "items": [
+        {**_BATCH_ITEMS[0], "status": "succeeded", "result": SUCCEEDED_JOB["result"]},
+        _BATCH_ITEMS[1],
+        {
+            **_BATCH_ITEMS[2],
+            "status": "succeeded",
+            "result": {
+                "model_version": "efficientnet_lite0",
+                "inference_ms": 58.2,
+                "cached": False,
+                "predictions": [{"class_index": 950, "label": "orange", "score": 0.8874}],
+            },
+        },
+    ],
+}
+BATCH_CSV = (
+    "index,image,source,job_id,status,label,score,model_version,cached,error_code,error_message\r\n"
+    f"0,goldfinch.jpg,upload,{JOB_ID},succeeded,goldfinch,0.9712,efficientnet_lite0,False,,\r\n"
+    "1,notes.txt,upload,,refused,,,,,unsupported_media_type,the file is not an image in a format we know\r\n"
+    f"2,n07747607_orange.JPEG,gallery,{ORANGE_JOB_ID},succeeded,orange,0.8874,efficientnet_lite0,False,,\r\n"
+)
+
+
 # Answers of the catalog routes, as a seeded server gives them.
 CATALOG_EXAMPLES: dict[str, Any] = {
     "/v1/models": [
@@ -166,6 +248,8 @@ CATALOG_EXAMPLES: dict[str, Any] = {
         "max_upload_bytes": 10485760,
         "accepted_formats": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"],
         "accepted_media_types": ["image/bmp", "image/gif", "image/jpeg", "image/png", "image/tiff", "image/webp"],
+        "batch_max_items": 100,
+        "batch_max_bytes": 33554432,
     },
 }  # fmt: skip
 
@@ -244,6 +328,9 @@ def _rewrite_operation(path: str, method: str, operation: dict[str, Any]) -> Non
     if path in CATALOG_EXAMPLES and "200" in responses:
         content = responses["200"].setdefault("content", {})
         content.setdefault("application/json", {})["example"] = CATALOG_EXAMPLES[path]
+    if path.startswith("/v1/batches"):
+        _batch_operation(method, operation)
+        return
     if not path.startswith("/v1/jobs"):
         return
     operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {}]  # {}: none, when keys are off
@@ -279,4 +366,39 @@ def _submission(operation: dict[str, Any]) -> None:
         }
         accepted.setdefault("content", {}).setdefault("application/json", {})["examples"] = {
             "queued": {"summary": "The ticket", "value": QUEUED_JOB}
+        }
+
+
+def _batch_operation(method: str, operation: dict[str, Any]) -> None:
+    operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {}]
+    responses = operation["responses"]
+    responses.setdefault("401", {"$ref": "#/components/responses/401"})
+    if method == "post":
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == IDEMPOTENCY_KEY["name"] for p in parameters):
+            parameters.append(IDEMPOTENCY_KEY)
+        accepted = responses.get("202")
+        if accepted is not None:
+            accepted["description"] = (
+                "Accepted: at least one item is queued as a job; each item says its job or why it was refused. "
+                "`Location` is the batch's URL."
+            )
+            accepted["headers"] = {
+                name: {"$ref": f"#/components/headers/{name}"}
+                for name in ("Location", "X-Request-ID", "Idempotent-Replayed")
+            }
+            content = accepted.setdefault("content", {}).setdefault("application/json", {})
+            content["examples"] = {"mixed": {"summary": "Two queued, one refused", "value": QUEUED_BATCH}}
+        return
+    ok = responses.get("200")
+    if ok is not None:
+        content = ok.setdefault("content", {})
+        content.setdefault("application/json", {})["examples"] = {
+            "done": {"summary": "Done: every result", "value": DONE_BATCH},
+            "in progress": {"summary": "Still running", "value": QUEUED_BATCH},
+        }
+        content["text/csv"] = {"schema": {"type": "string"}, "example": BATCH_CSV}
+        content["application/x-ndjson"] = {
+            "schema": {"type": "string"},
+            "example": "".join(json.dumps(item) + "\n" for item in DONE_BATCH["items"]),
         }

@@ -22,7 +22,7 @@ from classifier_common.errors import ClassifierError
 from classifier_common.images import Gallery
 from classifier_common.lifecycle import Checks, Component, StoreComponent, compose_app
 from classifier_common.store import JobStore, open_store
-from classifier_gateway.api.routes import images, info, jobs, models
+from classifier_gateway.api.routes import batches, images, info, jobs, models
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Gateway(Component):
         app.state.settings = self.settings
         app.state.publisher = self.publisher
         app.state.gallery = self.gallery
-        for module in (models, images, info, jobs):
+        for module in (models, images, info, jobs, batches):
             app.include_router(module.router)
         _install_page(app)
 

@@ -18,6 +18,7 @@ from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.lifecycle import Component, StoreComponent, compose_app
 from classifier_common.store import JobStore, open_store
+from classifier_results.api.batches import router as batches_router
 from classifier_results.api.jobs import router as jobs_router
 from classifier_results.notifier import start_notifier
 from classifier_results.waiter import JobWaiter
@@ -57,6 +58,7 @@ class Results(Component):
         app.state.settings = self.settings
         app.state.job_waiter = self.waiter
         app.include_router(jobs_router)
+        app.include_router(batches_router)
 
     def start(self) -> None:
         run_purger(self.store, self.settings, self._stop)
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "results",
         [StoreComponent(store), Results(settings, store)],
         title="Classifier results",
-        description="Returns classification jobs by id.",
+        description="Returns classification jobs and batches by id.",
         docs_url="/results/docs",
         openapi_url="/results/openapi.json",
         cors_origins=settings.cors_origins,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from classifier_common.domain import Job, JobError, JobResult
+from classifier_common.domain import Batch, Job, JobError, JobResult
 
 CallbackOutcome = Literal["delivered", "failed", "retry"]
 
@@ -102,6 +102,19 @@ class JobStore(Protocol):
     ) -> None:
         """Record the claimed attempt's outcome and release the claim: ``delivered`` and
         ``failed`` (given up) are final; ``retry`` makes the callback due again at ``next_at``."""
+
+    # -- batches (POST /v1/batches) ---------------------------------------------------------------
+
+    def create_batch(self, batch: Batch) -> Batch:
+        """Insert a batch record. As :meth:`create`: if ``batch.idempotency_key`` is set and a
+        batch of the same ``client_id`` with that key exists, nothing is written and the existing
+        batch is returned; a batch with the same id returns that one too (its id is derived from
+        the key, so a retried request names the same batch)."""
+
+    def get_batch(self, batch_id: str) -> Batch | None: ...
+
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        """The jobs among ``job_ids`` that exist, in no particular order: one query for a batch."""
 
     def cache_get(self, key: CacheKey) -> JobResult | None: ...
 

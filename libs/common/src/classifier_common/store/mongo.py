@@ -1,13 +1,14 @@
 """The MongoDB job store: the production adapter, through pymongo.
 
 Collections: ``jobs`` (``_id`` is the job id), ``result_cache`` (``_id`` is the cache key as a
-sub-document) and ``workers`` (``_id`` is the worker id). Each lifecycle write is one
-``update_one``/``find_one_and_update`` whose filter carries the allowed current statuses, so the
-server applies it atomically and exactly one of N racing calls matches.
+sub-document), ``workers`` (``_id`` is the worker id) and ``batches`` (``_id`` is the batch id).
+Each lifecycle write is one ``update_one``/``find_one_and_update`` whose filter carries the
+allowed current statuses, so the server applies it atomically and exactly one of N racing calls
+matches.
 
 Retention is enforced by the server: a TTL index on ``jobs.finished_at`` (MongoDB only expires
-documents that have the field, i.e. finished jobs) and one on ``workers.last_seen``.
-:meth:`MongoJobStore.purge_finished` still works explicitly.
+documents that have the field, i.e. finished jobs), one on ``workers.last_seen`` and one on
+``batches.created_at``. :meth:`MongoJobStore.purge_finished` still works explicitly.
 
 The collections are opened with ``tz_aware=True`` codec options (whatever client is passed in),
 so datetimes come back as aware UTC values; BSON keeps milliseconds, which is the precision
@@ -35,7 +36,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from classifier_common.domain import FINISHED, Job, JobError, JobResult, JobStatus
+from classifier_common.domain import FINISHED, Batch, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
 
@@ -121,6 +122,12 @@ def _from_doc(doc: dict[str, Any]) -> Job:
     return Job.model_validate(fields)
 
 
+def _batch_from_doc(doc: dict[str, Any]) -> Batch:
+    fields = dict(doc)
+    fields["id"] = fields.pop("_id")
+    return Batch.model_validate(fields)
+
+
 def _cache_id(key: CacheKey) -> dict[str, str]:
     # Field order matters for matching a sub-document _id: always built here, in this order.
     return {
@@ -170,6 +177,7 @@ class MongoJobStore:
         self._jobs: Collection = self.database.get_collection("jobs", codec_options=aware)
         self._cache: Collection = self.database.get_collection("result_cache", codec_options=aware)
         self._workers: Collection = self.database.get_collection("workers", codec_options=aware)
+        self._batches: Collection = self.database.get_collection("batches", codec_options=aware)
         self._indexes_ready = False
         self._closed = False
         self._indexes_lock = threading.Lock()
@@ -211,8 +219,18 @@ class MongoJobStore:
             name="callback_pending",
             partialFilterExpression={"callback_state": _CALLBACK_PENDING},
         )
+        self._jobs.create_index(
+            [("batch_id", ASCENDING)], name="batch_id", partialFilterExpression={"batch_id": {"$type": "string"}}
+        )
+        self._batches.create_index(
+            [("client_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            name="client_idempotency_key",
+            unique=True,
+            partialFilterExpression={"idempotency_key": {"$type": "string"}},
+        )
         self._ensure_ttl_index(self._jobs, "finished_at")
         self._ensure_ttl_index(self._workers, "last_seen")
+        self._ensure_ttl_index(self._batches, "created_at")
         log.info("job store indexes ready in database %s", self.database.name)
 
     def _ensure_ttl_index(self, collection: Collection, field: str) -> None:
@@ -349,6 +367,7 @@ class MongoJobStore:
     def purge_finished(self, older_than: datetime) -> int:
         self._ready()
         outcome = self._jobs.delete_many({"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}})
+        self._batches.delete_many({"created_at": {"$lt": older_than}})
         return outcome.deleted_count
 
     @staticmethod
@@ -396,6 +415,34 @@ class MongoJobStore:
                 }
             },
         )
+
+    @_translate_errors
+    def create_batch(self, batch: Batch) -> Batch:
+        self._ready()
+        doc = batch.model_dump(mode="python", exclude={"id"})
+        doc["_id"] = batch.id
+        try:
+            self._batches.insert_one(doc)
+        except DuplicateKeyError:
+            match: list[dict[str, Any]] = [{"_id": batch.id}]
+            if batch.idempotency_key is not None:
+                match.append({"client_id": batch.client_id, "idempotency_key": batch.idempotency_key})
+            existing = self._batches.find_one({"$or": match})
+            if existing is None:
+                raise
+            return _batch_from_doc(existing)
+        return batch
+
+    @_translate_errors
+    def get_batch(self, batch_id: str) -> Batch | None:
+        self._ready()
+        doc = self._batches.find_one({"_id": batch_id})
+        return None if doc is None else _batch_from_doc(doc)
+
+    @_translate_errors
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        self._ready()
+        return [_from_doc(doc) for doc in self._jobs.find({"_id": {"$in": list(job_ids)}})]
 
     @_translate_errors
     def cache_get(self, key: CacheKey) -> JobResult | None:

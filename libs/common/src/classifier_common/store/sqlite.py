@@ -40,13 +40,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from classifier_common.domain import FINISHED, Job, JobError, JobResult, JobStatus
+from pydantic import TypeAdapter
+
+from classifier_common.domain import FINISHED, Batch, BatchItem, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 6
 
 # Run only when PRAGMA user_version says the file is older: checking an up-to-date schema then
 # needs no write lock, so a store opens even while another connection holds the database locked.
@@ -110,6 +112,27 @@ DROP INDEX IF EXISTS jobs_idempotency_key;
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (client_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 """,
+    # 4 and 5 are taken by changes made alongside this one; until they land they change nothing.
+    4: "",
+    5: "",
+    # Batch submissions (POST /v1/batches): the batch record, and each job's batch.
+    6: """
+CREATE TABLE IF NOT EXISTS batches (
+    id              TEXT PRIMARY KEY,
+    client_id       TEXT NOT NULL DEFAULT '',
+    idempotency_key TEXT,
+    model           TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    request_sha256  TEXT NOT NULL,
+    callback_url    TEXT,
+    items           TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS batches_idempotency_key ON batches (client_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS batches_created_at ON batches (created_at);
+ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+CREATE INDEX IF NOT EXISTS jobs_batch_id ON jobs (batch_id) WHERE batch_id IS NOT NULL;
+""",
 }
 
 
@@ -119,8 +142,9 @@ def _statements(script: str) -> list[str]:
 
 _JOB_COLUMNS = (
     "id, status, model, image, source, image_sha256, created_at, started_at, finished_at, "
-    "attempts, result, error, request_id, idempotency_key, callback_url, client_id"
+    "attempts, result, error, request_id, idempotency_key, callback_url, client_id, batch_id"
 )
+_BATCH_COLUMNS = "id, client_id, idempotency_key, model, created_at, request_sha256, callback_url, items"
 
 _UNFINISHED = (JobStatus.queued.value, JobStatus.running.value)
 _FINISHED = tuple(sorted(status.value for status in FINISHED))
@@ -201,6 +225,7 @@ def _job_params(job: Job) -> tuple[Any, ...]:
         job.idempotency_key,
         job.callback_url,
         job.client_id,
+        job.batch_id,
     )
 
 
@@ -222,6 +247,36 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         idempotency_key=row["idempotency_key"],
         callback_url=row["callback_url"],
         client_id=row["client_id"],
+        batch_id=row["batch_id"],
+    )
+
+
+_ITEMS = TypeAdapter(list[BatchItem])
+
+
+def _batch_params(batch: Batch) -> tuple[Any, ...]:
+    return (
+        batch.id,
+        batch.client_id,
+        batch.idempotency_key,
+        batch.model,
+        _ts(batch.created_at),
+        batch.request_sha256,
+        batch.callback_url,
+        _ITEMS.dump_json(batch.items).decode(),
+    )
+
+
+def _batch_from_row(row: sqlite3.Row) -> Batch:
+    return Batch(
+        id=row["id"],
+        client_id=row["client_id"],
+        idempotency_key=row["idempotency_key"],
+        model=row["model"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        request_sha256=row["request_sha256"],
+        callback_url=row["callback_url"],
+        items=_ITEMS.validate_json(row["items"]),
     )
 
 
@@ -537,13 +592,15 @@ class SqliteJobStore:
 
     @_translate_errors
     def purge_finished(self, older_than: datetime) -> int:
-        """Also forgets workers not seen since ``older_than`` (Mongo does both with TTL indexes)."""
+        """Also forgets workers not seen since ``older_than`` and batches created before it (Mongo
+        does these with TTL indexes)."""
         conn = self._conn()
         cursor = conn.execute(
             f"DELETE FROM jobs WHERE status IN ({_placeholders(_FINISHED)}) AND finished_at < ?",
             (*_FINISHED, _ts(older_than)),
         )
         purged = cursor.rowcount
+        conn.execute("DELETE FROM batches WHERE created_at < ?", (_ts(older_than),))
         conn.execute("DELETE FROM workers WHERE last_seen < ?", (_ts(older_than),))
         return purged
 
@@ -589,6 +646,37 @@ class SqliteJobStore:
             "callback_error = ? WHERE id = ?",
             (None if outcome == "retry" else outcome, _ts_or_none(next_at), error, job_id),
         )
+
+    @_translate_errors
+    def create_batch(self, batch: Batch) -> Batch:
+        conn = self._conn()
+        params = _batch_params(batch)
+        try:
+            conn.execute(f"INSERT INTO batches ({_BATCH_COLUMNS}) VALUES ({_placeholders(params)})", params)
+        except sqlite3.IntegrityError:
+            row = conn.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ? OR (client_id = ? AND idempotency_key = ?)",
+                (batch.id, batch.client_id, batch.idempotency_key),
+            ).fetchone()
+            if row is None:
+                raise
+            return _batch_from_row(row)
+        return batch
+
+    @_translate_errors
+    def get_batch(self, batch_id: str) -> Batch | None:
+        row = self._conn().execute(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        return None if row is None else _batch_from_row(row)
+
+    @_translate_errors
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        conn = self._conn()
+        jobs: list[Job] = []
+        for start in range(0, len(job_ids), 500):  # SQLite bounds the number of parameters
+            chunk = job_ids[start : start + 500]
+            rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({_placeholders(chunk)})", chunk)
+            jobs.extend(_job_from_row(row) for row in rows)
+        return jobs
 
     @_translate_errors
     def cache_get(self, key: CacheKey) -> JobResult | None:

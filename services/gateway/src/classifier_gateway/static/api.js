@@ -172,3 +172,16 @@ function capitalise(text) {
   const s = String(text ?? '').replace(/\.$/, '');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
+
+/** Several files in one request (POST /v1/batches): one job per file, each accepted or refused alone. */
+export function submitFiles(model, files) {
+  const form = new FormData();
+  form.append('model', model);
+  for (const file of files) form.append('file', file, file.name);
+  return request('/v1/batches', { method: 'POST', body: form });
+}
+
+/** The batch: counts per status, and each item's job with its result once finished. */
+export function getBatch(id, { signal } = {}) {
+  return request(`/v1/batches/${encodeURIComponent(id)}`, { signal });
+}

@@ -1,8 +1,10 @@
 // The page: choose a model and an image, submit, follow the job live, show the top-5, keep a history.
 
 import {
-  checkFile, describeError, describeJobError, formatBytes, getInfo, getJob, listImages, listModels, submitFile, submitGalleryImage,
+  checkFile, describeError, describeJobError, formatBytes, getInfo, getJob, listImages, listModels, submitFile, submitFiles,
+  submitGalleryImage,
 } from './api.js';
+import { describeFiles, followBatch, historyEntries, progressLine, refusals } from './batch.js';
 import { clearHistory, loadHistory, remember } from './history.js';
 
 const DEFAULT_MODEL = 'efficientnet_lite0';
@@ -20,12 +22,12 @@ const el = {
   result: $('result'), error: $('error'), empty: $('result-empty'), job: $('job'),
   jobThumb: $('job-thumb'), jobImage: $('job-image'), jobModel: $('job-model'), jobId: $('job-id'), jobUrl: $('job-url'),
   status: $('status'), predictions: $('predictions'), meta: $('job-meta'),
-  history: $('history'), historyEmpty: $('history-empty'), historyClear: $('history-clear'),
+  history: $('history'), historyEmpty: $('history-empty'), historyClear: $('history-clear'), batchStatus: $('batch-status'),
 };
 
 const state = {
   models: [],
-  choice: null, // {kind: 'gallery', name} or {kind: 'file', file, url}
+  choice: null, // {kind: 'gallery', name}, {kind: 'file', file, url} or {kind: 'files', files}
   shownId: null,
   follow: null, // AbortController of the long-poll in progress
   thumbs: new Map(), // job id -> small data: URL picture of an upload
@@ -171,7 +173,46 @@ function chooseFile(file) {
   updateSubmit();
 }
 
+/** Several files at once: sent together as one batch. Those the server would refuse are left out here. */
+function chooseFiles(list) {
+  const files = [...(list ?? [])];
+  if (files.length <= 1) {
+    chooseFile(files[0]);
+    return;
+  }
+  dropFile();
+  clearError();
+  const refused = files.map((file) => [file, checkFile(file, state.info)]).filter(([, why]) => why);
+  const accepted = files.filter((file) => !refused.some(([f]) => f === file));
+  if (refused.length) {
+    showMessage({
+      title: accepted.length ? `${refused.length} of ${files.length} files left out` : 'None of these files can be sent',
+      text: refused.map(([, why]) => why.text).join(' '),
+    });
+    revealError();
+  }
+  if (accepted.length === 0) {
+    el.file.value = '';
+    return;
+  }
+  if (accepted.length === 1) {
+    chooseFile(accepted[0]);
+    return;
+  }
+  for (const radio of el.gallery.querySelectorAll('input:checked')) radio.checked = false;
+  state.choice = { kind: 'files', files: accepted };
+  el.selection.textContent = describeFiles(accepted);
+  updateSubmit();
+}
+
 function dropFile() {
+  if (state.choice?.kind === 'files') {
+    state.choice = null;
+    el.file.value = '';
+    el.selection.textContent = 'No image chosen yet.';
+    updateSubmit();
+    return;
+  }
   if (state.choice?.kind !== 'file') return;
   URL.revokeObjectURL(state.choice.url);
   state.choice = null;
@@ -223,6 +264,10 @@ async function submit(event) {
   clearError();
   stopFollowing();
   setBusy(true);
+  if (choice.kind === 'files') {
+    await submitBatch(model, choice.files);
+    return;
+  }
   const file = choice.kind === 'file' ? choice.file : null;
   let job;
   try {
@@ -244,6 +289,49 @@ async function submit(event) {
   showJob(job);
   if (isNarrow()) el.result.scrollIntoView({ behavior: 'smooth', block: 'start' });
   follow(job.id); // not awaited: the page stays usable while the job waits and runs
+}
+
+/** Several files: one batch; each accepted file joins the history as a job, kept up to date. */
+async function submitBatch(model, files) {
+  let batch;
+  try {
+    batch = await submitFiles(model, files);
+  } catch (err) {
+    hideJob();
+    if (err.code === 'batch_refused') {
+      const items = err.details?.items ?? [];
+      showMessage({
+        title: 'None of these files was accepted',
+        text: items.map((item) => `“${item.image}”: ${item.error?.message}.`).join(' '),
+      });
+    } else showError(err);
+    revealError();
+    return;
+  } finally {
+    setBusy(false);
+    updateSubmit();
+  }
+  const thumbs = await Promise.all(files.map(thumbnailOf));
+  for (const item of batch.items) {
+    if (item.job_id && thumbs[item.index]) state.thumbs.set(item.job_id, thumbs[item.index]);
+  }
+  const refused = refusals(batch);
+  if (refused.length) {
+    showMessage({ title: `${refused.length} of ${batch.total} files refused`, text: `${refused.join('. ')}.` });
+    revealError();
+  }
+  dropFile();
+  const update = (current) => {
+    for (const entry of historyEntries(current).reverse()) { // the first file ends on top
+      const thumb = state.thumbs.get(entry.id);
+      remember(thumb ? { ...entry, thumb } : entry);
+    }
+    el.batchStatus.hidden = false;
+    el.batchStatus.textContent = progressLine(current);
+    renderHistory();
+  };
+  update(batch);
+  followBatch(batch, update); // not awaited: the page stays usable while the jobs run
 }
 
 function stopFollowing() {
@@ -467,7 +555,7 @@ async function showFromHistory(id) {
 
 el.model.addEventListener('change', renderModelState);
 el.gallery.addEventListener('change', (e) => chooseGalleryImage(e.target.value));
-el.file.addEventListener('change', () => chooseFile(el.file.files[0]));
+el.file.addEventListener('change', () => chooseFiles(el.file.files));
 el.camera.addEventListener('change', () => chooseFile(el.camera.files[0]));
 el.previewClear.addEventListener('click', dropFile);
 el.previewImg.addEventListener('error', () => el.preview.classList.add('no-preview'));
@@ -492,7 +580,7 @@ for (const type of ['dragleave', 'drop']) {
 }
 el.dropzone.addEventListener('drop', (e) => {
   e.preventDefault();
-  chooseFile(e.dataTransfer.files[0]);
+  chooseFiles(e.dataTransfer.files);
 });
 // A file dropped beside the drop zone would make the browser leave the page to open it.
 window.addEventListener('dragover', (e) => e.preventDefault());

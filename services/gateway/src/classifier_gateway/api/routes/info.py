@@ -20,6 +20,8 @@ class InfoOut(BaseModel):
     max_upload_bytes: int = Field(description="The largest image file accepted; a larger one is refused with 413.")
     accepted_formats: list[str] = Field(description="Image formats accepted; another is refused with 415.")
     accepted_media_types: list[str] = Field(description="The media types of those formats.")
+    batch_max_items: int = Field(description="The most items one POST /v1/batches takes; more are refused with 422.")
+    batch_max_bytes: int = Field(description="The most upload bytes one POST /v1/batches takes in all (413 beyond).")
 
 
 @router.get("", summary="Model and image names, upload limits")
@@ -30,4 +32,6 @@ def info(settings: SettingsDep, gallery: GalleryDep) -> InfoOut:
         max_upload_bytes=settings.max_upload_bytes,
         accepted_formats=sorted(ACCEPTED_FORMATS),
         accepted_media_types=sorted(ACCEPTED_MEDIA_TYPES),
+        batch_max_items=settings.batch_max_items,
+        batch_max_bytes=settings.batch_max_bytes,
     )

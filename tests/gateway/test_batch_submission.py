@@ -54,6 +54,7 @@ def request(*names: str, key: str | None = None) -> BatchRequest:
     return BatchRequest(
         id=batch_id_for("", key),
         model="efficientnet_lite0",
+        pool="default",
         items=[Item(image=name, source="gallery") for name in names],
         client_id="",
         idempotency_key=key,

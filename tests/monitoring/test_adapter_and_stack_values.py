@@ -60,19 +60,18 @@ def test_backlog_query_adds_ready_and_unacked_of_its_queue_and_namespace(
             }
         ]
     }
+    queue = "classifier.jobs.default"
+
+    def sample(kind: str, namespace: str, queue: str) -> str:
+        return f'rabbitmq_detailed_queue_messages_{kind}{{namespace="{namespace}",vhost="/",queue="{queue}"}}'
+
     series = [
-        ('rabbitmq_detailed_queue_messages_ready{namespace="classifier",vhost="/",queue="classifier.jobs.default"}', "12x3"),
-        ('rabbitmq_detailed_queue_messages_unacked{namespace="classifier",vhost="/",queue="classifier.jobs.default"}', "3x3"),
-        (
-            'rabbitmq_detailed_queue_messages_ready{namespace="classifier",vhost="/",queue="classifier.jobs.default.dead"}',
-            "7x3",
-        ),
-        (
-            'rabbitmq_detailed_queue_messages_unacked{namespace="classifier",vhost="/",queue="classifier.jobs.default.dead"}',
-            "0x3",
-        ),
-        ('rabbitmq_detailed_queue_messages_ready{namespace="other",vhost="/",queue="classifier.jobs.default"}', "100x3"),
-        ('rabbitmq_detailed_queue_messages_unacked{namespace="other",vhost="/",queue="classifier.jobs.default"}', "1x3"),
+        (sample("ready", "classifier", queue), "12x3"),
+        (sample("unacked", "classifier", queue), "3x3"),
+        (sample("ready", "classifier", f"{queue}.dead"), "7x3"),
+        (sample("unacked", "classifier", f"{queue}.dead"), "0x3"),
+        (sample("ready", "other", queue), "100x3"),
+        (sample("unacked", "other", queue), "1x3"),
     ]
     tests = {
         "rule_files": ["rules.yaml"],
@@ -85,13 +84,13 @@ def test_backlog_query_adds_ready_and_unacked_of_its_queue_and_namespace(
                     {
                         "expr": "adapter:backlog:namespaced",
                         "eval_time": "2m",
-                        "exp_samples": [{"labels": 'adapter:backlog:namespaced{queue="classifier.jobs.default"}', "value": 15}],
+                        "exp_samples": [{"labels": f'adapter:backlog:namespaced{{queue="{queue}"}}', "value": 15}],
                     },
                     {
                         # Without a namespace matcher (the local stack) every namespace adds up.
                         "expr": "adapter:backlog:local",
                         "eval_time": "2m",
-                        "exp_samples": [{"labels": 'adapter:backlog:local{queue="classifier.jobs.default"}', "value": 116}],
+                        "exp_samples": [{"labels": f'adapter:backlog:local{{queue="{queue}"}}', "value": 116}],
                     },
                 ],
             }

@@ -57,6 +57,7 @@ class Item:
 class BatchRequest:
     id: str
     model: str
+    pool: str  # the worker pool serving the model: every item's job goes to its queue
     items: list[Item]
     client_id: str
     idempotency_key: str | None
@@ -107,7 +108,7 @@ def _accept(store: JobStore, publisher: Publisher, gallery: Gallery, request: Ba
         callback_url=request.callback_url,
         batch_id=request.id,
     )
-    stored, _ = submit(store, publisher, job, item.data if item.source == "upload" else None)
+    stored, _ = submit(store, publisher, job, item.data if item.source == "upload" else None, request.pool)
     return stored.id
 
 

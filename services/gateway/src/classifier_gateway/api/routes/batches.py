@@ -8,15 +8,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common.batches import batch_id_for, batch_view
-from classifier_common.catalog import get_spec
 from classifier_common.deps import SettingsDep, StoreDep
 from classifier_common.domain import Batch, batch_url
-from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge, UnknownModel
+from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import batch_body, body
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
 from classifier_gateway.api.routes.jobs import IDEMPOTENCY_KEY_MAX
+from classifier_gateway.api.routes.models import serving_pool
 from classifier_gateway.batch_submission import BatchRequest, submit_batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -69,12 +69,11 @@ async def create_batch(
             {"accepted": ["multipart/form-data", "application/json"]},
         )
     callback_url = body.callback_url(parsed.callback, settings)
-    spec = get_spec(parsed.model)
-    if not spec.available(settings.models_dir):
-        raise UnknownModel(f"model {parsed.model!r} is not available here (its weights are not installed)")
+    spec, pool = serving_pool(settings, parsed.model)
     batch_request = BatchRequest(
         id=batch_id_for(client_id, idempotency_key),
         model=spec.name,
+        pool=pool,
         items=parsed.items,
         client_id=client_id,
         idempotency_key=idempotency_key,

@@ -9,15 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import images
-from classifier_common.catalog import get_spec
 from classifier_common.deps import SettingsDep, StoreDep
 from classifier_common.domain import Job, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
-from classifier_common.errors import InvalidInput, ModelNotServed, NotAnImage, PayloadTooLarge, UnknownModel
+from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
-from classifier_gateway.api.routes.models import served_models
+from classifier_gateway.api.routes.models import serving_pool
 from classifier_gateway.submission import submit
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -75,15 +74,7 @@ async def create_job(
         )
 
     callback_url = body.callback_url(callback, settings)
-    spec = get_spec(model_name)
-    if not spec.available(settings.models_dir):
-        raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
-    pool = settings.pool_for_model(spec.name)
-    if pool is None:
-        raise ModelNotServed(
-            f"no worker pool serves model {spec.name!r}",
-            {"model": spec.name, "served_models": served_models(settings)},
-        )
+    spec, pool = serving_pool(settings, model_name)
     request_id = request_id_var.get()
 
     def accept() -> tuple[Job, bool]:

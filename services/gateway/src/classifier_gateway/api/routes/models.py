@@ -9,11 +9,11 @@ from datetime import timedelta
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from classifier_common.catalog import CATALOG, available_models
+from classifier_common.catalog import CATALOG, ModelSpec, available_models, get_spec
 from classifier_common.config import Settings
 from classifier_common.deps import SettingsDep, StoreDep
 from classifier_common.domain import utcnow
-from classifier_common.errors import StoreUnavailable
+from classifier_common.errors import ModelNotServed, StoreUnavailable, UnknownModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -27,6 +27,21 @@ class ModelOut(BaseModel):
     loaded: bool  # a running worker has loaded it
     pool: str | None  # the worker pool serving it; None: no pool does (a job for it is refused, 422)
     pool_ready: bool  # a worker of that pool sent a heartbeat lately
+
+
+def serving_pool(settings: Settings, model_name: str) -> tuple[ModelSpec, str]:
+    """The model a submission asks for and the worker pool whose queue its job goes to; refused
+    (422) when unknown, without weights here, or served by no pool."""
+    spec = get_spec(model_name)
+    if not spec.available(settings.models_dir):
+        raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
+    pool = settings.pool_for_model(spec.name)
+    if pool is None:
+        raise ModelNotServed(
+            f"no worker pool serves model {spec.name!r}",
+            {"model": spec.name, "served_models": served_models(settings)},
+        )
+    return spec, pool
 
 
 def served_models(settings: Settings) -> list[str]:

@@ -24,6 +24,11 @@ TAGS = [
     {"name": "models", "description": "The models this server knows, and whether a worker has each loaded."},
     {"name": "images", "description": "The gallery: photos a job can name instead of uploading a file."},
     {"name": "info", "description": "Model and image names, the upload limit and the accepted formats."},
+    {
+        "name": "stats",
+        "description": "The operator's view: each pool of workers' backlog, consumers, ready "
+        "workers, throughput, latency and dead-lettered jobs.",
+    },
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics, for the platform."},
 ]
 
@@ -94,6 +99,9 @@ JOB_FIELDS = {
     "error": "Once failed: why (`code` and `message`).",
     "request_id": "The X-Request-ID of the request that submitted it.",
     "status_url": "Where to ask for this job (also the 202's Location).",
+    "queue": "While queued (GET only): `ahead`, the jobs queued before it for the same pool of workers, and "
+    "`estimated_wait_s`, seconds until it is expected to be finished at the pool's recent throughput (null "
+    "when unknown). Absent once a worker has taken it.",
 }
 PRIVATE_JOB_FIELDS = ("idempotency_key", "client_id", "callback_url")  # never in an answer
 
@@ -242,17 +250,20 @@ def _rewrite_operation(path: str, method: str, operation: dict[str, Any]) -> Non
     if path in CATALOG_EXAMPLES and "200" in responses:
         content = responses["200"].setdefault("content", {})
         content.setdefault("application/json", {})["example"] = CATALOG_EXAMPLES[path]
-    if not path.startswith("/v1/jobs"):
+    if not path.startswith(("/v1/jobs", "/v1/stats")):
         return
     operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {}]  # {}: none, when keys are off
     responses.setdefault("401", {"$ref": "#/components/responses/401"})
+    if not path.startswith("/v1/jobs"):
+        return
     ok = responses.get("202") or responses.get("200")
     if method == "post":
         _submission(operation)
     elif ok is not None:
         ok.setdefault("content", {}).setdefault("application/json", {})["examples"] = {
             "succeeded": {"summary": "Finished: the top-5", "value": SUCCEEDED_JOB},
-            "queued": {"summary": "Still waiting for a worker", "value": QUEUED_JOB},
+            "queued": {"summary": "Still waiting for a worker, 12 jobs ahead", "value": {
+                **QUEUED_JOB, "queue": {"ahead": 12, "estimated_wait_s": 8.3}}},
         } if method == "get" else {"canceled": {"summary": "Canceled while queued", "value": {
             **QUEUED_JOB, "status": "canceled", "finished_at": "2026-12-05T08:00:01.500000Z"}}}  # fmt: skip
 

@@ -57,6 +57,16 @@ class Delivery(Protocol):
         """Thread-safe. requeue=True: deliver again later. requeue=False: dead-letter it."""
 
 
+@dataclass(frozen=True)
+class QueueCounts:
+    """What the broker says about one jobs queue (the operator view, GET /v1/stats)."""
+
+    ready: int  # messages waiting for a worker
+    unacked: int | None  # delivered to workers, not acked yet; None where the broker does not say (AMQP)
+    consumers: int  # workers consuming it
+    dead_letters: int  # messages waiting in its dead-letter queue for the reconciler
+
+
 class Publisher(Protocol):
     def publish(self, body: bytes, *, message_id: str) -> None: ...
 
@@ -65,6 +75,10 @@ class Publisher(Protocol):
 
     def depth(self) -> int:
         """Messages ready in the jobs queue (not those held by workers: AMQP does not report them)."""
+
+    def queue_counts(self, queue: str) -> QueueCounts:
+        """The counts of the jobs queue named ``queue`` and of its dead-letter queue. Raises
+        BrokerUnavailable when the broker cannot be asked."""
 
     def close(self) -> None: ...
 

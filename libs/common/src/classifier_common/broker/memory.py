@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from classifier_common import metrics
-from classifier_common.broker.base import DeadLetter
+from classifier_common.broker.base import DeadLetter, QueueCounts
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
 
@@ -61,6 +61,7 @@ class MemoryBroker:
         self._tags = itertools.count(1)
         self._spool = spool_dir
         self._listeners: list[Callable[[list[str]], None]] = []
+        self._consumers = 0  # guarded by _cond; MemoryConsumer counts itself in and out
         if spool_dir is not None:
             (spool_dir / "dead").mkdir(parents=True, exist_ok=True)
             for path in sorted(spool_dir.glob("*.msg")):
@@ -96,6 +97,12 @@ class MemoryBroker:
     def unacked_count(self) -> int:
         with self._cond:
             return len(self._unacked)
+
+    @property
+    def consumer_count(self) -> int:
+        """Consumers started and not closed (like a RabbitMQ queue's consumer count)."""
+        with self._cond:
+            return self._consumers
 
     @property
     def dead(self) -> list[DeadLetter]:
@@ -244,6 +251,18 @@ class MemoryPublisher:
         """Messages ready in the queue (not those held by workers), as the RabbitMQ adapter."""
         return self.broker.ready_count
 
+    def queue_counts(self, queue: str) -> QueueCounts:
+        """The in-process broker's one queue, whatever its name."""
+        self.ping()
+        broker = self.broker
+        with broker.condition:
+            return QueueCounts(
+                ready=broker.ready_count,
+                unacked=broker.unacked_count,
+                consumers=broker.consumer_count,
+                dead_letters=len(broker.dead),
+            )
+
     def close(self) -> None:
         self._closed = True
 
@@ -267,6 +286,8 @@ class MemoryConsumer:
         with self.broker.condition:
             if self._closed:
                 return
+            if not self._started:
+                self.broker._consumers += 1
             self._started = self._consuming = True
             self.broker.condition.notify_all()
 
@@ -287,6 +308,8 @@ class MemoryConsumer:
 
     def close(self) -> None:
         with self.broker.condition:
+            if self._started and not self._closed:
+                self.broker._consumers -= 1
             self._consuming = False
             self._closed = True
         self.broker.return_held(self)

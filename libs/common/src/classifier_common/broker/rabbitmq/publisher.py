@@ -13,6 +13,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import BasicProperties
 
+from classifier_common.broker.base import QueueCounts, dead_letter_queue
 from classifier_common.broker.rabbitmq.connection import (
     BACKOFF_MAX_S,
     BACKOFF_MIN_S,
@@ -76,10 +77,15 @@ class _PublishChannel:
         )
 
     def ready_count(self) -> int:
+        return self.declare_passive(self._topology.queue)[0]
+
+    def declare_passive(self, queue: str) -> tuple[int, int]:
+        """(ready messages, consumers) of an existing queue."""
         if not self.is_open:
             self.open()
         assert self._channel is not None
-        return self._channel.queue_declare(self._topology.queue, passive=True).method.message_count
+        method = self._channel.queue_declare(queue, passive=True).method
+        return method.message_count, method.consumer_count
 
     def keepalive(self) -> None:
         """Answer heartbeats and notice a connection the broker closed."""
@@ -165,6 +171,24 @@ class RabbitPublisher:
                     raise self._unavailable(exc) from exc
         finally:
             self._idle.put(channel)
+
+    def queue_counts(self, queue: str) -> QueueCounts:
+        """From passive declares of the queue and its dead-letter queue (AMQP reports no
+        unacknowledged count: ``unacked`` is None). For the operator view only."""
+        self._raise_if_down()
+        channel = self._checkout()
+        try:
+            with channel.lock:
+                try:
+                    ready, consumers = channel.declare_passive(queue)
+                    dead, _ = channel.declare_passive(dead_letter_queue(queue))
+                except CONNECTION_ERRORS as exc:
+                    # A queue nobody declared closes the channel (404): the next call reopens it.
+                    channel.discard()
+                    raise self._unavailable(exc) from exc
+        finally:
+            self._idle.put(channel)
+        return QueueCounts(ready=ready, unacked=None, consumers=consumers, dead_letters=dead)
 
     def close(self) -> None:
         self._closing.set()

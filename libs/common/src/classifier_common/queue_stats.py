@@ -1,0 +1,244 @@
+"""Where a queued job stands, and how each pool of workers is doing: computed from the job store
+(and, for the operator view, the broker's counts of each queue). No service of its own.
+
+- **Position** (GET /v1/jobs/{id} of a queued job): ``ahead`` is one indexed count of the queued
+  jobs created before it for the same pool (:meth:`JobStore.queued_ahead`: it reads as many
+  index entries as there are jobs ahead, never a job document). ``estimated_wait_s`` is
+  ``(ahead + 1) / throughput``: the time until this job is expected to be finished.
+- **Throughput** of a pool: the jobs its workers finished (succeeded or failed) over the last
+  :data:`WINDOW_S` seconds, divided by the time since the earliest of them started (not the
+  whole window: workers that came up a minute ago are not averaged over five). Unknown (None)
+  below :data:`MIN_FINISHED` jobs, or when no worker of the pool is ready. A position reuses a
+  pool's throughput for :data:`THROUGHPUT_TTL_S` seconds, so a page polling many queued jobs
+  costs one range read of the finished_at index per pool and per few seconds.
+- **Latency**: from ``created_at`` to ``finished_at``, what a client waits; p50 and p95 by the
+  nearest-rank method.
+
+Pools: every function here asks :func:`pools` / :func:`pool_for_model` which pool (and queue)
+serves a model. Today one pool, ``default``, serves every model on ``CLASSIFIER_QUEUE_NAME``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from classifier_common.broker import Publisher, QueueCounts
+from classifier_common.catalog import available_models
+from classifier_common.config import Settings
+from classifier_common.domain import Job, JobStatus, QueuePosition, utcnow
+from classifier_common.errors import BrokerUnavailable
+from classifier_common.store import FinishedJob, JobStore, WorkerInfo
+
+WINDOW_S = 300  # "the last minutes" of throughput and latency
+MIN_WINDOW_S, MAX_WINDOW_S = 60, 3600
+MIN_FINISHED = 3  # fewer finished jobs say too little about a rate
+THROUGHPUT_TTL_S = 5.0
+FINISHED_LIMIT = 10_000  # the newest jobs a window reads at most; the rate is over their span
+DEAD_LETTERED = "dead_lettered"  # the error code the reconciler fails a dead-lettered job with
+DEFAULT_POOL = "default"
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    queue: str
+    models: frozenset[str] | None  # None: every model this server has
+
+
+def pools(settings: Settings) -> list[Pool]:
+    """The pools of workers and the queue each consumes. Today one: ``default`` on the jobs
+    queue, serving CLASSIFIER_MODELS (every model with weights when empty)."""
+    return [Pool(DEFAULT_POOL, settings.queue_name, frozenset(settings.models) or None)]
+
+
+def pool_for_model(settings: Settings, model: str) -> Pool | None:
+    """The pool (and queue) that serves ``model``; None when no pool does."""
+    for pool in pools(settings):
+        if pool.models is None or model in pool.models:
+            return pool
+    return None
+
+
+# -- pure computations
+
+
+def throughput(finished: Sequence[FinishedJob], now: datetime, since: datetime) -> float | None:
+    """Jobs per second the workers got done: the finished jobs over the time since the earliest
+    of them started (at most since ``since``); None below MIN_FINISHED jobs."""
+    if len(finished) < MIN_FINISHED:
+        return None
+    began = min(job.started_at or job.created_at for job in finished)
+    span = (now - max(began, since)).total_seconds()
+    return len(finished) / max(span, 1.0)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile (``fraction`` in (0, 1]); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def estimated_wait(ahead: int, jobs_per_s: float | None) -> float | None:
+    """Seconds until a job with ``ahead`` jobs before it is expected to be finished."""
+    if not jobs_per_s:
+        return None
+    return round((ahead + 1) / jobs_per_s, 1)
+
+
+def serves(pool: Pool, worker: WorkerInfo) -> bool:
+    return pool.models is None or not pool.models.isdisjoint(worker.models)
+
+
+# -- the answers
+
+
+class BrokerQueue(BaseModel):
+    ready: int = Field(description="Messages waiting in the pool's queue for a worker.")
+    unacked: int | None = Field(
+        description="Messages delivered to workers and not acknowledged yet; null where the broker does not "
+        "report it (RabbitMQ over AMQP)."
+    )
+    consumers: int = Field(description="Consumers of the queue (worker connections).")
+    dead_letters: int = Field(description="Messages in the queue's dead-letter queue, not yet reconciled.")
+
+
+class PoolStats(BaseModel):
+    pool: str = Field(description="The pool of workers.")
+    queue: str = Field(description="The queue its workers consume.")
+    models: list[str] = Field(description="The models it serves.")
+    backlog: int = Field(description="Jobs not finished yet (queued + running), from the job store.")
+    queued: int = Field(description="Jobs waiting for a worker.")
+    running: int = Field(description="Jobs a worker is classifying.")
+    broker: BrokerQueue | None = Field(description="The broker's counts; null when the broker cannot be asked.")
+    ready_workers: int = Field(description="Workers of the pool that sent a heartbeat lately.")
+    finished: int = Field(description="Jobs finished by a worker (succeeded or failed) in the window.")
+    failed: int = Field(description="Of those, the failed ones.")
+    dead_lettered: int = Field(description="Of the failed, those whose message was dead-lettered.")
+    jobs_per_s: float | None = Field(description="Throughput in the window; null with too few finished jobs.")
+    p50_latency_s: float | None = Field(description="Median time from submission to result in the window.")
+    p95_latency_s: float | None = Field(description="95th percentile of the same.")
+
+
+class Stats(BaseModel):
+    window_s: int = Field(description="The window of the throughput, latency and counts of finished jobs.")
+    generated_at: datetime
+    broker_error: str | None = Field(description="Why the broker's counts are missing, when they are.")
+    pools: list[PoolStats]
+
+
+STATS_EXAMPLE = {
+    "window_s": 300,
+    "generated_at": "2026-12-05T08:00:00.120000Z",
+    "broker_error": None,
+    "pools": [
+        {
+            "pool": "default",
+            "queue": "classifier.jobs",
+            "models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+            "backlog": 14,
+            "queued": 12,
+            "running": 2,
+            "broker": {"ready": 10, "unacked": None, "consumers": 2, "dead_letters": 0},
+            "ready_workers": 2,
+            "finished": 431,
+            "failed": 3,
+            "dead_lettered": 1,
+            "jobs_per_s": 1.44,
+            "p50_latency_s": 0.41,
+            "p95_latency_s": 6.8,
+        }
+    ],
+}
+
+
+class QueueStats:
+    """Positions and pool statistics for one service; thread-safe (the routes call it from
+    FastAPI's thread pool)."""
+
+    def __init__(self, settings: Settings, store: JobStore, *, monotonic: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.store = store
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._rates: dict[str, tuple[float, float | None]] = {}  # pool -> (expires, jobs/s or None)
+
+    def _ready_workers(self, pool: Pool, now: datetime) -> int:
+        since = now - timedelta(seconds=3 * self.settings.heartbeat_s)
+        return sum(1 for worker in self.store.live_workers(since) if serves(pool, worker))
+
+    def _pool_rate(self, pool: Pool, now: datetime) -> float | None:
+        with self._lock:
+            cached = self._rates.get(pool.name)
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1]
+        rate = None
+        if self._ready_workers(pool, now):
+            since = now - timedelta(seconds=WINDOW_S)
+            rate = throughput(self.store.finished_since(since, pool.models, FINISHED_LIMIT), now, since)
+        with self._lock:
+            self._rates[pool.name] = (self._monotonic() + THROUGHPUT_TTL_S, rate)
+        return rate
+
+    def position(self, job: Job) -> QueuePosition | None:
+        """A queued job's place; None for a job that is not queued or that no pool serves."""
+        pool = pool_for_model(self.settings, job.model)
+        if job.status is not JobStatus.queued or pool is None:
+            return None
+        ahead = self.store.queued_ahead(job, pool.models)
+        return QueuePosition(ahead=ahead, estimated_wait_s=estimated_wait(ahead, self._pool_rate(pool, utcnow())))
+
+    def stats(self, publisher: Publisher | None, window_s: int = WINDOW_S) -> Stats:
+        now = utcnow()
+        since = now - timedelta(seconds=window_s)
+        finished = self.store.finished_since(since, None, FINISHED_LIMIT)
+        unfinished = self.store.unfinished_by_model()
+        workers = self.store.live_workers(now - timedelta(seconds=3 * self.settings.heartbeat_s))
+        installed = sorted(spec.name for spec in available_models(self.settings.models_dir))
+        broker_error = None
+        answers = []
+        for pool in pools(self.settings):
+            counts: QueueCounts | None = None
+            if publisher is not None and broker_error is None:
+                try:
+                    counts = publisher.queue_counts(pool.queue)
+                except BrokerUnavailable as exc:
+                    broker_error = exc.message
+            models = sorted(pool.models) if pool.models is not None else installed
+            mine = [job for job in finished if pool.models is None or job.model in pool.models]
+            latencies = [(job.finished_at - job.created_at).total_seconds() for job in mine]
+            queued = sum(n.get("queued", 0) for m, n in unfinished.items() if pool.models is None or m in pool.models)
+            running = sum(n.get("running", 0) for m, n in unfinished.items() if pool.models is None or m in pool.models)
+            rate = throughput(mine, now, since)
+            answers.append(
+                PoolStats(
+                    pool=pool.name,
+                    queue=pool.queue,
+                    models=models,
+                    backlog=queued + running,
+                    queued=queued,
+                    running=running,
+                    broker=None if counts is None else BrokerQueue(**vars(counts)),
+                    ready_workers=sum(1 for worker in workers if serves(pool, worker)),
+                    finished=len(mine),
+                    failed=sum(1 for job in mine if job.status is JobStatus.failed),
+                    dead_lettered=sum(1 for job in mine if job.error_code == DEAD_LETTERED),
+                    jobs_per_s=None if rate is None else round(rate, 3),
+                    p50_latency_s=_rounded(percentile(latencies, 0.5)),
+                    p95_latency_s=_rounded(percentile(latencies, 0.95)),
+                )
+            )
+        return Stats(window_s=window_s, generated_at=now, broker_error=broker_error, pools=answers)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -61,7 +61,7 @@ def test_each_queued_job_counts_the_jobs_ahead(seeded, store: JobStore) -> None:
 
 
 def test_the_wait_is_estimated_from_the_recent_throughput(seeded, store: JobStore) -> None:
-    worked(store, 20, over_s=10.0)  # 2 jobs/s lately
+    worked(store, 100, over_s=50.0)  # 2 jobs/s lately
     worker_alive(store, ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
     with _client(seeded, store) as client:
         ids = _submit(client, 4)

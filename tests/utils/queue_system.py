@@ -4,11 +4,16 @@ the store, so positions and statistics can be checked against known numbers."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import mongomock
+import uvicorn
 from fastapi import FastAPI
 
 from classifier_common.config import Settings
@@ -19,6 +24,7 @@ from classifier_common.store.mongo import MongoJobStore
 from classifier_common.store.sqlite import SqliteJobStore
 from classifier_gateway.main import Gateway
 from classifier_results.main import Results
+from devstack.ports import free_port
 from tests.utils.jobs import GOLDFINCH_RESULT, queued_job
 
 BACKENDS = ["sqlite", "mongo-mongomock"]
@@ -83,3 +89,21 @@ def worked(
 
 def worker_alive(store: JobStore, models: list[str], worker_id: str = "worker-1") -> None:
     store.heartbeat(worker_id, models, utcnow())
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` at a real URL (uvicorn on a thread of this process), for the CLI and the browser."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

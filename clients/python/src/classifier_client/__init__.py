@@ -22,7 +22,7 @@ from classifier_client.errors import (
     Unreachable,
     WaitTimeout,
 )
-from classifier_client.types import Image, Info, Job, Model, Prediction, finished
+from classifier_client.types import Image, Info, Job, Model, PoolStats, Prediction, QueuePosition, Stats, finished
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -40,9 +40,12 @@ __all__ = [
     "Model",
     "NotFound",
     "Outcome",
+    "PoolStats",
     "Prediction",
+    "QueuePosition",
     "Retry",
     "ServerError",
+    "Stats",
     "TooManyRequests",
     "Unauthorized",
     "Unreachable",

@@ -4,6 +4,7 @@ import {
   checkFile, describeError, describeJobError, formatBytes, getInfo, getJob, listImages, listModels, submitFile, submitGalleryImage,
 } from './api.js';
 import { clearHistory, loadHistory, remember } from './history.js';
+import { queueWords } from './queue.js';
 
 const DEFAULT_MODEL = 'efficientnet_lite0';
 // The server answers as soon as the job finishes; coming back every few seconds also shows queued -> running.
@@ -329,6 +330,7 @@ function showJob(job) {
   const top = predictions[0];
   if (job.status === 'succeeded' && top) el.status.textContent = `Succeeded: ${top.label} (${percent(top.score)}).`;
   else if (job.status === 'failed') el.status.textContent = `Failed: ${describeJobError(job.error)}.`;
+  else if (job.status === 'queued' && job.queue) el.status.textContent = `Queued: ${queueWords(job.queue)}.`;
   else el.status.textContent = STATUS_WORDS[job.status] ?? job.status;
 
   renderPredictions(predictions);

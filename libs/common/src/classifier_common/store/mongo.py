@@ -394,7 +394,7 @@ class MongoJobStore:
     def unfinished_by_model(self) -> dict[str, dict[str, int]]:
         self._ready()
         counts: dict[str, dict[str, int]] = {}
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"status": {"$in": _UNFINISHED}}},
             {"$group": {"_id": {"model": "$model", "status": "$status"}, "n": {"$sum": 1}}},
         ]

@@ -111,3 +111,19 @@ def test_without_the_broker_the_store_still_answers(seeded, store: JobStore) -> 
         body = client.get("/v1/stats").json()
     assert body["broker_error"] and body["pools"][0]["broker"] is None
     assert body["pools"][0]["backlog"] == 0
+
+
+def test_documented_in_openapi(seeded, store: JobStore) -> None:
+    with TestClient(system_without_workers(settings_for(seeded), store)) as client:
+        spec = client.get("/openapi.json").json()
+        answer = client.get("/v1/stats").json()
+    operation = spec["paths"]["/v1/stats"]["get"]
+    assert operation["tags"] == ["stats"] and "stats" in {tag["name"] for tag in spec["tags"]}
+    assert {"ApiKey": []} in operation["security"] and {} in operation["security"]
+    assert {"401", "422", "503"} <= set(operation["responses"])
+    (window,) = operation["parameters"]
+    assert window["name"] == "window_s" and window["description"]
+    example = operation["responses"]["200"]["content"]["application/json"]["example"]
+    assert set(example) == set(answer) and set(example["pools"][0]) == set(answer["pools"][0])
+    pool_schema = spec["components"]["schemas"]["PoolStats"]
+    assert all(field.get("description") for field in pool_schema["properties"].values())

@@ -176,6 +176,36 @@ CATALOG_EXAMPLES: dict[str, Any] = {
 }  # fmt: skip
 
 
+# GET /v1/stats on a busy pool.
+STATS_EXAMPLE: dict[str, Any] = {
+    "window_s": 300,
+    "generated_at": "2026-12-05T08:00:00.120000Z",
+    "broker_error": None,
+    "pools": [
+        {
+            "pool": "default",
+            "queue": "classifier.jobs",
+            "models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+            "backlog": 14,
+            "queued": 12,
+            "running": 2,
+            "broker": {"ready": 10, "unacked": None, "consumers": 2, "dead_letters": 0},
+            "ready_workers": 2,
+            "finished": 431,
+            "failed": 3,
+            "dead_lettered": 1,
+            "jobs_per_s": 1.44,
+            "p50_latency_s": 0.41,
+            "p95_latency_s": 6.8,
+        }
+    ],
+}
+
+
+# Set here, after FastAPI wrote the document: it drops the nulls of examples given to a route.
+RESPONSE_EXAMPLES: dict[str, Any] = {**CATALOG_EXAMPLES, "/v1/stats": STATS_EXAMPLE}
+
+
 def document(app: FastAPI) -> None:
     """Serve the rewritten document at the app's openapi_url (built once, on first request)."""
 
@@ -247,9 +277,9 @@ def _rewrite_operation(path: str, method: str, operation: dict[str, Any]) -> Non
         if status.startswith("2") and "$ref" not in response:
             response.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
 
-    if path in CATALOG_EXAMPLES and "200" in responses:
+    if path in RESPONSE_EXAMPLES and "200" in responses:
         content = responses["200"].setdefault("content", {})
-        content.setdefault("application/json", {})["example"] = CATALOG_EXAMPLES[path]
+        content.setdefault("application/json", {})["example"] = RESPONSE_EXAMPLES[path]
     if not path.startswith(("/v1/jobs", "/v1/stats")):
         return
     operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {}]  # {}: none, when keys are off

@@ -136,31 +136,6 @@ class Stats(BaseModel):
     pools: list[PoolStats]
 
 
-STATS_EXAMPLE = {
-    "window_s": 300,
-    "generated_at": "2026-12-05T08:00:00.120000Z",
-    "broker_error": None,
-    "pools": [
-        {
-            "pool": "default",
-            "queue": "classifier.jobs",
-            "models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
-            "backlog": 14,
-            "queued": 12,
-            "running": 2,
-            "broker": {"ready": 10, "unacked": None, "consumers": 2, "dead_letters": 0},
-            "ready_workers": 2,
-            "finished": 431,
-            "failed": 3,
-            "dead_lettered": 1,
-            "jobs_per_s": 1.44,
-            "p50_latency_s": 0.41,
-            "p95_latency_s": 6.8,
-        }
-    ],
-}
-
-
 class QueueStats:
     """Positions and pool statistics for one service; thread-safe (the routes call it from
     FastAPI's thread pool)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from classifier_common.queue_stats import MAX_WINDOW_S, MIN_WINDOW_S, STATS_EXAMPLE, WINDOW_S, QueueStats, Stats
+from classifier_common.queue_stats import MAX_WINDOW_S, MIN_WINDOW_S, WINDOW_S, QueueStats, Stats
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api.deps import ClientIdDep, PublisherDep
 
@@ -18,7 +18,6 @@ router = APIRouter(prefix="/v1/stats", tags=["stats"])
     summary="Each pool of workers: backlog, consumers, ready workers, jobs/s, p95 latency, dead-lettered jobs",
     response_model=Stats,
     responses={
-        200: {"content": {"application/json": {"example": STATS_EXAMPLE}}},
         401: ERROR_RESPONSE_SCHEMA,
         422: ERROR_RESPONSE_SCHEMA,
         503: ERROR_RESPONSE_SCHEMA,

@@ -51,7 +51,8 @@ def test_an_idle_system(seeded, store: JobStore) -> None:
         "finished": 0,
         "failed": 0,
         "dead_lettered": 0,
-        "jobs_per_s": None,
+        "jobs_per_s": 0.0,
+        "busy_jobs_per_s": None,
         "p50_latency_s": None,
         "p95_latency_s": None,
     }
@@ -83,7 +84,9 @@ def test_a_busy_pool(seeded, store: JobStore) -> None:
     assert pool["broker"] == {"ready": 4, "unacked": 1, "consumers": 1, "dead_letters": 0}
     assert pool["ready_workers"] == 2
     assert (pool["finished"], pool["failed"], pool["dead_lettered"]) == (100, 3, 1)
-    assert 1.8 <= pool["jobs_per_s"] <= 2.01, pool
+    assert pool["jobs_per_s"] == round(100 / 300, 3)
+    # Busy 90 % of those 50 s (worked() leaves a gap after each job): 100 / 45 s.
+    assert pool["busy_jobs_per_s"] == pytest.approx(100 / 45, rel=0.01)
     assert pool["p50_latency_s"] == pool["p95_latency_s"] == 2.5
 
 

@@ -61,15 +61,24 @@ def test_each_queued_job_counts_the_jobs_ahead(seeded, store: JobStore) -> None:
 
 
 def test_the_wait_is_estimated_from_the_recent_throughput(seeded, store: JobStore) -> None:
-    worked(store, 100, over_s=50.0)  # 2 jobs/s lately
+    worked(store, 100, over_s=50.0)  # 100 jobs run over 45 s lately: 2.2 jobs/s while busy
     worker_alive(store, ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
     with _client(seeded, store) as client:
         ids = _submit(client, 4)
         last = client.get(f"/v1/jobs/{ids[3]}", params={"wait": 0.2}).json()
     assert last["status"] == "queued"
-    # 3 jobs ahead and this one, at about 2 jobs/s: about 2 s.
-    assert last["queue"]["ahead"] == 3
-    assert 1.7 <= last["queue"]["estimated_wait_s"] <= 2.1, last["queue"]
+    # 3 jobs ahead and this one, at 100 / 45 jobs/s: 1.8 s.
+    assert last["queue"] == {"ahead": 3, "estimated_wait_s": 1.8}
+
+
+def test_idle_minutes_do_not_slow_the_estimate(seeded, store: JobStore) -> None:
+    """The same work done 3 minutes ago, the workers idle since: a backlog still drains at the
+    pool's busy rate."""
+    worked(store, 100, over_s=50.0, ago_s=180.0)
+    worker_alive(store, ["efficientnet_lite0"])
+    with _client(seeded, store) as client:
+        ids = _submit(client, 4)
+        assert client.get(f"/v1/jobs/{ids[3]}").json()["queue"] == {"ahead": 3, "estimated_wait_s": 1.8}
 
 
 def test_no_estimate_without_a_ready_worker(seeded, store: JobStore) -> None:

@@ -158,28 +158,40 @@ def _number(value: float | None, unit: str = "", digits: int = 2) -> str:
 
 
 def stats_table(stats: Stats) -> Table:
+    """One column per pool (a few at most), one row per figure: fits a terminal of 80 columns."""
     window = stats["window_s"]
     span = f"{window // 60} min" if window % 60 == 0 else f"{window} s"
     table = Table(title=f"Pools (last {span})", title_justify="left")
-    table.add_column("pool", no_wrap=True)
-    table.add_column("models")
-    for column in ("backlog", "ready", "unacked", "consumers", "workers", "jobs/s", "p95", "failed", "dead-lettered"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for pool in stats["pools"]:
-        broker = pool["broker"]
-        table.add_row(
-            Text(pool["pool"], style="bold"),
-            ", ".join(pool["models"]),
-            f"{pool['backlog']:,}",
-            "?" if broker is None else f"{broker['ready']:,}",
-            "?" if broker is None or broker["unacked"] is None else f"{broker['unacked']:,}",
-            "?" if broker is None else str(broker["consumers"]),
-            Text(str(pool["ready_workers"]), style="" if pool["ready_workers"] else "bold red"),
-            _number(pool["jobs_per_s"]),
-            _number(pool["p95_latency_s"], " s", 1),
-            str(pool["failed"]),
-            Text(str(pool["dead_lettered"]), style="bold red" if pool["dead_lettered"] else ""),
-        )
+    table.add_column("", style="dim", no_wrap=True)
+    pools = stats["pools"]
+    for pool in pools:
+        table.add_column(Text(pool["pool"], style="bold"), justify="right")
+
+    def unknown(value: object) -> str:
+        return "?" if value is None else f"{value:,}"
+
+    def alarm(value: int, bad: bool) -> Text:
+        return Text(f"{value:,}", style="bold red" if bad else "")
+
+    rows: list[tuple[str, list[str | Text]]] = [
+        ("models", [", ".join(p["models"]) for p in pools]),
+        ("queue", [p["queue"] for p in pools]),
+        ("backlog", [f"{p['backlog']:,} ({p['queued']:,} queued, {p['running']:,} running)" for p in pools]),
+        ("ready messages", [unknown(p["broker"] and p["broker"]["ready"]) for p in pools]),
+        ("unacked messages", [unknown(p["broker"] and p["broker"]["unacked"]) for p in pools]),
+        ("consumers", [unknown(p["broker"] and p["broker"]["consumers"]) for p in pools]),
+        ("ready workers", [alarm(p["ready_workers"], p["ready_workers"] == 0 and p["backlog"] > 0) for p in pools]),
+        ("jobs/s", [_number(p["jobs_per_s"]) for p in pools]),
+        ("jobs/s while busy", [_number(p["busy_jobs_per_s"]) for p in pools]),
+        ("latency p50", [_number(p["p50_latency_s"], " s") for p in pools]),
+        ("latency p95", [_number(p["p95_latency_s"], " s") for p in pools]),
+        ("finished", [f"{p['finished']:,}" for p in pools]),
+        ("failed", [alarm(p["failed"], p["failed"] > 0) for p in pools]),
+        ("dead-lettered", [alarm(p["dead_lettered"], p["dead_lettered"] > 0) for p in pools]),
+        ("dead letters waiting", [unknown(p["broker"] and p["broker"]["dead_letters"]) for p in pools]),
+    ]
+    for name, cells in rows:
+        table.add_row(name, *cells)
     return table
 
 

@@ -98,7 +98,8 @@ class PoolStats(TypedDict):
     finished: int  # in the window, by a worker (succeeded or failed)
     failed: int
     dead_lettered: int
-    jobs_per_s: float | None
+    jobs_per_s: float  # finished in the window over the window
+    busy_jobs_per_s: float | None  # while working: what a backlog drains at
     p50_latency_s: float | None
     p95_latency_s: float | None
 

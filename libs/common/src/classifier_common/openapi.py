@@ -194,7 +194,8 @@ STATS_EXAMPLE: dict[str, Any] = {
             "finished": 431,
             "failed": 3,
             "dead_lettered": 1,
-            "jobs_per_s": 1.44,
+            "jobs_per_s": 1.437,
+            "busy_jobs_per_s": 2.1,
             "p50_latency_s": 0.41,
             "p95_latency_s": 6.8,
         }

@@ -5,12 +5,16 @@
   jobs created before it for the same pool (:meth:`JobStore.queued_ahead`: it reads as many
   index entries as there are jobs ahead, never a job document). ``estimated_wait_s`` is
   ``(ahead + 1) / throughput``: the time until this job is expected to be finished.
-- **Throughput** of a pool: the jobs its workers finished (succeeded or failed) over the last
-  :data:`WINDOW_S` seconds, divided by the time since the earliest of them started (not the
-  whole window: workers that came up a minute ago are not averaged over five). Unknown (None)
-  below :data:`MIN_FINISHED` jobs, or when no worker of the pool is ready. A position reuses a
-  pool's throughput for :data:`THROUGHPUT_TTL_S` seconds, so a page polling many queued jobs
-  costs one range read of the finished_at index per pool and per few seconds.
+- **Busy throughput** of a pool, what a backlog drains at: the jobs its workers finished
+  (succeeded or failed) over the last :data:`WINDOW_S` seconds, divided by the time at least one
+  of them was running (the union of their started..finished spans). Idle minutes do not count:
+  a pool that did 2 jobs/s for 10 s and then waited 4 minutes still drains a new backlog at 2
+  jobs/s. Unknown (None) below :data:`MIN_FINISHED` jobs, or when no worker of the pool is
+  ready. A position reuses a pool's figure for :data:`THROUGHPUT_TTL_S` seconds, so a page
+  polling many queued jobs costs one range read of the finished_at index per pool and per few
+  seconds.
+- **Jobs/s** of the operator view: the jobs finished in the window over the window, as
+  Prometheus' ``rate()`` would say it; beside it the busy throughput, the pool's capacity.
 - **Latency**: from ``created_at`` to ``finished_at``, what a client waits; p50 and p95 by the
   nearest-rank method.
 
@@ -69,14 +73,29 @@ def pool_for_model(settings: Settings, model: str) -> Pool | None:
 # -- pure computations
 
 
-def throughput(finished: Sequence[FinishedJob], now: datetime, since: datetime) -> float | None:
-    """Jobs per second the workers got done: the finished jobs over the time since the earliest
-    of them started (at most since ``since``); None below MIN_FINISHED jobs."""
+def busy_seconds(finished: Sequence[FinishedJob]) -> float:
+    """How long at least one of these jobs was running: the union of their spans."""
+    spans = sorted((job.started_at or job.finished_at, job.finished_at) for job in finished)
+    total = 0.0
+    current_start, current_end = None, None
+    for start, end in spans:
+        if current_end is None or start > current_end:
+            if current_start is not None and current_end is not None:
+                total += (current_end - current_start).total_seconds()
+            current_start, current_end = start, end
+        elif end > current_end:
+            current_end = end
+    if current_start is not None and current_end is not None:
+        total += (current_end - current_start).total_seconds()
+    return total
+
+
+def busy_throughput(finished: Sequence[FinishedJob]) -> float | None:
+    """Jobs per second while the pool was working; None below MIN_FINISHED jobs."""
     if len(finished) < MIN_FINISHED:
         return None
-    began = min(job.started_at or job.created_at for job in finished)
-    span = (now - max(began, since)).total_seconds()
-    return len(finished) / max(span, 1.0)
+    # A floor of 1 ms a job: spans that round to nothing (cached answers) do not make it infinite.
+    return len(finished) / max(busy_seconds(finished), 0.001 * len(finished))
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -124,7 +143,11 @@ class PoolStats(BaseModel):
     finished: int = Field(description="Jobs finished by a worker (succeeded or failed) in the window.")
     failed: int = Field(description="Of those, the failed ones.")
     dead_lettered: int = Field(description="Of the failed, those whose message was dead-lettered.")
-    jobs_per_s: float | None = Field(description="Throughput in the window; null with too few finished jobs.")
+    jobs_per_s: float = Field(description="Jobs finished in the window over the window (what Prometheus' rate() says).")
+    busy_jobs_per_s: float | None = Field(
+        description="Jobs finished per second while at least one was running: what a backlog drains at, and "
+        "what a queued job's estimated wait uses. Null with fewer than 3 finished jobs."
+    )
     p50_latency_s: float | None = Field(description="Median time from submission to result in the window.")
     p95_latency_s: float | None = Field(description="95th percentile of the same.")
 
@@ -159,7 +182,7 @@ class QueueStats:
         rate = None
         if self._ready_workers(pool, now):
             since = now - timedelta(seconds=WINDOW_S)
-            rate = throughput(self.store.finished_since(since, pool.models, FINISHED_LIMIT), now, since)
+            rate = busy_throughput(self.store.finished_since(since, pool.models, FINISHED_LIMIT))
         with self._lock:
             self._rates[pool.name] = (self._monotonic() + THROUGHPUT_TTL_S, rate)
         return rate
@@ -193,7 +216,7 @@ class QueueStats:
             latencies = [(job.finished_at - job.created_at).total_seconds() for job in mine]
             queued = sum(n.get("queued", 0) for m, n in unfinished.items() if pool.models is None or m in pool.models)
             running = sum(n.get("running", 0) for m, n in unfinished.items() if pool.models is None or m in pool.models)
-            rate = throughput(mine, now, since)
+            capacity = busy_throughput(mine)
             answers.append(
                 PoolStats(
                     pool=pool.name,
@@ -207,7 +230,8 @@ class QueueStats:
                     finished=len(mine),
                     failed=sum(1 for job in mine if job.status is JobStatus.failed),
                     dead_lettered=sum(1 for job in mine if job.error_code == DEAD_LETTERED),
-                    jobs_per_s=None if rate is None else round(rate, 3),
+                    jobs_per_s=round(len(mine) / window_s, 3),
+                    busy_jobs_per_s=None if capacity is None else round(capacity, 3),
                     p50_latency_s=_rounded(percentile(latencies, 0.5)),
                     p95_latency_s=_rounded(percentile(latencies, 0.95)),
                 )

@@ -51,6 +51,7 @@ function render(stats) {
       cell(count(broker?.consumers)),
       cell(count(pool.ready_workers), { alarm: pool.ready_workers === 0 && pool.backlog > 0 }),
       cell(rate(pool.jobs_per_s)),
+      cell(rate(pool.busy_jobs_per_s)),
       cell(seconds(pool.p50_latency_s)),
       cell(seconds(pool.p95_latency_s)),
       cell(count(pool.failed), { alarm: pool.failed > 0 }),

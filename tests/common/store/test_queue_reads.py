@@ -102,6 +102,23 @@ def test_sqlite_position_reads_the_queued_jobs_index(tmp_path) -> None:
     store.close()
 
 
+def test_sqlite_window_reads_a_range_of_the_finished_at_index(tmp_path) -> None:
+    """Not the status index, which would read every finished job of the retention."""
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    statements = []
+    conn = store._conn()
+    conn.set_trace_callback(lambda sql: statements.append(sql) if "finished_at >=" in sql else None)
+    store.finished_since(utcnow() - timedelta(minutes=5))
+    store.finished_since(utcnow() - timedelta(minutes=5), ["a", "b"])
+    conn.set_trace_callback(None)
+    with sqlite3.connect(tmp_path / "jobs.db") as other:
+        for sql in statements:
+            plan = [row[3] for row in other.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            assert plan == ["SEARCH jobs USING INDEX jobs_finished_at (finished_at>?)"], plan
+    assert len(statements) == 2
+    store.close()
+
+
 def test_sqlite_v3_file_gains_the_queue_index(tmp_path) -> None:
     from classifier_common.store import sqlite as sqlite_module
 

@@ -67,3 +67,17 @@ def test_one_pool_serves_every_model_today() -> None:
     limited = Settings(queue_name="q", models=["a", "b"])
     assert pool_for_model(limited, "a").models == frozenset({"a", "b"})
     assert pool_for_model(limited, "c") is None
+
+
+def test_a_window_cut_at_the_limit_rates_over_the_span_read(tmp_path, monkeypatch) -> None:
+    from classifier_common import queue_stats
+    from classifier_common.store.sqlite import SqliteJobStore
+    from tests.utils.queue_system import worked
+
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    worked(store, 60, over_s=60.0)  # 1 job/s for the last minute
+    monkeypatch.setattr(queue_stats, "FINISHED_LIMIT", 30)  # the newest 30: the last 30 s
+    (pool,) = queue_stats.QueueStats(Settings(models_dir=tmp_path), store).stats(None, 300).pools
+    store.close()
+    assert pool.finished == 30
+    assert pool.jobs_per_s == pytest.approx(1.0, rel=0.1)  # not 30 / 300

@@ -4,7 +4,7 @@
 - **Position** (GET /v1/jobs/{id} of a queued job): ``ahead`` is one indexed count of the queued
   jobs created before it for the same pool (:meth:`JobStore.queued_ahead`: it reads as many
   index entries as there are jobs ahead, never a job document). ``estimated_wait_s`` is
-  ``(ahead + 1) / throughput``: the time until this job is expected to be finished.
+  ``(ahead + 1) / busy throughput``: the time until this job is expected to be finished.
 - **Busy throughput** of a pool, what a backlog drains at: the jobs its workers finished
   (succeeded or failed) over the last :data:`WINDOW_S` seconds, divided by the time at least one
   of them was running (the union of their started..finished spans). Idle minutes do not count:
@@ -44,7 +44,7 @@ WINDOW_S = 300  # "the last minutes" of throughput and latency
 MIN_WINDOW_S, MAX_WINDOW_S = 60, 3600
 MIN_FINISHED = 3  # fewer finished jobs say too little about a rate
 THROUGHPUT_TTL_S = 5.0
-FINISHED_LIMIT = 10_000  # the newest jobs a window reads at most; the rate is over their span
+FINISHED_LIMIT = 10_000  # the newest jobs a window reads at most; jobs/s is then over their span
 DEAD_LETTERED = "dead_lettered"  # the error code the reconciler fails a dead-lettered job with
 DEFAULT_POOL = "default"
 
@@ -199,6 +199,8 @@ class QueueStats:
         now = utcnow()
         since = now - timedelta(seconds=window_s)
         finished = self.store.finished_since(since, None, FINISHED_LIMIT)
+        # Cut at the limit, the jobs read cover only the newest part of the window.
+        span_s = window_s if len(finished) < FINISHED_LIMIT else (now - finished[-1].finished_at).total_seconds()
         unfinished = self.store.unfinished_by_model()
         workers = self.store.live_workers(now - timedelta(seconds=3 * self.settings.heartbeat_s))
         installed = sorted(spec.name for spec in available_models(self.settings.models_dir))
@@ -230,7 +232,7 @@ class QueueStats:
                     finished=len(mine),
                     failed=sum(1 for job in mine if job.status is JobStatus.failed),
                     dead_lettered=sum(1 for job in mine if job.error_code == DEAD_LETTERED),
-                    jobs_per_s=round(len(mine) / window_s, 3),
+                    jobs_per_s=round(len(mine) / max(span_s, 1.0), 3),
                     busy_jobs_per_s=None if capacity is None else round(capacity, 3),
                     p50_latency_s=_rounded(percentile(latencies, 0.5)),
                     p95_latency_s=_rounded(percentile(latencies, 0.95)),

@@ -110,3 +110,20 @@ def test_operations_needs_a_key_when_keys_are_on(browser: Browser, seeded, tmp_p
         expect(page.locator("#operations-error")).to_contain_text("An API key is needed")
         context.close()
     store.close()
+
+
+def test_operations_on_a_phone_in_dark_mode(
+    browser: Browser, queue_url: str, screenshot: Callable[[Page], Path]
+) -> None:
+    """The page never scrolls sideways: the table scrolls inside its panel."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", base_url=queue_url)
+    page = context.new_page()
+    page.goto("/#operations")
+    expect(page.locator("#operations-pools tr[data-pool='default']")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    table = page.locator(".table-scroll")
+    assert table.evaluate("el => el.scrollWidth > el.clientWidth")  # its own scrollbar
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(17, 19, 26)", background  # the dark palette
+    screenshot(page)
+    context.close()

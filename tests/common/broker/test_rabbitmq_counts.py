@@ -3,6 +3,7 @@ of this test's own (``test.<uuid>``, deleted afterwards)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -14,7 +15,9 @@ from classifier_common.broker import connect_consumer, connect_publisher
 from classifier_common.broker.rabbitmq import RabbitPublisher
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable
+from devstack.ports import free_port
 from devstack.stack import delete_job_queues
+from tests.utils.file_server import file_server
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -57,4 +60,26 @@ def test_ready_consumers_and_dead_letters(settings: Settings) -> None:
         publisher.publish(b"{}", message_id="job-after")
     finally:
         consumer.close()
+        publisher.close()
+
+
+def test_unacked_from_the_management_api_when_configured(settings: Settings) -> None:
+    """AMQP does not say how many messages the workers hold; the management API does. Served
+    here by a plain HTTP server answering the API's path for this queue; then an unreachable one."""
+    path = f"/api/queues/%2F/{settings.queue_name}"
+    answer = json.dumps({"name": settings.queue_name, "messages_ready": 3, "messages_unacknowledged": 4}).encode()
+    with file_server({path: answer}) as api:
+        with_api = settings.model_copy(update={"rabbitmq_management_url": f"http://guest:guest@{api.url[7:]}"})
+        publisher = connect_publisher(with_api)
+        try:
+            assert publisher.queue_counts(settings.queue_name).unacked == 4
+            assert api.requested == [path]
+        finally:
+            publisher.close()
+    unreachable = settings.model_copy(update={"rabbitmq_management_url": f"http://127.0.0.1:{free_port()}"})
+    publisher = connect_publisher(unreachable)
+    try:
+        counts = publisher.queue_counts(settings.queue_name)
+        assert (counts.ready, counts.unacked) == (0, None)
+    finally:
         publisher.close()

@@ -14,6 +14,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.spec import BasicProperties
 
 from classifier_common.broker.base import QueueCounts, dead_letter_queue
+from classifier_common.broker.rabbitmq import management
 from classifier_common.broker.rabbitmq.connection import (
     BACKOFF_MAX_S,
     BACKOFF_MIN_S,
@@ -111,6 +112,7 @@ class RabbitPublisher:
     def __init__(self, settings: Settings, *, pool_size: int = PUBLISH_POOL_SIZE):
         self._topology = Topology.from_settings(settings)
         self._retry_after = settings.broker_retry_after_s
+        self._management_url = settings.rabbitmq_management_url
         self._params = connection_parameters(
             settings.broker_url, f"classifier publisher queue={settings.queue_name} pid={os.getpid()}"
         )
@@ -173,8 +175,9 @@ class RabbitPublisher:
             self._idle.put(channel)
 
     def queue_counts(self, queue: str) -> QueueCounts:
-        """From passive declares of the queue and its dead-letter queue (AMQP reports no
-        unacknowledged count: ``unacked`` is None). For the operator view only."""
+        """From passive declares of the queue and its dead-letter queue; ``unacked`` from the
+        management API when CLASSIFIER_RABBITMQ_MANAGEMENT_URL is set (AMQP does not report it),
+        else None. For the operator view only."""
         self._raise_if_down()
         channel = self._checkout()
         try:
@@ -188,7 +191,10 @@ class RabbitPublisher:
                     raise self._unavailable(exc) from exc
         finally:
             self._idle.put(channel)
-        return QueueCounts(ready=ready, unacked=None, consumers=consumers, dead_letters=dead)
+        held = None
+        if self._management_url:
+            held = management.unacked(self._management_url, self._params.virtual_host, queue)
+        return QueueCounts(ready=ready, unacked=held, consumers=consumers, dead_letters=dead)
 
     def close(self) -> None:
         self._closing.set()

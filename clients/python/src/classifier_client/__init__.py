@@ -22,7 +22,19 @@ from classifier_client.errors import (
     Unreachable,
     WaitTimeout,
 )
-from classifier_client.types import Batch, BatchItem, Image, Info, Job, Model, Prediction, finished
+from classifier_client.types import (
+    Batch,
+    BatchItem,
+    Image,
+    Info,
+    Job,
+    Model,
+    PoolStats,
+    Prediction,
+    QueuePosition,
+    Stats,
+    finished,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -42,9 +54,12 @@ __all__ = [
     "Model",
     "NotFound",
     "Outcome",
+    "PoolStats",
     "Prediction",
+    "QueuePosition",
     "Retry",
     "ServerError",
+    "Stats",
     "TooManyRequests",
     "Unauthorized",
     "Unreachable",

@@ -162,3 +162,7 @@ def batch_call(
 def get_call(job_id: str, wait: float) -> Call:
     params = {"wait": round(wait, 1)} if wait else None
     return Call("GET", f"/v1/jobs/{job_id}", params=params, timeout=(wait + 30.0) if wait else None)
+
+
+def stats_call(window_s: int | None) -> Call:
+    return Call("GET", "/v1/stats", params=None if window_s is None else {"window_s": window_s})

@@ -28,7 +28,7 @@ from classifier_client import cli_batch
 from classifier_client._calls import DEFAULT_MODEL, DEFAULT_URL
 from classifier_client.client import Client
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import FINISHED, Image, Info, Job, Model, Prediction
+from classifier_client.types import FINISHED, Image, Info, Job, Model, Prediction, QueuePosition, Stats
 
 # The file name extensions of the image formats a server may accept (its /v1/info names the formats).
 FORMAT_EXTENSIONS = {
@@ -73,6 +73,7 @@ examples:
   classifier submit --model efficientnet_lite2 --file photo.jpg --wait --json | jq .result
   classifier submit --file photos/*.jpg
   classifier status 6d7ea9fff1394c918187b0bd2f9534a6 --wait
+  classifier stats --window 600
 
 The server is --url, or CLASSIFIER_URL, or {DEFAULT_URL}."""
 
@@ -132,6 +133,71 @@ def predictions_table(predictions: list[Prediction]) -> Table:
     return table
 
 
+def duration_words(seconds: float) -> str:
+    """8.3 -> 'about 8 s', 150 -> 'about 3 min', 9000 -> 'about 2.5 h'."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def queue_words(position: QueuePosition) -> str:
+    """'12 jobs ahead · about 8 s': a queued job's place, as the page says it too."""
+    ahead = position["ahead"]
+    words = "next in line" if ahead == 0 else f"{ahead:,} job{'' if ahead == 1 else 's'} ahead"
+    wait = position.get("estimated_wait_s")
+    return words if wait is None else f"{words} · {duration_words(wait)}"
+
+
+def where_it_stands(job: Job) -> str:
+    """' (12 jobs ahead · about 8 s)' for a queued job whose place the server gave, else ''."""
+    position = job.get("queue")
+    return f" ({queue_words(position)})" if job["status"] == "queued" and position else ""
+
+
+def _number(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def stats_table(stats: Stats) -> Table:
+    """One column per pool (a few at most), one row per figure: fits a terminal of 80 columns."""
+    window = stats["window_s"]
+    span = f"{window // 60} min" if window % 60 == 0 else f"{window} s"
+    table = Table(title=f"Pools (last {span})", title_justify="left")
+    table.add_column("", style="dim", no_wrap=True)
+    pools = stats["pools"]
+    for pool in pools:
+        table.add_column(Text(pool["pool"], style="bold"), justify="right")
+
+    def unknown(value: object) -> str:
+        return "?" if value is None else f"{value:,}"
+
+    def alarm(value: int, bad: bool) -> Text:
+        return Text(f"{value:,}", style="bold red" if bad else "")
+
+    rows: list[tuple[str, list[str | Text]]] = [
+        ("models", [", ".join(p["models"]) for p in pools]),
+        ("queue", [p["queue"] for p in pools]),
+        ("backlog", [f"{p['backlog']:,} ({p['queued']:,} queued, {p['running']:,} running)" for p in pools]),
+        ("ready messages", [unknown(p["broker"] and p["broker"]["ready"]) for p in pools]),
+        ("unacked messages", [unknown(p["broker"] and p["broker"]["unacked"]) for p in pools]),
+        ("consumers", [unknown(p["broker"] and p["broker"]["consumers"]) for p in pools]),
+        ("ready workers", [alarm(p["ready_workers"], p["ready_workers"] == 0 and p["backlog"] > 0) for p in pools]),
+        ("jobs/s", [_number(p["jobs_per_s"]) for p in pools]),
+        ("jobs/s while busy", [_number(p["busy_jobs_per_s"]) for p in pools]),
+        ("latency p50", [_number(p["p50_latency_s"], " s") for p in pools]),
+        ("latency p95", [_number(p["p95_latency_s"], " s") for p in pools]),
+        ("finished", [f"{p['finished']:,}" for p in pools]),
+        ("failed", [alarm(p["failed"], p["failed"] > 0) for p in pools]),
+        ("dead-lettered", [alarm(p["dead_lettered"], p["dead_lettered"] > 0) for p in pools]),
+        ("dead letters waiting", [unknown(p["broker"] and p["broker"]["dead_letters"]) for p in pools]),
+    ]
+    for name, cells in rows:
+        table.add_row(name, *cells)
+    return table
+
+
 def describe_job(console: Console, job: Job, base_url: str) -> None:
     image = label_of(job["image"]) if job.get("source") == "gallery" else job["image"]
     status_style = {"succeeded": "green", "failed": "red", "canceled": "red"}.get(job["status"], "yellow")
@@ -143,6 +209,9 @@ def describe_job(console: Console, job: Job, base_url: str) -> None:
         line.append(f" · cached result{original}", style="dim")
     elif inference_ms is not None:
         line.append(f" · inference {inference_ms:.0f} ms", style="dim")
+    position = job.get("queue")
+    if job["status"] == "queued" and position:
+        line.append(f" · {queue_words(position)}")
     console.print(line)
     console.print(Text(f"job {job['id']}  {base_url.rstrip('/')}{job['status_url']}", style="dim"), soft_wrap=True)
     error = job.get("error")
@@ -242,7 +311,12 @@ class _Progress:
 
     def __rich__(self) -> Text:
         elapsed = time.monotonic() - self.started
-        return Text.assemble(f"job {self.job['id'][:8]}… ", (self.job["status"], "bold yellow"), f" · {elapsed:.1f} s")
+        text = Text.assemble(f"job {self.job['id'][:8]}… ", (self.job["status"], "bold yellow"))
+        position = self.job.get("queue")
+        if self.job["status"] == "queued" and position:
+            text.append(f" · {queue_words(position)}")
+        text.append(f" · {elapsed:.1f} s")
+        return text
 
 
 # ---- commands
@@ -339,6 +413,17 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     return finish(ctx, ctx.client.get(args.job_id), args.wait, args.timeout)  # the id, or its status URL
 
 
+def cmd_stats(ctx: Context, args: argparse.Namespace) -> int:
+    stats = ctx.client.stats(args.window)
+    if ctx.as_json:
+        ctx.emit(stats)
+        return EXIT_OK
+    ctx.out.print(stats_table(stats))
+    if stats["broker_error"]:
+        ctx.err.print(Text(f"broker counts missing: {stats['broker_error']}", style="yellow"), soft_wrap=True)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     # The shared options are accepted before and after the command (`classifier --json models` and
     # `classifier models --json`): the subcommands' copies only set a value when it is given.
@@ -407,6 +492,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", "-w", action="store_true", help="wait until the job finishes, showing progress")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default: 60)")
     p.set_defaults(run=cmd_status)
+
+    p = commands.add_parser(
+        "stats",
+        parents=[common],
+        help="each pool of workers: backlog, consumers, ready workers, jobs/s, p95 latency, dead-lettered jobs",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="the window of jobs/s, latency and the counts of finished jobs (60 to 3600; default: the server's, 300)",
+    )
+    p.set_defaults(run=cmd_stats)
     return parser
 
 
@@ -444,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.err.print(
             Text.assemble(
                 ("timeout: ", "bold yellow"),
-                f"job {exc.job['id']} is still {exc.job['status']} after {args.timeout:g} s; "
+                f"job {exc.job['id']} is still {exc.job['status']}{where_it_stands(exc.job)} after {args.timeout:g} s; "
                 f"ask again with: classifier status {exc.job['id']} --wait",
             )
         )

@@ -28,10 +28,11 @@ from classifier_client._calls import (
     headers,
     job_id_of,
     read_answer,
+    stats_call,
     submit_call,
 )
 from classifier_client.errors import ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import Batch, Image, Info, Job, Model, finished
+from classifier_client.types import Batch, Image, Info, Job, Model, Stats, finished
 
 USER_AGENT = "classifier-client/0.1"
 DEFAULT_RETRY = Retry()
@@ -172,6 +173,11 @@ class Client:
         """Cancel a queued job (409 :class:`~classifier_client.errors.Conflict` once it runs)."""
         return cast(Job, self._call(Call("DELETE", f"/v1/jobs/{job_id_of(job)}")))
 
+    def stats(self, window_s: int | None = None) -> Stats:
+        """Each pool of workers: backlog, consumers, ready workers, jobs/s and latency over the
+        last ``window_s`` seconds (the server's default, 300, when None)."""
+        return cast(Stats, self._call(stats_call(window_s)))
+
     def submit_many(
         self,
         model: str = DEFAULT_MODEL,
@@ -309,6 +315,9 @@ class AsyncClient:
 
     async def cancel(self, job: str | Job) -> Job:
         return cast(Job, await self._call(Call("DELETE", f"/v1/jobs/{job_id_of(job)}")))
+
+    async def stats(self, window_s: int | None = None) -> Stats:
+        return cast(Stats, await self._call(stats_call(window_s)))
 
     async def submit_many(
         self,

@@ -27,6 +27,11 @@ class JobError(TypedDict):
     message: str
 
 
+class QueuePosition(TypedDict):
+    ahead: int  # jobs queued before it for the same pool of workers
+    estimated_wait_s: float | None  # until it is expected to be finished; None when unknown
+
+
 class Job(TypedDict):
     id: str
     status: JobStatus
@@ -42,6 +47,7 @@ class Job(TypedDict):
     error: JobError | None
     request_id: str | None
     status_url: str
+    queue: NotRequired[QueuePosition]  # while queued (GET only): its place in the queue
 
 
 class ItemError(TypedDict):
@@ -110,3 +116,35 @@ class Info(TypedDict, total=False):
 
 def finished(job: Job) -> bool:
     return job["status"] in FINISHED
+
+
+class BrokerQueue(TypedDict):
+    ready: int
+    unacked: int | None  # None where the broker does not report it (RabbitMQ over AMQP)
+    consumers: int
+    dead_letters: int
+
+
+class PoolStats(TypedDict):
+    pool: str
+    queue: str
+    models: list[str]
+    backlog: int  # queued + running
+    queued: int
+    running: int
+    broker: BrokerQueue | None  # None when the broker could not be asked
+    ready_workers: int
+    finished: int  # in the window, by a worker (succeeded or failed)
+    failed: int
+    dead_lettered: int
+    jobs_per_s: float  # finished in the window over the window
+    busy_jobs_per_s: float | None  # while working: what a backlog drains at
+    p50_latency_s: float | None
+    p95_latency_s: float | None
+
+
+class Stats(TypedDict):
+    window_s: int
+    generated_at: str
+    broker_error: str | None
+    pools: list[PoolStats]

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     prefetch: int = Field(default=4, ge=1)  # >= max_batch, or batches can never fill
     broker_retry_after_s: int = Field(default=5, ge=1)
+    # RabbitMQ's management API (http://user:pass@host:15672), read only by GET /v1/stats for the
+    # messages delivered to workers and not acked yet, which AMQP does not report. Empty: not read.
+    rabbitmq_management_url: str | None = None
 
     # Worker.
     worker_threads: int = Field(default=1, ge=1)  # embedded mode: consumer threads in the one process
@@ -134,7 +137,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("spool_dir", "callback_secret", "runtime_cache_dir", mode="before")
+    @field_validator("spool_dir", "callback_secret", "runtime_cache_dir", "rabbitmq_management_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

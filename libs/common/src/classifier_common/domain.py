@@ -112,10 +112,24 @@ def status_url(job_id: str) -> str:
     return f"/v1/jobs/{job_id}"
 
 
+class QueuePosition(BaseModel):
+    """Where a queued job stands in its pool's queue."""
+
+    ahead: int = Field(ge=0, description="Jobs queued before this one for the same pool of workers.")
+    estimated_wait_s: float | None = Field(
+        ge=0,
+        description="Seconds until this job is expected to be finished, from the jobs ahead and the pool's "
+        "recent throughput; null when unknown (too few jobs finished lately, or no worker of the pool ready).",
+    )
+
+
 class JobView(Job):
     """A job as the API shows it (the response schema of the gateway and the results service)."""
 
     status_url: str
+    queue: QueuePosition | None = Field(
+        default=None, description="While the job is queued (GET only): its place in the queue. Absent otherwise."
+    )
 
 
 PRIVATE_FIELDS = frozenset({"idempotency_key", "client_id", "callback_url"})

@@ -26,6 +26,11 @@ TAGS = [
     {"name": "models", "description": "The models this server knows, and whether a worker has each loaded."},
     {"name": "images", "description": "The gallery: photos a job can name instead of uploading a file."},
     {"name": "info", "description": "Model and image names, the upload limit and the accepted formats."},
+    {
+        "name": "stats",
+        "description": "The operator's view: each pool of workers' backlog, consumers, ready "
+        "workers, throughput, latency and dead-lettered jobs.",
+    },
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics, for the platform."},
 ]
 
@@ -99,6 +104,9 @@ JOB_FIELDS = {
     "request_id": "The X-Request-ID of the request that submitted it.",
     "status_url": "Where to ask for this job (also the 202's Location).",
     "batch_id": "The batch it was submitted in (POST /v1/batches); null for a job submitted alone.",
+    "queue": "While queued (GET only): `ahead`, the jobs queued before it for the same pool of workers, and "
+    "`estimated_wait_s`, seconds until it is expected to be finished at the pool's recent throughput (null "
+    "when unknown). Absent once a worker has taken it.",
 }
 PRIVATE_JOB_FIELDS = ("idempotency_key", "client_id", "callback_url")  # never in an answer
 
@@ -254,6 +262,37 @@ CATALOG_EXAMPLES: dict[str, Any] = {
 }  # fmt: skip
 
 
+# GET /v1/stats on a busy pool.
+STATS_EXAMPLE: dict[str, Any] = {
+    "window_s": 300,
+    "generated_at": "2026-12-05T08:00:00.120000Z",
+    "broker_error": None,
+    "pools": [
+        {
+            "pool": "default",
+            "queue": "classifier.jobs",
+            "models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
+            "backlog": 14,
+            "queued": 12,
+            "running": 2,
+            "broker": {"ready": 10, "unacked": None, "consumers": 2, "dead_letters": 0},
+            "ready_workers": 2,
+            "finished": 431,
+            "failed": 3,
+            "dead_lettered": 1,
+            "jobs_per_s": 1.437,
+            "busy_jobs_per_s": 2.1,
+            "p50_latency_s": 0.41,
+            "p95_latency_s": 6.8,
+        }
+    ],
+}
+
+
+# Set here, after FastAPI wrote the document: it drops the nulls of examples given to a route.
+RESPONSE_EXAMPLES: dict[str, Any] = {**CATALOG_EXAMPLES, "/v1/stats": STATS_EXAMPLE}
+
+
 def document(app: FastAPI) -> None:
     """Serve the rewritten document at the app's openapi_url (built once, on first request)."""
 
@@ -325,23 +364,26 @@ def _rewrite_operation(path: str, method: str, operation: dict[str, Any]) -> Non
         if status.startswith("2") and "$ref" not in response:
             response.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
 
-    if path in CATALOG_EXAMPLES and "200" in responses:
+    if path in RESPONSE_EXAMPLES and "200" in responses:
         content = responses["200"].setdefault("content", {})
-        content.setdefault("application/json", {})["example"] = CATALOG_EXAMPLES[path]
+        content.setdefault("application/json", {})["example"] = RESPONSE_EXAMPLES[path]
     if path.startswith("/v1/batches"):
         _batch_operation(method, operation)
         return
-    if not path.startswith("/v1/jobs"):
+    if not path.startswith(("/v1/jobs", "/v1/stats")):
         return
     operation["security"] = [{"ApiKey": []}, {"Bearer": []}, {}]  # {}: none, when keys are off
     responses.setdefault("401", {"$ref": "#/components/responses/401"})
+    if not path.startswith("/v1/jobs"):
+        return
     ok = responses.get("202") or responses.get("200")
     if method == "post":
         _submission(operation)
     elif ok is not None:
         ok.setdefault("content", {}).setdefault("application/json", {})["examples"] = {
             "succeeded": {"summary": "Finished: the top-5", "value": SUCCEEDED_JOB},
-            "queued": {"summary": "Still waiting for a worker", "value": QUEUED_JOB},
+            "queued": {"summary": "Still waiting for a worker, 12 jobs ahead", "value": {
+                **QUEUED_JOB, "queue": {"ahead": 12, "estimated_wait_s": 8.3}}},
         } if method == "get" else {"canceled": {"summary": "Canceled while queued", "value": {
             **QUEUED_JOB, "status": "canceled", "finished_at": "2026-12-05T08:00:01.500000Z"}}}  # fmt: skip
 

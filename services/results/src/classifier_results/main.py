@@ -17,6 +17,7 @@ from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.lifecycle import Component, StoreComponent, compose_app
+from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore, open_store
 from classifier_results.api.batches import router as batches_router
 from classifier_results.api.jobs import router as jobs_router
@@ -52,11 +53,13 @@ class Results(Component):
         self.store = store
         # Long-polls answer when the workers announce a finished job (classifier_results.waiter).
         self.waiter = JobWaiter(store, connect_listener(settings))
+        self.queue_stats = QueueStats(settings, store)
         self._stop = threading.Event()
 
     def install(self, app: FastAPI) -> None:
         app.state.settings = self.settings
         app.state.job_waiter = self.waiter
+        app.state.queue_stats = self.queue_stats
         app.include_router(jobs_router)
         app.include_router(batches_router)
 

@@ -18,6 +18,7 @@ from classifier_common.broker.base import (
     Delivery,
     FinishedListener,
     Publisher,
+    QueueCounts,
     dead_letter_queue,
     finished_exchange,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "Delivery",
     "FinishedListener",
     "Publisher",
+    "QueueCounts",
     "connect_consumer",
     "connect_dead_letters",
     "connect_listener",

@@ -57,6 +57,16 @@ class Delivery(Protocol):
         """Thread-safe. requeue=True: deliver again later. requeue=False: dead-letter it."""
 
 
+@dataclass(frozen=True)
+class QueueCounts:
+    """What the broker says about one jobs queue (the operator view, GET /v1/stats)."""
+
+    ready: int  # messages waiting for a worker
+    unacked: int | None  # delivered to workers, not acked yet; None where the broker does not say (AMQP)
+    consumers: int  # workers consuming it
+    dead_letters: int  # messages waiting in its dead-letter queue for the reconciler
+
+
 class Publisher(Protocol):
     """Publishes to the queue of any worker pool (``Settings.pools``); each queue is bounded on its
     own, so a full pool's queue refuses (QueueFull) only that pool's jobs. An unknown pool is a
@@ -69,6 +79,10 @@ class Publisher(Protocol):
 
     def depth(self, pool: str = ...) -> int:
         """Messages ready in the pool's queue (not those held by workers: AMQP does not report them)."""
+
+    def queue_counts(self, pool: str = ...) -> QueueCounts:
+        """The counts of the pool's jobs queue and of its dead-letter queue. Raises
+        BrokerUnavailable when the broker cannot be asked."""
 
     def close(self) -> None: ...
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from classifier_common import metrics
-from classifier_common.broker.base import DeadLetter
+from classifier_common.broker.base import DeadLetter, QueueCounts
 from classifier_common.config import DEFAULT_POOL, Settings
 from classifier_common.errors import BrokerUnavailable, PoisonMessage, queue_full
 from classifier_common.messages import decode
@@ -101,6 +101,7 @@ class MemoryBroker:
         self._tags = itertools.count(1)
         self._spool = spool_dir
         self.notices = notices or Notices()
+        self._consumers = 0  # guarded by _cond; MemoryConsumer counts itself in and out
         if spool_dir is not None:
             (spool_dir / "dead").mkdir(parents=True, exist_ok=True)
             for path in sorted(spool_dir.glob("*.msg")):
@@ -136,6 +137,12 @@ class MemoryBroker:
     def unacked_count(self) -> int:
         with self._cond:
             return len(self._unacked)
+
+    @property
+    def consumer_count(self) -> int:
+        """Consumers started and not closed (like a RabbitMQ queue's consumer count)."""
+        with self._cond:
+            return self._consumers
 
     @property
     def dead(self) -> list[DeadLetter]:
@@ -275,6 +282,17 @@ class MemoryPublisher:
         except KeyError:
             raise ValueError(f"no queue for pool {pool!r} (pools: {', '.join(self.brokers)})") from None
 
+    def queue_counts(self, pool: str = DEFAULT_POOL) -> QueueCounts:
+        self.ping()
+        broker = self._broker(pool)
+        with broker.condition:
+            return QueueCounts(
+                ready=broker.ready_count,
+                unacked=broker.unacked_count,
+                consumers=broker.consumer_count,
+                dead_letters=len(broker.dead),
+            )
+
     def close(self) -> None:
         self._closed = True
 
@@ -298,6 +316,8 @@ class MemoryConsumer:
         with self.broker.condition:
             if self._closed:
                 return
+            if not self._started:
+                self.broker._consumers += 1
             self._started = self._consuming = True
             self.broker.condition.notify_all()
 
@@ -318,6 +338,8 @@ class MemoryConsumer:
 
     def close(self) -> None:
         with self.broker.condition:
+            if self._started and not self._closed:
+                self.broker._consumers -= 1
             self._consuming = False
             self._closed = True
         self.broker.return_held(self)

@@ -8,11 +8,12 @@ reached; every other exception is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from classifier_common.domain import Batch, Job, JobError, JobResult
+from classifier_common.domain import Batch, Job, JobError, JobResult, JobStatus
 
 CallbackOutcome = Literal["delivered", "failed", "retry"]
 
@@ -31,6 +32,19 @@ class WorkerInfo:
     worker_id: str
     models: tuple[str, ...]
     last_seen: datetime
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """A job a worker finished (succeeded or failed), with its timings: what throughput and
+    latency are computed from (classifier_common.queue_stats)."""
+
+    model: str
+    status: JobStatus
+    error_code: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime
 
 
 class JobStore(Protocol):
@@ -80,6 +94,21 @@ class JobStore(Protocol):
 
     def count_by_status(self) -> dict[str, int]:
         """Number of jobs in each status (all statuses present, zeros included)."""
+
+    def queued_ahead(self, job: Job, models: Collection[str] | None = None) -> int:
+        """Queued jobs created before ``job`` (ties broken by id), of ``models`` only when given:
+        its place in the queue. One count over an index of the queued jobs; its cost grows with
+        the number of jobs queued before this one, never with the finished ones."""
+
+    def finished_since(
+        self, since: datetime, models: Collection[str] | None = None, limit: int = 10_000
+    ) -> list[FinishedJob]:
+        """Succeeded and failed jobs whose finished_at is at or after ``since`` (of ``models``
+        only when given), newest first, at most ``limit``: a range of the finished_at index."""
+
+    def unfinished_by_model(self) -> dict[str, dict[str, int]]:
+        """For each model with queued or running jobs, how many of each: {model: {"queued": n,
+        "running": m}} (both keys present). One grouped count over the status index."""
 
     def purge_finished(self, older_than: datetime) -> int:
         """Delete finished jobs whose finished_at is before ``older_than``; return how many."""

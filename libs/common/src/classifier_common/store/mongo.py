@@ -21,6 +21,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from collections.abc import Collection as Models
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -38,7 +39,7 @@ from pymongo.errors import (
 
 from classifier_common.domain import FINISHED, Batch, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
-from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
+from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ WRITE_TIMEOUT_MS = 10_000
 
 _UNFINISHED = [JobStatus.queued.value, JobStatus.running.value]
 _FINISHED = sorted(status.value for status in FINISHED)
+_WORKED = [JobStatus.succeeded.value, JobStatus.failed.value]  # finished by a worker
 _AUTHENTICATION_FAILED = 18
 _CALLBACK_PENDING = "pending"
 
@@ -200,6 +202,12 @@ class MongoJobStore:
     def _create_indexes(self) -> None:
         self._jobs.create_index([("status", ASCENDING)], name="status")
         self._jobs.create_index([("created_at", ASCENDING)], name="created_at")
+        # A queued job's place in the queue (queued_ahead): the queued jobs in creation order.
+        self._jobs.create_index(
+            [("created_at", ASCENDING), ("_id", ASCENDING), ("model", ASCENDING)],
+            name="queue_order",
+            partialFilterExpression={"status": JobStatus.queued.value},
+        )
         # Partial, not sparse: every document has the field, most with null, and a sparse
         # index would still index (and so collide on) those nulls. Unique per client: the
         # index of older versions, unique over every client, goes.
@@ -228,6 +236,7 @@ class MongoJobStore:
             unique=True,
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
+        # Also what finished_since reads: a range of finished_at, newest first.
         self._ensure_ttl_index(self._jobs, "finished_at")
         self._ensure_ttl_index(self._workers, "last_seen")
         self._ensure_ttl_index(self._batches, "created_at")
@@ -361,6 +370,54 @@ class MongoJobStore:
         counts = {status.value: 0 for status in JobStatus}
         for row in self._jobs.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
             counts[row["_id"]] = row["n"]
+        return counts
+
+    @_translate_errors
+    def queued_ahead(self, job: Job, models: Models[str] | None = None) -> int:
+        self._ready()
+        query: dict[str, Any] = {
+            "status": JobStatus.queued.value,
+            "$or": [
+                {"created_at": {"$lt": job.created_at}},
+                {"created_at": job.created_at, "_id": {"$lt": job.id}},
+            ],
+        }
+        if models is not None:
+            query["model"] = {"$in": list(models)}
+        return int(self._jobs.count_documents(query))
+
+    @_translate_errors
+    def finished_since(
+        self, since: datetime, models: Models[str] | None = None, limit: int = 10_000
+    ) -> list[FinishedJob]:
+        self._ready()
+        query: dict[str, Any] = {"finished_at": {"$gte": since}, "status": {"$in": _WORKED}}
+        if models is not None:
+            query["model"] = {"$in": list(models)}
+        fields = {"model": 1, "status": 1, "error.code": 1, "created_at": 1, "started_at": 1, "finished_at": 1}
+        cursor = self._jobs.find(query, fields).sort("finished_at", -1).limit(limit)
+        return [
+            FinishedJob(
+                model=doc["model"],
+                status=JobStatus(doc["status"]),
+                error_code=(doc.get("error") or {}).get("code"),
+                created_at=doc["created_at"],
+                started_at=doc.get("started_at"),
+                finished_at=doc["finished_at"],
+            )
+            for doc in cursor
+        ]
+
+    @_translate_errors
+    def unfinished_by_model(self) -> dict[str, dict[str, int]]:
+        self._ready()
+        counts: dict[str, dict[str, int]] = {}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"status": {"$in": _UNFINISHED}}},
+            {"$group": {"_id": {"model": "$model", "status": "$status"}, "n": {"$sum": 1}}},
+        ]
+        for row in self._jobs.aggregate(pipeline):
+            counts.setdefault(row["_id"]["model"], dict.fromkeys(_UNFINISHED, 0))[row["_id"]["status"]] = row["n"]
         return counts
 
     @_translate_errors

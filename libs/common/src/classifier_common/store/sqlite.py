@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -44,7 +44,7 @@ from pydantic import TypeAdapter
 
 from classifier_common.domain import FINISHED, Batch, BatchItem, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
-from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
+from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,13 @@ DROP INDEX IF EXISTS jobs_idempotency_key;
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (client_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 """,
-    # 4 and 5 are taken by changes made alongside this one; until they land they change nothing.
-    4: "",
+    # A queued job's place in the queue (queued_ahead): a count over the queued jobs created
+    # before it. The index holds queued jobs only, with every column the count reads (so it
+    # reads no row of the table).
+    4: """
+CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (created_at, id, model, status) WHERE status = 'queued';
+""",
+    # 5 is taken by a change made alongside this one; until it lands it changes nothing.
     5: "",
     # Batch submissions (POST /v1/batches): the batch record, and each job's batch.
     6: """
@@ -148,6 +153,10 @@ _BATCH_COLUMNS = "id, client_id, idempotency_key, model, created_at, request_sha
 
 _UNFINISHED = (JobStatus.queued.value, JobStatus.running.value)
 _FINISHED = tuple(sorted(status.value for status in FINISHED))
+_WORKED = (JobStatus.succeeded.value, JobStatus.failed.value)  # finished by a worker
+# Written into the SQL rather than bound: SQLite uses a partial index only for a query whose
+# WHERE names the index's own literal.
+_QUEUED_SQL = f"status = '{JobStatus.queued.value}'"
 
 # Primary result codes meaning "the database cannot be used right now" (locked, missing,
 # unreadable, read-only, disk full...), as opposed to a bug in our SQL.
@@ -588,6 +597,55 @@ class SqliteJobStore:
         counts = {status.value: 0 for status in JobStatus}
         for status, count in self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
             counts[status] = count
+        return counts
+
+    @_translate_errors
+    def queued_ahead(self, job: Job, models: Collection[str] | None = None) -> int:
+        # INDEXED BY: without statistics the planner prefers the status index, which reads every
+        # queued job's row; this one reads only the entries before the job's own.
+        sql = f"SELECT COUNT(*) FROM jobs INDEXED BY jobs_queue_order WHERE {_QUEUED_SQL} AND (created_at, id) < (?, ?)"
+        params: list[Any] = [_ts(job.created_at), job.id]
+        if models is not None:
+            sql += f" AND model IN ({_placeholders(models)})"
+            params += list(models)
+        return int(self._conn().execute(sql, params).fetchone()[0])
+
+    @_translate_errors
+    def finished_since(
+        self, since: datetime, models: Collection[str] | None = None, limit: int = 10_000
+    ) -> list[FinishedJob]:
+        # INDEXED BY: the planner would take the status index and read every finished job.
+        sql = (
+            "SELECT model, status, json_extract(error, '$.code') AS error_code, created_at, started_at, finished_at "
+            f"FROM jobs INDEXED BY jobs_finished_at WHERE finished_at >= ? AND status IN ({_placeholders(_WORKED)})"
+        )
+        params: list[Any] = [_ts(since), *_WORKED]
+        if models is not None:
+            sql += f" AND model IN ({_placeholders(models)})"
+            params += list(models)
+        rows = self._conn().execute(f"{sql} ORDER BY finished_at DESC LIMIT ?", (*params, limit)).fetchall()
+        return [
+            FinishedJob(
+                model=row["model"],
+                status=JobStatus(row["status"]),
+                error_code=row["error_code"],
+                created_at=datetime.fromisoformat(row["created_at"]),
+                started_at=_parse_ts(row["started_at"]),
+                finished_at=datetime.fromisoformat(row["finished_at"]),
+            )
+            for row in rows
+        ]
+
+    @_translate_errors
+    def unfinished_by_model(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        rows = self._conn().execute(
+            f"SELECT model, status, COUNT(*) FROM jobs WHERE status IN ({_placeholders(_UNFINISHED)}) "
+            "GROUP BY model, status",
+            _UNFINISHED,
+        )
+        for model, status, count in rows:
+            counts.setdefault(model, dict.fromkeys(_UNFINISHED, 0))[status] = count
         return counts
 
     @_translate_errors

@@ -6,6 +6,7 @@ import {
 } from './api.js';
 import { describeFiles, followBatch, historyEntries, progressLine, refusals } from './batch.js';
 import { clearHistory, loadHistory, remember } from './history.js';
+import { queueWords } from './queue.js';
 
 const DEFAULT_MODEL = 'efficientnet_lite0';
 // The server answers as soon as the job finishes; coming back every few seconds also shows queued -> running.
@@ -417,6 +418,7 @@ function showJob(job) {
   const top = predictions[0];
   if (job.status === 'succeeded' && top) el.status.textContent = `Succeeded: ${top.label} (${percent(top.score)}).`;
   else if (job.status === 'failed') el.status.textContent = `Failed: ${describeJobError(job.error)}.`;
+  else if (job.status === 'queued' && job.queue) el.status.textContent = `Queued: ${queueWords(job.queue)}.`;
   else el.status.textContent = STATUS_WORDS[job.status] ?? job.status;
 
   renderPredictions(predictions);

@@ -13,6 +13,7 @@ from classifier_common import metrics
 from classifier_common.deps import StoreDep
 from classifier_common.domain import Job, JobStatus, JobView, job_view, utcnow
 from classifier_common.errors import Conflict, InvalidInput, NotFound
+from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_results.waiter import JobWaiter
@@ -39,6 +40,21 @@ def _valid_id(job_id: str) -> str:
 def _waiter(request: Request) -> JobWaiter:
     """The app's one long-poll waiter (classifier_results.main.Results puts it there)."""
     return request.app.state.job_waiter
+
+
+def _queue_stats(request: Request) -> QueueStats:
+    """The app's positions and pool statistics (classifier_results.main.Results puts it there)."""
+    return request.app.state.queue_stats
+
+
+async def _view(request: Request, job: Job) -> dict[str, Any]:
+    """The job's document; a queued job's with its place in the queue."""
+    body = job_view(job)
+    if job.status is JobStatus.queued:
+        position = await run_in_threadpool(_queue_stats(request).position, job)
+        if position is not None:
+            body["queue"] = position.model_dump()
+    return body
 
 
 async def _get(store: JobStore, job_id: str) -> Job:
@@ -68,7 +84,7 @@ async def get_job(
         finished = await _waiter(request).wait(job_id, wait)
         job = finished if finished is not None else await _get(store, job_id)
     metrics.JOB_LOOKUPS.labels("found").inc()
-    return JSONResponse(job_view(job))
+    return JSONResponse(await _view(request, job))
 
 
 @router.delete(

@@ -13,6 +13,8 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import BasicProperties
 
+from classifier_common.broker.base import QueueCounts, dead_letter_queue
+from classifier_common.broker.rabbitmq import management
 from classifier_common.broker.rabbitmq.connection import (
     BACKOFF_MAX_S,
     BACKOFF_MIN_S,
@@ -96,10 +98,15 @@ class _PublishChannel:
             loop._adapter_remove_timeout(timer)  # noqa: SLF001
 
     def ready_count(self, queue_name: str) -> int:
+        return self.declare_passive(queue_name)[0]
+
+    def declare_passive(self, queue: str) -> tuple[int, int]:
+        """(ready messages, consumers) of an existing queue."""
         if not self.is_open:
             self.open()
         assert self._channel is not None
-        return self._channel.queue_declare(queue_name, passive=True).method.message_count
+        method = self._channel.queue_declare(queue, passive=True).method
+        return method.message_count, method.consumer_count
 
     def keepalive(self) -> None:
         """Answer heartbeats and notice a connection the broker closed."""
@@ -126,6 +133,7 @@ class RabbitPublisher:
     def __init__(self, settings: Settings, *, pool_size: int = PUBLISH_POOL_SIZE):
         self._topologies = Topology.for_pools(settings)
         self._retry_after = settings.broker_retry_after_s
+        self._management_url = settings.rabbitmq_management_url
         self._params = connection_parameters(
             settings.broker_url, f"classifier publisher queue={settings.queue_name} pid={os.getpid()}"
         )
@@ -188,6 +196,29 @@ class RabbitPublisher:
                     raise self._unavailable(exc) from exc
         finally:
             self._idle.put(channel)
+
+    def queue_counts(self, pool: str = DEFAULT_POOL) -> QueueCounts:
+        """From passive declares of the pool's queue and its dead-letter queue; ``unacked`` from
+        the management API when CLASSIFIER_RABBITMQ_MANAGEMENT_URL is set (AMQP does not report
+        it), else None. For the operator view only."""
+        queue = self._topology(pool).queue
+        self._raise_if_down()
+        channel = self._checkout()
+        try:
+            with channel.lock:
+                try:
+                    ready, consumers = channel.declare_passive(queue)
+                    dead, _ = channel.declare_passive(dead_letter_queue(queue))
+                except CONNECTION_ERRORS as exc:
+                    # A queue nobody declared closes the channel (404): the next call reopens it.
+                    channel.discard()
+                    raise self._unavailable(exc) from exc
+        finally:
+            self._idle.put(channel)
+        held = None
+        if self._management_url:
+            held = management.unacked(self._management_url, self._params.virtual_host, queue)
+        return QueueCounts(ready=ready, unacked=held, consumers=consumers, dead_letters=dead)
 
     def close(self) -> None:
         self._closing.set()

@@ -46,7 +46,7 @@ from classifier_common.store.base import CacheKey, CallbackOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Run only when PRAGMA user_version says the file is older: checking an up-to-date schema then
 # needs no write lock, so a store opens even while another connection holds the database locked.
@@ -109,6 +109,15 @@ ALTER TABLE jobs ADD COLUMN client_id TEXT NOT NULL DEFAULT '';
 DROP INDEX IF EXISTS jobs_idempotency_key;
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (client_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+""",
+    # Uploads above the claim-check threshold, kept apart from the jobs table so that reading and
+    # scanning jobs never pages their bytes in.
+    4: """
+CREATE TABLE IF NOT EXISTS uploads (
+    job_id    TEXT PRIMARY KEY,
+    data      BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
 """,
 }
 
@@ -456,7 +465,15 @@ class SqliteJobStore:
 
     @_translate_errors
     def delete(self, job_id: str) -> None:
-        self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            conn.execute("DELETE FROM uploads WHERE job_id = ?", (job_id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @_translate_errors
     def start(self, job_id: str, now: datetime) -> Job | None:
@@ -544,8 +561,26 @@ class SqliteJobStore:
             (*_FINISHED, _ts(older_than)),
         )
         purged = cursor.rowcount
+        # The uploads of the jobs just deleted, and of any job rolled back without its upload.
+        conn.execute("DELETE FROM uploads WHERE job_id NOT IN (SELECT id FROM jobs)")
         conn.execute("DELETE FROM workers WHERE last_seen < ?", (_ts(older_than),))
         return purged
+
+    @_translate_errors
+    def put_upload(self, job_id: str, data: bytes) -> None:
+        self._conn().execute(
+            "INSERT INTO uploads (job_id, data, stored_at) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+            (job_id, data, _ts(datetime.now(UTC))),
+        )
+
+    @_translate_errors
+    def get_upload(self, job_id: str) -> bytes | None:
+        row = self._conn().execute("SELECT data FROM uploads WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else bytes(row["data"])
+
+    @_translate_errors
+    def delete_upload(self, job_id: str) -> None:
+        self._conn().execute("DELETE FROM uploads WHERE job_id = ?", (job_id,))
 
     @_translate_errors
     def callbacks_due(self, now: datetime, limit: int = 100) -> list[Job]:

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
 
     # Gateway.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # The claim check: an upload larger than this is stored once in the job store and its queue
+    # message carries a reference, so large uploads never fill the broker's memory; smaller ones
+    # travel inside the message. 0 stores every upload; max_upload_bytes or more stores none.
+    # The default is where storing starts to cost less than carrying (docs/performance.md).
+    claim_check_bytes: int = Field(default=256 * 1024, ge=0)
     api_keys: CommaList = Field(default_factory=list)
     cors_origins: CommaList = Field(default_factory=list)
 

@@ -100,7 +100,7 @@ async def create_job(
             client_id=client_id,
             callback_url=callback_url,
         )
-        return submit(store, publisher, job, upload)
+        return submit(store, publisher, job, upload, claim_check_bytes=settings.claim_check_bytes)
 
     job, created = await run_in_threadpool(accept)
     headers = {"Location": status_url(job.id)}

@@ -32,9 +32,7 @@ def photo(seeded: tuple[Path, Path]) -> bytes:
 
 @pytest.fixture
 def settings(tmp_path: Path, seeded: tuple[Path, Path], photo: bytes) -> Iterator[Settings]:
-    settings = embedded_settings(
-        tmp_path, seeded, spool_dir=None, claim_check_bytes=len(photo) - 1, queue_max_length=2
-    )
+    settings = embedded_settings(tmp_path, seeded, spool_dir=None, claim_check_bytes=len(photo) - 1, queue_max_length=2)
     yield settings
     forget_broker(settings.broker_url)
 
@@ -79,9 +77,7 @@ def test_an_upload_above_the_threshold_is_stored_and_referenced(
     assert store.get_upload(job_id) == photo
 
 
-def test_an_upload_at_the_threshold_travels_in_the_message(
-    settings: Settings, store: JobStore, photo: bytes
-) -> None:
+def test_an_upload_at_the_threshold_travels_in_the_message(settings: Settings, store: JobStore, photo: bytes) -> None:
     at_threshold = settings.model_copy(update={"claim_check_bytes": len(photo)})
     with TestClient(create_app(at_threshold)) as gateway:
         response = _upload(gateway, photo)

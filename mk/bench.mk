@@ -1,5 +1,5 @@
 # Performance benchmark: bench/, results in bench/results/, explained in docs/performance.md.
-.PHONY: bench bench-smoke bench-tools bench-decode-bombs
+.PHONY: bench bench-smoke bench-tools bench-decode-bombs bench-claim-check
 
 # The processes that import torch (workers, in-process loops, naive app, BentoML) run on the CPU
 # build of torch, as the worker images do; the gateway, results service and harness use $(VENV).
@@ -19,3 +19,6 @@ bench-smoke: ## The benchmark on 3 images for ~1.5 s per row (CI keeps the harne
 
 bench-decode-bombs: ## Gateway and worker peak memory for crafted decompression bombs (about 6 minutes): bench/results/decode_bombs.{json,md}
 	$(PY) -m bench.decode_bombs
+
+bench-claim-check: ## An upload inline in the queue message against stored in the job store, 16 KiB to 10 MiB (about 5 minutes): bench/results/claim_check.{json,md}
+	$(PY) -m bench.claim_check

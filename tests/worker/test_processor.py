@@ -170,6 +170,45 @@ def test_upload_bytes_travel_in_the_message(
     assert store.get(job.id).result.predictions[0].label == "orange"
 
 
+def _submit_stored(store: JobStore, broker: MemoryBroker, data: bytes, image: str = "fruit.jpg") -> Job:
+    """An upload submitted through the claim check: kept in the store, referenced by the message."""
+    job = queued_job(image=image, source="upload", image_sha256=sha256(data))
+    store.create(job)
+    store.put_upload(job.id, data)
+    broker.publish(JobMessage.for_job(job, upload_ref=job.id).encode(), job.id)
+    return job
+
+
+def test_a_stored_upload_is_read_from_the_store(
+    processor: Processor, store: JobStore, broker: MemoryBroker, seeded
+) -> None:
+    data = (seeded[1] / "n07747607_orange.JPEG").read_bytes()
+    job = _submit_stored(store, broker, data)
+    assert data not in broker._ready[0].body
+    assert _deliver(processor, broker) == [job.id]
+    assert store.get(job.id).result.predictions[0].label == "orange"
+    # Kept until the job's retention ends, not deleted when the job finishes.
+    assert store.get_upload(job.id) == data
+
+
+def test_a_missing_stored_upload_fails_that_job_alone(
+    processor: Processor, store: JobStore, broker: MemoryBroker, seeded
+) -> None:
+    data = (seeded[1] / "n07747607_orange.JPEG").read_bytes()
+    before = _submit(store, broker)
+    lost = _submit_stored(store, broker, data)
+    after = _submit_stored(store, broker, data, image="fruit2.jpg")
+    store.delete_upload(lost.id)
+    assert sorted(_deliver(processor, broker)) == sorted([before.id, lost.id, after.id])
+    failed = store.get(lost.id)
+    assert failed.status is JobStatus.failed
+    assert failed.error.code == "upload_missing"
+    assert "no longer in the job store" in failed.error.message
+    assert store.get(before.id).status is JobStatus.succeeded
+    assert store.get(after.id).result.predictions[0].label == "orange"
+    assert len(broker._ready) == 0 and broker._unacked == {}
+
+
 def test_the_jobs_given_an_outcome_are_the_ones_returned(
     processor: Processor, store: JobStore, broker: MemoryBroker
 ) -> None:

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     # doors' body limits (devstack nginx 64 MiB, the chart's 4 x max_upload_bytes).
     batch_max_items: int = Field(default=100, ge=1, le=1000)
     batch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    # The claim check: an upload larger than this is stored once in the job store and its queue
+    # message carries a reference, so large uploads never fill the broker's memory; smaller ones
+    # travel inside the message. 0 stores every upload; max_upload_bytes or more stores none.
+    # The default is where storing starts to cost less than carrying (docs/performance.md).
+    claim_check_bytes: int = Field(default=256 * 1024, ge=0)
     api_keys: CommaList = Field(default_factory=list)
     cors_origins: CommaList = Field(default_factory=list)
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from classifier_common.broker import Publisher, QueueCounts
 from classifier_common.catalog import available_models
-from classifier_common.config import DEFAULT_POOL, Settings
+from classifier_common.config import Settings
 from classifier_common.domain import Job, JobStatus, QueuePosition, utcnow
 from classifier_common.errors import BrokerUnavailable
 from classifier_common.store import FinishedJob, JobStore, WorkerInfo

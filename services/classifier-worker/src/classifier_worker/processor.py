@@ -4,7 +4,8 @@ Order of events for one job, and why:
 1. decode the message; a poison message is dead-lettered (it can never succeed);
 2. ``store.start``: running, attempts+1. A job already finished (a redelivery after the result was
    written) is acked without running again; a job past ``max_attempts`` is failed;
-3. result cache, else preprocess and run the model;
+3. result cache, else read the image (inline in the message, from the gallery, or an upload kept
+   in the job store: the claim check), preprocess and run the model;
 4. write the outcome (conditional: exactly once), THEN ack. A crash between 3 and 4 means the
    broker redelivers and the job runs again; a crash after the write means the redelivery is
    acked at step 2. Either way the store ends with exactly one outcome.
@@ -57,6 +58,9 @@ STORE_RETRIES = 10
 STORE_RETRY_MAX_DELAY_S = 8.0
 
 T = TypeVar("T")
+
+# A job whose stored upload is gone (deleted by hand, or the store restored from a backup without it).
+UPLOAD_MISSING = "upload_missing"
 
 
 @dataclass
@@ -169,8 +173,18 @@ class Processor:
         started = time.perf_counter()
         try:
             data = message.upload_bytes()
-            if data is None:
+            if message.upload_ref is not None:
+                ref = message.upload_ref
+                data = self._with_store(lambda: self.store.get_upload(ref))
+                if data is None:
+                    text = "the uploaded image is no longer in the job store; submit it again"
+                    self._fail(delivery, message, UPLOAD_MISSING, text, finished)
+                    return None
+            elif data is None:
                 data = self.gallery.read(message.image)
+        except StoreUnavailable as exc:
+            self._retry_later(delivery, model, f"store unavailable: {exc.message}")
+            return None
         except ClassifierError as exc:
             self._fail(delivery, message, exc.code, exc.message, finished)
             return None

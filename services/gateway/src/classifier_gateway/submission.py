@@ -1,9 +1,12 @@
-"""Submitting a job: record it, publish it, and only then answer 202.
+"""Submitting a job: record it, store a large upload, publish it, and only then answer 202.
 
 The order is the guarantee. The queued record is written first, so a GET on the status URL
-right after the 202 finds it. The message is published with a publisher confirm, so a 202 means
-the broker has it durably. If the publish fails the record is deleted again: a job the client
-was refused never exists.
+right after the 202 finds it. An upload larger than ``claim_check_bytes`` is then stored in the
+job store under the job's id (the claim check), and the message carries that reference instead
+of the bytes, so the worker finds them when the message reaches it. The message is published with
+a publisher confirm, so a 202 means the broker has it durably. If storing the upload or the
+publish fails, the record (and its upload) is deleted again: a job the client was refused never
+exists.
 
 A gateway that dies between the two leaves a queued record with no message, and its client no
 answer. The client's retry with the same Idempotency-Key finds that record: while it is still
@@ -30,10 +33,22 @@ def _request(job: Job) -> tuple[object, ...]:
     return job.model, job.source, job.image, job.image_sha256, job.callback_url
 
 
-def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None, pool: str) -> tuple[Job, bool]:
+def _message(store: JobStore, job: Job, upload: bytes | None, claim_check_bytes: int) -> bytes:
+    """The queue message for ``job``: the upload inline, or stored first and referenced."""
+    if upload is None or len(upload) <= claim_check_bytes:
+        return JobMessage.for_job(job, upload).encode()
+    store.put_upload(job.id, upload)
+    log.info("upload stored in the job store", extra={"job_id": job.id, "bytes": len(upload)})
+    return JobMessage.for_job(job, upload_ref=job.id).encode()
+
+
+def submit(
+    store: JobStore, publisher: Publisher, job: Job, upload: bytes | None, pool: str, *, claim_check_bytes: int
+) -> tuple[Job, bool]:
     """Queues ``job`` on the queue of ``pool`` (the pool serving its model). Returns (the job, True)
     when queued now, or (the earlier job, False) when this client sent the idempotency key before
-    with the same request. The same key with another request raises IdempotencyKeyReused (422)."""
+    with the same request. The same key with another request raises IdempotencyKeyReused (422).
+    An upload larger than ``claim_check_bytes`` goes through the store."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -47,19 +62,31 @@ def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None
             )
         log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
         if stored.status is JobStatus.queued:
-            # Its first publish may never have happened; we cannot tell, so publish (again).
-            publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id, pool=pool)
+            # Its first publish may never have happened; we cannot tell, so publish (again). The
+            # same request has the same bytes: storing the upload again keeps the first copy.
+            publisher.publish(_message(store, stored, upload, claim_check_bytes), message_id=stored.id, pool=pool)
         return stored, False
     try:
-        publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id, pool=pool)
+        message = _message(store, job, upload, claim_check_bytes)
+    except StoreUnavailable:
+        metrics.JOBS_REJECTED.labels("store_unavailable").inc()
+        _roll_back(store, job)
+        raise
+    try:
+        publisher.publish(message, message_id=job.id, pool=pool)
     except (BrokerUnavailable, QueueFull) as exc:
         metrics.JOBS_REJECTED.labels("queue_full" if isinstance(exc, QueueFull) else "broker_unavailable").inc()
-        try:
-            store.delete(job.id)
-        except StoreUnavailable:
-            # The record stays queued without a message; it was never acknowledged to the client.
-            log.error("could not roll back a job whose publish failed", extra={"job_id": job.id})
+        _roll_back(store, job)
         raise
     metrics.JOBS_SUBMITTED.labels(job.model, job.source).inc()
     log.info("job queued", extra={"job_id": job.id, "model": job.model, "pool": pool, "source": job.source})
     return job, True
+
+
+def _roll_back(store: JobStore, job: Job) -> None:
+    try:
+        store.delete(job.id)  # the job and its stored upload
+    except StoreUnavailable:
+        # The record stays queued without a message; it was never acknowledged to the client. A
+        # stored upload goes when the results service's purge finds its job gone.
+        log.error("could not roll back a job that was not queued", extra={"job_id": job.id})

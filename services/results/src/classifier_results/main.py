@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def run_purger(store: JobStore, settings: Settings, stop: threading.Event) -> threading.Thread:
-    """Delete finished jobs older than the retention, every purge_interval_s (MongoDB's TTL
-    index does the same on its own; SQLite needs this)."""
+    """Delete finished jobs older than the retention, and their stored uploads, every
+    purge_interval_s (MongoDB's TTL index deletes the jobs on its own, but not their uploads in
+    GridFS: this deletes those; SQLite needs both)."""
 
     def loop() -> None:
         while not stop.wait(settings.purge_interval_s):

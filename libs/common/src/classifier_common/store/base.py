@@ -71,7 +71,8 @@ class JobStore(Protocol):
         when the store cannot tell cheaply (then the poller reads every tick)."""
 
     def delete(self, job_id: str) -> None:
-        """Remove a job: only used to roll back a job whose publish failed (never got a 202)."""
+        """Remove a job and its stored upload: only used to roll back a job whose publish failed
+        (never got a 202)."""
 
     def start(self, job_id: str, now: datetime) -> Job | None:
         """A worker takes the job: if queued or running, set running, started_at=now and
@@ -111,7 +112,23 @@ class JobStore(Protocol):
         "running": m}} (both keys present). One grouped count over the status index."""
 
     def purge_finished(self, older_than: datetime) -> int:
-        """Delete finished jobs whose finished_at is before ``older_than``; return how many."""
+        """Delete finished jobs whose finished_at is before ``older_than``; return how many. The
+        stored uploads of the jobs deleted, and of any job no longer in the store, go too."""
+
+    # -- stored uploads (the claim check: classifier_gateway.submission) -------------------------
+    # An upload above CLASSIFIER_CLAIM_CHECK_BYTES travels to the worker through the store, not in
+    # the queue message. It is keyed by the job's id and lives as long as its job: deleted with it
+    # by ``delete`` and ``purge_finished``, never when the job finishes.
+
+    def put_upload(self, job_id: str, data: bytes) -> None:
+        """Keep ``data`` as the job's upload. Putting it again for the same job keeps one copy
+        (the first: a job's upload never changes)."""
+
+    def get_upload(self, job_id: str) -> bytes | None:
+        """The job's upload, or None if none is stored (any more)."""
+
+    def delete_upload(self, job_id: str) -> None:
+        """Remove the job's upload, if any."""
 
     # -- callbacks (classifier_common.callbacks) ------------------------------------------------
     # A job submitted with a callback_url has its callback pending until a notifier records it

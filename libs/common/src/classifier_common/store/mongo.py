@@ -10,6 +10,13 @@ Retention is enforced by the server: a TTL index on ``jobs.finished_at`` (MongoD
 documents that have the field, i.e. finished jobs), one on ``workers.last_seen`` and one on
 ``batches.created_at``. :meth:`MongoJobStore.purge_finished` still works explicitly.
 
+Uploads above the claim-check threshold are kept in GridFS (bucket ``uploads``: ``uploads.files``
+and ``uploads.chunks``), the file's ``_id`` being the job id. A TTL index cannot expire them:
+it would delete a file's document and leave its chunks. So :meth:`MongoJobStore.purge_finished`,
+which the results service runs every ``purge_interval_s``, deletes every upload whose job is no
+longer there (expired by the TTL index, purged, or rolled back), and an upload outlives its job
+by at most that interval.
+
 The collections are opened with ``tz_aware=True`` codec options (whatever client is passed in),
 so datetimes come back as aware UTC values; BSON keeps milliseconds, which is the precision
 :func:`classifier_common.domain.utcnow` gives. Naive datetimes are stored as UTC.
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import gridfs
 import pymongo
 from bson.codec_options import CodecOptions
 from pymongo import ASCENDING, ReturnDocument
@@ -53,6 +61,8 @@ _FINISHED = sorted(status.value for status in FINISHED)
 _WORKED = [JobStatus.succeeded.value, JobStatus.failed.value]  # finished by a worker
 _AUTHENTICATION_FAILED = 18
 _CALLBACK_PENDING = "pending"
+UPLOADS_BUCKET = "uploads"
+_ID_BATCH = 1000  # job ids looked up with one $in
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -180,6 +190,8 @@ class MongoJobStore:
         self._cache: Collection = self.database.get_collection("result_cache", codec_options=aware)
         self._workers: Collection = self.database.get_collection("workers", codec_options=aware)
         self._batches: Collection = self.database.get_collection("batches", codec_options=aware)
+        self._uploads = gridfs.GridFS(self.database, collection=UPLOADS_BUCKET)
+        self._upload_files: Collection = self.database.get_collection(f"{UPLOADS_BUCKET}.files", codec_options=aware)
         self._indexes_ready = False
         self._closed = False
         self._indexes_lock = threading.Lock()
@@ -295,6 +307,7 @@ class MongoJobStore:
     def delete(self, job_id: str) -> None:
         self._ready()
         self._jobs.delete_one({"_id": job_id})
+        self._uploads.delete(job_id)  # if this fails, the next purge deletes the upload
 
     @_translate_errors
     def start(self, job_id: str, now: datetime) -> Job | None:
@@ -423,9 +436,52 @@ class MongoJobStore:
     @_translate_errors
     def purge_finished(self, older_than: datetime) -> int:
         self._ready()
-        outcome = self._jobs.delete_many({"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}})
+        expired = {"status": {"$in": _FINISHED}, "finished_at": {"$lt": older_than}}
+        purged = 0
+        while ids := [doc["_id"] for doc in self._jobs.find(expired, {"_id": 1}).limit(_ID_BATCH)]:
+            purged += self._jobs.delete_many({"_id": {"$in": ids}, **expired}).deleted_count
+            self._delete_uploads(ids)
+        self._purge_orphan_uploads(older_than)
         self._batches.delete_many({"created_at": {"$lt": older_than}})
-        return outcome.deleted_count
+        return purged
+
+    def _purge_orphan_uploads(self, older_than: datetime) -> None:
+        """Delete the uploads whose job is gone (expired by the TTL index, or rolled back while
+        the upload's delete failed). A job finishes after its upload is stored, so only uploads
+        stored before ``older_than`` can have lost their job to retention: only those are read."""
+        candidates = [doc["_id"] for doc in self._upload_files.find({"uploadDate": {"$lt": older_than}}, {"_id": 1})]
+        for start in range(0, len(candidates), _ID_BATCH):
+            batch = candidates[start : start + _ID_BATCH]
+            alive = {doc["_id"] for doc in self._jobs.find({"_id": {"$in": batch}}, {"_id": 1})}
+            self._delete_uploads([job_id for job_id in batch if job_id not in alive])
+
+    def _delete_uploads(self, job_ids: list[str]) -> None:
+        # As GridFS.delete does it for one file: the file's document, then its chunks.
+        if job_ids:
+            self._upload_files.delete_many({"_id": {"$in": job_ids}})
+            self.database[f"{UPLOADS_BUCKET}.chunks"].delete_many({"files_id": {"$in": job_ids}})
+
+    @_translate_errors
+    def put_upload(self, job_id: str, data: bytes) -> None:
+        self._ready()
+        try:
+            # GridFS writes the chunks, then the file's document: a file that exists is complete.
+            self._uploads.put(data, _id=job_id, filename=job_id)
+        except gridfs.errors.FileExists:
+            pass  # stored before (a replayed submission): a job's upload never changes
+
+    @_translate_errors
+    def get_upload(self, job_id: str) -> bytes | None:
+        self._ready()
+        try:
+            return self._uploads.get(job_id).read()
+        except gridfs.errors.NoFile:
+            return None
+
+    @_translate_errors
+    def delete_upload(self, job_id: str) -> None:
+        self._ready()
+        self._uploads.delete(job_id)
 
     @staticmethod
     def _callback_due_filter(now: datetime) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob,
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Run only when PRAGMA user_version says the file is older: checking an up-to-date schema then
 # needs no write lock, so a store opens even while another connection holds the database locked.
@@ -137,6 +137,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS batches_idempotency_key ON batches (client_id,
 CREATE INDEX IF NOT EXISTS batches_created_at ON batches (created_at);
 ALTER TABLE jobs ADD COLUMN batch_id TEXT;
 CREATE INDEX IF NOT EXISTS jobs_batch_id ON jobs (batch_id) WHERE batch_id IS NOT NULL;
+""",
+    # Uploads above the claim-check threshold, kept apart from the jobs table so that reading and
+    # scanning jobs never pages their bytes in.
+    7: """
+CREATE TABLE IF NOT EXISTS uploads (
+    job_id    TEXT PRIMARY KEY,
+    data      BLOB NOT NULL,
+    stored_at TEXT NOT NULL
+);
 """,
 }
 
@@ -520,7 +529,15 @@ class SqliteJobStore:
 
     @_translate_errors
     def delete(self, job_id: str) -> None:
-        self._conn().execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            conn.execute("DELETE FROM uploads WHERE job_id = ?", (job_id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @_translate_errors
     def start(self, job_id: str, now: datetime) -> Job | None:
@@ -659,8 +676,26 @@ class SqliteJobStore:
         )
         purged = cursor.rowcount
         conn.execute("DELETE FROM batches WHERE created_at < ?", (_ts(older_than),))
+        # The uploads of the jobs just deleted, and of any job rolled back without its upload.
+        conn.execute("DELETE FROM uploads WHERE job_id NOT IN (SELECT id FROM jobs)")
         conn.execute("DELETE FROM workers WHERE last_seen < ?", (_ts(older_than),))
         return purged
+
+    @_translate_errors
+    def put_upload(self, job_id: str, data: bytes) -> None:
+        self._conn().execute(
+            "INSERT INTO uploads (job_id, data, stored_at) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+            (job_id, data, _ts(datetime.now(UTC))),
+        )
+
+    @_translate_errors
+    def get_upload(self, job_id: str) -> bytes | None:
+        row = self._conn().execute("SELECT data FROM uploads WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else bytes(row["data"])
+
+    @_translate_errors
+    def delete_upload(self, job_id: str) -> None:
+        self._conn().execute("DELETE FROM uploads WHERE job_id = ?", (job_id,))
 
     @_translate_errors
     def callbacks_due(self, now: datetime, limit: int = 100) -> list[Job]:

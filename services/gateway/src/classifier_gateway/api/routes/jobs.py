@@ -98,7 +98,7 @@ async def create_job(
             client_id=client_id,
             callback_url=callback_url,
         )
-        return submit(store, publisher, job, upload, pool)
+        return submit(store, publisher, job, upload, pool, claim_check_bytes=settings.claim_check_bytes)
 
     job, created = await run_in_threadpool(accept)
     headers = {"Location": status_url(job.id)}

@@ -57,6 +57,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], 
     stdout = run_module(
         repo, "bench", "--smoke", "--images", "2", "--warmup", "0.2", "--duration", "1",
         "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir), "--out", str(out),
+        timeout=480,  # a dozen processes that import torch start, on 2 cores other work shares
     )  # fmt: skip
     assert "PASS" in stdout or "MISS" in stdout, stdout[-3000:]
     return json.loads((out / "latest.json").read_text()), (out / "latest.md").read_text()

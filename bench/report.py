@@ -215,7 +215,7 @@ def markdown(meta: dict, rows: list[Row], checks: list[Target]) -> str:
             lines.append(f"| {row.key} | {row.scenario} | | | | | | not run: {row.not_run} | |")
             continue
         lines.append(
-            f"| {row.key} | {row.scenario} | {row.clients} | {_fmt(row.images_per_s)} | {_fmt(row.p50_ms)} | "
+            f"| {row.key} | {row.scenario} | {row.clients or ''} | {_fmt(row.images_per_s)} | {_fmt(row.p50_ms)} | "
             f"{_fmt(row.p95_ms)} | {_fmt(row.cpu_ms_per_image)} | {_processes(row)} | "
             f"{_fmt(row.foreign_cpu_s)} |"
         )

@@ -128,7 +128,8 @@ def test_the_floor_row_shows_its_parts_cpu_in_both_tables(tmp_path: Path) -> Non
     }  # fmt: skip
     _, md_path = report.write(tmp_path, meta, ordered, checks)
     markdown = md_path.read_text()
-    assert "http server 2.00 ms CPU, http client 0.50 ms CPU, rabbitmq 1.50 ms CPU" in markdown
+    parts = "http server 2.00 ms CPU, http client 0.50 ms CPU, rabbitmq 1.50 ms CPU"
+    assert f"| floor | floor |  | - | - | - | 4.0 | {parts} |" in markdown
     assert "| (3) CPU ms per job outside the workers / floor | 1.30 | <= 1.5 | **PASS** |" in markdown
     assert "| (3) saturated / (2) images/s | 0.70 | none: was >= 0.85 | **n/a** |" in markdown
     assert "http server 2.00 ms CPU" in report.text_table(ordered, checks)

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import report, servers
+from bench import floor, report, servers
 from bench.images import load_gallery
 from bench.load import HttpError, closed_loop
 from bench.scenarios import (
@@ -42,9 +42,10 @@ from devstack.paths import REPO
 from devstack.ports import free_port
 
 MODEL = "efficientnet_lite0"
-GROUPS = ("inprocess", "system", "naive", "bentoml", "celery")
+GROUPS = ("inprocess", "system", "floor", "naive", "bentoml", "celery")
 # The table's order (the interleaved pairs are measured 2-c1, 3-c1, 2, 3-sat).
-ROW_ORDER = ("1", "6", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat", "4w-c1")
+ROW_ORDER = ("1", "6", "2-fp32", "2", "2-c1", "3-c1", "3-sat", "floor", "3-hit", "gw-json", "gw-upload", "4-c1")
+ROW_ORDER += ("4-sat", "4w-c1")
 ROW_ORDER += ("4w-sat", "5-c1", "5-sat", "7-c1", "7-sat")
 
 
@@ -85,6 +86,26 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.7) -> None:
     while time.monotonic() < deadline and float(_loadavg().split()[0]) > threshold:
         print(f"waiting for a quiet machine (load average {_loadavg()})", flush=True)
         time.sleep(15)
+
+
+def floor_row(args: argparse.Namespace) -> Row:
+    """bench.floor's parts as a row: its CPU ms per job is their sum, its processes the parts."""
+    parts = floor.measure(
+        duration_s=args.duration / 2,
+        clients=args.clients,
+        messages=20 if args.smoke else 1000,
+        size=108_000,
+        gallery_dir=args.gallery_dir,
+    )
+    return Row(
+        "floor",
+        "floor: the least CPU per job outside the workers (python -m bench.floor)",
+        cpu_ms_per_image=sum(parts.values()),
+        processes=[
+            {"name": name, "cpu_ms_per_image": ms, "rss_mb": None, "peak_rss_mb": None} for name, ms in parts.items()
+        ],
+        foreign_cpu_s=0.0,
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -189,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = (
             f"not run: {row.not_run}"
             if row.not_run
+            else f"{row.cpu_ms_per_image:.2f} ms CPU per job"
+            if row.images_per_s is None
             else f"{row.images_per_s:.1f} images/s, p50 {row.p50_ms:.1f} ms, p95 {row.p95_ms:.1f} ms, "
             f"other tenants {100 * (row.foreign_cpu_s or 0) / capacity_s:.0f}% of the CPU"
         )
@@ -225,11 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         for row in best:
             emit(row)
 
-    def inprocess(key: str, name: str, scenario: str, processes: int) -> Callable[[bytes, float], Row]:
+    def inprocess(
+        key: str, name: str, scenario: str, processes: int, runtime: str = "auto"
+    ) -> Callable[[bytes, float], Row]:
         def make(_: bytes, duration_s: float = args.duration) -> Row:
             (row,) = run_inprocess(
                 {scenario: Row(key, name)},
                 python=args.torch_python,
+                runtime=runtime,
                 processes=processes,
                 threads=args.threads,
                 models_dir=args.models_dir,
@@ -274,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             measure(inprocess("1", "(1) forward only, batch 1 (fp32 torch)", "forward", args.workers))
             # (6): ONNX Runtime's forward pass on the model's verified export, the CPU's limit here.
             measure(inprocess("6", "(6) forward only, batch 1, ONNX Runtime hot loop", "onnxruntime", args.workers))
+            # (2f): (2) on the eager fp32 torch of CLASSIFIER_RUNTIME=torch, what (2) auto is compared with.
+            name = "(2f) decode + preprocess + forward, in-process, eager fp32 torch"
+            measure(inprocess("2-fp32", name, "preprocess", args.workers, runtime="torch"))
             if not together:
                 measure(row2)
                 measure(row2c1)
@@ -340,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
                         **load,
                     )
                 )
+
+        if "floor" in groups:
+            # The least CPU per job outside the workers (python -m bench.floor), in the same run as
+            # (3) saturated, whose CPU outside its workers is compared with it.
+            measure(lambda _: floor_row(args))
 
         if "naive" in groups:
             # (4) as the tutorials write it; 4w the same design running the worker's own code, so
@@ -424,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_after"] = _loadavg()
     rows.sort(key=lambda row: ROW_ORDER.index(row.key) if row.key in ROW_ORDER else len(ROW_ORDER))
     by_key = {row.key: row for row in rows}
-    checks = report.targets(by_key)
+    checks = report.targets(by_key, models=1)  # the system rows' workers load MODEL alone
     print()
     print(report.text_table(rows, checks))
     json_path, md_path = report.write(args.out, meta, rows, checks, name=args.name)

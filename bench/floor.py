@@ -38,8 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from devstack.paths import REPO
-
-PORT = 18790
+from devstack.ports import free_port
 
 app = FastAPI()
 
@@ -69,12 +68,13 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[floa
     from bench.scenarios import Row, run_load, submit_upload, upload_body
 
     images = load_gallery(gallery_dir, None)
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(PORT), "--log-level", "warning"]
+        args = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port), "--log-level", "warning"]
         with servers.process(
-            args + ["--no-access-log"], ready_path="/docs", port=PORT, env={}, log=Path(tmp) / "log"
+            args + ["--no-access-log"], ready_path="/docs", port=port, env={}, log=Path(tmp) / "log"
         ) as pid:
-            url = f"http://127.0.0.1:{PORT}"
+            url = f"http://127.0.0.1:{port}"
 
             def job(state: dict, n: int) -> None:
                 connection = state.setdefault("c", Connection(url))
@@ -157,6 +157,14 @@ def store_part(jobs: int) -> float:
     return cpu / jobs * 1000
 
 
+def measure(*, duration_s: float, clients: int, messages: int, size: int, gallery_dir: Path) -> dict[str, float]:
+    """Each part's CPU ms per job, in the order the module's docstring lists them."""
+    server, client = http_parts(duration_s, clients, gallery_dir)
+    ours, rabbit = broker_parts(messages, size)
+    store = store_part(messages)
+    return {"http server": server, "http client": client, "broker clients": ours, "rabbitmq": rabbit, "store": store}
+
+
 def _latest_w() -> float | None:
     try:
         rows = json.loads((REPO / "bench" / "results" / "latest.json").read_text())["rows"]
@@ -174,17 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
     parser.add_argument("--w", type=float, default=None, help="(2)'s CPU ms per image (default: latest.json)")
     args = parser.parse_args(argv)
-    server, client = http_parts(args.duration, args.clients, args.gallery_dir)
-    ours, rabbit = broker_parts(args.messages, args.bytes)
-    store = store_part(args.messages)
-    parts = {"http server": server, "http client": client, "broker clients": ours, "rabbitmq": rabbit, "store": store}
+    parts = measure(
+        duration_s=args.duration,
+        clients=args.clients,
+        messages=args.messages,
+        size=args.bytes,
+        gallery_dir=args.gallery_dir,
+    )
     for name, ms in parts.items():
         print(f"{name:<16}{ms:7.2f} ms CPU per job")
     outside = sum(parts.values())
     print(f"{'outside workers':<16}{outside:7.2f} ms CPU per job, at the least")
     w = args.w if args.w is not None else _latest_w()
     if w:
-        print(f"(2) w = {w:.2f} ms per image: (3)/(2) can reach at most {w / (w + outside):.2f} here (target 0.85)")
+        print(f"(2) w = {w:.2f} ms per image: (3)/(2) can reach at most {w / (w + outside):.2f} here")
+    print(f"make bench's target: the system's CPU per job outside its workers <= {1.5 * outside:.2f} ms (1.5x)")
     return 0
 
 

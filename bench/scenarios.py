@@ -197,6 +197,7 @@ def run_inprocess(
     rows: dict[str, Row],
     *,
     python: str,
+    runtime: str = "auto",
     processes: int,
     threads: int,
     models_dir: Path,
@@ -207,13 +208,14 @@ def run_inprocess(
 ) -> list[Row]:
     """(1) and (2), {"forward": row, "preprocess": row}: ``processes`` fresh processes side by side
     (bench.inprocess), each one loop with ``threads`` torch threads, as the system runs that many
-    worker processes; images/s is their sum. They run on ``python`` (the workers' torch build), from
-    the repository (``bench`` is imported from it)."""
+    worker processes; images/s is their sum; (2) runs the worker's ``runtime`` (CLASSIFIER_RUNTIME).
+    They run on ``python`` (the workers' torch build), from the repository (``bench`` is imported
+    from it)."""
     for scenario, row in rows.items():
         args = [
             python, "-m", "bench.inprocess", scenario,
             "--threads", str(threads), "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir),
-            "--warmup", str(warmup_s), "--duration", str(duration_s),
+            "--warmup", str(warmup_s), "--duration", str(duration_s), "--runtime", runtime,
         ]  # fmt: skip
         if images:
             args += ["--images", str(images)]

@@ -13,11 +13,27 @@ from tests.utils.modules import run_module
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
-RUN_ROWS = {"1", "6", "2", "2-c1", "3-c1", "3-sat", "3-hit", "gw-json", "gw-upload", "4-c1", "4-sat", "4w-c1", "4w-sat"}
+RUN_ROWS = {
+    "1",
+    "6",
+    "2-fp32",
+    "2",
+    "2-c1",
+    "3-c1",
+    "3-sat",
+    "3-hit",
+    "gw-json",
+    "gw-upload",
+    "4-c1",
+    "4-sat",
+    "4w-c1",
+    "4w-sat",
+}
 SKIPPED_ROWS = {"5-c1", "5-sat", "7-c1", "7-sat"}  # BentoML and Celery are not part of the smoke run
 TARGETS = {
-    "system_vs_inprocess",
+    "auto_vs_fp32_worker",
     "preprocess_vs_forward",
+    "outside_workers_vs_floor",
     "system_vs_naive",
     "system_vs_naive_p95",
     "added_latency",
@@ -25,8 +41,13 @@ TARGETS = {
     "gateway_submissions",
 }
 # Computed, shown, not a target of the issue.
-INFORMATION = {"system_vs_naive_worker_code", "onnxruntime_vs_torch_forward"}
-NOT_RUN_TARGETS = {"system_vs_celery", "system_vs_celery_p95"}  # on rows the smoke run leaves out
+INFORMATION = {
+    "system_vs_naive_worker_code",
+    "onnxruntime_vs_torch_forward",
+    "auto_vs_onnxruntime_hot_loop",
+    "system_vs_inprocess",
+}
+NOT_RUN_TARGETS = {"system_vs_celery", "system_vs_celery_p95", "system_vs_bentoml"}  # on rows the smoke run leaves out
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +57,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], 
     stdout = run_module(
         repo, "bench", "--smoke", "--images", "2", "--warmup", "0.2", "--duration", "1",
         "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir), "--out", str(out),
+        timeout=480,  # a dozen processes that import torch start, on 2 cores other work shares
     )  # fmt: skip
     assert "PASS" in stdout or "MISS" in stdout, stdout[-3000:]
     return json.loads((out / "latest.json").read_text()), (out / "latest.md").read_text()
@@ -44,7 +66,12 @@ def report(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], 
 def test_every_scenario_ran_and_measured_something(report: tuple[dict, str]) -> None:
     data, _ = report
     rows = {row["key"]: row for row in data["rows"]}
-    assert set(rows) == RUN_ROWS | SKIPPED_ROWS
+    assert set(rows) == RUN_ROWS | SKIPPED_ROWS | {"floor"}
+    # The floor: bench.floor's parts, each its CPU per job, summed.
+    parts = {p["name"]: p["cpu_ms_per_image"] for p in rows["floor"]["processes"]}
+    assert set(parts) == {"http server", "http client", "broker clients", "rabbitmq", "store"}
+    assert all(ms > 0 for ms in parts.values()), parts
+    assert rows["floor"]["cpu_ms_per_image"] == pytest.approx(sum(parts.values()))
     for key in RUN_ROWS:
         row = rows[key]
         assert row["not_run"] is None, row
@@ -70,7 +97,7 @@ def test_system_rows_measure_every_process(report: tuple[dict, str]) -> None:
 def test_the_compared_rows_are_measured_interleaved(report: tuple[dict, str]) -> None:
     data, markdown = report
     rows = {row["key"]: row for row in data["rows"]}
-    assert [row["key"] for row in data["rows"]][:6] == ["1", "6", "2", "2-c1", "3-c1", "3-sat"]
+    assert [row["key"] for row in data["rows"]][:7] == ["1", "6", "2-fp32", "2", "2-c1", "3-c1", "3-sat"]
     for key, other in (("2", "3-sat"), ("3-sat", "2"), ("2-c1", "3-c1"), ("3-c1", "2-c1")):
         assert f"2 slices of 0.5 s alternating with row {other}" in rows[key]["note"], rows[key]
     assert "in 2 slices alternating" in markdown
@@ -117,7 +144,7 @@ def test_without_the_system_rows_nothing_is_interleaved(tmp_path: Path, seeded: 
         "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir), "--out", str(tmp_path),
     )  # fmt: skip
     data = json.loads((tmp_path / "latest.json").read_text())
-    assert [row["key"] for row in data["rows"]] == ["1", "6", "2", "2-c1"]
+    assert [row["key"] for row in data["rows"]] == ["1", "6", "2-fp32", "2", "2-c1"]
     assert data["meta"]["slices"] is None
     assert not any("slices" in row["note"] for row in data["rows"])
     assert "alternating" not in (tmp_path / "latest.md").read_text()

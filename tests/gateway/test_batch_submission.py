@@ -61,6 +61,7 @@ def request(*names: str, key: str | None = None) -> BatchRequest:
         callback_url=None,
         request_id=None,
         max_upload_bytes=1024,
+        claim_check_bytes=256 * 1024,
     )
 
 

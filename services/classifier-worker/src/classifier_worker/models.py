@@ -6,6 +6,9 @@ one warm-up inference run; only then is it ``ready``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import hashlib
 import logging
 import time
@@ -58,6 +61,28 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
     raise ValueError(f"unknown model family {spec.family!r}")
 
 
+class ReleasedModule(torch.nn.Module):
+    """Stands in for a module whose weights were freed (:meth:`LoadedModel.release_module`):
+    calling it is a bug, and says so."""
+
+    def forward(self, *_: object) -> torch.Tensor:
+        raise RuntimeError("this model's torch module was released: its runtime does not use it")
+
+
+def return_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim), so that
+    memory released by Python objects shows in the process's RSS. A no-op without glibc."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return
+    trim(0)
+
+
 @dataclass
 class LoadedModel:
     spec: ModelSpec
@@ -87,6 +112,17 @@ class LoadedModel:
             extra={"model": spec.name, "model_version": version, "load_s": round(time.perf_counter() - started, 3)},
         )
         return model
+
+    @property
+    def module_released(self) -> bool:
+        return isinstance(self.module, ReleasedModule)
+
+    def release_module(self) -> None:
+        """Drop the torch module (the model's weights) once the runtime runs without it (ONNX
+        Runtime holds its own copy of the weights). The caller returns the memory to the OS."""
+        if self.runtime.name == TorchRuntime.name or getattr(self.runtime, "module", None) is self.module:
+            raise RuntimeError(f"{self.spec.name}'s runtime {self.runtime.name} runs on its torch module")
+        self.module = ReleasedModule()
 
     def warm_up(self) -> None:
         """One inference on a blank image: the first forward pass allocates and picks kernels."""

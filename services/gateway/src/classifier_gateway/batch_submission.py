@@ -64,6 +64,7 @@ class BatchRequest:
     callback_url: str | None
     request_id: str | None
     max_upload_bytes: int
+    claim_check_bytes: int  # a larger upload is stored in the job store, not carried by its message
 
     def fingerprint(self) -> str:
         """What was asked: a replay with the same key must ask the same."""
@@ -108,7 +109,8 @@ def _accept(store: JobStore, publisher: Publisher, gallery: Gallery, request: Ba
         callback_url=request.callback_url,
         batch_id=request.id,
     )
-    stored, _ = submit(store, publisher, job, item.data if item.source == "upload" else None, request.pool)
+    upload = item.data if item.source == "upload" else None
+    stored, _ = submit(store, publisher, job, upload, request.pool, claim_check_bytes=request.claim_check_bytes)
     return stored.id
 
 

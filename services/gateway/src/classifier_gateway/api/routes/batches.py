@@ -80,6 +80,7 @@ async def create_batch(
         callback_url=callback_url,
         request_id=request_id_var.get(),
         max_upload_bytes=settings.max_upload_bytes,
+        claim_check_bytes=settings.claim_check_bytes,
     )
 
     def accept() -> tuple[dict, bool]:

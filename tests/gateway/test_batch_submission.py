@@ -25,7 +25,7 @@ class Publisher:
         self.published: list[str] = []
         self.refuse, self.refuse_from = refuse, refuse_from
 
-    def publish(self, body: bytes, *, message_id: str) -> None:
+    def publish(self, body: bytes, *, message_id: str, pool: str = "default") -> None:
         if self.refuse is not None and len(self.published) >= self.refuse_from:
             raise self.refuse
         self.published.append(message_id)

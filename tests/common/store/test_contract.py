@@ -85,6 +85,8 @@ def test_create_get_round_trip_keeps_every_field(store: JobStore) -> None:
         idempotency_key="key-42",
         client_id="client-a",
         callback_url="https://example.test/hook",
+        retry_of="c" * 32,
+        retried_by="d" * 32,
     )
     # A field added to Job must be stored by both adapters: this sample must then set it.
     unset = [name for name in Job.model_fields if getattr(job, name) is None]

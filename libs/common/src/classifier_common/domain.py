@@ -33,6 +33,7 @@ class JobStatus(StrEnum):
 
 
 FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+RETRYABLE = frozenset({JobStatus.failed, JobStatus.canceled})
 
 
 class Prediction(BaseModel):
@@ -72,6 +73,10 @@ class Job(BaseModel):
     # unique per client, so one client's key never finds another's job.
     client_id: str = ""
     callback_url: str | None = None
+    # A retry is a new job: ``retry_of`` names the failed or canceled job it repeats, and that
+    # job's ``retried_by`` names it back (at most one retry per job).
+    retry_of: str | None = None
+    retried_by: str | None = None
 
 
 def status_url(job_id: str) -> str:

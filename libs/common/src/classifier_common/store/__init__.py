@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from classifier_common.store.base import CacheKey, JobStore, WorkerInfo
+from classifier_common.store.base import CacheKey, JobQuery, JobStore, WorkerInfo
 
-__all__ = ["CacheKey", "JobStore", "WorkerInfo", "open_store", "sqlite_path"]
+__all__ = ["CacheKey", "JobQuery", "JobStore", "WorkerInfo", "open_store", "sqlite_path"]
 
 _SQLITE_PREFIX = "sqlite:///"
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Gateway.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     api_keys: CommaList = Field(default_factory=list)
+    # With API keys on, the queued jobs one key may have at once (429 beyond; 0: no bound), so
+    # that one client cannot fill the queue (queue_max_length) for everyone.
+    max_queued_per_key: int = Field(default=1000, ge=0)
     cors_origins: CommaList = Field(default_factory=list)
 
     # Callbacks (classifier_common.callbacks): a job submitted with a callback_url is POSTed there

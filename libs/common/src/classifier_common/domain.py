@@ -89,6 +89,13 @@ class JobView(Job):
     status_url: str
 
 
+class JobPage(BaseModel):
+    """A page of GET /v1/jobs: jobs newest first, and the URL of the next page (null on the last)."""
+
+    jobs: list[JobView]
+    next: str | None
+
+
 PRIVATE_FIELDS = frozenset({"idempotency_key", "client_id", "callback_url"})
 
 

@@ -283,9 +283,7 @@ class MongoJobStore:
         if query.before is not None:
             created_at, job_id = query.before
             where["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": job_id}}]
-        cursor = (
-            self._jobs.find(where).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(query.limit)
-        )
+        cursor = self._jobs.find(where).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(query.limit)
         return [_from_doc(doc) for doc in cursor]
 
     @_translate_errors

@@ -9,6 +9,12 @@ A gateway that dies between the two leaves a queued record with no message, and 
 answer. The client's retry with the same Idempotency-Key finds that record: while it is still
 queued the message is published again (a second message for a job is harmless: the worker skips
 a finished job and writes one outcome), so the 202 it then gets means what every 202 means.
+
+A client (an API key) has a bound on its queued jobs. It is checked once the record is written,
+by counting that client's queued jobs in the store: of several submissions racing for the last
+place, each counts the others' records, so together they never pass the bound (at worst all of
+them are refused and retry). The gateway submits new jobs and the results service submits
+retries, both through :func:`submit`.
 """
 
 from __future__ import annotations
@@ -18,22 +24,35 @@ import logging
 from classifier_common import metrics
 from classifier_common.broker import Publisher
 from classifier_common.domain import Job, JobStatus
-from classifier_common.errors import BrokerUnavailable, IdempotencyKeyReused, QueueFull, StoreUnavailable
+from classifier_common.errors import (
+    BrokerUnavailable,
+    IdempotencyKeyReused,
+    QueueFull,
+    StoreUnavailable,
+    TooManyQueued,
+)
 from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
+# A client at its bound waits for some of its jobs to start; workers take jobs within seconds.
+TOO_MANY_QUEUED_RETRY_AFTER_S = 5
+
 
 def _request(job: Job) -> tuple[object, ...]:
     """What the client asked for: a key reused with anything else is refused."""
-    return job.model, job.source, job.image, job.image_sha256, job.callback_url
+    return job.model, job.source, job.image, job.image_sha256, job.callback_url, job.retry_of
 
 
-def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None) -> tuple[Job, bool]:
+def submit(
+    store: JobStore, publisher: Publisher, job: Job, upload: bytes | None, *, max_queued_per_client: int = 0
+) -> tuple[Job, bool]:
     """Returns (the job, True) when queued now, or (the earlier job, False) when this client sent
     the idempotency key before with the same request. The same key with another request raises
-    IdempotencyKeyReused (422)."""
+    IdempotencyKeyReused (422). With ``max_queued_per_client`` (0: no bound) and a client (API
+    keys on), a job that would give its client more queued jobs than that is refused with
+    TooManyQueued (429) and never exists."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -50,6 +69,8 @@ def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None
             # Its first publish may never have happened; we cannot tell, so publish (again).
             publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id)
         return stored, False
+    if max_queued_per_client and job.client_id:
+        _within_bound(store, job, max_queued_per_client)
     try:
         publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id)
     except (BrokerUnavailable, QueueFull) as exc:
@@ -63,3 +84,27 @@ def submit(store: JobStore, publisher: Publisher, job: Job, upload: bytes | None
     metrics.JOBS_SUBMITTED.labels(job.model, job.source).inc()
     log.info("job queued", extra={"job_id": job.id, "model": job.model, "source": job.source})
     return job, True
+
+
+def _within_bound(store: JobStore, job: Job, bound: int) -> None:
+    """Refuse (and remove) the job just recorded if its client now has more than ``bound`` queued."""
+    try:
+        queued = store.count_queued(job.client_id)
+    except StoreUnavailable:
+        _roll_back(store, job)
+        raise
+    if queued > bound:
+        metrics.JOBS_REJECTED.labels("too_many_queued").inc()
+        _roll_back(store, job)
+        raise TooManyQueued(
+            f"this API key already has {bound} queued jobs; submit more once some have started",
+            {"max_queued": bound},
+            retry_after=TOO_MANY_QUEUED_RETRY_AFTER_S,
+        )
+
+
+def _roll_back(store: JobStore, job: Job) -> None:
+    try:
+        store.delete(job.id)
+    except StoreUnavailable:
+        log.error("could not roll back a refused job", extra={"job_id": job.id})

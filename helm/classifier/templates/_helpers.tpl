@@ -359,3 +359,15 @@ equal. For an external RabbitMQ its series do not carry this namespace: no names
 {{- end }}
 {{- printf "sum by (queue) (rabbitmq_detailed_queue_messages_ready{%s}) + on (queue) sum by (queue) (rabbitmq_detailed_queue_messages_unacked{%s})" $matchers $matchers }}
 {{- end }}
+
+{{/* CLASSIFIER_API_KEYS from apiKeys.existingSecret, for the gateway and the results service:
+with keys on, a job is its submitter's, and both serve job routes. */}}
+{{- define "classifier.apiKeysEnv" -}}
+{{- with .Values.apiKeys.existingSecret }}
+- name: CLASSIFIER_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.apiKeys.key }}
+{{- end }}
+{{- end }}

@@ -282,7 +282,8 @@ def test_helm_test_pod_sends_the_first_api_key_as_x_api_key_only(service: str) -
     assert headers["x-api-key"] == "key-one"
     assert "authorization" not in headers
     gets = [s for s in RecordingService.seen if s[0] == "GET" and s[1].startswith("/v1/jobs/j1")]
-    assert gets and all({k.lower(): v for k, v in s[2].items()}.get("x-api-key") == "key-one" for s in gets)  # with keys on, a job is its key's
+    # With keys on, a job is its key's: the status polls send the key too.
+    assert gets and all({k.lower(): v for k, v in s[2].items()}.get("x-api-key") == "key-one" for s in gets)
 
 
 # -- the scenario --------------------------------------------------------------------------------

@@ -342,10 +342,11 @@ def jobs_table(jobs: list[Job]) -> Table:
     for job in jobs:
         image = label_of(job["image"]) if job.get("source") == "gallery" else job["image"]
         link = ""
-        if job.get("retried_by"):
-            link = f"retried by {job['retried_by'][:8]}"
-        elif job.get("retry_of"):
-            link = f"retry of {job['retry_of'][:8]}"
+        retried_by, retry_of = job.get("retried_by"), job.get("retry_of")
+        if retried_by:
+            link = f"retried by {retried_by[:8]}"
+        elif retry_of:
+            link = f"retry of {retry_of[:8]}"
         created = job["created_at"][:19].replace("T", " ")
         table.add_row(job["id"], job["status"], job["model"], image, created, link)
     return table

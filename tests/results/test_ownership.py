@@ -22,7 +22,7 @@ BODY = {"model": "efficientnet_lite0", "image": "n01531178_goldfinch.JPEG"}
 def keyed(
     request: pytest.FixtureRequest, tmp_path: Path, seeded: tuple[Path, Path]
 ) -> Iterator[tuple[TestClient, JobStore]]:
-    with jobs_api(request.param, tmp_path, seeded, api_keys=KEYS, max_queued_per_key=3) as running:
+    with jobs_api(request.param, tmp_path, seeded, api_keys=KEYS, max_queued_per_client=3) as running:
         yield running
 
 
@@ -30,7 +30,7 @@ def keyed(
 def open_api(
     request: pytest.FixtureRequest, tmp_path: Path, seeded: tuple[Path, Path]
 ) -> Iterator[tuple[TestClient, JobStore]]:
-    with jobs_api(request.param, tmp_path, seeded, max_queued_per_key=1) as running:
+    with jobs_api(request.param, tmp_path, seeded, max_queued_per_client=1) as running:
         yield running
 
 
@@ -91,7 +91,7 @@ def test_a_key_has_a_bound_on_its_queued_jobs(keyed: tuple[TestClient, JobStore]
 
 def test_with_keys_off_every_job_is_everyones_and_unbounded(open_api: tuple[TestClient, JobStore]) -> None:
     client, _ = open_api
-    ids = [_submit(client, {}) for _ in range(3)]  # more than max_queued_per_key: it is per key
+    ids = [_submit(client, {}) for _ in range(3)]  # more than max_queued_per_client: it is per key
     assert client.get(f"/v1/jobs/{ids[0]}").status_code == 200
     assert client.get(f"/v1/jobs/{ids[0]}", headers={"X-API-Key": "anything"}).status_code == 200
     assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     api_keys: CommaList = Field(default_factory=list)
     # With API keys on, the queued jobs one key may have at once (429 beyond; 0: no bound), so
     # that one client cannot fill the queue (queue_max_length) for everyone.
-    max_queued_per_key: int = Field(default=1000, ge=0)
+    max_queued_per_client: int = Field(default=1000, ge=0)
     cors_origins: CommaList = Field(default_factory=list)
 
     # Callbacks (classifier_common.callbacks): a job submitted with a callback_url is POSTed there

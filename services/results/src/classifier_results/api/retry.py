@@ -112,7 +112,7 @@ def _retry(store: JobStore, publisher: Publisher, settings: Settings, old: Job, 
             raise NotFound(f"no job with id {old.id}")  # purged meanwhile
         return _replay(store, publisher, current, retry)
     try:
-        job, created = submit(store, publisher, retry, None, max_queued_per_client=settings.max_queued_per_key)
+        job, created = submit(store, publisher, retry, None, max_queued_per_client=settings.max_queued_per_client)
     except ClassifierError:
         store.release_retry(old.id, retry.id)
         raise

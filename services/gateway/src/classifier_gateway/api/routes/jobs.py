@@ -103,7 +103,7 @@ async def create_job(
             client_id=client_id,
             callback_url=callback_url,
         )
-        return submit(store, publisher, job, upload, max_queued_per_client=settings.max_queued_per_key)
+        return submit(store, publisher, job, upload, max_queued_per_client=settings.max_queued_per_client)
 
     job, created = await run_in_threadpool(accept)
     headers = {"Location": status_url(job.id)}

@@ -49,14 +49,16 @@ system-packages:
 # Areas add their own setup steps with `setup-extra::` in mk/*.mk.
 setup-extra::
 
+# POOLS="lite=efficientnet_lite0,efficientnet_lite1;big=efficientnet_lite2": worker pools
+# (CLASSIFIER_POOLS, docs/pools.md); `make stack` then runs WORKERS workers per pool.
 run: ## The whole system in one process at http://127.0.0.1:8000 (in-process queue, SQLite in ./data)
-	$(PY) -m classifier_standalone
+	$(if $(POOLS),CLASSIFIER_POOLS='$(POOLS)') $(PY) -m classifier_standalone
 
 stack: ## The production topology on localhost behind nginx at http://127.0.0.1:8080 (RabbitMQ at CLASSIFIER_BROKER_URL)
-	$(PY) -m scripts.stack run --workers $(or $(WORKERS),2)
+	$(PY) -m scripts.stack run --workers $(or $(WORKERS),2) --pools '$(POOLS)'
 
 stack-up: ## Start the stack in the background (stop it with make stack-down)
-	$(PY) -m scripts.stack up --workers $(or $(WORKERS),2)
+	$(PY) -m scripts.stack up --workers $(or $(WORKERS),2) --pools '$(POOLS)'
 
 stack-down: ## Stop a background stack
 	$(PY) -m scripts.stack down

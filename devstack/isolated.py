@@ -15,8 +15,14 @@ MANAGEMENT = "http://127.0.0.1:15672/api"
 
 
 def isolated_stack(
-    tmp: Path, workers: int = 2, nginx: bool = True, worker_python: str = sys.executable, **env: str
+    tmp: Path,
+    workers: int = 2,
+    nginx: bool = True,
+    worker_python: str = sys.executable,
+    pools: str = "",
+    **env: str,
 ) -> Stack:
+    """``pools`` (CLASSIFIER_POOLS' compact form): ``workers`` workers per pool."""
     queue = f"test.{uuid.uuid4().hex[:8]}.jobs"
     base_port = free_port()
     return Stack(
@@ -28,6 +34,7 @@ def isolated_stack(
         state_dir=tmp,
         nginx=nginx,
         worker_python=worker_python,
+        pools=pools,
         env={
             "CLASSIFIER_BROKER_URL": AMQP_URL,
             "CLASSIFIER_QUEUE_NAME": queue,

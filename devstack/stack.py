@@ -1,5 +1,6 @@
 """The production topology on localhost: results, gateway and N workers as separate processes,
-behind nginx on one base URL with the same routes as the Kubernetes Ingress.
+behind nginx on one base URL with the same routes as the Kubernetes Ingress. With worker pools
+(``pools``, the CLASSIFIER_POOLS compact form) N workers per pool, each with CLASSIFIER_POOL set.
 
 Broker and store come from CLASSIFIER_BROKER_URL (default: the local RabbitMQ) and
 CLASSIFIER_STORE_URL (default: SQLite under data/stack/; or mongodb://...). Logs and pids are
@@ -20,10 +21,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifier_common.config import Settings
+from classifier_common.config import DEFAULT_POOL, Settings, parse_pools
 from devstack.paths import REPO
 from devstack.targets import write_worker_targets
 
@@ -120,7 +122,29 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)  # CLASSIFIER_* overrides
     nginx: bool = True
     worker_python: str = sys.executable  # the workers' interpreter (the benchmark's: the CPU build of torch)
+    # Worker pools, `lite=efficientnet_lite0;big=efficientnet_lite2` (CLASSIFIER_POOLS for every
+    # process): `workers` workers per pool, worker-0.. the first pool's, then the next pool's.
+    # Empty: CLASSIFIER_POOLS as the environment has it, `workers` workers of CLASSIFIER_POOL.
+    pools: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def pool_names(self) -> list[str]:
+        """The pools this stack runs workers for; [] without ``pools`` (the workers' own setting)."""
+        return list(parse_pools(self.pools)) if self.pools else []
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers * max(1, len(self.pool_names))
+
+    def pool_of(self, i: int) -> str | None:
+        """The pool worker ``i`` serves (None without ``pools``)."""
+        names = self.pool_names
+        return names[i // self.workers] if names else None
+
+    def workers_of(self, pool: str) -> list[str]:
+        """The names of the workers of ``pool``."""
+        return [self.worker_name(i) for i in range(self.worker_count) if self.pool_of(i) == pool]
 
     @property
     def base_url(self) -> str:
@@ -132,22 +156,32 @@ class Stack:
         env.setdefault("CLASSIFIER_STORE_URL", f"sqlite:///{self.state_dir}/jobs.db")
         env.setdefault("CLASSIFIER_MODELS_DIR", str(REPO / "data" / "models"))
         env.setdefault("CLASSIFIER_GALLERY_DIR", str(REPO / "data" / "gallery"))
+        if self.pools:
+            env["CLASSIFIER_POOLS"] = self.pools
         env.update(self.env)
         env["CLASSIFIER_PORT"] = str(port)
         env["CLASSIFIER_HOST"] = "127.0.0.1"
         return env
 
-    def _spawn(self, name: str, args: list[str], port: int) -> None:
+    def _spawn(self, name: str, args: list[str], port: int, extra_env: dict[str, str] | None = None) -> None:
         log = (self.state_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            args, env=self._env(port), stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            args,
+            env=self._env(port) | (extra_env or {}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
         )
 
     def worker_name(self, i: int) -> str:
         return f"worker-{i}"
 
-    def start_worker(self, i: int) -> None:
-        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i)
+    def start_worker(self, i: int, pool: str | None = None) -> None:
+        """Worker ``i`` on port worker_port + i, serving ``pool`` (default: ``pool_of(i)``)."""
+        pool = pool or self.pool_of(i)
+        extra = {"CLASSIFIER_POOL": pool} if pool else {}
+        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i, extra)
 
     def start_service(self, name: str) -> None:
         if name == "gateway":
@@ -175,7 +209,7 @@ class Stack:
         try:
             self.start_service("results")
             self.start_service("gateway")
-            for i in range(self.workers):
+            for i in range(self.worker_count):
                 self.start_worker(i)
             if self.nginx:
                 self._start_nginx()
@@ -186,7 +220,7 @@ class Stack:
         (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
         # Workers for monitoring/prometheus/local.yml (gateway and results are static targets there).
         write_worker_targets(
-            self.state_dir / "prometheus-targets.json", [self.worker_port + i for i in range(self.workers)]
+            self.state_dir / "prometheus-targets.json", [self.worker_port + i for i in range(self.worker_count)]
         )
 
     def _start_nginx(self) -> None:
@@ -245,16 +279,19 @@ class Stack:
         return codes
 
     def delete_queues(self) -> None:
-        """Remove this stack's jobs queue and its dead-letter queue from the broker (a stack on a
-        queue of its own, on a shared RabbitMQ, cleans up after itself)."""
+        """Remove this stack's jobs queues and their dead-letter queues from the broker (a stack on
+        a queue name of its own, on a shared RabbitMQ, cleans up after itself)."""
         env = self._env(0)
         delete_job_queues(
-            env["CLASSIFIER_BROKER_URL"], env.get("CLASSIFIER_QUEUE_NAME", Settings.model_fields["queue_name"].default)
+            env["CLASSIFIER_BROKER_URL"],
+            env.get("CLASSIFIER_QUEUE_NAME", Settings.model_fields["queue_name"].default),
+            list(parse_pools(env.get("CLASSIFIER_POOLS", ""))) or [DEFAULT_POOL],
         )
 
 
-def delete_job_queues(broker_url: str, queue: str) -> None:
-    """Remove a jobs queue, its dead-letter queue and its finished-job exchange from the broker."""
+def delete_job_queues(broker_url: str, queue_name: str, pools: Sequence[str] = (DEFAULT_POOL,)) -> None:
+    """Remove each pool's jobs queue (``<queue_name>.<pool>``) and dead-letter queue, and the
+    finished-job exchange, from the broker."""
     import pika
 
     from classifier_common.broker import dead_letter_queue, finished_exchange
@@ -262,8 +299,10 @@ def delete_job_queues(broker_url: str, queue: str) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(broker_url))
     try:
         channel = connection.channel()
-        for name in (queue, dead_letter_queue(queue)):
-            channel.queue_delete(name)
-        channel.exchange_delete(finished_exchange(queue))
+        for pool in pools:
+            queue = f"{queue_name}.{pool}"
+            for name in (queue, dead_letter_queue(queue)):
+                channel.queue_delete(name)
+        channel.exchange_delete(finished_exchange(queue_name))
     finally:
         connection.close()

@@ -1,6 +1,7 @@
 """The production topology on localhost (devstack.stack.Stack), from the command line.
 
-python -m scripts.stack run [--workers 2]    # foreground; Ctrl-C stops everything (make stack)
+python -m scripts.stack run [--workers 2] [--pools "lite=efficientnet_lite0;big=efficientnet_lite2"]
+                                             # foreground; Ctrl-C stops everything (make stack)
 python -m scripts.stack up                   # background, returns when all are ready (make stack-up)
 python -m scripts.stack down                 # (make stack-down)
 """
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from classifier_common.config import Settings
 from devstack.stack import Stack
 
 
@@ -37,13 +39,25 @@ def main() -> int:
     parser.add_argument("command", choices=["run", "up", "down"])
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")))
     parser.add_argument("--port", type=int, default=int(os.environ.get("STACK_PORT", "8080")))
+    parser.add_argument(
+        "--pools",
+        default=os.environ.get("POOLS", ""),
+        help="worker pools, pool=model,model;pool=model (default: CLASSIFIER_POOLS): --workers workers per pool",
+    )
     args = parser.parse_args()
-    stack = Stack(workers=args.workers, port=args.port)
+    args.pools = args.pools or os.environ.get("CLASSIFIER_POOLS", "")
+    try:
+        Settings(pools=args.pools)  # refused here, before anything starts, as every service would
+    except ValueError as exc:
+        parser.error(str(exc))
+    stack = Stack(workers=args.workers, port=args.port, pools=args.pools)
     if args.command == "down":
         _down_from_pids(stack.state_dir)
         return 0
     stack.up()
-    print(f"stack ready at {stack.base_url}  (gateway, results, {args.workers} workers; logs in {stack.state_dir})")
+    pools = ", ".join(f"{pool}: {len(stack.workers_of(pool))}" for pool in stack.pool_names)
+    workers = f"workers per pool {pools}" if pools else f"{args.workers} workers"
+    print(f"stack ready at {stack.base_url}  (gateway, results, {workers}; logs in {stack.state_dir})")
     if args.command == "up":
         for proc in stack.procs.values():
             proc.returncode = 0  # detach: leave them running after we exit

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from devstack.ports import free_port
+from tests.utils.corrupt_images import bad_exif_images
 from tests.utils.server import Server
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
@@ -87,14 +88,25 @@ def test_submit_file_uploads_it(classifier, tmp_path: Path, seeded: tuple[Path, 
     assert job["result"]["predictions"][0]["label"] == "orange"
 
 
-def test_failed_job_exits_1(classifier, server: Server) -> None:
-    # the server has lite1's weights but its worker loads only lite0: the job is accepted, then fails
-    models = {m["name"]: m for m in httpx.get(f"{server.url}/v1/models").json()}
-    assert models["efficientnet_lite1"]["available"] and not models["efficientnet_lite1"]["loaded"]
-    result = classifier("submit", "--model", "efficientnet_lite1", "--image", GOLDFINCH, "--wait")
+def test_failed_job_exits_1(classifier, tmp_path: Path) -> None:
+    # A JPEG whose EXIF Pillow cannot write back: the gateway (headers and end marker only)
+    # accepts it, the worker fails the job when it decodes it.
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(bad_exif_images()["jpeg-rational-as-text"])
+    result = classifier("submit", "--file", str(broken), "--wait")
     assert result.returncode == 1, result.stderr
     assert "failed" in result.stdout
-    assert "model_unavailable: model 'efficientnet_lite1' is not loaded by this worker" in result.stdout
+    assert "invalid_image" in result.stdout
+
+
+def test_a_model_no_pool_serves_exits_3_with_the_served_models(classifier, server: Server) -> None:
+    # the server has lite1's weights but serves only lite0 (CLASSIFIER_MODELS, its one pool)
+    models = {m["name"]: m for m in httpx.get(f"{server.url}/v1/models").json()}
+    assert models["efficientnet_lite1"]["available"] and models["efficientnet_lite1"]["pool"] is None
+    result = classifier("submit", "--model", "efficientnet_lite1", "--image", GOLDFINCH)
+    assert result.returncode == 3
+    assert "HTTP 422 model_not_served" in result.stderr
+    assert "models served here: efficientnet_lite0" in result.stderr
 
 
 def test_text_file_is_refused_with_exit_3(classifier, tmp_path: Path) -> None:

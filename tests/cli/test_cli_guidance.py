@@ -41,7 +41,7 @@ def test_unknown_gallery_name_gets_the_closest_names(classifier) -> None:
 
 
 def test_unknown_model_lists_the_models_served(classifier, server: Server) -> None:
-    served = [m["name"] for m in httpx.get(f"{server.url}/v1/models").json() if m["available"]]
+    served = [m["name"] for m in httpx.get(f"{server.url}/v1/models").json() if m["available"] and m["pool"]]
     result = classifier("submit", "--model", "efficientnet_lite9", "--image", GOLDFINCH)
     assert result.returncode == 3
     assert f"models served here: {', '.join(served)}" in result.stderr, result.stderr

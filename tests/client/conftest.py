@@ -19,7 +19,7 @@ STALLED_RETRY_AFTER_S = 1
 
 @pytest.fixture(scope="module")
 def stalled(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Iterator[Server]:
-    """Accepts efficientnet_lite0 jobs (its weights are there) but its worker is told to load
+    """Accepts efficientnet_lite0 jobs (its weights are there) but its one pool also serves
     efficientnet_lite1, whose weights are not: the worker never starts and every job stays queued."""
     models_dir, gallery_dir = seeded
     root = tmp_path_factory.mktemp("stalled")
@@ -32,7 +32,7 @@ def stalled(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path])
         only_lite0,
         gallery_dir,
         wait_for="/healthz",
-        CLASSIFIER_MODELS="efficientnet_lite1",
+        CLASSIFIER_POOLS="stalled=efficientnet_lite0,efficientnet_lite1",
         CLASSIFIER_QUEUE_MAX_LENGTH=str(STALLED_QUEUE_LENGTH),
         CLASSIFIER_BROKER_RETRY_AFTER_S=str(STALLED_RETRY_AFTER_S),
     ) as running:

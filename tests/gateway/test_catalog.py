@@ -27,9 +27,12 @@ def test_models(client: TestClient) -> None:
         "num_classes": 1000,
         "available": True,
         "loaded": True,
+        "pool": "default",  # CLASSIFIER_MODELS without CLASSIFIER_POOLS: the one pool serving them
+        "pool_ready": True,
     }
     assert models["efficientnet_lite2"]["input_size"] == 260
     assert models["efficientnet_lite2"]["available"] and not models["efficientnet_lite2"]["loaded"]
+    assert models["efficientnet_lite2"]["pool"] is None
     assert not models["resnet18"]["available"]
     assert {"resnet18", "resnet50", "mobilenet_v3_large", "vgg16"} <= set(models)
 

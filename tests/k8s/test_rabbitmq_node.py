@@ -141,7 +141,7 @@ def test_the_per_queue_endpoint_carries_the_backlog_the_autoscaling_reads(node: 
         publisher.close()
 
     # Queue metrics are refreshed every collect_statistics_interval.
-    ready = ("rabbitmq_detailed_queue_messages_ready", "classifier.jobs")
+    ready = ("rabbitmq_detailed_queue_messages_ready", "classifier.jobs.default")  # the one pool's queue
     deadline = time.monotonic() + 30
     while True:
         response = httpx.get(
@@ -157,4 +157,4 @@ def test_the_per_queue_endpoint_carries_the_backlog_the_autoscaling_reads(node: 
             break
         time.sleep(1)
     assert samples.get(ready) == 3, response.text[-2000:]
-    assert samples[("rabbitmq_detailed_queue_messages_unacked", "classifier.jobs")] == 0
+    assert samples[("rabbitmq_detailed_queue_messages_unacked", "classifier.jobs.default")] == 0

@@ -297,7 +297,8 @@ def _publish(stack: Stack, messages: list[tuple[bytes, str]]) -> None:
         channel.confirm_delivery()
         for body, message_id in messages:
             properties = pika.BasicProperties(delivery_mode=2, message_id=message_id)
-            channel.basic_publish("", stack.env["CLASSIFIER_QUEUE_NAME"], body, properties, mandatory=True)
+            queue = f"{stack.env['CLASSIFIER_QUEUE_NAME']}.default"  # the one pool's queue
+            channel.basic_publish("", queue, body, properties, mandatory=True)
     finally:
         connection.close()
 

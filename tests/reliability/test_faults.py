@@ -126,7 +126,7 @@ def test_store_locked_for_10s(stack_factory: Callable[..., Stack], gallery_image
 def _dead_letter_count(stack: Stack) -> int:
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
-        queue = f"{stack.env['CLASSIFIER_QUEUE_NAME']}.dead"
+        queue = f"{stack.env['CLASSIFIER_QUEUE_NAME']}.default.dead"  # the one pool's dead letters
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()

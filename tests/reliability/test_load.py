@@ -84,7 +84,7 @@ def test_a_bounded_backlog_turns_into_429(stack_factory: Callable[..., Stack], g
     assert QUEUE_BOUND <= len(accepted) <= QUEUE_BOUND + PUBLISH_POOL_SIZE
     assert all(s.retry_after is not None and int(s.retry_after) > 0 for s in refused)
     assert all('"queue_full"' in s.body for s in refused)
-    depth = _ready_messages(stack.env["CLASSIFIER_QUEUE_NAME"])
+    depth = _ready_messages(f"{stack.env['CLASSIFIER_QUEUE_NAME']}.default")  # the one pool's queue
     assert depth == len(accepted)
     report(
         f"BACK-PRESSURE bound={QUEUE_BOUND}: 200 submissions -> {len(accepted)} accepted, "

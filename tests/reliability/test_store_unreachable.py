@@ -72,12 +72,13 @@ def _queue_counts(channel: pika.adapters.blocking_connection.BlockingChannel, qu
 @pytest.mark.slow
 @pytest.mark.rabbitmq
 def test_worker_keeps_its_job_while_mongo_is_unreachable(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
-    queue = f"test.{uuid.uuid4().hex[:8]}.jobs"
+    queue_name = f"test.{uuid.uuid4().hex[:8]}.jobs"
+    queue = f"{queue_name}.default"  # the one pool's queue
     port = free_port()
     env = {
         **os.environ,
         "CLASSIFIER_BROKER_URL": AMQP_URL,
-        "CLASSIFIER_QUEUE_NAME": queue,
+        "CLASSIFIER_QUEUE_NAME": queue_name,
         "CLASSIFIER_STORE_URL": UNREACHABLE,
         "CLASSIFIER_MODELS_DIR": str(seeded[0]),
         "CLASSIFIER_GALLERY_DIR": str(seeded[1]),

@@ -65,7 +65,7 @@ def test_sigkill_with_queued_jobs_then_restart_loses_nothing(tmp_path: Path, see
         jobs = [client.wait(i, timeout=60) for i in ids]
         assert [j["status"] for j in jobs] == ["succeeded"] * JOBS
         assert all(j["result"]["predictions"][0]["label"] == "goldfinch" for j in jobs)
-        assert not list((tmp_path / "queue").glob("*.msg"))
+        assert not list((tmp_path / "queue").rglob("*.msg"))
     finally:
         proc.terminate()
         # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why.

@@ -15,15 +15,16 @@ from devstack.stack import Stack
 
 @contextlib.contextmanager
 def running_stack(
-    tmp: Path, seeded: tuple[Path, Path], workers: int = 2, nginx: bool = False, **env: str
+    tmp: Path, seeded: tuple[Path, Path], workers: int = 2, nginx: bool = False, pools: str = "", **env: str
 ) -> Iterator[Stack]:
     """An isolated stack over the seeded models and gallery, up and ready; stopped and its queues
-    deleted afterwards."""
+    deleted afterwards. With ``pools``, ``workers`` workers per pool."""
     models_dir, gallery_dir = seeded
     stack = isolated_stack(
         tmp,
         workers=workers,
         nginx=nginx,
+        pools=pools,
         CLASSIFIER_MODELS_DIR=str(models_dir),
         CLASSIFIER_GALLERY_DIR=str(gallery_dir),
         **env,

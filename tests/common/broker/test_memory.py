@@ -294,3 +294,75 @@ def test_finished_notices_reach_the_listeners_of_the_same_broker(settings):
     consumer.announce_finished(["c" * 32])  # after close: not heard
     assert heard == [["a" * 32, "b" * 32]] and not listener.connected
     assert metrics.FINISHED_LISTENER_CONNECTED._value.get() == 0
+
+
+def test_each_pool_is_a_queue_of_its_own_and_notices_are_heard_from_all(tmp_path):
+    url = f"memory://pools-{uuid.uuid4().hex[:12]}"
+    pooled = Settings(
+        broker_url=url,
+        pools="lite=efficientnet_lite0;big=efficientnet_lite2",
+        queue_max_length=1,
+        max_attempts=1,
+        spool_dir=tmp_path,
+    )
+    try:
+        publisher = connect_publisher(pooled)
+        publisher.publish(b"to lite", message_id="lite-1", pool="lite")
+        with pytest.raises(QueueFull) as full:
+            publisher.publish(b"refused", message_id="lite-2", pool="lite")
+        assert full.value.details == {"pool": "lite", "max_length": 1}
+        publisher.publish(b"to big", message_id="big-1", pool="big")  # big's queue is apart
+        with pytest.raises(ValueError, match="no queue for pool 'default'"):
+            publisher.publish(b"{}", message_id="nowhere")
+        assert [p.name for p in sorted((tmp_path / "pools").iterdir())] == ["big", "lite"]  # spooled per pool
+
+        heard: list[list[str]] = []
+        listener = connect_listener(pooled)
+        listener.start(heard.append, lambda: None)
+        big = started(pooled.model_copy(update={"pool": "big"}))
+        delivery = big.get(timeout=1)
+        assert delivery is not None and delivery.body == b"to big"
+        assert big.get(timeout=0.1) is None  # lite's message is not big's
+        big.announce_finished(["big-1"])
+        started(pooled.model_copy(update={"pool": "lite"})).announce_finished(["lite-1"])
+        assert heard == [["big-1"], ["lite-1"]]
+        assert (publisher.depth("lite"), publisher.depth("big")) == (1, 0)
+        listener.close()
+    finally:
+        forget_broker(url)
+
+
+def test_messages_spooled_before_pools_are_moved_to_their_pool(tmp_path):
+    from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+    from classifier_common.messages import JobMessage
+
+    def message(model: str) -> tuple[str, bytes]:
+        job = Job(
+            id=new_job_id(),
+            status=JobStatus.queued,
+            model=model,
+            image="n01531178_goldfinch.JPEG",
+            source="gallery",
+            image_sha256="0" * 64,
+            created_at=utcnow(),
+        )
+        return job.id, JobMessage.for_job(job).encode()
+
+    # One queue, as an earlier version spooled it: ready messages at the top, dead letters in dead/.
+    (tmp_path / "dead").mkdir()
+    big_id, big_body = message("efficientnet_lite2")
+    lite_id, lite_body = message("efficientnet_lite0")
+    (tmp_path / f"{1:020d}-{big_id}.msg").write_bytes(big_body)
+    (tmp_path / f"{2:020d}-{lite_id}.msg").write_bytes(lite_body)
+    (tmp_path / f"{3:020d}-junk.msg").write_bytes(b"not a job")
+    (tmp_path / "dead" / f"{4:020d}-{lite_id}.msg").write_bytes(lite_body)
+    url = f"memory://adopt-{uuid.uuid4().hex[:12]}"
+    pooled = Settings(broker_url=url, pools="lite=efficientnet_lite0;big=efficientnet_lite2", spool_dir=tmp_path)
+    try:
+        big = broker_for(pooled, "big")
+        lite = broker_for(pooled, "lite")
+        assert big.ready_count == 1 and lite.ready_count == 2  # lite, the first pool, took the junk too
+        assert [dead.message_id for dead in lite.dead] == [lite_id] and big.dead == []
+        assert not list(tmp_path.glob("*.msg")) and not list((tmp_path / "dead").glob("*.msg"))
+    finally:
+        forget_broker(url)

@@ -30,6 +30,8 @@ from classifier_common.broker import (
     finished_exchange,
 )
 from classifier_common.broker.rabbitmq import BrokerRefused, RabbitConsumer, RabbitPublisher
+from classifier_common.broker.rabbitmq import publisher as publisher_module
+from classifier_common.broker.rabbitmq.notices import NoticeSender
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
 from devstack.ports import free_port
@@ -82,6 +84,11 @@ def track() -> Iterator[Callable[[Any], Any]]:
         thing.close()
 
 
+def jobs_queue(settings: Settings) -> str:
+    """The queue of the pool the fixture's adapters use (the one implicit pool)."""
+    return settings.queue_for_pool(settings.pool)
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -110,7 +117,7 @@ def wait_dead(channel: BlockingChannel, settings: Settings) -> tuple[pika.BasicP
     """The one message in the dead-letter queue (dead-lettering is asynchronous)."""
 
     def one() -> tuple[pika.BasicProperties, bytes] | None:
-        method, properties, body = channel.basic_get(dead_letter_queue(settings.queue_name), auto_ack=True)
+        method, properties, body = channel.basic_get(dead_letter_queue(jobs_queue(settings)), auto_ack=True)
         return (properties, body) if method is not None else None
 
     return wait_for(one, 5, "a dead letter")
@@ -127,7 +134,8 @@ def close_connections_from_server(kind: str, settings: Settings) -> int:
         timeout=30,
     )
     # One line per connection: "<rabbit@host.1.2.3>\t[...{"connection_name","..."}]".
-    wanted = f'{{"connection_name","classifier {kind} queue={settings.queue_name} '
+    # The publisher names the queue prefix, the consumers their pool's queue: both start so.
+    wanted = f'{{"connection_name","classifier {kind} queue={settings.queue_name}'
     pids = [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if wanted in line]
     for pid in pids:
         subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True, timeout=30)
@@ -144,6 +152,15 @@ class TcpOutage:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Connections stay open and nothing more passes either way: a broker that hangs."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def up(self) -> None:
         listener = socket.socket()
@@ -177,10 +194,10 @@ class TcpOutage:
             for source, target in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 target.sendall(data)
         except OSError:
             pass
@@ -224,7 +241,7 @@ def test_topology_is_a_durable_quorum_queue_bounded_and_dead_lettered(settings, 
         timeout=30,
     )
     queues = {q["name"]: q for q in json.loads(listing.stdout)}
-    main, dead = queues[settings.queue_name], queues[dead_letter_queue(settings.queue_name)]
+    main, dead = queues[jobs_queue(settings)], queues[dead_letter_queue(jobs_queue(settings))]
     assert (main["type"], main["durable"]) == ("quorum", True)
     assert (dead["type"], dead["durable"]) == ("quorum", True)
     arguments = {name: value for name, _type, value in main["arguments"]}
@@ -234,7 +251,7 @@ def test_topology_is_a_durable_quorum_queue_bounded_and_dead_lettered(settings, 
         "x-max-length": settings.queue_max_length,
         "x-overflow": "reject-publish",
         "x-dead-letter-exchange": "classifier.dlx",
-        "x-dead-letter-routing-key": dead_letter_queue(settings.queue_name),
+        "x-dead-letter-routing-key": dead_letter_queue(jobs_queue(settings)),
     }
 
 
@@ -261,14 +278,14 @@ def test_publish_consume_ack_round_trip(settings, admin, track):
     assert not consumer.connected
     # Both acks reached the broker: nothing comes back after the consumer is gone.
     time.sleep(0.3)
-    assert ready_count(admin, settings.queue_name) == 0
+    assert ready_count(admin, jobs_queue(settings)) == 0
     assert publisher.depth() == 0
 
 
 def test_messages_are_persistent_json_with_the_message_id(settings, admin, track):
     publisher = track(connect_publisher(settings))
     publisher.publish(b'{"job": "x"}', message_id="job-x")
-    [(properties, body)] = drain(admin, settings.queue_name)
+    [(properties, body)] = drain(admin, jobs_queue(settings))
     assert body == b'{"job": "x"}'
     assert properties.delivery_mode == 2
     assert properties.content_type == "application/json"
@@ -292,7 +309,7 @@ def test_concurrent_publishers_are_all_confirmed(settings, admin, track):
     for thread in threads:
         thread.join()
     assert errors == []
-    ids = sorted(properties.message_id for properties, _ in drain(admin, settings.queue_name))
+    ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
     assert ids == sorted(f"{t}-{n}" for t in range(8) for n in range(25))
 
 
@@ -326,7 +343,7 @@ def test_reject_without_requeue_dead_letters(settings, admin, track):
     properties, body = wait_dead(admin, settings)
     assert (body, properties.message_id) == (b"poison", "job-p")
     assert properties.headers["x-first-death-reason"] == "rejected"
-    assert ready_count(admin, settings.queue_name) == 0
+    assert ready_count(admin, jobs_queue(settings)) == 0
 
 
 @pytest.mark.parametrize("max_attempts", [1, 3])
@@ -366,10 +383,10 @@ def test_full_queue_refuses_publishes_and_recovers_when_drained(settings, admin,
     assert len(accepted) == settings.queue_max_length + 1
     assert refused == [f"job-{n}" for n in range(len(accepted), 6)]
     # The refused messages are really not in the queue.
-    assert [properties.message_id for properties, _ in drain(admin, settings.queue_name)] == accepted
+    assert [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))] == accepted
     # Drained: publishes are accepted again.
     publisher.publish(b"{}", message_id="job-after")
-    assert [properties.message_id for properties, _ in drain(admin, settings.queue_name)] == ["job-after"]
+    assert [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))] == ["job-after"]
 
 
 def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, admin, track):
@@ -378,7 +395,7 @@ def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, a
     assert close_connections_from_server("publisher", settings) >= 1
     publisher.publish(b"{}", message_id="after")
     publisher.ping()
-    assert [p.message_id for p, _ in drain(admin, settings.queue_name)] == ["before", "after"]
+    assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["before", "after"]
 
 
 def test_consumer_reconnects_after_the_broker_closes_its_connection(settings, track):
@@ -468,7 +485,7 @@ def consumer_gives_up(consumer: RabbitConsumer) -> None:
 
 
 def test_conflicting_queue_is_refused_without_retrying(settings, admin, track):
-    admin.queue_declare(settings.queue_name, durable=True)  # a classic queue: other arguments
+    admin.queue_declare(jobs_queue(settings), durable=True)  # a classic queue: other arguments
     with pytest.raises(BrokerRefused, match="PRECONDITION_FAILED"):
         connect_publisher(settings)
     consumer_gives_up(track(connect_consumer(settings)))
@@ -490,7 +507,7 @@ def test_ack_after_stop_consuming(settings, admin, track):
     consumer.start()
     first = consumer.get(timeout=10)
     assert first is not None and first.message_id == "one"
-    wait_for(lambda: ready_count(admin, settings.queue_name) == 0, what="both messages prefetched")
+    wait_for(lambda: ready_count(admin, jobs_queue(settings)) == 0, what="both messages prefetched")
 
     consumer.stop_consuming()
     publisher.publish(b"{}", message_id="three")
@@ -503,7 +520,7 @@ def test_ack_after_stop_consuming(settings, admin, track):
     second.ack()
     consumer.close()
     time.sleep(0.3)
-    assert [p.message_id for p, _ in drain(admin, settings.queue_name)] == ["three"]
+    assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["three"]
 
 
 class Heard:
@@ -542,7 +559,7 @@ def test_finished_notices_fan_out_to_every_listener(settings, admin, track):
     consumer.announce_finished([ids[0]])
     wait_for(lambda: len(first.notices) == 3, 5, "the next notices")
     assert sorted(first.notices[1:]) == [[], [ids[0]]]  # two connections: either order
-    assert ready_count(admin, settings.queue_name) == 0
+    assert ready_count(admin, jobs_queue(settings)) == 0
     assert (first.connects, second.connects) == (1, 1)
 
 
@@ -582,4 +599,108 @@ def test_dead_letters_are_handed_over_with_their_reason_and_kept_until_handled(s
     wait_for(lambda: len(handed) == 3, 10, "the dead letter of the delivery limit")
     assert (handed[2].message_id, handed[2].reason) == ("job-f", "delivery_limit")
     time.sleep(0.2)
-    assert ready_count(admin, dead_letter_queue(settings.queue_name)) == 0
+    assert ready_count(admin, dead_letter_queue(jobs_queue(settings))) == 0
+
+
+@pytest.fixture
+def pooled() -> Iterator[Settings]:
+    queue = f"test.{uuid.uuid4().hex[:12]}"
+    settings = Settings(
+        broker_url=AMQP_URL,
+        queue_name=queue,
+        pools="lite=efficientnet_lite0,efficientnet_lite1;big=efficientnet_lite2",
+        queue_max_length=2,
+        max_attempts=1,
+        prefetch=2,
+    )
+    yield settings
+    delete_job_queues(AMQP_URL, queue, ["lite", "big"])
+
+
+def test_each_pool_has_its_queue_its_bound_and_its_dead_letters(pooled, admin, track):
+    publisher = track(connect_publisher(pooled))  # declares every pool's queues
+    lite, big = pooled.queue_for_pool("lite"), pooled.queue_for_pool("big")
+    with pytest.raises(ValueError, match="no queue for pool 'default'"):
+        publisher.publish(b"{}", message_id="nowhere")  # CLASSIFIER_POOL's default is no pool here
+    for n in range(3):  # x-max-length 2, plus the one message of overshoot
+        publisher.publish(b"{}", message_id=f"lite-{n}", pool="lite")
+    with pytest.raises(QueueFull) as full:
+        publisher.publish(b"{}", message_id="lite-refused", pool="lite")
+    assert full.value.details == {"pool": "lite", "max_length": 2}
+    publisher.publish(b"{}", message_id="big-0", pool="big")  # the other pool's queue has room
+    assert (publisher.depth("lite"), publisher.depth("big")) == (3, 1)
+
+    # A worker of pool big consumes big's queue only, and dead-letters into big's dead-letter queue.
+    consumer = track(connect_consumer(pooled.model_copy(update={"pool": "big"})))
+    consumer.start()
+    delivery = consumer.get(timeout=10)
+    assert delivery is not None and delivery.message_id == "big-0"
+    assert consumer.get(timeout=0.5) is None
+    delivery.reject(requeue=False)
+    handed: list[DeadLetter] = []
+    dead_letters = track(connect_dead_letters(pooled.model_copy(update={"pool": "big"})))
+    dead_letters.start(lambda dead: handed.append(dead) is None)
+    wait_for(lambda: handed, 10, "big's dead letter")
+    assert [d.message_id for d in handed] == ["big-0"]
+    assert ready_count(admin, dead_letter_queue(lite)) == 0 and ready_count(admin, lite) == 3
+    assert ready_count(admin, big) == 0
+
+
+def test_finished_notices_of_every_pool_reach_one_listener(pooled, track):
+    heard: list[list[str]] = []
+    listener = track(connect_listener(pooled))
+    listener.start(heard.append, lambda: None)
+    wait_for(lambda: listener.connected, 10, "the listener to connect")
+    lite_id, big_id = "a" * 32, "b" * 32
+    for pool, job_id in (("lite", lite_id), ("big", big_id)):
+        consumer = track(connect_consumer(pooled.model_copy(update={"pool": pool})))
+        consumer.start()
+        wait_for(lambda c=consumer: c.connected, 10, f"{pool}'s consumer to connect")
+        consumer.announce_finished([job_id])
+    wait_for(lambda: len(heard) == 2, 10, "both notices")
+    assert sorted(heard) == [[lite_id], [big_id]]
+
+
+def test_an_unexpected_error_in_the_notice_sender_does_not_end_later_notices(settings, track, monkeypatch):
+    publish = NoticeSender._publish
+    calls = {"n": 0}
+
+    def publish_failing_once(self, body):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug while sending the first notice")
+        return publish(self, body)
+
+    monkeypatch.setattr(NoticeSender, "_publish", publish_failing_once)
+    consumer = track(connect_consumer(settings))
+    consumer.start()
+    wait_for(lambda: consumer.connected, 10, "the consumer to connect")
+    heard = listening(settings, track)
+    job_id = uuid.uuid4().hex
+    deadline = time.monotonic() + 15
+    while [job_id] not in heard.notices:  # the first notice meets the bug and is dropped
+        assert time.monotonic() < deadline, "the notice sender stopped after an unexpected error"
+        consumer.announce_finished([job_id])
+        time.sleep(0.3)
+    assert calls["n"] >= 2
+
+
+def test_a_publish_the_broker_never_confirms_is_refused_in_time(settings, outage, track, monkeypatch):
+    monkeypatch.setattr(publisher_module, "CONFIRM_TIMEOUT_S", 1.0)
+    publisher = track(connect_publisher(via(outage, settings)))
+    publisher.publish(b"{}", message_id="confirmed")
+    outage.stall()  # the message goes nowhere and no confirm comes back, as from a queue without quorum
+    refused: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            publisher.publish(b"{}", message_id="never-confirmed")
+        except BrokerUnavailable as exc:
+            refused.append(exc)
+
+    caller = threading.Thread(target=publish, daemon=True)
+    caller.start()
+    caller.join(15)
+    outage.resume()
+    assert not caller.is_alive(), "the publish is still waiting for a confirm"
+    assert len(refused) == 1 and "no confirm within" in str(refused[0])

@@ -54,6 +54,10 @@ def test_acks_keep_flowing_during_a_memory_alarm(node: RabbitNode, settings: Set
             publisher.publish(f"job {i}".encode(), message_id=f"m{i}")
         listener.start(heard.append, lambda: None)
         consumer.start()
+        deadline = time.monotonic() + 30
+        while not (listener.connected and consumer.connected):
+            assert time.monotonic() < deadline, "the listener and the consumer did not connect"
+            time.sleep(0.1)
         with node.memory_alarm():
             with pytest.raises(BrokerUnavailable):  # publishing is what the alarm stops
                 publisher.publish(b"refused", message_id="during-the-alarm")
@@ -68,7 +72,7 @@ def test_acks_keep_flowing_during_a_memory_alarm(node: RabbitNode, settings: Set
                 delivery.ack()
                 consumer.announce_finished([uuid.uuid4().hex])  # as the worker does after each batch
             time.sleep(6)  # past the client's blocked-connection timeout
-            assert node.queue_counts(settings.queue_name) == (0, 0), "acks did not reach the broker"
+            assert node.queue_counts(settings.queue_for_pool(settings.pool)) == (0, 0), "acks did not reach the broker"
             assert consumer.connected
         assert counts == [1] * MESSAGES, "deliveries came back: the consuming connection was dropped"
         # The notices held back by the alarm are best effort; once it clears they flow again.
@@ -78,7 +82,7 @@ def test_acks_keep_flowing_during_a_memory_alarm(node: RabbitNode, settings: Set
         job_id = uuid.uuid4().hex
         deadline = time.monotonic() + 90
         while [job_id] not in heard:
-            assert time.monotonic() < deadline, "no notice after the alarm cleared"
+            assert time.monotonic() < deadline, f"no notice after the alarm (listener up: {listener.connected})"
             consumer.announce_finished([job_id])
             time.sleep(0.5)
     finally:

@@ -220,8 +220,9 @@ def suggestion(ctx: Context, exc: ApiError, model: str, image: str | None) -> st
             if close:
                 return f"did you mean {' or '.join(close)}? (`classifier images` lists them all)"
             return "`classifier images` lists the gallery"
-        if exc.code == "unknown_model":
-            served = [m["name"] for m in ctx.client.models() if m["available"]]
+        if exc.code in ("unknown_model", "model_not_served"):
+            # A server with worker pools names the pool serving each model (None: no pool does).
+            served = [m["name"] for m in ctx.client.models() if m["available"] and m.get("pool", "") is not None]
             close = difflib.get_close_matches(model, served, n=1, cutoff=0.5)
             text = f"models served here: {', '.join(served) or 'none'}"
             return f"did you mean {close[0]}? {text}" if close else text

@@ -3,7 +3,7 @@ sent (``json.dumps`` gives it back), and a type checker knows its keys."""
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
@@ -53,6 +53,10 @@ class Model(TypedDict):
     num_classes: int
     available: bool  # its weights are installed
     loaded: bool  # a running worker has loaded it
+    # The worker pool serving it (None: no pool does, a job for it is refused) and whether a worker
+    # of that pool is up; servers without worker pools lack both.
+    pool: NotRequired[str | None]
+    pool_ready: NotRequired[bool]
 
 
 class Image(TypedDict):

@@ -2,18 +2,45 @@
 
 Every service builds a :class:`Settings` at start-up; nothing else reads ``os.environ``.
 List values are comma separated (``CLASSIFIER_MODELS=efficientnet_lite0,resnet18``).
+Worker pools are ``pool=model,model;pool=model`` (``CLASSIFIER_POOLS``, docs/pools.md).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from classifier_common.catalog import CATALOG, SYNTHETIC_MODEL
+
 CommaList = Annotated[list[str], NoDecode]
+PoolMap = Annotated[dict[str, list[str]], NoDecode]
+
+DEFAULT_POOL = "default"
+# A pool's name becomes part of Kubernetes object names and label values: a DNS label, short
+# enough to leave room for the release's prefix.
+_POOL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$")
+
+
+def parse_pools(text: str) -> dict[str, list[str]]:
+    """``lite=efficientnet_lite0,efficientnet_lite1;big=efficientnet_lite2`` as {pool: [models]}.
+    Empty text: no pools given. Only the shape is checked here; :class:`Settings` checks names."""
+    pools: dict[str, list[str]] = {}
+    for entry in (part.strip() for part in text.split(";")):
+        if not entry:
+            continue
+        name, sep, models = entry.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"pool entry {entry!r} is not name=model,model (pools are separated by ';')")
+        if name in pools:
+            raise ValueError(f"pool {name!r} is given twice")
+        pools[name] = [model.strip() for model in models.split(",") if model.strip()]
+    return pools
 
 
 class Settings(BaseSettings):
@@ -26,8 +53,16 @@ class Settings(BaseSettings):
     # Read-only data (PersistentVolumes on Kubernetes).
     models_dir: Path = Path("data/models")
     gallery_dir: Path = Path("data/gallery")
-    # Models a worker loads; empty means every model whose weights are in models_dir.
+    # Models a worker loads; empty means every model whose weights are in models_dir. With pools
+    # (below) each pool's list replaces it.
     models: CommaList = Field(default_factory=list)
+    # Worker pools (docs/pools.md): each a named set of models served by its own workers from its
+    # own queue. Unset: one pool `default` serving `models`. Read the same by every service.
+    pools: PoolMap = Field(default_factory=dict)
+    # Workers only: the pool this worker serves (its models, its queue).
+    pool: str = DEFAULT_POOL
+    # Whether CLASSIFIER_POOLS was given; otherwise `pools` is the one implicit pool.
+    _pools_given: bool = PrivateAttr(default=False)
 
     # HTTP: each service has its own default port (gateway 8000, results 8001, worker 9100).
     host: str = "127.0.0.1"
@@ -37,7 +72,7 @@ class Settings(BaseSettings):
     http_head_timeout_s: float = Field(default=10.0, gt=0)
     http_max_head_bytes: int = Field(default=16 * 1024, ge=1024)
 
-    # Queue topology and delivery.
+    # Queue topology and delivery. Each pool has its queue `<queue_name>.<pool>` (queue_for_pool).
     queue_name: str = "classifier.jobs"
     # The embedded (memory://) queue keeps each accepted message in a file here until it is acked,
     # so a restart of `make run` loses nothing. Empty: not durable (tests).
@@ -108,6 +143,64 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("pools", mode="before")
+    @classmethod
+    def _parse_pools(cls, value: object) -> object:
+        return parse_pools(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_pools(self) -> Settings:
+        if not self.pools:
+            self.pools = {DEFAULT_POOL: list(self.models)}
+            self._pools_given = False
+            return self
+        self._pools_given = True
+        known = {*CATALOG, SYNTHETIC_MODEL}
+        owner: dict[str, str] = {}
+        for name, models in self.pools.items():
+            if not _POOL_NAME.match(name):
+                raise ValueError(
+                    f"pool name {name!r}: lowercase letters, digits and '-', starting and ending with a "
+                    "letter or digit, at most 30 characters"
+                )
+            if not models:
+                raise ValueError(f"pool {name!r} serves no models")
+            for model in models:
+                if model not in known:
+                    raise ValueError(f"pool {name!r}: unknown model {model!r} (known: {', '.join(sorted(known))})")
+                if model in owner and owner[model] != name:
+                    raise ValueError(f"model {model!r} is in two pools: {owner[model]!r} and {name!r}")
+                if model in owner:
+                    raise ValueError(f"pool {name!r} lists {model!r} twice")
+                owner[model] = name
+        return self
+
+    @property
+    def pools_given(self) -> bool:
+        """CLASSIFIER_POOLS was set; otherwise ``pools`` is the one implicit pool ``default``."""
+        return self._pools_given
+
+    def queue_for_pool(self, pool: str) -> str:
+        """The queue a pool's jobs wait in: ``classifier.jobs.default``, ``classifier.jobs.lite``."""
+        return f"{self.queue_name}.{pool}"
+
+    def pool_for_model(self, model: str) -> str | None:
+        """The pool serving ``model``; None when no pool does (a submission is refused, 422).
+        The implicit pool with no model list serves every model (whose weights are present)."""
+        for name, models in self.pools.items():
+            if model in models:
+                return name
+        if not self._pools_given and not self.pools[DEFAULT_POOL]:
+            return DEFAULT_POOL
+        return None
+
+    def pool_models(self, pool: str) -> list[str]:
+        """The models a worker of ``pool`` loads; empty: every model whose weights are present
+        (the implicit pool without CLASSIFIER_MODELS). An unknown pool is a start-up error."""
+        if pool not in self.pools:
+            raise ValueError(f"pool {pool!r} is not among the pools: {', '.join(self.pools)} (CLASSIFIER_POOLS)")
+        return list(self.pools[pool])
 
     @property
     def delivery_limit(self) -> int:

@@ -103,6 +103,21 @@ class QueueFull(ClassifierError):
     code = "queue_full"
 
 
+def queue_full(pool: str, max_length: int, retry_after: int) -> QueueFull:
+    """A pool's queue is full: only that pool's models are refused, the others' queues are apart."""
+    return QueueFull(
+        f"the job queue of pool {pool!r} is full ({max_length} waiting); retry later",
+        {"pool": pool, "max_length": max_length},
+        retry_after=retry_after,
+    )
+
+
+class ModelNotServed(InvalidInput):
+    """The model exists but no worker pool serves it (CLASSIFIER_POOLS): refused before anything is stored."""
+
+    code = "model_not_served"
+
+
 class Unavailable(ClassifierError):
     """A dependency (broker or store) cannot be reached right now (503)."""
 

@@ -45,12 +45,15 @@ ERRORS: dict[str, tuple[str, str, str, Any]] = {
     "415": ("Not an image in an accepted format (`accepted_formats` in GET /v1/info).", "unsupported_media_type",
             "the file is not an image in a format we know",
             {"accepted": ["BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP"]}),
-    "422": ("The request is invalid: an unknown model or gallery image, a malformed field or job id, "
-            "an image that cannot be decoded, or an Idempotency-Key reused for another request.",
+    "422": ("The request is invalid: an unknown model or gallery image, a model no worker pool serves "
+            "(`model_not_served`), a malformed field or job id, an image that cannot be decoded, or an "
+            "Idempotency-Key reused for another request.",
             "unknown_model", "unknown model 'efficientnet_lite9'",
             {"known_models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]}),
-    "429": ("The queue is full, or this API key has its bound of queued jobs (`too_many_queued`): "
-            "try again after `Retry-After` seconds.", "queue_full", "the job queue is full", None),
+    "429": ("The queue of the model's worker pool is full, or this API key has its bound of queued jobs "
+            "(`too_many_queued`): try again after `Retry-After` seconds.", "queue_full",
+            "the job queue of pool 'default' is full (10000 waiting); retry later",
+            {"pool": "default", "max_length": 10000}),
     "503": ("The job queue or the job store is unreachable: try again after `Retry-After` seconds.",
             "broker_unavailable", "the job queue is unreachable right now", None),
 }  # fmt: skip

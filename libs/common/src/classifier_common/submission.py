@@ -46,13 +46,19 @@ def _request(job: Job) -> tuple[object, ...]:
 
 
 def submit(
-    store: JobStore, publisher: Publisher, job: Job, upload: bytes | None, *, max_queued_per_client: int = 0
+    store: JobStore,
+    publisher: Publisher,
+    job: Job,
+    upload: bytes | None,
+    pool: str,
+    *,
+    max_queued_per_client: int = 0,
 ) -> tuple[Job, bool]:
-    """Returns (the job, True) when queued now, or (the earlier job, False) when this client sent
-    the idempotency key before with the same request. The same key with another request raises
-    IdempotencyKeyReused (422). With ``max_queued_per_client`` (0: no bound) and a client (API
-    keys on), a job that would give its client more queued jobs than that is refused with
-    TooManyQueued (429) and never exists."""
+    """Queues ``job`` on the queue of ``pool`` (the pool serving its model). Returns (the job, True)
+    when queued now, or (the earlier job, False) when this client sent the idempotency key before
+    with the same request. The same key with another request raises IdempotencyKeyReused (422).
+    With ``max_queued_per_client`` (0: no bound) and a client (API keys on), a job that would give
+    its client more queued jobs than that is refused with TooManyQueued (429) and never exists."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -67,12 +73,12 @@ def submit(
         log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
         if stored.status is JobStatus.queued:
             # Its first publish may never have happened; we cannot tell, so publish (again).
-            publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id)
+            publisher.publish(JobMessage.for_job(stored, upload).encode(), message_id=stored.id, pool=pool)
         return stored, False
     if max_queued_per_client and job.client_id:
         _within_bound(store, job, max_queued_per_client)
     try:
-        publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id)
+        publisher.publish(JobMessage.for_job(job, upload).encode(), message_id=job.id, pool=pool)
     except (BrokerUnavailable, QueueFull) as exc:
         metrics.JOBS_REJECTED.labels("queue_full" if isinstance(exc, QueueFull) else "broker_unavailable").inc()
         try:
@@ -82,7 +88,7 @@ def submit(
             log.error("could not roll back a job whose publish failed", extra={"job_id": job.id})
         raise
     metrics.JOBS_SUBMITTED.labels(job.model, job.source).inc()
-    log.info("job queued", extra={"job_id": job.id, "model": job.model, "source": job.source})
+    log.info("job queued", extra={"job_id": job.id, "model": job.model, "pool": pool, "source": job.source})
     return job, True
 
 

@@ -27,6 +27,11 @@ def main() -> int:
             "CLASSIFIER_BROKER_URL is memory://: the one-process system is python -m classifier_standalone (make run)"
         )
         return 2
+    try:
+        settings.pool_models(settings.pool)
+    except ValueError as exc:
+        log.error("%s: set CLASSIFIER_POOL to one of them", exc)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -1,6 +1,6 @@
 """The worker as a :class:`~classifier_common.lifecycle.Component`: consumer threads inside a
-process that also serves HTTP (the one-process system). ``python -m classifier_worker`` is the
-worker's own process."""
+process that also serves HTTP (the one-process system, one component per worker pool).
+``python -m classifier_worker`` is the worker's own process."""
 
 from __future__ import annotations
 
@@ -19,12 +19,16 @@ log = logging.getLogger(__name__)
 class WorkerComponent(Component):
     name = "worker"
 
-    def __init__(self, settings: Settings, store: JobStore):
+    def __init__(self, settings: Settings, store: JobStore, pool: str | None = None):
+        """Serves ``pool`` (default: ``settings.pool``); named ``worker-<pool>`` when given one."""
+        if pool is not None:
+            settings = settings.model_copy(update={"pool": pool})
+            self.name = f"worker-{pool}"
         self.settings = settings
         self.store = store
         self.worker: Worker | None = None  # once the models are loaded
         self.error: str | None = None
-        self._thread = threading.Thread(target=self._start, name="worker-start", daemon=True)
+        self._thread = threading.Thread(target=self._start, name=f"{self.name}-start", daemon=True)
 
     def start(self) -> None:
         """Load the models in the background so the API answers (and queues) at once."""
@@ -44,11 +48,11 @@ class WorkerComponent(Component):
 
     def readiness(self) -> Checks:
         if self.error:
-            return {"worker": self.error}
+            return {self.name: self.error}
         if self.worker is None:
-            return {"worker": "loading models"}
+            return {self.name: "loading models"}
         failing = [f"{k}: {v}" for k, v in self.worker.readiness().items() if v]
-        return {"worker": "; ".join(failing) or None}
+        return {self.name: "; ".join(failing) or None}
 
     def stop(self) -> None:
         # A process must not exit while torch is still loading in the starter thread: the C++

@@ -67,7 +67,9 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
         torch.set_num_threads(settings.torch_threads)
     if settings.synthetic_service_ms:  # scaling experiments only
         register_synthetic_model()
-    names = settings.models or [spec.name for spec in available_models(settings.models_dir)]
+    # Exactly the models of the pool this worker serves (CLASSIFIER_POOL); the implicit pool
+    # without a model list serves every model whose weights are present.
+    names = settings.pool_models(settings.pool) or [spec.name for spec in available_models(settings.models_dir)]
     if not names:
         raise RuntimeError(f"no model weights in {settings.models_dir}: run the seed step (make setup)")
     loaded: dict[str, LoadedModel] = {}
@@ -135,7 +137,10 @@ class Worker:
             thread.start()
         self.reconciler.start()
         metrics.WORKER_READY.set(1)
-        log.info("worker consuming", extra={"worker_id": self.worker_id, "models": sorted(self.models)})
+        log.info(
+            "worker consuming",
+            extra={"worker_id": self.worker_id, "pool": self.settings.pool, "models": sorted(self.models)},
+        )
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop taking jobs, finish and ack the ones held, disconnect. True if drained in time."""

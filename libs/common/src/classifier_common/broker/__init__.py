@@ -51,19 +51,20 @@ def _scheme(settings: Settings) -> str:
 
 
 def connect_publisher(settings: Settings) -> Publisher:
-    """For RabbitMQ this connects at once: it raises ``BrokerRefused`` for bad credentials or a
-    conflicting queue, and starts unready (reconnecting in the background) if the broker is down."""
+    """Publishes to every pool's queue (``settings.pools``). For RabbitMQ this connects at once:
+    it raises ``BrokerRefused`` for bad credentials or a conflicting queue, and starts unready
+    (reconnecting in the background) if the broker is down."""
     if _scheme(settings) == "memory":
         from classifier_common.broker import memory
 
-        return memory.MemoryPublisher(memory.broker_for(settings))
+        return memory.MemoryPublisher(memory.brokers_for(settings))
     from classifier_common.broker.rabbitmq import RabbitPublisher
 
     return RabbitPublisher(settings)
 
 
 def connect_consumer(settings: Settings) -> Consumer:
-    """Not started yet: call ``start()``."""
+    """Consumes the queue of ``settings.pool``. Not started yet: call ``start()``."""
     if _scheme(settings) == "memory":
         from classifier_common.broker import memory
 
@@ -79,14 +80,14 @@ def connect_listener(settings: Settings) -> FinishedListener:
     if _scheme(settings) == "memory":
         from classifier_common.broker import memory
 
-        return memory.MemoryFinishedListener(memory.broker_for(settings))
+        return memory.MemoryFinishedListener(memory.notices_for(settings))
     from classifier_common.broker.rabbitmq import RabbitFinishedListener
 
     return RabbitFinishedListener(settings)
 
 
 def connect_dead_letters(settings: Settings) -> DeadLetterConsumer:
-    """The dead-letter queue's consumer. Not started yet: call ``start()``."""
+    """The dead-letter queue's consumer of ``settings.pool``. Not started yet: call ``start()``."""
     if _scheme(settings) == "memory":
         from classifier_common.broker import memory
 

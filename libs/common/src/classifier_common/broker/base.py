@@ -58,13 +58,17 @@ class Delivery(Protocol):
 
 
 class Publisher(Protocol):
-    def publish(self, body: bytes, *, message_id: str) -> None: ...
+    """Publishes to the queue of any worker pool (``Settings.pools``); each queue is bounded on its
+    own, so a full pool's queue refuses (QueueFull) only that pool's jobs. An unknown pool is a
+    programming error (ValueError)."""
+
+    def publish(self, body: bytes, *, message_id: str, pool: str = ...) -> None: ...
 
     def ping(self) -> None:
         """Raise BrokerUnavailable unless connected."""
 
-    def depth(self) -> int:
-        """Messages ready in the jobs queue (not those held by workers: AMQP does not report them)."""
+    def depth(self, pool: str = ...) -> int:
+        """Messages ready in the pool's queue (not those held by workers: AMQP does not report them)."""
 
     def close(self) -> None: ...
 

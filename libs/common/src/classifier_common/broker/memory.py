@@ -14,8 +14,11 @@ directory starts with the messages left there, as redeliveries, and the dead let
 Workers' finished-job notices go straight to the listeners registered in the same process
 (:class:`MemoryFinishedListener`), in the thread that announces them.
 
-Brokers are registered by URL (``memory://`` or ``memory://NAME``), so a publisher and a consumer
-built from the same settings in one process share one queue.
+Brokers are registered by URL (``memory://`` or ``memory://NAME``) and pool: a publisher and a
+consumer built from the same settings in one process share each pool's queue, and the finished-job
+notices of every pool reach every listener registered under that URL. A pool's messages spool to
+``<spool_dir>/pools/<pool>/``; messages spooled before pools existed (at the top of the directory)
+are moved to their model's pool on first use.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Literal
 
 from classifier_common import metrics
 from classifier_common.broker.base import DeadLetter
-from classifier_common.config import Settings
-from classifier_common.errors import BrokerUnavailable, QueueFull
+from classifier_common.config import DEFAULT_POOL, Settings
+from classifier_common.errors import BrokerUnavailable, PoisonMessage, queue_full
+from classifier_common.messages import decode
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +51,46 @@ class _Message:
     spool_file: Path | None = None
 
 
+class Notices:
+    """The finished-job listeners of one process, heard by every pool's queue."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[list[str]], None]] = []
+
+    def announce(self, job_ids: list[str]) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(job_ids)
+            except Exception:  # noqa: BLE001 - a notice is best effort, as with RabbitMQ
+                log.exception("a finished-job listener failed")
+
+    def add(self, listener: Callable[[list[str]], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove(self, listener: Callable[[list[str]], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+
 class MemoryBroker:
     """One bounded queue plus its dead-letter list. Thread-safe: one condition guards all state."""
 
-    def __init__(self, *, max_length: int, max_attempts: int, retry_after_s: int = 5, spool_dir: Path | None = None):
+    def __init__(
+        self,
+        *,
+        max_length: int,
+        max_attempts: int,
+        retry_after_s: int = 5,
+        spool_dir: Path | None = None,
+        notices: Notices | None = None,
+        pool: str = DEFAULT_POOL,
+    ):
+        self.pool = pool
         self.max_length = max_length
         self.max_attempts = max_attempts
         self._retry_after = retry_after_s
@@ -60,7 +100,7 @@ class MemoryBroker:
         self._dead: list[tuple[DeadLetter, Path | None]] = []  # and its spool file
         self._tags = itertools.count(1)
         self._spool = spool_dir
-        self._listeners: list[Callable[[list[str]], None]] = []
+        self.notices = notices or Notices()
         if spool_dir is not None:
             (spool_dir / "dead").mkdir(parents=True, exist_ok=True)
             for path in sorted(spool_dir.glob("*.msg")):
@@ -109,9 +149,7 @@ class MemoryBroker:
         with self._cond:
             # Like x-max-length: only ready messages count, not those held by workers.
             if len(self._ready) >= self.max_length:
-                raise QueueFull(
-                    f"the job queue is full ({self.max_length} waiting); retry later", retry_after=self._retry_after
-                )
+                raise queue_full(self.pool, self.max_length, self._retry_after)
             self._ready.append(_Message(body, message_id, spool_file=self._spool_write(body, message_id)))
             self._cond.notify_all()
 
@@ -157,22 +195,7 @@ class MemoryBroker:
             self._cond.notify_all()
 
     def announce_finished(self, job_ids: list[str]) -> None:
-        with self._cond:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(job_ids)
-            except Exception:  # noqa: BLE001 - a notice is best effort, as with RabbitMQ
-                log.exception("a finished-job listener failed")
-
-    def add_listener(self, listener: Callable[[list[str]], None]) -> None:
-        with self._cond:
-            self._listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[list[str]], None]) -> None:
-        with self._cond:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+        self.notices.announce(job_ids)
 
     def take_dead(self, timeout: float) -> tuple[DeadLetter, Path | None] | None:
         """The oldest dead letter (and its spool file), removed; None after ``timeout`` seconds."""
@@ -228,21 +251,29 @@ class MemoryDelivery:
 
 
 class MemoryPublisher:
-    def __init__(self, broker: MemoryBroker):
-        self.broker = broker
+    """Publishes to the queue of the pool it is given (one broker per pool)."""
+
+    def __init__(self, brokers: dict[str, MemoryBroker]):
+        self.brokers = brokers
         self._closed = False
 
-    def publish(self, body: bytes, *, message_id: str) -> None:
+    def publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> None:
         self.ping()
-        self.broker.publish(body, message_id)
+        self._broker(pool).publish(body, message_id)
 
     def ping(self) -> None:
         if self._closed:
             raise BrokerUnavailable("the publisher is closed")
 
-    def depth(self) -> int:
-        """Messages ready in the queue (not those held by workers), as the RabbitMQ adapter."""
-        return self.broker.ready_count
+    def depth(self, pool: str = DEFAULT_POOL) -> int:
+        """Messages ready in the pool's queue (not those held by workers), as the RabbitMQ adapter."""
+        return self._broker(pool).ready_count
+
+    def _broker(self, pool: str) -> MemoryBroker:
+        try:
+            return self.brokers[pool]
+        except KeyError:
+            raise ValueError(f"no queue for pool {pool!r} (pools: {', '.join(self.brokers)})") from None
 
     def close(self) -> None:
         self._closed = True
@@ -293,17 +324,17 @@ class MemoryConsumer:
 
 
 class MemoryFinishedListener:
-    """Hears the notices of the consumers on the same in-process broker."""
+    """Hears the notices of the consumers of every pool on the same in-process broker URL."""
 
-    def __init__(self, broker: MemoryBroker):
-        self.broker = broker
+    def __init__(self, notices: Notices):
+        self.notices = notices
         self._on_finished: Callable[[list[str]], None] | None = None
 
     def start(self, on_finished: Callable[[list[str]], None], on_connected: Callable[[], None]) -> None:
         if self._on_finished is not None:
             return
         self._on_finished = on_finished
-        self.broker.add_listener(on_finished)
+        self.notices.add(on_finished)
         metrics.FINISHED_LISTENER_CONNECTED.set(1)
         on_connected()
 
@@ -313,7 +344,7 @@ class MemoryFinishedListener:
 
     def close(self) -> None:
         if self._on_finished is not None:
-            self.broker.remove_listener(self._on_finished)
+            self.notices.remove(self._on_finished)
             self._on_finished = None
             metrics.FINISHED_LISTENER_CONNECTED.set(0)
 
@@ -362,27 +393,83 @@ class MemoryDeadLetterConsumer:
                 self._closing.wait(self.RETRY_S)
 
 
-_brokers: dict[str, MemoryBroker] = {}
+@dataclass
+class _Hub:
+    """What one ``memory://`` URL holds: each pool's queue and the notices they share."""
+
+    notices: Notices
+    brokers: dict[str, MemoryBroker]
+
+
+_hubs: dict[str, _Hub] = {}
 _brokers_lock = threading.Lock()
 
 
-def broker_for(settings: Settings) -> MemoryBroker:
-    """The broker registered under ``settings.broker_url``, created on first use with these
-    settings' limits."""
+def pool_spool_dir(spool_dir: Path, pool: str) -> Path:
+    return spool_dir / "pools" / pool
+
+
+def _adopt_unpooled_spool(settings: Settings) -> None:
+    """Moves the messages an earlier version spooled at the top of ``spool_dir`` (one queue, no
+    pools) into the folder of the pool serving each one's model, so that a restart after an
+    upgrade loses nothing. One that names no served model goes to the first pool, whose worker
+    records it as failed."""
+    root = settings.spool_dir
+    if root is None or not root.is_dir():
+        return
+    first = next(iter(settings.pools))
+    for folder, into in ((root, ""), (root / "dead", "dead")):
+        for path in sorted(folder.glob("*.msg")):
+            try:
+                pool = settings.pool_for_model(decode(path.read_bytes()).model) or first
+            except PoisonMessage:
+                pool = first
+            target = pool_spool_dir(root, pool) / into
+            target.mkdir(parents=True, exist_ok=True)
+            path.replace(target / path.name)
+            log.info("spooled message %s moved to pool %s", path.name, pool)
+
+
+def _hub(settings: Settings) -> _Hub:
+    hub = _hubs.get(settings.broker_url)
+    if hub is None:
+        _adopt_unpooled_spool(settings)
+        hub = _hubs[settings.broker_url] = _Hub(Notices(), {})
+    return hub
+
+
+def notices_for(settings: Settings) -> Notices:
+    """The finished-job notices shared by every pool under ``settings.broker_url``."""
     with _brokers_lock:
-        broker = _brokers.get(settings.broker_url)
+        return _hub(settings).notices
+
+
+def broker_for(settings: Settings, pool: str | None = None) -> MemoryBroker:
+    """The queue of ``pool`` (default: ``settings.pool``) registered under ``settings.broker_url``,
+    created on first use with these settings' limits."""
+    pool = pool or settings.pool
+    with _brokers_lock:
+        hub = _hub(settings)
+        broker = hub.brokers.get(pool)
         if broker is None:
             broker = MemoryBroker(
                 max_length=settings.queue_max_length,
                 max_attempts=settings.delivery_limit,
                 retry_after_s=settings.broker_retry_after_s,
-                spool_dir=settings.spool_dir,
+                spool_dir=None if settings.spool_dir is None else pool_spool_dir(settings.spool_dir, pool),
+                notices=hub.notices,
+                pool=pool,
             )
-            _brokers[settings.broker_url] = broker
+            hub.brokers[pool] = broker
         return broker
 
 
+def brokers_for(settings: Settings) -> dict[str, MemoryBroker]:
+    """Every pool's queue (``settings.pools``), created on first use."""
+    return {pool: broker_for(settings, pool) for pool in settings.pools}
+
+
 def forget_broker(url: str) -> None:
-    """Drop a registered broker (tests, or a process that is done with it)."""
+    """Drop the brokers registered under a URL (tests, or a process that is done with them)."""
     with _brokers_lock:
-        _brokers.pop(url, None)
+        _hubs.pop(url, None)

@@ -22,6 +22,7 @@ from classifier_common.errors import (
     AlreadyRetried,
     ClassifierError,
     InvalidInput,
+    ModelNotServed,
     NotFound,
     NotRetryable,
     UploadNotKept,
@@ -93,8 +94,14 @@ async def retry_job(
 
 
 def _retry(store: JobStore, publisher: Publisher, settings: Settings, old: Job, retry: Job) -> tuple[Job, bool]:
+    pool = settings.pool_for_model(old.model)
+    if pool is None:
+        raise ModelNotServed(
+            f"no worker pool serves model {old.model!r} any more, so its job cannot be retried",
+            {"model": old.model},
+        )
     if old.retried_by is not None:
-        return _replay(store, publisher, old, retry)
+        return _replay(store, publisher, pool, old, retry)
     if old.status not in RETRYABLE:
         raise NotRetryable(
             f"the job is {old.status.value}; only a failed or canceled job can be retried",
@@ -110,9 +117,9 @@ def _retry(store: JobStore, publisher: Publisher, settings: Settings, old: Job, 
         current = store.get(old.id)
         if current is None:
             raise NotFound(f"no job with id {old.id}")  # purged meanwhile
-        return _replay(store, publisher, current, retry)
+        return _replay(store, publisher, pool, current, retry)
     try:
-        job, created = submit(store, publisher, retry, None, max_queued_per_client=settings.max_queued_per_client)
+        job, created = submit(store, publisher, retry, None, pool, max_queued_per_client=settings.max_queued_per_client)
     except ClassifierError:
         store.release_retry(old.id, retry.id)
         raise
@@ -122,12 +129,13 @@ def _retry(store: JobStore, publisher: Publisher, settings: Settings, old: Job, 
     return job, created
 
 
-def _replay(store: JobStore, publisher: Publisher, old: Job, retry: Job) -> tuple[Job, bool]:
+def _replay(store: JobStore, publisher: Publisher, pool: str, old: Job, retry: Job) -> tuple[Job, bool]:
     """The job was retried before: the same request again (its Idempotency-Key) answers that
     retry; anything else is a conflict that names it."""
     prior = store.get(old.retried_by) if old.retried_by else None
     if prior is not None and retry.idempotency_key is not None and prior.idempotency_key == retry.idempotency_key:
-        return submit(store, publisher, retry, None)  # finds the prior job by its key (republished if queued)
+        # Finds the prior job by its key (and publishes it again if still queued).
+        return submit(store, publisher, retry, None, pool)
     raise AlreadyRetried(
         "the job was retried already: follow its retried_by",
         {"retried_by": old.retried_by, "status_url": status_url(old.retried_by) if old.retried_by else None},

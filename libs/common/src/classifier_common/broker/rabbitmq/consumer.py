@@ -238,7 +238,7 @@ class _ConsumerSession:
 
 
 class RabbitConsumer:
-    """Consumes the jobs queue on a background thread and hands deliveries out through
+    """Consumes the jobs queue of ``settings.pool`` on a background thread and hands deliveries out through
     :meth:`get`. Reconnects with capped backoff (0.5 s doubling to 10 s); stops for good on a
     refusal that will not heal, which :meth:`get` then raises as :class:`BrokerRefused`.
     Finished-job notices go out on a second connection (:class:`NoticeSender`)."""
@@ -247,7 +247,7 @@ class RabbitConsumer:
         self._topology = Topology.from_settings(settings)
         self._prefetch = settings.prefetch
         self._params = connection_parameters(
-            settings.broker_url, f"classifier consumer queue={settings.queue_name} pid={os.getpid()}"
+            settings.broker_url, f"classifier consumer queue={self._topology.queue} pid={os.getpid()}"
         )
         self._notices = NoticeSender(
             connection_parameters(

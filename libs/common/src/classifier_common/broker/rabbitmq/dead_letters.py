@@ -39,9 +39,10 @@ def dead_letter_from(properties: BasicProperties, body: bytes) -> DeadLetter:
 
 
 class RabbitDeadLetterConsumer(BackgroundConsumer):
-    """Consumes ``<queue>.dead`` on a background thread, with a connection of its own, handing each
-    message to ``handle``; acks it when ``handle`` says done, gives it back after a pause when not.
-    Reconnects with capped backoff. Several workers may consume it: each message goes to one."""
+    """Consumes the dead-letter queue of ``settings.pool`` (``<queue_name>.<pool>.dead``) on a
+    background thread, with a connection of its own, handing each message to ``handle``; acks it
+    when ``handle`` says done, gives it back after a pause when not. Reconnects with capped
+    backoff. Several workers may consume it: each message goes to one."""
 
     role = "dead-letter consumer"
 
@@ -49,7 +50,7 @@ class RabbitDeadLetterConsumer(BackgroundConsumer):
         self._topology = Topology.from_settings(settings)
         super().__init__(
             connection_parameters(
-                settings.broker_url, f"classifier dead-letters queue={settings.queue_name} pid={os.getpid()}"
+                settings.broker_url, f"classifier dead-letters queue={self._topology.queue} pid={os.getpid()}"
             )
         )
         self._handle: Callable[[DeadLetter], bool] = lambda _dead: False

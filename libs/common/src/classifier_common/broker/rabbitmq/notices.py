@@ -59,6 +59,7 @@ class NoticeSender:
         self._channel: BlockingChannel | None = None
         self._next_attempt = 0.0
         self._backoff = BACKOFF_MIN_S
+        self._blocked = False  # the broker said Connection.Blocked and not yet Unblocked
 
     def start(self) -> None:
         self._thread.start()
@@ -90,6 +91,9 @@ class NoticeSender:
                 except CONNECTION_ERRORS as exc:
                     log.info("finished-job notices: connection lost (%s)", describe(exc))
                     self._disconnect()
+                except Exception:  # noqa: BLE001 - a bug must not end every later notice
+                    log.exception("finished-job notices: unexpected error; reconnecting")
+                    self._disconnect()
         finally:
             self._disconnect()
 
@@ -98,6 +102,11 @@ class NoticeSender:
             if time.monotonic() < self._next_attempt:
                 return  # reconnecting later: this notice is dropped
             self._connect()
+        if self._blocked:
+            # The broker reads nothing from a blocked connection: what is written now is lost
+            # when the blocked-connection timeout drops it. Dropped here instead, at no cost.
+            self._connection.process_data_events(time_limit=0)  # type: ignore[union-attr]
+            return
         assert self._channel is not None
         self._channel.basic_publish(self._exchange.name, "", body)
 
@@ -106,6 +115,8 @@ class NoticeSender:
         try:
             connection = BlockingConnection(self._params)
             try:
+                connection.add_on_connection_blocked_callback(lambda *_: self._set_blocked(True))
+                connection.add_on_connection_unblocked_callback(lambda *_: self._set_blocked(False))
                 channel = connection.channel()
                 self._exchange.declare(channel)
             except BaseException:
@@ -118,7 +129,13 @@ class NoticeSender:
         self._connection, self._channel = connection, channel
         self._backoff = BACKOFF_MIN_S
 
+    def _set_blocked(self, blocked: bool) -> None:
+        if blocked != self._blocked:
+            log.info("finished-job notices: connection %s by the broker", "blocked" if blocked else "unblocked")
+        self._blocked = blocked
+
     def _disconnect(self) -> None:
+        self._blocked = False
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             close_quietly(connection)

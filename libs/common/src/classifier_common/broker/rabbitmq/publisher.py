@@ -26,8 +26,8 @@ from classifier_common.broker.rabbitmq.connection import (
     where,
 )
 from classifier_common.broker.rabbitmq.topology import Topology
-from classifier_common.config import Settings
-from classifier_common.errors import BrokerUnavailable, QueueFull
+from classifier_common.config import DEFAULT_POOL, Settings
+from classifier_common.errors import BrokerUnavailable, queue_full
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +37,24 @@ log = logging.getLogger(__name__)
 PUBLISH_POOL_SIZE = 4
 # A caller waits at most this long for a free publisher channel before getting a 503.
 CHECKOUT_TIMEOUT_S = 30.0
+# A publish waits at most this long for the broker's confirm (milliseconds normally). A broker
+# that takes the message and never confirms it (a quorum queue that lost its majority) would
+# otherwise hold the request, and the channel, for ever.
+CONFIRM_TIMEOUT_S = 10.0
+
+
+class ConfirmTimeout(pika.exceptions.AMQPConnectionError):
+    """The broker did not confirm a publish in time; its connection is dropped."""
 
 
 class _PublishChannel:
     """One connection with one confirm channel, opened lazily. pika's BlockingConnection is not
     thread-safe: every method here is called with ``lock`` held."""
 
-    def __init__(self, params: pika.ConnectionParameters, topology: Topology):
+    def __init__(self, params: pika.ConnectionParameters, topologies: list[Topology]):
         self.lock = threading.Lock()
         self._params = params
-        self._topology = topology
+        self._topologies = topologies
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
@@ -59,27 +67,39 @@ class _PublishChannel:
         connection = BlockingConnection(self._params)
         try:
             channel = connection.channel()
-            self._topology.declare(channel)
+            for topology in self._topologies:
+                topology.declare(channel)
             channel.confirm_delivery()
         except BaseException:
             close_quietly(connection)
             raise
         self._connection, self._channel = connection, channel
 
-    def publish(self, body: bytes, properties: BasicProperties) -> None:
+    def publish(self, queue_name: str, body: bytes, properties: BasicProperties) -> None:
         """Returns once the broker confirmed; NackError when the queue refused the message."""
         if not self.is_open:
             self.open()
-        assert self._channel is not None
-        self._channel.basic_publish(
-            exchange="", routing_key=self._topology.queue, body=body, properties=properties, mandatory=True
+        assert self._channel is not None and self._connection is not None
+        # pika's BlockingChannel waits for the confirm with no deadline of its own. A timer on the
+        # connection's own I/O loop (how pika times out a blocked connection) ends the stream,
+        # and the wait raises ConfirmTimeout.
+        loop = self._connection._impl  # noqa: SLF001 - pika offers no public deadline for a confirm
+        timer = loop._adapter_call_later(  # noqa: SLF001
+            CONFIRM_TIMEOUT_S,
+            lambda: loop._terminate_stream(ConfirmTimeout(f"no confirm within {CONFIRM_TIMEOUT_S:.0f} s")),  # noqa: SLF001
         )
+        try:
+            self._channel.basic_publish(
+                exchange="", routing_key=queue_name, body=body, properties=properties, mandatory=True
+            )
+        finally:
+            loop._adapter_remove_timeout(timer)  # noqa: SLF001
 
-    def ready_count(self) -> int:
+    def ready_count(self, queue_name: str) -> int:
         if not self.is_open:
             self.open()
         assert self._channel is not None
-        return self._channel.queue_declare(self._topology.queue, passive=True).method.message_count
+        return self._channel.queue_declare(queue_name, passive=True).method.message_count
 
     def keepalive(self) -> None:
         """Answer heartbeats and notice a connection the broker closed."""
@@ -93,7 +113,8 @@ class _PublishChannel:
 
 
 class RabbitPublisher:
-    """Publishes persistent JSON messages to the jobs queue and waits for the broker's confirm.
+    """Publishes persistent JSON messages to a pool's jobs queue and waits for the broker's confirm.
+    Every pool's topology is declared on each connection it opens.
 
     Safe to call from many threads: each call takes one channel of a small pool for itself.
     A connection error is retried once on a fresh connection (so a message may be published
@@ -103,12 +124,12 @@ class RabbitPublisher:
     """
 
     def __init__(self, settings: Settings, *, pool_size: int = PUBLISH_POOL_SIZE):
-        self._topology = Topology.from_settings(settings)
+        self._topologies = Topology.for_pools(settings)
         self._retry_after = settings.broker_retry_after_s
         self._params = connection_parameters(
             settings.broker_url, f"classifier publisher queue={settings.queue_name} pid={os.getpid()}"
         )
-        self._channels = [_PublishChannel(self._params, self._topology) for _ in range(pool_size)]
+        self._channels = [_PublishChannel(self._params, list(self._topologies.values())) for _ in range(pool_size)]
         # LIFO: under light load the same connection serves everyone; the others stay unopened.
         self._idle: queue.LifoQueue[_PublishChannel] = queue.LifoQueue()
         for channel in reversed(self._channels):
@@ -136,7 +157,8 @@ class RabbitPublisher:
 
     # -- the Publisher protocol
 
-    def publish(self, body: bytes, *, message_id: str) -> None:
+    def publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> None:
+        topology = self._topology(pool)
         self._raise_if_down()
         properties = BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=message_id
@@ -144,22 +166,23 @@ class RabbitPublisher:
         channel = self._checkout()
         try:
             with channel.lock:
-                self._publish_retrying_once(channel, body, properties)
+                self._publish_retrying_once(channel, pool, topology, body, properties)
         finally:
             self._idle.put(channel)
 
     def ping(self) -> None:
         self._raise_if_down()
 
-    def depth(self) -> int:
-        """Messages *ready* in the jobs queue (AMQP reports no unacknowledged count: messages held
-        by workers are not included). For readiness and metrics only."""
+    def depth(self, pool: str = DEFAULT_POOL) -> int:
+        """Messages *ready* in the pool's jobs queue (AMQP reports no unacknowledged count: messages
+        held by workers are not included). For readiness and metrics only."""
+        topology = self._topology(pool)
         self._raise_if_down()
         channel = self._checkout()
         try:
             with channel.lock:
                 try:
-                    return channel.ready_count()
+                    return channel.ready_count(topology.queue)
                 except CONNECTION_ERRORS as exc:
                     channel.discard()
                     raise self._unavailable(exc) from exc
@@ -175,23 +198,32 @@ class RabbitPublisher:
 
     # -- internals
 
-    def _publish_retrying_once(self, channel: _PublishChannel, body: bytes, properties: BasicProperties) -> None:
+    def _topology(self, pool: str) -> Topology:
         try:
-            channel.publish(body, properties)
+            return self._topologies[pool]
+        except KeyError:
+            raise ValueError(f"no queue for pool {pool!r} (pools: {', '.join(self._topologies)})") from None
+
+    def _publish_retrying_once(
+        self, channel: _PublishChannel, pool: str, topology: Topology, body: bytes, properties: BasicProperties
+    ) -> None:
+        try:
+            channel.publish(topology.queue, body, properties)
             return
         except pika.exceptions.NackError as exc:
-            raise self._queue_full() from exc
-        except pika.exceptions.ConnectionBlockedTimeout as exc:
-            # A resource alarm: a fresh connection would be blocked just the same.
+            raise queue_full(pool, topology.max_length, self._retry_after) from exc
+        except (pika.exceptions.ConnectionBlockedTimeout, ConfirmTimeout) as exc:
+            # A resource alarm, or a queue that cannot confirm: a fresh connection would wait
+            # just the same.
             channel.discard()
             raise self._unavailable(exc) from exc
         except CONNECTION_ERRORS as exc:
             log.warning("publish of %s failed (%s); reconnecting once", properties.message_id, describe(exc))
             channel.discard()
         try:
-            channel.publish(body, properties)
+            channel.publish(topology.queue, body, properties)
         except pika.exceptions.NackError as exc:
-            raise self._queue_full() from exc
+            raise queue_full(pool, topology.max_length, self._retry_after) from exc
         except CONNECTION_ERRORS as exc:
             channel.discard()
             self._mark_down(exc)
@@ -204,11 +236,6 @@ class RabbitPublisher:
             raise BrokerUnavailable(
                 f"every publisher channel stayed busy for {CHECKOUT_TIMEOUT_S:.0f} s", retry_after=self._retry_after
             ) from None
-
-    def _queue_full(self) -> QueueFull:
-        return QueueFull(
-            f"the job queue is full ({self._topology.max_length} waiting); retry later", retry_after=self._retry_after
-        )
 
     def _unavailable(self, error: BaseException | str) -> BrokerUnavailable:
         reason = error if isinstance(error, str) else describe(error)

@@ -2,10 +2,16 @@
 uses it: the publisher and the dead-letter consumer on blocking channels (:meth:`Topology.declare`),
 the consumer on its asynchronous channel (:meth:`Topology.declare_async`).
 
-    <queue>           durable quorum queue: delivery limit, max length with reject-publish,
-                      dead-lettering to classifier.dlx
-    classifier.dlx    durable direct exchange  -> <queue>.dead (durable quorum queue)
-    <queue>.finished  durable fanout exchange: workers publish the ids of the jobs they finished
+One :class:`Topology` per worker pool: each pool's jobs wait in a queue of its own,
+``<queue_name>.<pool>`` (docs/pools.md says why a queue per pool rather than one exchange routing
+to shared consumers). The gateway declares every pool's; a worker and its reconciler their pool's.
+
+    <queue_name>.<pool>       durable quorum queue: delivery limit, max length with reject-publish,
+                              dead-lettering to classifier.dlx
+    classifier.dlx            durable direct exchange  -> <queue_name>.<pool>.dead (durable quorum
+                              queue), keyed by that name
+    <queue_name>.finished     durable fanout exchange shared by every pool: workers publish the ids
+                              of the jobs they finished
                       (transient, no confirm, on a connection of their own: see
                       :class:`~classifier_common.broker.rabbitmq.notices.NoticeSender`); each
                       results service binds its own exclusive queue
@@ -77,28 +83,37 @@ class Binding:
 Declaration = Exchange | Queue | Binding
 
 
-def finished_notices(queue: str) -> Exchange:
-    """The fanout exchange that finished-job notices for ``queue`` go through."""
-    return Exchange(finished_exchange(queue), "fanout")
+def finished_notices(queue_name: str) -> Exchange:
+    """The fanout exchange that finished-job notices of every pool go through (``queue_name`` is
+    ``Settings.queue_name``, the pools' common prefix)."""
+    return Exchange(finished_exchange(queue_name), "fanout")
 
 
 @dataclass(frozen=True)
 class Topology:
-    queue: str
+    queue: str  # one pool's
     max_length: int
     max_deliveries: int  # Settings.delivery_limit
+    finished_exchange: str  # shared by every pool
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Topology:
-        return cls(settings.queue_name, settings.queue_max_length, settings.delivery_limit)
+    def from_settings(cls, settings: Settings, pool: str | None = None) -> Topology:
+        """The topology of ``pool`` (default: the pool this process serves, ``settings.pool``)."""
+        return cls(
+            settings.queue_for_pool(pool or settings.pool),
+            settings.queue_max_length,
+            settings.delivery_limit,
+            finished_exchange(settings.queue_name),
+        )
+
+    @classmethod
+    def for_pools(cls, settings: Settings) -> dict[str, Topology]:
+        """Every pool's topology, by pool name (what the gateway publishes to)."""
+        return {pool: cls.from_settings(settings, pool) for pool in settings.pools}
 
     @property
     def dead_queue(self) -> str:
         return dead_letter_queue(self.queue)
-
-    @property
-    def finished_exchange(self) -> str:
-        return finished_exchange(self.queue)
 
     def queue_arguments(self) -> dict[str, Any]:
         return {
@@ -122,7 +137,7 @@ class Topology:
             Queue(self.dead_queue, self.dead_queue_arguments()),
             Binding(self.dead_queue, DEAD_LETTER_EXCHANGE, routing_key=self.dead_queue),
             Queue(self.queue, self.queue_arguments()),
-            finished_notices(self.queue),
+            Exchange(self.finished_exchange, "fanout"),
         )
 
     def declare(self, channel: BlockingChannel) -> None:

@@ -14,13 +14,14 @@ from classifier_common import images
 from classifier_common.catalog import get_spec
 from classifier_common.deps import SettingsDep, StoreDep
 from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
-from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge, UnknownModel
+from classifier_common.errors import InvalidInput, ModelNotServed, NotAnImage, PayloadTooLarge, UnknownModel
 from classifier_common.logs import request_id_var
 from classifier_common.store import JobQuery
 from classifier_common.submission import submit
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
+from classifier_gateway.api.routes.models import served_models
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -80,6 +81,12 @@ async def create_job(
     spec = get_spec(model_name)
     if not spec.available(settings.models_dir):
         raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
+    pool = settings.pool_for_model(spec.name)
+    if pool is None:
+        raise ModelNotServed(
+            f"no worker pool serves model {spec.name!r}",
+            {"model": spec.name, "served_models": served_models(settings)},
+        )
     request_id = request_id_var.get()
 
     def accept() -> tuple[Job, bool]:
@@ -103,7 +110,7 @@ async def create_job(
             client_id=client_id,
             callback_url=callback_url,
         )
-        return submit(store, publisher, job, upload, max_queued_per_client=settings.max_queued_per_client)
+        return submit(store, publisher, job, upload, pool, max_queued_per_client=settings.max_queued_per_client)
 
     job, created = await run_in_threadpool(accept)
     headers = {"Location": status_url(job.id)}

@@ -1,13 +1,16 @@
-"""GET /v1/models: what can be asked for, and whether a worker has it loaded."""
+"""GET /v1/models: what can be asked for, which worker pool serves it, and whether a worker has it
+loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from classifier_common.catalog import CATALOG
+from classifier_common.catalog import CATALOG, available_models
+from classifier_common.config import Settings
 from classifier_common.deps import SettingsDep, StoreDep
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
@@ -22,20 +25,45 @@ class ModelOut(BaseModel):
     num_classes: int
     available: bool  # weights are in the models directory
     loaded: bool  # a running worker has loaded it
+    pool: str | None  # the worker pool serving it; None: no pool does (a job for it is refused, 422)
+    pool_ready: bool  # a worker of that pool sent a heartbeat lately
 
 
-def loaded_models(settings: SettingsDep, store: StoreDep) -> set[str]:
-    """The models of the workers that sent a heartbeat lately (in any topology)."""
+def served_models(settings: Settings) -> list[str]:
+    """The models some pool serves; the implicit pool without a model list serves every model
+    whose weights are here."""
+    listed = sorted(model for models in settings.pools.values() for model in models)
+    if settings.pools_given or listed:
+        return listed
+    return sorted(spec.name for spec in available_models(settings.models_dir))
+
+
+def live_worker_models(settings: Settings, store: StoreDep) -> list[Sequence[str]]:
+    """The models of each worker that sent a heartbeat lately (in any topology)."""
     since = utcnow() - timedelta(seconds=3 * settings.heartbeat_s)
     try:
-        return {model for worker in store.live_workers(since) for model in worker.models}
+        return [worker.models for worker in store.live_workers(since)]
     except StoreUnavailable:
-        return set()
+        return []
 
 
-@router.get("", summary="The models, their input size and whether they are loaded")
+def ready_pools(settings: Settings, workers: list[Sequence[str]]) -> set[str]:
+    """The pools with a live worker. A worker serves exactly its pool's models and a model is in
+    one pool only, so any model a worker has loaded names its pool; the implicit pool without a
+    model list is ready with any live worker."""
+    ready: set[str] = set()
+    for pool, models in settings.pools.items():
+        if any(not models or set(models) & set(loaded) for loaded in workers):
+            ready.add(pool)
+    return ready
+
+
+@router.get("", summary="The models, their input size, the pool serving each and whether they are loaded")
 def list_models(settings: SettingsDep, store: StoreDep) -> list[ModelOut]:
-    loaded = loaded_models(settings, store)
+    workers = live_worker_models(settings, store)
+    loaded = {model for models in workers for model in models}
+    ready = ready_pools(settings, workers)
+    pools = {spec.name: settings.pool_for_model(spec.name) for spec in CATALOG.values()}
     return [
         ModelOut(
             name=spec.name,
@@ -44,6 +72,8 @@ def list_models(settings: SettingsDep, store: StoreDep) -> list[ModelOut]:
             num_classes=spec.num_classes,
             available=spec.available(settings.models_dir),
             loaded=spec.name in loaded,
+            pool=pools[spec.name],
+            pool_ready=pools[spec.name] in ready,
         )
         for spec in CATALOG.values()
     ]

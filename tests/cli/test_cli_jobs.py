@@ -1,7 +1,7 @@
 """`classifier list | cancel | retry` through the entry point, against the real embedded system.
 
-The test server's worker loads efficientnet_lite0 only: a job for efficientnet_lite1 fails
-(model_unavailable), which gives a failed job to retry."""
+A failed job to retry is one of the stalled server (whose worker never starts), failed in its
+store as a worker would record it."""
 
 from __future__ import annotations
 
@@ -11,25 +11,34 @@ import subprocess
 
 import httpx
 
+from classifier_common.domain import JobError, utcnow
+from classifier_common.store.sqlite import SqliteJobStore
 from tests.cli.conftest import CLASSIFIER
 from tests.client.conftest import stalled  # noqa: F401, F811 - the fixture: a server whose jobs stay queued
-from tests.utils.api import wait_for_job
 from tests.utils.server import Server
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 
 
 def _failed_job(server: Server) -> str:
+    """A job of the stalled server (its worker never starts) that has failed, as a worker records
+    it, written to the server's own store."""
     with httpx.Client(base_url=server.url) as client:
-        response = client.post("/v1/jobs", json={"model": "efficientnet_lite1", "image": GOLDFINCH})
+        response = client.post("/v1/jobs", json={"model": "efficientnet_lite0", "image": GOLDFINCH})
         assert response.status_code == 202, response.text
-        job = wait_for_job(client, response.headers["location"])
-    assert job["status"] == "failed", job
-    return job["id"]
+    job_id = response.json()["id"]
+    store = SqliteJobStore(server.log_path.parent / "jobs.db")
+    try:
+        store.start(job_id, utcnow())
+        store.fail(job_id, JobError(code="internal_error", message="out of memory"), utcnow())
+    finally:
+        store.close()
+    return job_id
 
 
-def test_retry_makes_a_linked_job_and_list_shows_both(classifier, server: Server) -> None:
-    failed = _failed_job(server)
+def test_retry_makes_a_linked_job_and_list_shows_both(stalled: Server) -> None:  # noqa: F811
+    classifier = _runner(stalled)
+    failed = _failed_job(stalled)
     result = classifier("retry", failed, "--json")
     assert result.returncode == 0, result.stderr
     retry = json.loads(result.stdout)
@@ -43,7 +52,7 @@ def test_retry_makes_a_linked_job_and_list_shows_both(classifier, server: Server
     jobs = {job["id"]: job for job in json.loads(listed.stdout)}
     assert jobs[failed]["retried_by"] == retry["id"]
 
-    table = classifier("list", "--status", "failed", "--model", "efficientnet_lite1")
+    table = classifier("list", "--status", "failed", "--model", "efficientnet_lite0")
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if line.startswith(failed))
     assert "failed" in row and f"retried by {retry['id'][:8]}" in row and "goldfinch" in row
@@ -75,9 +84,7 @@ def test_retry_and_cancel_refusals_say_why(classifier, server: Server) -> None:
 
 
 def test_cancel_a_queued_job_then_retry_it(stalled: Server) -> None:  # noqa: F811
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "CLASSIFIER_URL": stalled.url, "COLUMNS": "120"}
-        return subprocess.run([str(CLASSIFIER), *args], env=env, capture_output=True, text=True, timeout=120)
+    run = _runner(stalled)
 
     submitted = run("submit", "--image", GOLDFINCH, "--json")
     assert submitted.returncode == 0, submitted.stderr
@@ -89,3 +96,11 @@ def test_cancel_a_queued_job_then_retry_it(stalled: Server) -> None:  # noqa: F8
     assert f"job {job_id} retried as job" in retried.stderr and "queued" in retried.stdout
     new_id = retried.stderr.split("retried as job ")[1].split()[0]
     assert run("cancel", new_id).returncode == 0  # the stalled queue is short
+
+
+def _runner(server: Server):  # type: ignore[no-untyped-def]
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "CLASSIFIER_URL": server.url, "COLUMNS": "120"}
+        return subprocess.run([str(CLASSIFIER), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    return run

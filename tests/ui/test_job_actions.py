@@ -1,6 +1,6 @@
 """Cancel and Retry on the page: Cancel for a queued job, Retry for a canceled (or failed) one,
 and the link between a job and its retry, against a server whose jobs stay queued (its worker
-never starts) and the one-process system (jobs that fail)."""
+never starts; a failed job is failed in its store, as a worker records it)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from classifier_common.domain import JobError, utcnow
+from classifier_common.store.sqlite import SqliteJobStore
 from tests.client.conftest import stalled  # noqa: F401, F811 - the fixture: a server whose jobs stay queued
 from tests.ui.conftest import VIEWPORT
-from tests.ui.test_page import GOLDFINCH, JOB_S, choose_gallery_image, classify
-from tests.utils.api import wait_for_job
+from tests.ui.test_page import JOB_S, choose_gallery_image, classify
 from tests.utils.server import Server
 
 
@@ -73,23 +74,28 @@ def test_cancel_a_queued_job_then_retry_it_and_follow_the_links(
     expect(page.locator("#job")).to_have_attribute("data-status", "canceled")
 
 
-def test_a_failed_job_offers_retry(page: Page, server: Server, screenshot: Callable[[Page], Path]) -> None:
-    # The test server's worker loads efficientnet_lite0 only: a job for efficientnet_lite1 fails.
-    with httpx.Client(base_url=server.url) as client:
-        response = client.post("/v1/jobs", json={"model": "efficientnet_lite1", "image": GOLDFINCH})
-        failed = wait_for_job(client, response.headers["location"])
-    assert failed["status"] == "failed"
-    page.reload()
-    page.wait_for_selector("body[data-ready]")
-    page.evaluate(  # as if this browser had submitted it: open it from the history
-        "job => localStorage.setItem('classifier.history.v1', JSON.stringify([job]))",
-        {k: failed[k] for k in ("id", "model", "image", "source", "created_at", "status")},
-    )
-    page.reload()
-    page.wait_for_selector("body[data-ready]")
-    page.locator(f".history-item[data-id='{failed['id']}']").click()
-    expect(page.get_by_role("status")).to_contain_text("Failed")
+def test_a_failed_job_offers_retry(
+    stalled_page: Page,
+    stalled: Server,  # noqa: F811
+    screenshot: Callable[[Page], Path],
+) -> None:
+    page = stalled_page
+    choose_gallery_image(page, "goldfinch")
+    classify(page)
+    expect(page.get_by_role("status")).to_contain_text("Queued")
+    job_id = page.locator("#job-id").inner_text()
+    store = SqliteJobStore(stalled.log_path.parent / "jobs.db")  # fails it as a worker would record it
+    try:
+        store.start(job_id, utcnow())
+        store.fail(job_id, JobError(code="internal_error", message="out of memory"), utcnow())
+    finally:
+        store.close()
+    expect(page.get_by_role("status")).to_contain_text("Failed", timeout=JOB_S)  # the page follows it
+    expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
     page.get_by_role("button", name="Retry").click()
-    expect(page.locator("#job-links")).to_contain_text(f"Retry of job {failed['id'][:8]}")
-    expect(page.get_by_role("status")).to_contain_text("Failed", timeout=JOB_S)  # it fails again, for the same reason
+    expect(page.locator("#job-id")).not_to_have_text(job_id)
+    expect(page.locator("#job-links")).to_contain_text(f"Retry of job {job_id[:8]}")
+    expect(page.get_by_role("status")).to_contain_text("Queued")
     screenshot(page)
+    page.get_by_role("button", name="Cancel job").click()  # the stalled queue is short
+    expect(page.locator("#job")).to_have_attribute("data-status", "canceled")

@@ -17,7 +17,8 @@ from classifier_common.domain import JobError, JobResult, utcnow
 from classifier_common.store import JobStore
 from classifier_common.store.mongo import MongoJobStore
 from tests.utils.api import assert_error_shape
-from tests.utils.jobs_api import STORES, jobs_api
+from tests.utils.jobs import queued_job
+from tests.utils.jobs_api import STORES, Api, jobs_api
 
 BODY = {"model": "efficientnet_lite1", "image": "n01531178_goldfinch.JPEG"}
 
@@ -132,3 +133,12 @@ def test_unknown_or_malformed_ids(api: tuple[TestClient, JobStore]) -> None:
     assert_error_shape(client.post(f"/v1/jobs/{'0' * 32}/retry"), 404, "not_found")
     assert_error_shape(client.post("/v1/jobs/not-an-id/retry"), 422, "invalid_input")
     assert_error_shape(client.get("/v1/jobs/x/retry"), 405)
+
+
+def test_a_job_of_a_model_no_pool_serves_any_more_is_not_retried(api: Api) -> None:
+    client, store = api
+    old = store.create(queued_job(model="efficientnet_lite2"))  # submitted before the pools changed
+    store.cancel(old.id, utcnow())
+    body = assert_error_shape(client.post(f"/v1/jobs/{old.id}/retry"), 422, "model_not_served")
+    assert body["error"]["details"] == {"model": "efficientnet_lite2"}
+    assert store.get(old.id).retried_by is None  # type: ignore[union-attr]

@@ -43,7 +43,7 @@ def jobs_api(
         "spool_dir": None,
         "models_dir": seeded[0],
         "gallery_dir": seeded[1],
-        "models": ["efficientnet_lite0"],
+        "models": ["efficientnet_lite0", "efficientnet_lite1"],  # no worker runs: nothing is loaded
         "log_format": "text",
     }
     values.update(overrides)

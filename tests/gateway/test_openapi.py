@@ -82,3 +82,27 @@ def test_tags_in_order_and_job_fields_described(client: TestClient) -> None:
         # `queue` (the place in the queue) is there while the job is queued only
         absent = set() if example["value"]["status"] == "queued" else {"queue"}
         assert set(example["value"]) == set(job["properties"]) - absent
+
+
+def test_listing_and_retry_are_documented_with_examples(client: TestClient) -> None:
+    spec = spec_of(client)
+    listing = spec["paths"]["/v1/jobs"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert {"status", "model", "created_after", "created_before", "limit", "cursor"} <= names
+    limit = next(p for p in listing["parameters"] if p["name"] == "limit")["schema"]
+    assert (limit["default"], limit["maximum"]) == (50, 200)
+    ok = listing["responses"]["200"]
+    assert ok["headers"]["Link"] == {"$ref": "#/components/headers/Link"}
+    page = ok["content"]["application/json"]["examples"]["a page"]["value"]
+    assert page["next"] and page["jobs"][0]["retry_of"] == page["jobs"][1]["id"]
+    assert page["jobs"][1]["retried_by"] == page["jobs"][0]["id"]
+    # The example's next link is a real cursor's shape: the service accepts it.
+    assert client.get(page["next"]).status_code == 200
+
+    retry = spec["paths"]["/v1/jobs/{job_id}/retry"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in retry["parameters"] if p["in"] == "header"]
+    accepted = retry["responses"]["202"]
+    assert set(accepted["headers"]) == {"Location", "X-Request-ID", "Idempotent-Replayed"}
+    assert accepted["content"]["application/json"]["examples"]["retry"]["value"]["retry_of"]
+    assert {"404", "409", "429"} <= set(retry["responses"])
+    assert "retried" in spec["components"]["responses"]["409"]["description"]

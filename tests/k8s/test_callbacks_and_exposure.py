@@ -208,12 +208,14 @@ def test_egress_policy_follows_an_external_mongodb_and_the_network_policy_switch
 # -- API keys: from a Secret, sent as X-API-Key by `helm test` -----------------------------------
 
 
-def test_api_keys_come_from_a_secret_for_the_gateway_and_the_test_pod() -> None:
+def test_api_keys_come_from_a_secret_for_the_gateway_the_results_service_and_the_test_pod() -> None:
     objects = render(*CALLBACKS)
     ref = {"name": "classifier-api-keys", "key": "api-keys"}
     gateway = one(objects, "Deployment", "classifier-gateway")["spec"]["template"]["spec"]["containers"][0]
+    # A job is its submitter's: the results service reads, cancels and retries jobs, so it checks keys too.
+    results = one(objects, "Deployment", "classifier-results")["spec"]["template"]["spec"]["containers"][0]
     test_pod = one(objects, "Pod", "classifier-smoke-test")["spec"]["containers"][0]
-    for container in (gateway, test_pod):
+    for container in (gateway, results, test_pod):
         assert env_of(container)["CLASSIFIER_API_KEYS"] == {
             "name": "CLASSIFIER_API_KEYS",
             "valueFrom": {"secretKeyRef": ref},
@@ -279,7 +281,9 @@ def test_helm_test_pod_sends_the_first_api_key_as_x_api_key_only(service: str) -
     assert post[1] == "/v1/jobs"
     assert headers["x-api-key"] == "key-one"
     assert "authorization" not in headers
-    assert any(s[0] == "GET" and s[1].startswith("/v1/jobs/j1") for s in RecordingService.seen)
+    gets = [s for s in RecordingService.seen if s[0] == "GET" and s[1].startswith("/v1/jobs/j1")]
+    # With keys on, a job is its key's: the status polls send the key too.
+    assert gets and all({k.lower(): v for k, v in s[2].items()}.get("x-api-key") == "key-one" for s in gets)
 
 
 # -- the scenario --------------------------------------------------------------------------------

@@ -437,3 +437,45 @@ def test_readme_states_a_docker_vm_the_default_install_fits_at_max_scale() -> No
     # The figures the README and docs quote are the computed ones.
     assert f"request {cpu:.1f} CPUs and {memory / 2**30:.1f} GiB" in readme
     assert f"request {cpu:.1f} CPUs and {memory / 2**30:.1f} GiB" in (REPO / "docs" / "kubernetes.md").read_text()
+
+
+# -- where each job route lands ------------------------------------------------------------------
+
+# The service that serves each job route (the list and submission in the gateway, one job's
+# routes, its retry included, in the results service): every front door must send it there.
+JOB_ROUTES = {
+    "/v1/jobs": "classifier-gateway",  # POST submits, GET lists
+    "/v1/jobs/6d7ea9fff1394c918187b0bd2f9534a6": "classifier-results",
+    "/v1/jobs/6d7ea9fff1394c918187b0bd2f9534a6/retry": "classifier-results",
+}
+
+
+def _lands(routes: dict[tuple[str, str], str], path: str) -> str:
+    """The backend a request path gets: an exact match first, else the longest matching prefix."""
+    if (path, "exact") in routes:
+        return routes[(path, "exact")]
+    prefixes = [(p, name) for (p, kind), name in routes.items() if kind == "prefix" and path.startswith(p)]
+    return max(prefixes, key=lambda item: len(item[0]))[1]
+
+
+def test_every_job_route_lands_on_the_service_that_serves_it() -> None:
+    httproute = {key: value[0] for key, value in httproute_routes(one(render(), "HTTPRoute", "classifier")).items()}
+    ingress = ingress_routes(one(render(*INGRESS), "Ingress", "classifier"))
+    for routes in (httproute, ingress):
+        for path, service in JOB_ROUTES.items():
+            assert _lands(routes, path) == service, path
+    gateway_paths = set(create_app(Settings()).openapi()["paths"])
+    assert "/v1/jobs" in gateway_paths and "/v1/jobs/{job_id}/retry" not in gateway_paths
+
+
+def test_the_development_nginx_routes_jobs_the_same_way(tmp_path: Path) -> None:
+    from devstack.stack import nginx_conf
+
+    conf = nginx_conf(state_dir=tmp_path, port=1, gateway_port=2, results_port=3)
+    locations = dict(re.findall(r"location (= \S+|\S+) \{ proxy_pass http://(\w+); \}", conf))
+    routes = {
+        (path.removeprefix("= "), "exact" if path.startswith("= ") else "prefix"): f"classifier-{backend}"
+        for path, backend in locations.items()
+    }
+    for path, service in JOB_ROUTES.items():
+        assert _lands(routes, path) == service, path

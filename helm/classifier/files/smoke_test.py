@@ -63,7 +63,7 @@ def main():
     print(f"submitted {image} to {model}: {location}", flush=True)
 
     while True:
-        status, _, job = call("GET", f"{job_url}?wait=10")
+        status, _, job = call("GET", f"{job_url}?wait=10", headers=headers)  # with keys on, a job is its key's
         state = job.get("status") if status == 200 and isinstance(job, dict) else None
         if state in FINISHED:
             break

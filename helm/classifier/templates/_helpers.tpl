@@ -430,3 +430,15 @@ classifier/pool: {{ .pool }}
 {{ include "classifier.selectorLabels" (dict "root" .root "component" "worker") }}
 classifier/pool: {{ .pool }}
 {{- end }}
+
+{{/* CLASSIFIER_API_KEYS from apiKeys.existingSecret, for the gateway and the results service:
+with keys on, a job is its submitter's, and both serve job routes. */}}
+{{- define "classifier.apiKeysEnv" -}}
+{{- with .Values.apiKeys.existingSecret }}
+- name: CLASSIFIER_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.apiKeys.key }}
+{{- end }}
+{{- end }}

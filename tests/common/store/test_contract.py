@@ -86,6 +86,8 @@ def test_create_get_round_trip_keeps_every_field(store: JobStore) -> None:
         client_id="client-a",
         callback_url="https://example.test/hook",
         batch_id="0c5f1e2d3b4a49588776655443322110",
+        retry_of="c" * 32,
+        retried_by="d" * 32,
     )
     # A field added to Job must be stored by both adapters: this sample must then set it.
     unset = [name for name in Job.model_fields if getattr(job, name) is None]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import mimetypes
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -166,3 +168,34 @@ def get_call(job_id: str, wait: float) -> Call:
 
 def stats_call(window_s: int | None) -> Call:
     return Call("GET", "/v1/stats", params=None if window_s is None else {"window_s": window_s})
+
+
+def list_call(
+    status: str | Iterable[str] | None,
+    model: str | None,
+    created_after: datetime | str | None,
+    created_before: datetime | str | None,
+    limit: int | None,
+) -> Call:
+    """The first page of GET /v1/jobs; later pages follow each page's ``next``."""
+    params: dict[str, Any] = {}
+    if status is not None:
+        params["status"] = status if isinstance(status, str) else ",".join(status)
+    if model is not None:
+        params["model"] = model
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None:
+            params[name] = value.isoformat() if isinstance(value, datetime) else value
+    if limit is not None:
+        params["limit"] = limit
+    return Call("GET", "/v1/jobs", params=params or None)
+
+
+def next_call(next_url: str) -> Call:
+    return Call("GET", next_url)
+
+
+def retry_call(job_id: str, idempotency_key: str | None) -> Call:
+    # Retries of this call send the same key: the server makes at most one new job of them.
+    call_headers = {"idempotency-key": idempotency_key or uuid.uuid4().hex}
+    return Call("POST", f"/v1/jobs/{job_id}/retry", headers=call_headers)

@@ -53,6 +53,7 @@ EXIT_API_ERROR = 3
 EXIT_SERVER_ERROR = 4
 EXIT_TIMEOUT = 5
 EXIT_INTERRUPTED = 130
+MAX_PAGE = 200  # the server's largest page
 
 EPILOG = f"""\
 exit codes:
@@ -424,6 +425,92 @@ def cmd_stats(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def jobs_table(jobs: list[Job]) -> Table:
+    """One job a row; a retry link shows the other job's id shortened (--json has it whole)."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("job", no_wrap=True)
+    for column in ("status", "model", "image", "created (UTC)", "retry"):
+        table.add_column(column)
+    for job in jobs:
+        image = label_of(job["image"]) if job.get("source") == "gallery" else job["image"]
+        link = ""
+        retried_by, retry_of = job.get("retried_by"), job.get("retry_of")
+        if retried_by:
+            link = f"retried by {retried_by[:8]}"
+        elif retry_of:
+            link = f"retry of {retry_of[:8]}"
+        created = job["created_at"][:19].replace("T", " ")
+        table.add_row(job["id"], job["status"], job["model"], image, created, link)
+    return table
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    filters = {"status": args.status or None, "model": args.model, "page_size": min(args.limit, MAX_PAGE)}
+    jobs: list[Job] = []
+    for job in ctx.client.list_jobs(**filters):
+        jobs.append(job)
+        if len(jobs) >= args.limit:
+            break
+    if ctx.as_json:
+        ctx.emit(jobs)
+    elif not jobs:
+        ctx.err.print(Text("no jobs", style="dim"))
+    else:
+        ctx.out.print(jobs_table(jobs))
+    return EXIT_OK
+
+
+def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
+    job = ctx.client.cancel(args.job_id)
+    if ctx.as_json:
+        ctx.emit(job)
+    else:
+        describe_job(ctx.out, job, ctx.client.base_url)
+    return EXIT_OK
+
+
+def cmd_retry(ctx: Context, args: argparse.Namespace) -> int:
+    job = ctx.client.retry_job(args.job_id)
+    if not ctx.as_json:
+        ctx.err.print(Text(f"job {job['retry_of']} retried as job {job['id']}", style="dim"), soft_wrap=True)
+    return finish(ctx, job, args.wait, args.timeout)
+
+
+def add_job_commands(commands: Any, common: argparse.ArgumentParser, formatter: Any) -> None:
+    """list, cancel and retry."""
+    p = commands.add_parser(
+        "list", parents=[common], help="list your jobs, newest first", epilog=EPILOG, formatter_class=formatter
+    )
+    p.add_argument(
+        "--status",
+        "-s",
+        action="append",
+        choices=sorted({*FINISHED, "queued", "running"}),
+        help="only jobs in this status (repeat it for several)",
+    )
+    p.add_argument("--model", "-m", help="only jobs of this model")
+    p.add_argument("--limit", "-n", type=int, default=20, help="show at most this many jobs (default: 20)")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser(
+        "cancel", parents=[common], help="cancel a queued job", epilog=EPILOG, formatter_class=formatter
+    )
+    p.add_argument("job_id", metavar="ID", help="the job id, or its status URL")
+    p.set_defaults(run=cmd_cancel)
+
+    p = commands.add_parser(
+        "retry",
+        parents=[common],
+        help="queue a failed or canceled job again, as a new job",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    p.add_argument("job_id", metavar="ID", help="the failed or canceled job's id, or its status URL")
+    p.add_argument("--wait", "-w", action="store_true", help="wait for the new job's result, showing progress")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits (default: 60)")
+    p.set_defaults(run=cmd_retry)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # The shared options are accepted before and after the command (`classifier --json models` and
     # `classifier models --json`): the subcommands' copies only set a value when it is given.
@@ -506,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the window of jobs/s, latency and the counts of finished jobs (60 to 3600; default: the server's, 300)",
     )
     p.set_defaults(run=cmd_stats)
+    add_job_commands(commands, common, formatter)
     return parser
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import httpx
@@ -27,7 +28,10 @@ from classifier_client._calls import (
     get_call,
     headers,
     job_id_of,
+    list_call,
+    next_call,
     read_answer,
+    retry_call,
     stats_call,
     submit_call,
 )
@@ -178,6 +182,29 @@ class Client:
         last ``window_s`` seconds (the server's default, 300, when None)."""
         return cast(Stats, self._call(stats_call(window_s)))
 
+    def retry_job(self, job: str | Job, *, idempotency_key: str | None = None) -> Job:
+        """Queue a new job from a failed or canceled one (202); the new job's ``retry_of`` names
+        the old one. 409 :class:`~classifier_client.errors.Conflict` for any other job, for one
+        retried before, and for an uploaded image (not kept: submit the file again)."""
+        return cast(Job, self._call(retry_call(job_id_of(job), idempotency_key)))
+
+    def list_jobs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        model: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Job]:
+        """Every job (of this API key, when the server has keys) matching the filters, newest
+        first, fetched a page at a time as the iteration goes (``page_size`` jobs a page)."""
+        call: Call | None = list_call(status, model, created_after, created_before, page_size)
+        while call is not None:
+            page = self._call(call)
+            yield from cast(list[Job], page["jobs"])
+            call = next_call(page["next"]) if page.get("next") else None
+
     def submit_many(
         self,
         model: str = DEFAULT_MODEL,
@@ -318,6 +345,25 @@ class AsyncClient:
 
     async def stats(self, window_s: int | None = None) -> Stats:
         return cast(Stats, await self._call(stats_call(window_s)))
+
+    async def retry_job(self, job: str | Job, *, idempotency_key: str | None = None) -> Job:
+        return cast(Job, await self._call(retry_call(job_id_of(job), idempotency_key)))
+
+    async def list_jobs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        model: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Job]:
+        call: Call | None = list_call(status, model, created_after, created_before, page_size)
+        while call is not None:
+            page = await self._call(call)
+            for job in cast(list[Job], page["jobs"]):
+                yield job
+            call = next_call(page["next"]) if page.get("next") else None
 
     async def submit_many(
         self,

@@ -46,6 +46,8 @@ class Job(TypedDict):
     result: JobResult | None
     error: JobError | None
     request_id: str | None
+    retry_of: str | None  # the failed or canceled job this one retries
+    retried_by: str | None  # the job that retries this one
     status_url: str
     queue: NotRequired[QueuePosition]  # while queued (GET only): its place in the queue
 

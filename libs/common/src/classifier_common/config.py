@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # The default is where storing starts to cost less than carrying (docs/performance.md).
     claim_check_bytes: int = Field(default=256 * 1024, ge=0)
     api_keys: CommaList = Field(default_factory=list)
+    # With API keys on, the queued jobs one key may have at once (429 beyond; 0: no bound), so
+    # that one client cannot fill the queue (queue_max_length) for everyone.
+    max_queued_per_client: int = Field(default=1000, ge=0)
     cors_origins: CommaList = Field(default_factory=list)
 
     # Callbacks (classifier_common.callbacks): a job submitted with a callback_url is POSTed there

@@ -33,6 +33,7 @@ class JobStatus(StrEnum):
 
 
 FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+RETRYABLE = frozenset({JobStatus.failed, JobStatus.canceled})
 
 
 class Prediction(BaseModel):
@@ -74,6 +75,10 @@ class Job(BaseModel):
     callback_url: str | None = None
     # The batch it was submitted in (POST /v1/batches), None for a job submitted alone.
     batch_id: str | None = None
+    # A retry is a new job: ``retry_of`` names the failed or canceled job it repeats, and that
+    # job's ``retried_by`` names it back (at most one retry per job).
+    retry_of: str | None = None
+    retried_by: str | None = None
 
 
 class ItemError(BaseModel):
@@ -130,6 +135,13 @@ class JobView(Job):
     queue: QueuePosition | None = Field(
         default=None, description="While the job is queued (GET only): its place in the queue. Absent otherwise."
     )
+
+
+class JobPage(BaseModel):
+    """A page of GET /v1/jobs: jobs newest first, and the URL of the next page (null on the last)."""
+
+    jobs: list[JobView]
+    next: str | None
 
 
 PRIVATE_FIELDS = frozenset({"idempotency_key", "client_id", "callback_url"})

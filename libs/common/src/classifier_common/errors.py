@@ -83,6 +83,32 @@ class Conflict(ClassifierError):
     code = "conflict"
 
 
+class TooManyQueued(ClassifierError):
+    """This API key already has its bound of queued jobs (429): one client cannot fill the queue
+    for everyone."""
+
+    status_code = 429
+    code = "too_many_queued"
+
+
+class NotRetryable(Conflict):
+    """A retry of a job that is queued, running or succeeded: only a failed or canceled job is retried (409)."""
+
+    code = "not_retryable"
+
+
+class AlreadyRetried(Conflict):
+    """The job was retried before; its retry is named in ``details.retried_by`` (409)."""
+
+    code = "already_retried"
+
+
+class UploadNotKept(Conflict):
+    """A retry of an uploaded image: the bytes were classified, never stored (409)."""
+
+    code = "upload_not_kept"
+
+
 class QueueFull(ClassifierError):
     """The bounded backlog is full: the client should retry later (429)."""
 

@@ -21,7 +21,11 @@ JOB_ID = "6d7ea9fff1394c918187b0bd2f9534a6"
 REQUEST_ID = "3f2b8c1d9e4a4f6b8a7c5d2e1f0a9b8c"
 
 TAGS = [
-    {"name": "jobs", "description": "Submit an image for classification, follow the job, cancel it while queued."},
+    {
+        "name": "jobs",
+        "description": "Submit an image for classification, follow the job, list your jobs, cancel a job "
+        "while queued, retry a failed or canceled one.",
+    },
     {"name": "batches", "description": "Many images in one request: one job per image, progress and every result."},
     {"name": "models", "description": "The models this server knows, and whether a worker has each loaded."},
     {"name": "images", "description": "The gallery: photos a job can name instead of uploading a file."},
@@ -40,7 +44,8 @@ ERRORS: dict[str, tuple[str, str, str, Any]] = {
             "a valid API key is required (X-API-Key header or Authorization: Bearer)", None),
     "404": ("No such job (or it has expired), or no such gallery image.", "not_found",
             f"no job with id {JOB_ID}", None),
-    "409": ("The job is no longer queued, so it cannot be canceled.", "conflict",
+    "409": ("The job's state forbids it: only a queued job can be canceled, only a failed or canceled job "
+            "retried (once; an uploaded image is not kept, so not an upload job).", "conflict",
             "the job is running; only a queued job can be canceled", {"status": "running"}),
     "413": ("The upload is larger than the limit (`max_upload_bytes` in GET /v1/info).", "payload_too_large",
             "request body is larger than 10485760 bytes", {"max_bytes": 10485760}),
@@ -52,7 +57,8 @@ ERRORS: dict[str, tuple[str, str, str, Any]] = {
             "Idempotency-Key reused for another request.",
             "unknown_model", "unknown model 'efficientnet_lite9'",
             {"known_models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]}),
-    "429": ("The queue of the model's worker pool is full: try again after `Retry-After` seconds.", "queue_full",
+    "429": ("The queue of the model's worker pool is full, or this API key has its bound of queued jobs "
+            "(`too_many_queued`): try again after `Retry-After` seconds.", "queue_full",
             "the job queue of pool 'default' is full (10000 waiting); retry later",
             {"pool": "default", "max_length": 10000}),
     "503": ("The job queue or the job store is unreachable: try again after `Retry-After` seconds.",
@@ -60,6 +66,10 @@ ERRORS: dict[str, tuple[str, str, str, Any]] = {
 }  # fmt: skip
 
 HEADERS: dict[str, dict[str, Any]] = {
+    "Link": {
+        "description": 'The next page, as in the body\'s `next`: `<URL>; rel="next"` (absent on the last page).',
+        "schema": {"type": "string"},
+    },
     "X-Request-ID": {
         "description": "The request's id (the one sent, or a new one): in every log line about it.",
         "schema": {"type": "string"},
@@ -102,6 +112,8 @@ JOB_FIELDS = {
     "result": "Once succeeded: the top-5 predictions.",
     "error": "Once failed: why (`code` and `message`).",
     "request_id": "The X-Request-ID of the request that submitted it.",
+    "retry_of": "The failed or canceled job this one retries (POST /v1/jobs/{id}/retry); null otherwise.",
+    "retried_by": "The job that retries this one; null until it is retried (at most once).",
     "status_url": "Where to ask for this job (also the 202's Location).",
     "batch_id": "The batch it was submitted in (POST /v1/batches); null for a job submitted alone.",
     "queue": "While queued (GET only): `ahead`, the jobs queued before it for the same pool of workers, and "
@@ -124,6 +136,8 @@ QUEUED_JOB = {
     "result": None,
     "error": None,
     "request_id": REQUEST_ID,
+    "retry_of": None,
+    "retried_by": None,
     "status_url": f"/v1/jobs/{JOB_ID}",
     "batch_id": None,
 }
@@ -145,6 +159,34 @@ SUCCEEDED_JOB = {
             {"class_index": 16, "label": "bulbul", "score": 0.0017},
         ],
     },
+}
+
+RETRY_ID = "0f4c2a9e8b7d4c6a9e1b3d5f7a9c1e3b"
+FAILED_JOB = {
+    **QUEUED_JOB,
+    "status": "failed",
+    "model": "efficientnet_lite1",
+    "started_at": "2026-12-05T08:00:00.180000Z",
+    "finished_at": "2026-12-05T08:00:00.190000Z",
+    "attempts": 1,
+    "error": {"code": "model_unavailable", "message": "model 'efficientnet_lite1' is not loaded by this worker"},
+    "retried_by": RETRY_ID,
+}
+RETRY_JOB = {
+    **QUEUED_JOB,
+    "id": RETRY_ID,
+    "model": "efficientnet_lite1",
+    "created_at": "2026-12-05T08:05:00.000000Z",
+    "retry_of": JOB_ID,
+    "status_url": f"/v1/jobs/{RETRY_ID}",
+}
+NEXT_PAGE = "/v1/jobs?limit=2&cursor=WyIyMDI2LTEyLTA1VDA4OjAwOjAwLjEyMDAwMCswMDowMCIsICI2ZDdlYTlmIl0"
+JOB_PAGE_EXAMPLES = {
+    "a page": {
+        "summary": "Newest first, with the next page's URL",
+        "value": {"jobs": [RETRY_JOB, FAILED_JOB], "next": NEXT_PAGE},
+    },
+    "the last page": {"summary": "No next page", "value": {"jobs": [SUCCEEDED_JOB], "next": None}},
 }
 
 SUBMIT_EXAMPLES = {
@@ -377,7 +419,17 @@ def _rewrite_operation(path: str, method: str, operation: dict[str, Any]) -> Non
     if not path.startswith("/v1/jobs"):
         return
     ok = responses.get("202") or responses.get("200")
-    if method == "post":
+    if path == "/v1/jobs" and method == "get" and ok is not None:
+        ok.setdefault("content", {}).setdefault("application/json", {})["examples"] = JOB_PAGE_EXAMPLES
+        ok.setdefault("headers", {})["Link"] = {"$ref": "#/components/headers/Link"}
+    elif method == "post" and path.endswith("/retry"):
+        _submission(operation)
+        responses["202"]["description"] = "Accepted: the new job is durably queued; `Location` is its status URL."
+        responses["202"]["content"]["application/json"]["examples"] = {
+            "retry": {"summary": "The new job, naming the one it retries", "value": RETRY_JOB}
+        }
+        responses.setdefault("409", {"$ref": "#/components/responses/409"})
+    elif method == "post":
         _submission(operation)
     elif ok is not None:
         ok.setdefault("content", {}).setdefault("application/json", {})["examples"] = {

@@ -36,8 +36,8 @@ from classifier_common.errors import (
 )
 from classifier_common.images import Gallery
 from classifier_common.store import JobStore
+from classifier_common.submission import submit
 from classifier_common.web.errors import PUBLIC_5XX_MESSAGES
-from classifier_gateway.submission import submit
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class BatchRequest:
     request_id: str | None
     max_upload_bytes: int
     claim_check_bytes: int  # a larger upload is stored in the job store, not carried by its message
+    max_queued_per_client: int = 0  # each item counts against its API key's bound on queued jobs
 
     def fingerprint(self) -> str:
         """What was asked: a replay with the same key must ask the same."""
@@ -110,7 +111,15 @@ def _accept(store: JobStore, publisher: Publisher, gallery: Gallery, request: Ba
         batch_id=request.id,
     )
     upload = item.data if item.source == "upload" else None
-    stored, _ = submit(store, publisher, job, upload, request.pool, claim_check_bytes=request.claim_check_bytes)
+    stored, _ = submit(
+        store,
+        publisher,
+        job,
+        upload,
+        request.pool,
+        claim_check_bytes=request.claim_check_bytes,
+        max_queued_per_client=request.max_queued_per_client,
+    )
     return stored.id
 
 

@@ -1,5 +1,6 @@
 """The results service: reads jobs from the store (with long-polls that answer when a worker
-announces a finished job), purges finished jobs past retention, and sends callbacks.
+announces a finished job), cancels and retries them, purges finished jobs past retention, and
+sends callbacks.
 
 :class:`Results` is the service as a :class:`~classifier_common.lifecycle.Component`;
 :func:`create_app` is the results service's own process (the service and the store)."""
@@ -12,7 +13,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from classifier_common.broker import connect_listener
+from classifier_common.broker import connect_listener, connect_publisher
 from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
@@ -21,6 +22,7 @@ from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore, open_store
 from classifier_results.api.batches import router as batches_router
 from classifier_results.api.jobs import router as jobs_router
+from classifier_results.api.retry import router as retry_router
 from classifier_results.notifier import start_notifier
 from classifier_results.waiter import JobWaiter
 
@@ -55,14 +57,18 @@ class Results(Component):
         # Long-polls answer when the workers announce a finished job (classifier_results.waiter).
         self.waiter = JobWaiter(store, connect_listener(settings))
         self.queue_stats = QueueStats(settings, store)
+        # Retries are queued from here: the front door sends every /v1/jobs/{id}/... path to this service.
+        self.publisher = connect_publisher(settings)
         self._stop = threading.Event()
 
     def install(self, app: FastAPI) -> None:
         app.state.settings = self.settings
         app.state.job_waiter = self.waiter
         app.state.queue_stats = self.queue_stats
+        app.state.retry_publisher = self.publisher
         app.include_router(jobs_router)
         app.include_router(batches_router)
+        app.include_router(retry_router)
 
     def start(self) -> None:
         run_purger(self.store, self.settings, self._stop)
@@ -73,6 +79,7 @@ class Results(Component):
     def stop(self) -> None:
         self._stop.set()
         self.waiter.close()
+        self.publisher.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "results",
         [StoreComponent(store), Results(settings, store)],
         title="Classifier results",
-        description="Returns classification jobs and batches by id.",
+        description="Returns classification jobs and batches by id; cancels and retries jobs.",
         docs_url="/results/docs",
         openapi_url="/results/openapi.json",
         cors_origins=settings.cors_origins,

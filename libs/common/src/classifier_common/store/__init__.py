@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from classifier_common.store.base import CacheKey, FinishedJob, JobStore, WorkerInfo
+from classifier_common.store.base import CacheKey, FinishedJob, JobQuery, JobStore, WorkerInfo
 
-__all__ = ["CacheKey", "FinishedJob", "JobStore", "WorkerInfo", "open_store", "sqlite_path"]
+__all__ = ["CacheKey", "FinishedJob", "JobQuery", "JobStore", "WorkerInfo", "open_store", "sqlite_path"]
 
 _SQLITE_PREFIX = "sqlite:///"
 

@@ -47,6 +47,25 @@ class FinishedJob:
     finished_at: datetime
 
 
+@dataclass(frozen=True)
+class JobQuery:
+    """Which jobs :meth:`JobStore.list_jobs` returns, newest first (``created_at``, then ``id``,
+    both descending). Each filter left as None matches every job.
+
+    ``before`` is the keyset cursor: the (created_at, id) of the last job of the previous page;
+    only jobs strictly after it in that order come. A job inserted meanwhile is newer than every
+    cursor, so pages never repeat or skip a job.
+    """
+
+    limit: int
+    client_id: str | None = None
+    statuses: tuple[JobStatus, ...] | None = None
+    model: str | None = None
+    created_after: datetime | None = None  # exclusive
+    created_before: datetime | None = None  # exclusive
+    before: tuple[datetime, str] | None = None
+
+
 class JobStore(Protocol):
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
@@ -60,6 +79,19 @@ class JobStore(Protocol):
         """
 
     def get(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        """At most ``query.limit`` jobs matching ``query``, newest first (see :class:`JobQuery`)."""
+
+    def count_queued(self, client_id: str) -> int:
+        """How many jobs of this client are queued (its bound on waiting jobs counts these)."""
+
+    def claim_retry(self, job_id: str, retry_id: str) -> bool:
+        """Name ``retry_id`` as the retry of ``job_id`` if that job is failed or canceled and has
+        no retry yet: one conditional write, so of two racing retries exactly one claims it."""
+
+    def release_retry(self, job_id: str, retry_id: str) -> None:
+        """Undo :meth:`claim_retry` (the retry was never queued), if ``retry_id`` still holds it."""
 
     def finished_among(self, job_ids: list[str]) -> set[str]:
         """The ids among ``job_ids`` whose job is finished or does not exist (any more): one

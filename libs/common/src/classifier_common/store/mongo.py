@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import gridfs
 import pymongo
 from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import (
     ConnectionFailure,
@@ -45,9 +45,9 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from classifier_common.domain import FINISHED, Batch, Job, JobError, JobResult, JobStatus
+from classifier_common.domain import FINISHED, RETRYABLE, Batch, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
-from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob, WorkerInfo
+from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob, JobQuery, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ WRITE_TIMEOUT_MS = 10_000
 _UNFINISHED = [JobStatus.queued.value, JobStatus.running.value]
 _FINISHED = sorted(status.value for status in FINISHED)
 _WORKED = [JobStatus.succeeded.value, JobStatus.failed.value]  # finished by a worker
+_RETRYABLE = sorted(status.value for status in RETRYABLE)
 _AUTHENTICATION_FAILED = 18
 _CALLBACK_PENDING = "pending"
 UPLOADS_BUCKET = "uploads"
@@ -248,6 +249,13 @@ class MongoJobStore:
             unique=True,
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
         )
+        # Listing newest first, all jobs or one client's, paged by (created_at, _id); and the
+        # count of one client's queued jobs.
+        self._jobs.create_index([("created_at", DESCENDING), ("_id", DESCENDING)], name="created_at_id")
+        self._jobs.create_index(
+            [("client_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="client_created_at_id"
+        )
+        self._jobs.create_index([("client_id", ASCENDING), ("status", ASCENDING)], name="client_status")
         # Also what finished_since reads: a range of finished_at, newest first.
         self._ensure_ttl_index(self._jobs, "finished_at")
         self._ensure_ttl_index(self._workers, "last_seen")
@@ -293,6 +301,47 @@ class MongoJobStore:
         self._ready()
         doc = self._jobs.find_one({"_id": job_id})
         return None if doc is None else _from_doc(doc)
+
+    @_translate_errors
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        self._ready()
+        where: dict[str, Any] = {}
+        if query.client_id is not None:
+            where["client_id"] = query.client_id
+        if query.statuses is not None:
+            where["status"] = {"$in": [status.value for status in query.statuses]}
+        if query.model is not None:
+            where["model"] = query.model
+        created: dict[str, datetime] = {}
+        if query.created_after is not None:
+            created["$gt"] = query.created_after
+        if query.created_before is not None:
+            created["$lt"] = query.created_before
+        if created:
+            where["created_at"] = created
+        if query.before is not None:
+            created_at, job_id = query.before
+            where["$or"] = [{"created_at": {"$lt": created_at}}, {"created_at": created_at, "_id": {"$lt": job_id}}]
+        cursor = self._jobs.find(where).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(query.limit)
+        return [_from_doc(doc) for doc in cursor]
+
+    @_translate_errors
+    def count_queued(self, client_id: str) -> int:
+        self._ready()
+        return self._jobs.count_documents({"client_id": client_id, "status": JobStatus.queued.value})
+
+    @_translate_errors
+    def claim_retry(self, job_id: str, retry_id: str) -> bool:
+        self._ready()
+        outcome = self._jobs.update_one(
+            {"_id": job_id, "retried_by": None, "status": {"$in": _RETRYABLE}}, {"$set": {"retried_by": retry_id}}
+        )
+        return outcome.modified_count == 1
+
+    @_translate_errors
+    def release_retry(self, job_id: str, retry_id: str) -> None:
+        self._ready()
+        self._jobs.update_one({"_id": job_id, "retried_by": retry_id}, {"$set": {"retried_by": None}})
 
     @_translate_errors
     def finished_among(self, job_ids: list[str]) -> set[str]:

@@ -42,9 +42,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from pydantic import TypeAdapter
 
-from classifier_common.domain import FINISHED, Batch, BatchItem, Job, JobError, JobResult, JobStatus
+from classifier_common.domain import FINISHED, RETRYABLE, Batch, BatchItem, Job, JobError, JobResult, JobStatus
 from classifier_common.errors import StoreUnavailable
-from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob, WorkerInfo
+from classifier_common.store.base import CacheKey, CallbackOutcome, FinishedJob, JobQuery, WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,15 @@ CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (client_id, idempotency_key)
     4: """
 CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (created_at, id, model, status) WHERE status = 'queued';
 """,
-    # 5 is taken by a change made alongside this one; until it lands it changes nothing.
-    5: "",
+    # Listing (newest first, per client or all, paged by (created_at, id)), the per-client count
+    # of queued jobs, and the link between a job and its retry.
+    5: """
+ALTER TABLE jobs ADD COLUMN retry_of TEXT;
+ALTER TABLE jobs ADD COLUMN retried_by TEXT;
+CREATE INDEX IF NOT EXISTS jobs_created_at_id ON jobs (created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_client_created_at_id ON jobs (client_id, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_client_status ON jobs (client_id, status);
+""",
     # Batch submissions (POST /v1/batches): the batch record, and each job's batch.
     6: """
 CREATE TABLE IF NOT EXISTS batches (
@@ -156,7 +163,7 @@ def _statements(script: str) -> list[str]:
 
 _JOB_COLUMNS = (
     "id, status, model, image, source, image_sha256, created_at, started_at, finished_at, "
-    "attempts, result, error, request_id, idempotency_key, callback_url, client_id, batch_id"
+    "attempts, result, error, request_id, idempotency_key, callback_url, client_id, batch_id, retry_of, retried_by"
 )
 _BATCH_COLUMNS = "id, client_id, idempotency_key, model, created_at, request_sha256, callback_url, items"
 
@@ -166,6 +173,7 @@ _WORKED = (JobStatus.succeeded.value, JobStatus.failed.value)  # finished by a w
 # Written into the SQL rather than bound: SQLite uses a partial index only for a query whose
 # WHERE names the index's own literal.
 _QUEUED_SQL = f"status = '{JobStatus.queued.value}'"
+_RETRYABLE = tuple(sorted(status.value for status in RETRYABLE))
 
 # Primary result codes meaning "the database cannot be used right now" (locked, missing,
 # unreadable, read-only, disk full...), as opposed to a bug in our SQL.
@@ -244,6 +252,8 @@ def _job_params(job: Job) -> tuple[Any, ...]:
         job.callback_url,
         job.client_id,
         job.batch_id,
+        job.retry_of,
+        job.retried_by,
     )
 
 
@@ -266,6 +276,8 @@ def _job_from_row(row: sqlite3.Row) -> Job:
         callback_url=row["callback_url"],
         client_id=row["client_id"],
         batch_id=row["batch_id"],
+        retry_of=row["retry_of"],
+        retried_by=row["retried_by"],
     )
 
 
@@ -507,6 +519,64 @@ class SqliteJobStore:
     @_translate_errors
     def get(self, job_id: str) -> Job | None:
         return self._select_job(self._conn(), job_id)
+
+    @_translate_errors
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.client_id is not None:
+            where.append("client_id = ?")
+            params.append(query.client_id)
+        if query.statuses is not None:
+            where.append(f"status IN ({_placeholders(query.statuses)})")
+            params.extend(status.value for status in query.statuses)
+        if query.model is not None:
+            where.append("model = ?")
+            params.append(query.model)
+        if query.created_after is not None:
+            where.append("created_at > ?")
+            params.append(_ts(query.created_after))
+        if query.created_before is not None:
+            where.append("created_at < ?")
+            params.append(_ts(query.created_before))
+        if query.before is not None:
+            created_at, job_id = query.before
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend((_ts(created_at), _ts(created_at), job_id))
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {clause}ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*params, query.limit),
+            )
+            .fetchall()
+        )
+        return [_job_from_row(row) for row in rows]
+
+    @_translate_errors
+    def count_queued(self, client_id: str) -> int:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) FROM jobs WHERE client_id = ? AND status = ?", (client_id, JobStatus.queued.value)
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    @_translate_errors
+    def claim_retry(self, job_id: str, retry_id: str) -> bool:
+        cursor = self._conn().execute(
+            f"UPDATE jobs SET retried_by = ? WHERE id = ? AND retried_by IS NULL "
+            f"AND status IN ({_placeholders(_RETRYABLE)})",
+            (retry_id, job_id, *_RETRYABLE),
+        )
+        return cursor.rowcount == 1
+
+    @_translate_errors
+    def release_retry(self, job_id: str, retry_id: str) -> None:
+        self._conn().execute("UPDATE jobs SET retried_by = NULL WHERE id = ? AND retried_by = ?", (job_id, retry_id))
 
     @_translate_errors
     def finished_among(self, job_ids: list[str]) -> set[str]:

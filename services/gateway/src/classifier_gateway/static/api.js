@@ -67,6 +67,17 @@ export function getJob(id, { wait = 0, signal } = {}) {
   return request(`/v1/jobs/${encodeURIComponent(id)}?wait=${wait}`, { signal });
 }
 
+/** Cancel a queued job: the job as it is now (canceled), or 409 once a worker has started it. */
+export function cancelJob(id) {
+  return request(`/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+}
+
+/** A new job from a failed or canceled one; the same Idempotency-Key if the request is sent again. */
+export function retryJob(id) {
+  const key = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
+  return request(`/v1/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST', headers: { 'idempotency-key': key } });
+}
+
 export function formatBytes(n) {
   if (n < 1024) return `${n} bytes`;
   const [value, unit] = n < 1024 * 1024 ? [n / 1024, 'KiB'] : [n / 1024 / 1024, 'MiB'];

@@ -7,6 +7,7 @@ import {
 import { describeFiles, followBatch, historyEntries, progressLine, refusals } from './batch.js';
 import { clearHistory, loadHistory, remember } from './history.js';
 import { queueWords } from './queue.js';
+import { renderJobActions, renderJobLinks } from './job-actions.js';
 
 const DEFAULT_MODEL = 'efficientnet_lite0';
 // The server answers as soon as the job finishes; coming back every few seconds also shows queued -> running.
@@ -22,7 +23,7 @@ const el = {
   gallery: $('gallery'), galleryCount: $('gallery-count'), selection: $('selection'), submit: $('submit'),
   result: $('result'), error: $('error'), empty: $('result-empty'), job: $('job'),
   jobThumb: $('job-thumb'), jobImage: $('job-image'), jobModel: $('job-model'), jobId: $('job-id'), jobUrl: $('job-url'),
-  status: $('status'), predictions: $('predictions'), meta: $('job-meta'),
+  status: $('status'), predictions: $('predictions'), meta: $('job-meta'), jobLinks: $('job-links'), jobActions: $('job-actions'),
   history: $('history'), historyEmpty: $('history-empty'), historyClear: $('history-clear'), batchStatus: $('batch-status'),
 };
 
@@ -423,8 +424,37 @@ function showJob(job) {
 
   renderPredictions(predictions);
   el.meta.textContent = metaLine(job);
+  renderActions(job);
   remember(summary(job));
   renderHistory();
+}
+
+/** Cancel and Retry for the shown job, and its link to its retry (job-actions.js). */
+function renderActions(job) {
+  const hadFocus = el.jobActions.contains(document.activeElement);
+  renderJobLinks(el.jobLinks, job, { open: showFromHistory });
+  renderJobActions(el.jobActions, job, {
+    done: (next, action) => {
+      clearError();
+      if (action === 'retry') {
+        stopFollowing();
+        showJob(next);
+        follow(next.id); // not awaited, as after Classify
+      } else {
+        showJob(next);
+      }
+      // the pressed button is gone: keep keyboard focus in the result, not on the page's body
+      (el.jobActions.querySelector('button') ?? el.result).focus({ preventScroll: !isNarrow() });
+    },
+    failed: (err) => {
+      showError(err);
+      revealError();
+      getJob(job.id).then((current) => { if (state.shownId === current.id) showJob(current); }).catch(() => {});
+    },
+  });
+  if (hadFocus && !el.jobActions.contains(document.activeElement)) {
+    (el.jobActions.querySelector('button') ?? el.result).focus({ preventScroll: true });
+  }
 }
 
 /** Queued, Running, and how it ended: a job canceled in the queue never ran. */

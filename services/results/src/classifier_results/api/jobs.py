@@ -1,4 +1,8 @@
-"""GET /v1/jobs/{id} (with optional long-poll) and DELETE /v1/jobs/{id} (cancel a queued job)."""
+"""GET /v1/jobs/{id} (with optional long-poll), DELETE /v1/jobs/{id} (cancel a queued job) and
+POST /v1/jobs/{id}/retry (a new job from a failed or canceled one).
+
+With API keys on, a job is its submitter's: another key gets 404 for it, as for a job that does
+not exist (classifier_common.deps.owns)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import metrics
-from classifier_common.deps import StoreDep
+from classifier_common.deps import ClientIdDep, StoreDep, owns
 from classifier_common.domain import Job, JobStatus, JobView, job_view, utcnow
 from classifier_common.errors import Conflict, InvalidInput, NotFound
 from classifier_common.queue_stats import QueueStats
@@ -24,13 +28,13 @@ JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_WAIT_S = 30.0
 
 
-# Checked by _valid_id (422 invalid_input, counted in the lookup metric); the pattern is declared
+# Checked by valid_id (422 invalid_input, counted in the lookup metric); the pattern is declared
 # in the OpenAPI schema so that the documentation says what the service accepts.
-def _job_id_path() -> Any:
+def job_id_path() -> Any:
     return Path(max_length=100, json_schema_extra={"pattern": JOB_ID.pattern})
 
 
-def _valid_id(job_id: str) -> str:
+def valid_id(job_id: str) -> str:
     if not JOB_ID.fullmatch(job_id):
         metrics.JOB_LOOKUPS.labels("invalid").inc()
         raise InvalidInput("a job id is 32 lowercase hex characters", {"job_id": job_id[:100]})
@@ -57,12 +61,20 @@ async def _view(request: Request, job: Job) -> dict[str, Any]:
     return body
 
 
-async def _get(store: JobStore, job_id: str) -> Job:
+async def owned_job(store: JobStore, job_id: str, client_id: str) -> Job:
+    """The job, if it exists and the client may see it; else NotFound (404)."""
     job = await run_in_threadpool(store.get, job_id)
-    if job is None:
-        metrics.JOB_LOOKUPS.labels("not_found").inc()
+    if job is None or not owns(client_id, job):
         raise NotFound(f"no job with id {job_id}")
     return job
+
+
+async def _get(store: JobStore, job_id: str, client_id: str) -> Job:
+    try:
+        return await owned_job(store, job_id, client_id)
+    except NotFound:
+        metrics.JOB_LOOKUPS.labels("not_found").inc()
+        raise
 
 
 @router.get(
@@ -74,15 +86,16 @@ async def _get(store: JobStore, job_id: str) -> Job:
 async def get_job(
     request: Request,
     store: StoreDep,
-    job_id: str = _job_id_path(),
+    client_id: ClientIdDep,
+    job_id: str = job_id_path(),
     wait: float = Query(
         0, ge=0, le=MAX_WAIT_S, description="Long-poll: wait up to this many seconds for the job to finish"
     ),
 ) -> JSONResponse:
-    job = await _get(store, _valid_id(job_id))
+    job = await _get(store, valid_id(job_id), client_id)
     if wait and not job.status.finished:
         finished = await _waiter(request).wait(job_id, wait)
-        job = finished if finished is not None else await _get(store, job_id)
+        job = finished if finished is not None else await _get(store, job_id, client_id)
     metrics.JOB_LOOKUPS.labels("found").inc()
     return JSONResponse(await _view(request, job))
 
@@ -93,8 +106,11 @@ async def get_job(
     response_model=JobView,
     responses={404: ERROR_RESPONSE_SCHEMA, 409: ERROR_RESPONSE_SCHEMA, 422: ERROR_RESPONSE_SCHEMA},
 )
-async def cancel_job(request: Request, store: StoreDep, job_id: str = _job_id_path()) -> JSONResponse:
-    job = await run_in_threadpool(store.cancel, _valid_id(job_id), utcnow())
+async def cancel_job(
+    request: Request, store: StoreDep, client_id: ClientIdDep, job_id: str = job_id_path()
+) -> JSONResponse:
+    await owned_job(store, valid_id(job_id), client_id)  # another key's job is not there to cancel
+    job = await run_in_threadpool(store.cancel, job_id, utcnow())
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     if job.status is not JobStatus.canceled:

@@ -81,6 +81,7 @@ async def create_batch(
         request_id=request_id_var.get(),
         max_upload_bytes=settings.max_upload_bytes,
         claim_check_bytes=settings.claim_check_bytes,
+        max_queued_per_client=settings.max_queued_per_client,
     )
 
     def accept() -> tuple[dict, bool]:

@@ -1,23 +1,26 @@
-"""POST /v1/jobs: a gallery image by name (JSON) or an uploaded file (multipart)."""
+"""POST /v1/jobs: a gallery image by name (JSON) or an uploaded file (multipart); GET /v1/jobs: the
+client's jobs, newest first, a page at a time (the routes of one job are the results service's)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import images
 from classifier_common.deps import SettingsDep, StoreDep
-from classifier_common.domain import Job, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
+from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
 from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
+from classifier_common.store import JobQuery
+from classifier_common.submission import submit
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
-from classifier_gateway.api import body
+from classifier_gateway.api import body, listing
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
 from classifier_gateway.api.routes.models import serving_pool
-from classifier_gateway.submission import submit
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -98,10 +101,69 @@ async def create_job(
             client_id=client_id,
             callback_url=callback_url,
         )
-        return submit(store, publisher, job, upload, pool, claim_check_bytes=settings.claim_check_bytes)
+        return submit(
+            store,
+            publisher,
+            job,
+            upload,
+            pool,
+            claim_check_bytes=settings.claim_check_bytes,
+            max_queued_per_client=settings.max_queued_per_client,
+        )
 
     job, created = await run_in_threadpool(accept)
     headers = {"Location": status_url(job.id)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(job_view(job), status_code=202, headers=headers)
+
+
+@router.get(
+    "",
+    summary="List jobs, newest first",
+    description="The jobs of the API key that asks (every job when API keys are off), newest first, "
+    f"`limit` a page (default {listing.DEFAULT_LIMIT}, at most {listing.MAX_LIMIT}). "
+    "`next` is the next page's URL (also in the `Link` header), null on the last page; pages are "
+    "stable while new jobs arrive.",
+    response_model=JobPage,
+    responses={401: ERROR_RESPONSE_SCHEMA, 422: ERROR_RESPONSE_SCHEMA, 503: ERROR_RESPONSE_SCHEMA},
+)
+async def list_jobs(
+    request: Request,
+    store: StoreDep,
+    client_id: ClientIdDep,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Only jobs in these statuses: repeat it or separate with commas (`failed,canceled`)"),
+    ] = None,
+    model: Annotated[str | None, Query(max_length=100, description="Only jobs of this model")] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Only jobs created after this time (ISO 8601; UTC if no zone)")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Only jobs created before this time (ISO 8601; UTC if no zone)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT, description="Jobs per page")] = listing.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="Where the page starts: from the previous page's `next`")
+    ] = None,
+) -> JSONResponse:
+    query = JobQuery(
+        limit=limit + 1,  # one more than a page: whether a next page exists, without a count
+        client_id=client_id or None,
+        statuses=listing.parse_statuses(status or []),
+        model=model,
+        created_after=listing.as_utc(created_after),
+        created_before=listing.as_utc(created_before),
+        before=None if cursor is None else listing.decode_cursor(cursor),
+    )
+    jobs = await run_in_threadpool(store.list_jobs, query)
+    page, more = jobs[:limit], len(jobs) > limit
+    next_url = None
+    headers = {}
+    if more:
+        last = page[-1]
+        url = request.url.include_query_params(cursor=listing.encode_cursor(last.created_at, last.id))
+        next_url = f"{url.path}?{url.query}"
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    return JSONResponse({"jobs": [job_view(job) for job in page], "next": next_url}, headers=headers)

@@ -12,6 +12,12 @@ A gateway that dies between the two leaves a queued record with no message, and 
 answer. The client's retry with the same Idempotency-Key finds that record: while it is still
 queued the message is published again (a second message for a job is harmless: the worker skips
 a finished job and writes one outcome), so the 202 it then gets means what every 202 means.
+
+A client (an API key) has a bound on its queued jobs. It is checked once the record is written,
+by counting that client's queued jobs in the store: of several submissions racing for the last
+place, each counts the others' records, so together they never pass the bound (at worst all of
+them are refused and retry). The gateway submits new jobs and the results service submits
+retries, both through :func:`submit`.
 """
 
 from __future__ import annotations
@@ -21,16 +27,25 @@ import logging
 from classifier_common import metrics
 from classifier_common.broker import Publisher
 from classifier_common.domain import Job, JobStatus
-from classifier_common.errors import BrokerUnavailable, IdempotencyKeyReused, QueueFull, StoreUnavailable
+from classifier_common.errors import (
+    BrokerUnavailable,
+    IdempotencyKeyReused,
+    QueueFull,
+    StoreUnavailable,
+    TooManyQueued,
+)
 from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
+# A client at its bound waits for some of its jobs to start; workers take jobs within seconds.
+TOO_MANY_QUEUED_RETRY_AFTER_S = 5
+
 
 def _request(job: Job) -> tuple[object, ...]:
     """What the client asked for: a key reused with anything else is refused."""
-    return job.model, job.source, job.image, job.image_sha256, job.callback_url
+    return job.model, job.source, job.image, job.image_sha256, job.callback_url, job.retry_of
 
 
 def _message(store: JobStore, job: Job, upload: bytes | None, claim_check_bytes: int) -> bytes:
@@ -43,12 +58,21 @@ def _message(store: JobStore, job: Job, upload: bytes | None, claim_check_bytes:
 
 
 def submit(
-    store: JobStore, publisher: Publisher, job: Job, upload: bytes | None, pool: str, *, claim_check_bytes: int
+    store: JobStore,
+    publisher: Publisher,
+    job: Job,
+    upload: bytes | None,
+    pool: str,
+    *,
+    claim_check_bytes: int,
+    max_queued_per_client: int = 0,
 ) -> tuple[Job, bool]:
     """Queues ``job`` on the queue of ``pool`` (the pool serving its model). Returns (the job, True)
     when queued now, or (the earlier job, False) when this client sent the idempotency key before
     with the same request. The same key with another request raises IdempotencyKeyReused (422).
-    An upload larger than ``claim_check_bytes`` goes through the store."""
+    An upload larger than ``claim_check_bytes`` goes through the store. With
+    ``max_queued_per_client`` (0: no bound) and a client (API keys on), a job that would give its
+    client more queued jobs than that is refused with TooManyQueued (429) and never exists."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -66,6 +90,8 @@ def submit(
             # same request has the same bytes: storing the upload again keeps the first copy.
             publisher.publish(_message(store, stored, upload, claim_check_bytes), message_id=stored.id, pool=pool)
         return stored, False
+    if max_queued_per_client and job.client_id:
+        _within_bound(store, job, max_queued_per_client)
     try:
         message = _message(store, job, upload, claim_check_bytes)
     except StoreUnavailable:
@@ -83,10 +109,27 @@ def submit(
     return job, True
 
 
+def _within_bound(store: JobStore, job: Job, bound: int) -> None:
+    """Refuse (and remove) the job just recorded if its client now has more than ``bound`` queued."""
+    try:
+        queued = store.count_queued(job.client_id)
+    except StoreUnavailable:
+        _roll_back(store, job)
+        raise
+    if queued > bound:
+        metrics.JOBS_REJECTED.labels("too_many_queued").inc()
+        _roll_back(store, job)
+        raise TooManyQueued(
+            f"this API key already has {bound} queued jobs; submit more once some have started",
+            {"max_queued": bound},
+            retry_after=TOO_MANY_QUEUED_RETRY_AFTER_S,
+        )
+
+
 def _roll_back(store: JobStore, job: Job) -> None:
     try:
         store.delete(job.id)  # the job and its stored upload
     except StoreUnavailable:
         # The record stays queued without a message; it was never acknowledged to the client. A
         # stored upload goes when the results service's purge finds its job gone.
-        log.error("could not roll back a job that was not queued", extra={"job_id": job.id})
+        log.error("could not roll back a refused job", extra={"job_id": job.id})

@@ -7,9 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mongomock.gridfs import enable_gridfs_integration
 
 from devstack.paths import REPO
 from tests.utils.server import Server, embedded_server
+
+# pymongo's gridfs checks that it is given a pymongo Database; this lets it take mongomock's, in
+# every test that builds the Mongo adapter on mongomock.
+enable_gridfs_integration()
 
 GALLERY_SOURCE = REPO / "gallery"
 

@@ -1,10 +1,11 @@
 """POST /v1/jobs/{id}/retry: a new job from a failed or canceled one, linked both ways; once per
-job; 409 for a job that is not finished badly or whose upload is not kept; Idempotency-Key
+job; 409 for a job that is not finished badly or whose upload was not kept; Idempotency-Key
 honoured. Against both stores."""
 
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,22 @@ def test_an_upload_job_is_not_retried_its_bytes_are_not_kept(api: tuple[TestClie
     assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
     body = assert_error_shape(client.post(f"/v1/jobs/{job_id}/retry"), 409, "upload_not_kept")
     assert "submit the file again" in body["error"]["message"]
+
+
+def test_an_upload_job_whose_image_the_claim_check_kept_is_retried_from_it(api: tuple[TestClient, JobStore]) -> None:
+    client, store = api
+    image = io.BytesIO()
+    Image.frombytes("RGB", (400, 400), os.urandom(400 * 400 * 3)).save(image, "PNG")
+    data = image.getvalue()
+    assert len(data) > 256 * 1024  # above the default claim-check threshold: stored, kept
+    files = {"file": ("noise.png", data, "image/png")}
+    job_id = client.post("/v1/jobs", data={"model": "efficientnet_lite0"}, files=files).json()["id"]
+    assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+    response = client.post(f"/v1/jobs/{job_id}/retry")
+    assert response.status_code == 202, response.text
+    new = response.json()
+    assert (new["source"], new["image"], new["retry_of"]) == ("upload", "noise.png", job_id)
+    assert store.get_upload(new["id"]) == data  # the new job's message refers to its own copy
 
 
 def test_unknown_or_malformed_ids(api: tuple[TestClient, JobStore]) -> None:

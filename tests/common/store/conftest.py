@@ -16,16 +16,12 @@ from urllib.parse import urlsplit
 import mongomock
 import pymongo
 import pytest
-from mongomock.gridfs import enable_gridfs_integration
 
 from classifier_common.store.base import JobStore
 from classifier_common.store.mongo import MongoJobStore
 from classifier_common.store.sqlite import SqliteJobStore
 
 MONGO_URL = os.environ.get("TEST_MONGO_URL") or None
-
-# pymongo's gridfs checks that it is given a pymongo Database; this lets it take mongomock's.
-enable_gridfs_integration()
 
 SQLITE = "sqlite"
 MONGOMOCK = "mongo-mongomock"

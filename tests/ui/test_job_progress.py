@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.ui.conftest import VIEWPORT
 from tests.ui.test_page import JOB_S, ORANGE, choose_gallery_image, classify
+from tests.utils.corrupt_images import bad_exif_images
 from tests.utils.server import Server, embedded_server
 
 SLOW_MS = 1500  # each job of the slow server's one worker takes this long
@@ -78,9 +79,11 @@ def test_canceled_job_never_ran_and_says_canceled(slow_page: Page, slow_server: 
 
 
 def test_failed_job_last_step_says_failed(page: Page, server: Server) -> None:
-    # the server has lite1's weights, its worker loads only lite0: the job fails in the worker
-    page.get_by_role("combobox", name="Model").select_option("efficientnet_lite1")
-    choose_gallery_image(page, "goldfinch")
+    # A JPEG whose EXIF Pillow cannot write back: the gateway accepts it, the worker fails the job
+    broken = bad_exif_images()["jpeg-rational-as-text"]
+    page.get_by_label("choose a file").set_input_files(
+        files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": broken}]
+    )
     classify(page)
     expect(page.get_by_role("status")).to_contain_text("Failed:", timeout=JOB_S)
     expect(page.locator(".steps li").nth(2)).to_have_text("Failed")

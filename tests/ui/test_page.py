@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import httpx
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
+from classifier_common.catalog import get_spec
 from tests.ui.conftest import UPLOAD_LIMIT, VIEWPORT
+from tests.utils.corrupt_images import bad_exif_images
 from tests.utils.server import REPO, Server, embedded_server
 
 JOB_S = 60_000  # ms a job may take to show its result: the first inference on a cold 2-core runner
@@ -151,8 +154,8 @@ def test_unknown_model_is_refused_with_a_422_in_words(page: Page) -> None:
 def test_busy_unavailable_and_unreachable_server_errors_in_words(
     browser: Browser, tmp_path: Path, seeded: tuple[Path, Path]
 ) -> None:
-    """Real servers produce each error. 429: the embedded worker cannot start (its model has no
-    weights), so the queue, bounded to one job, fills. 503: the store cannot be opened. Then that
+    """Real servers produce each error. 429: the embedded worker cannot start (a model of its pool
+    has no weights), so the queue, bounded to one job, fills. 503: the store cannot be opened. Then that
     server is stopped: the connection is refused."""
     models_dir, gallery_dir = seeded
     (tmp_path / "stalled").mkdir()
@@ -165,8 +168,13 @@ def test_busy_unavailable_and_unreachable_server_errors_in_words(
         choose_gallery_image(page, "goldfinch")
         return page
 
-    stalled = {"CLASSIFIER_MODELS": "resnet18", "CLASSIFIER_QUEUE_MAX_LENGTH": "1"}
-    with embedded_server(tmp_path / "stalled", models_dir, gallery_dir, wait_for="/healthz", **stalled) as server:
+    # lite0's weights only, and one pool serving lite0 and lite1: the worker never starts
+    only_lite0 = tmp_path / "stalled" / "models"
+    only_lite0.mkdir()
+    weights = get_spec("efficientnet_lite0").weights_file
+    shutil.copy(models_dir / weights, only_lite0 / weights)
+    stalled = {"CLASSIFIER_POOLS": "stalled=efficientnet_lite0,efficientnet_lite1", "CLASSIFIER_QUEUE_MAX_LENGTH": "1"}
+    with embedded_server(tmp_path / "stalled", only_lite0, gallery_dir, wait_for="/healthz", **stalled) as server:
         page = open_page(server.url)
         classify(page)
         expect(page.locator("#job")).to_be_visible()  # the first job is queued, and stays queued
@@ -228,23 +236,28 @@ def test_models_offered_as_the_api_lists_them_and_a_failed_job_explained(
     select = page.get_by_role("combobox", name="Model")
     for model in models:
         option = select.locator(f"option[value='{model['name']}']")
-        if model["available"]:
-            expect(option).to_be_enabled()
-        else:
+        if not model["available"]:
             expect(option).to_be_disabled()
             expect(option).to_contain_text("weights not installed")
+        elif model["pool"] is None:
+            expect(option).to_be_disabled()
+            expect(option).to_contain_text("no worker pool serves it")
+        else:
+            expect(option).to_be_enabled()
+    # seeded with three EfficientNet-Lite weights, the server's one pool serves only lite0
+    assert [m["name"] for m in models if m["available"] and m["pool"] is None] == [
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ]
+    expect(page.locator("#model-state")).to_have_text("loaded")
 
-    # seeded with three EfficientNet-Lite weights, the server loads only lite0 (CLASSIFIER_MODELS)
-    not_loaded = next(m["name"] for m in models if m["available"] and not m["loaded"])
-    select.select_option(not_loaded)
-    expect(page.locator("#model-state")).to_have_text("not loaded")
-    expect(page.locator("#model-info")).to_contain_text("No running worker has it loaded")
-
-    # and the worker, which lacks it, fails the job: the page says why
-    choose_gallery_image(page, "goldfinch")
+    # A JPEG whose EXIF Pillow cannot write back: accepted, then failed by the worker; the page says why
+    page.get_by_label("choose a file").set_input_files(
+        files=[{"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": bad_exif_images()["jpeg-rational-as-text"]}]
+    )
     classify(page)
     expect(page.get_by_role("status")).to_have_text(
-        f"Failed: model '{not_loaded}' is not loaded by this worker.", timeout=JOB_S
+        "Failed: the image could not be read: its data is damaged or cut off.", timeout=JOB_S
     )
     expect(page.locator("#predictions")).to_be_hidden()
     expect(page.locator(".history-item .pill")).to_have_text("failed")

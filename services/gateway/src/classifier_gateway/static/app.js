@@ -89,13 +89,19 @@ function clearError() {
 
 // ---- model
 
+/** A model can be asked for when its weights are here and a worker pool serves it. */
+const servable = (m) => m.available && m.pool !== null;
+
 function renderModels(models) {
   state.models = models;
-  const available = models.filter((m) => m.available);
+  const available = models.filter(servable);
   el.model.replaceChildren(
     ...models.map((m) => {
-      const option = new Option(m.available ? m.name : `${m.name} (weights not installed)`, m.name);
-      option.disabled = !m.available;
+      let label = m.name;
+      if (!m.available) label = `${m.name} (weights not installed)`;
+      else if (m.pool === null) label = `${m.name} (no worker pool serves it)`;
+      const option = new Option(label, m.name);
+      option.disabled = !servable(m);
       return option;
     }),
   );
@@ -106,7 +112,7 @@ function renderModels(models) {
 }
 
 function renderModelState() {
-  const model = state.models.find((m) => m.name === el.model.value && m.available);
+  const model = state.models.find((m) => m.name === el.model.value && servable(m));
   el.modelState.hidden = !model;
   if (!model) {
     el.modelInfo.textContent = 'No model has its weights installed on this server.';
@@ -115,9 +121,10 @@ function renderModelState() {
   el.modelState.textContent = model.loaded ? 'loaded' : 'not loaded';
   el.modelState.className = `badge ${model.loaded ? 'ok' : 'warn'}`;
   const facts = `${model.architecture} · ${model.input_size}×${model.input_size} input · ${model.num_classes} classes`;
+  const pool = model.pool === 'default' ? '' : ` (worker pool “${model.pool}”)`;
   el.modelInfo.textContent = model.loaded
-    ? `${facts}. A worker has it in memory.`
-    : `${facts}. No running worker has it loaded right now: a job waits for a worker, and fails if the worker lacks this model.`;
+    ? `${facts}. A worker${pool} has it in memory.`
+    : `${facts}. No running worker${pool} has it loaded right now: a job waits in the queue until one starts.`;
   updateSubmit();
 }
 

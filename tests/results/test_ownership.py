@@ -95,3 +95,15 @@ def test_with_keys_off_every_job_is_everyones_and_unbounded(open_api: tuple[Test
     assert client.get(f"/v1/jobs/{ids[0]}").status_code == 200
     assert client.get(f"/v1/jobs/{ids[0]}", headers={"X-API-Key": "anything"}).status_code == 200
     assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 200
+
+
+def test_another_keys_batch_is_not_found(keyed: tuple[TestClient, JobStore]) -> None:
+    client, _ = keyed
+    body = {"model": "efficientnet_lite0", "images": ["n01531178_goldfinch.JPEG"]}
+    response = client.post("/v1/batches", json=body, headers=ALICE)
+    assert response.status_code == 202, response.text
+    url = response.headers["location"]
+    assert client.get(url, headers=ALICE).status_code == 200
+    assert_error_shape(client.get(url, headers=BOB), 404, "not_found")
+    assert_error_shape(client.get(f"{url}?format=csv", headers=BOB), 404, "not_found")
+    assert_error_shape(client.get(url), 401, "unauthorized")

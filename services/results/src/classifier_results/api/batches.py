@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from classifier_common.batches import as_csv, as_json_lines, batch_view
-from classifier_common.deps import StoreDep
+from classifier_common.deps import ClientIdDep, StoreDep
 from classifier_common.errors import InvalidInput, NotFound
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 
@@ -54,6 +54,7 @@ def _format(request: Request, given: Format | None) -> Format:
 async def get_batch(
     request: Request,
     store: StoreDep,
+    client_id: ClientIdDep,
     batch_id: str = Path(max_length=100, json_schema_extra={"pattern": BATCH_ID.pattern}),
     format: FormatQuery = None,  # noqa: A002 - the query parameter's name
 ) -> Response:
@@ -62,7 +63,8 @@ async def get_batch(
 
     def read() -> dict[str, Any] | None:
         batch = store.get_batch(batch_id)
-        if batch is None:
+        # With API keys on, a batch is its submitter's: another key gets 404, as for its jobs.
+        if batch is None or (client_id and batch.client_id != client_id):
             return None
         return batch_view(batch, store.get_many([item.job_id for item in batch.items if item.job_id]))
 

@@ -60,13 +60,17 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([], 0.95) is None
 
 
-def test_one_pool_serves_every_model_today() -> None:
+def test_the_pools_are_the_settings_worker_pools() -> None:
     (pool,) = pools(Settings(queue_name="q", models=[]))
-    assert (pool.name, pool.queue, pool.models) == ("default", "q", None)
+    assert (pool.name, pool.queue, pool.models) == ("default", "q.default", None)
     assert pool_for_model(Settings(queue_name="q"), "anything") == pool
     limited = Settings(queue_name="q", models=["a", "b"])
     assert pool_for_model(limited, "a").models == frozenset({"a", "b"})
     assert pool_for_model(limited, "c") is None
+    two = Settings(queue_name="q", pools="lite=efficientnet_lite0,efficientnet_lite1;big=efficientnet_lite2")
+    assert [(p.name, p.queue) for p in pools(two)] == [("lite", "q.lite"), ("big", "q.big")]
+    assert pool_for_model(two, "efficientnet_lite2").name == "big"  # type: ignore[union-attr]
+    assert pool_for_model(two, "resnet18") is None
 
 
 def test_a_window_cut_at_the_limit_rates_over_the_span_read(tmp_path, monkeypatch) -> None:

@@ -41,7 +41,7 @@ def test_an_idle_system(seeded, store: JobStore) -> None:
     (pool,) = body["pools"]
     assert pool == {
         "pool": "default",
-        "queue": "classifier.jobs",
+        "queue": "classifier.jobs.default",
         "models": ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"],
         "backlog": 0,
         "queued": 0,

@@ -6,13 +6,12 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 
-import pytest
-
 from classifier_common.batches import batch_id_for
 from classifier_common.domain import Batch, BatchItem, ItemError, JobStatus, new_job_id, utcnow
 from classifier_common.store import JobStore
 from classifier_common.store.sqlite import SqliteJobStore
 from tests.utils.jobs import queued_job
+from tests.utils.sqlite_files import schema_v3_file
 
 
 def make_batch(**fields: object) -> Batch:
@@ -82,18 +81,14 @@ def test_purge_forgets_batches_older_than_retention(store: JobStore) -> None:
     assert store.get_batch(recent.id) == recent
 
 
-def test_sqlite_v3_file_is_upgraded_to_v6_with_batches(tmp_path) -> None:
+def test_sqlite_v3_file_is_upgraded_with_batches(tmp_path) -> None:
     from classifier_common.store import sqlite as sqlite_module
 
-    path = tmp_path / "jobs.db"
-    with sqlite3.connect(path) as conn:  # a file as the version before batches left it
-        for script in (sqlite_module._SCHEMA, sqlite_module._MIGRATIONS[2], sqlite_module._MIGRATIONS[3]):
-            conn.executescript(script)
-        conn.execute(
-            "INSERT INTO jobs (id, status, model, image, source, image_sha256, created_at) "
-            "VALUES ('old', 'queued', 'm', 'i', 'gallery', 'ab', '2026-01-01T00:00:00.000000+00:00')"
-        )
-        conn.execute("PRAGMA user_version = 3")
+    path = schema_v3_file(
+        tmp_path / "jobs.db",
+        "INSERT INTO jobs (id, status, model, image, source, image_sha256, created_at) "
+        "VALUES ('old', 'queued', 'm', 'i', 'gallery', 'ab', '2026-01-01T00:00:00.000000+00:00')",
+    )
     store = SqliteJobStore(path)
     old = store.get("old")
     assert old is not None and old.batch_id is None and old.status is JobStatus.queued
@@ -101,13 +96,6 @@ def test_sqlite_v3_file_is_upgraded_to_v6_with_batches(tmp_path) -> None:
     assert store.create_batch(batch) == store.get_batch(batch.id) == batch
     store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (sqlite_module.SCHEMA_VERSION,)
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"jobs_batch_id", "batches_idempotency_key", "batches_created_at"} <= indexes
-
-
-@pytest.mark.parametrize("version", [4, 5])
-def test_sqlite_reserved_migrations_change_nothing(version: int) -> None:
-    from classifier_common.store import sqlite as sqlite_module
-
-    assert sqlite_module._MIGRATIONS[version].strip() == ""

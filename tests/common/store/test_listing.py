@@ -10,6 +10,7 @@ import pytest
 from classifier_common.domain import Job, JobError, JobStatus, utcnow
 from classifier_common.store import JobQuery, JobStore
 from tests.utils.jobs import queued_job
+from tests.utils.sqlite_files import schema_v3_file
 
 T0 = utcnow() - timedelta(minutes=10)
 
@@ -124,15 +125,11 @@ def test_sqlite_v3_file_gains_retry_links_and_listing_indexes(tmp_path) -> None:
     from classifier_common.store import sqlite as sqlite_module
     from classifier_common.store.sqlite import SqliteJobStore
 
-    path = tmp_path / "jobs.db"
-    with sqlite3.connect(path) as conn:  # a file as schema v3 left it
-        for script in (sqlite_module._SCHEMA, sqlite_module._MIGRATIONS[2], sqlite_module._MIGRATIONS[3]):
-            conn.executescript(script)
-        conn.execute(
-            "INSERT INTO jobs (id, status, model, image, source, image_sha256, created_at, client_id) "
-            "VALUES ('old', 'failed', 'm', 'i', 'gallery', 'ab', '2026-01-01T00:00:00.000000+00:00', 'c')"
-        )
-        conn.execute("PRAGMA user_version = 3")
+    path = schema_v3_file(
+        tmp_path / "jobs.db",
+        "INSERT INTO jobs (id, status, model, image, source, image_sha256, created_at, client_id) "
+        "VALUES ('old', 'failed', 'm', 'i', 'gallery', 'ab', '2026-01-01T00:00:00.000000+00:00', 'c')",
+    )
     store = SqliteJobStore(path)
     old = store.get("old")
     assert old is not None and old.retry_of is None and old.retried_by is None
@@ -140,7 +137,7 @@ def test_sqlite_v3_file_gains_retry_links_and_listing_indexes(tmp_path) -> None:
     assert store.claim_retry("old", "a" * 32)
     store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (5,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (sqlite_module.SCHEMA_VERSION,)
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"jobs_created_at_id", "jobs_client_created_at_id", "jobs_client_status"} <= indexes
         plan = " ".join(

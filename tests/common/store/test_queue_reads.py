@@ -11,6 +11,7 @@ from classifier_common.domain import JobError, JobStatus, utcnow
 from classifier_common.store import JobStore
 from classifier_common.store.sqlite import SqliteJobStore
 from tests.utils.jobs import GOLDFINCH_RESULT, queued_job
+from tests.utils.sqlite_files import schema_v3_file
 
 T0 = utcnow() - timedelta(minutes=10)
 
@@ -122,11 +123,7 @@ def test_sqlite_window_reads_a_range_of_the_finished_at_index(tmp_path) -> None:
 def test_sqlite_v3_file_gains_the_queue_index(tmp_path) -> None:
     from classifier_common.store import sqlite as sqlite_module
 
-    path = tmp_path / "jobs.db"
-    with sqlite3.connect(path) as conn:  # a file as the previous version left it
-        for script in (sqlite_module._SCHEMA, sqlite_module._MIGRATIONS[2], sqlite_module._MIGRATIONS[3]):
-            conn.executescript(script)
-        conn.execute("PRAGMA user_version = 3")
+    path = schema_v3_file(tmp_path / "jobs.db")
     store = SqliteJobStore(path)
     job = store.create(queued_job())
     assert store.queued_ahead(job) == 0
@@ -134,4 +131,4 @@ def test_sqlite_v3_file_gains_the_queue_index(tmp_path) -> None:
     with sqlite3.connect(path) as conn:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "jobs_queue_order" in names
-        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (sqlite_module.SCHEMA_VERSION,)

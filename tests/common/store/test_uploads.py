@@ -12,6 +12,7 @@ from classifier_common.domain import JobError, utcnow
 from classifier_common.store import JobStore
 from classifier_common.store.mongo import UPLOADS_BUCKET, MongoJobStore
 from tests.utils.jobs import queued_job
+from tests.utils.sqlite_files import schema_v3_file
 
 from .conftest import MONGO
 
@@ -104,16 +105,11 @@ def test_sqlite_v3_file_is_upgraded_to_keep_uploads(tmp_path) -> None:
 
     from classifier_common.store import sqlite as sqlite_module
 
-    path = tmp_path / "jobs.db"
-    with sqlite3.connect(path) as conn:  # a file as the previous version left it
-        conn.executescript(sqlite_module._SCHEMA)
-        for version in (2, 3):
-            conn.executescript(sqlite_module._MIGRATIONS[version])
-        conn.execute("PRAGMA user_version = 3")
+    path = schema_v3_file(tmp_path / "jobs.db")
     store = sqlite_module.SqliteJobStore(path)
     job = store.create(queued_job(source="upload"))
     store.put_upload(job.id, BIG)
     assert store.get_upload(job.id) == BIG
     store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (sqlite_module.SCHEMA_VERSION,)

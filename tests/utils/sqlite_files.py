@@ -18,4 +18,3 @@ def schema_v3_file(path: Path, *rows: str) -> Path:
             conn.execute(row)
         conn.execute("PRAGMA user_version = 3")
     return path
-

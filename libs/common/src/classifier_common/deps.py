@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 
 from classifier_common.config import Settings
 from classifier_common.domain import Job
-from classifier_common.errors import Unauthorized
+from classifier_common.errors import InvalidInput, Unauthorized
 from classifier_common.store import JobStore
 
 
@@ -44,6 +44,17 @@ async def _client_id(request: Request, settings: SettingsDep) -> str:
     return client_digest(given)
 
 
+IDEMPOTENCY_KEY_MAX = 200
+
+
+async def _idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key header (None without one), at most IDEMPOTENCY_KEY_MAX long."""
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidInput(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
+    return key
+
+
 def client_digest(api_key: str) -> str:
     """The client an API key identifies, as jobs record it (``Job.client_id``)."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:32]
@@ -58,3 +69,5 @@ def owns(client_id: str, job: Job) -> bool:
 # Checks the API key before the body is read; the client it names owns the jobs it submits and
 # scopes its Idempotency-Keys.
 ClientIdDep = Annotated[str, Depends(_client_id)]
+# Submissions (a job, a batch, a retry) made again with the same key answer what the first made.
+IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]

@@ -17,12 +17,11 @@ from fastapi.responses import JSONResponse
 
 from classifier_common.broker import Publisher
 from classifier_common.config import Settings
-from classifier_common.deps import ClientIdDep, SettingsDep, StoreDep
+from classifier_common.deps import ClientIdDep, IdempotencyKeyDep, SettingsDep, StoreDep
 from classifier_common.domain import RETRYABLE, Job, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
 from classifier_common.errors import (
     AlreadyRetried,
     ClassifierError,
-    InvalidInput,
     ModelNotServed,
     NotFound,
     NotRetryable,
@@ -35,8 +34,6 @@ from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_results.api.jobs import job_id_path, owned_job, valid_id
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-IDEMPOTENCY_KEY_MAX = 200
 
 
 def _retry_publisher(request: Request) -> Publisher:
@@ -66,11 +63,9 @@ async def retry_job(
     settings: SettingsDep,
     store: StoreDep,
     client_id: ClientIdDep,
+    idempotency_key: IdempotencyKeyDep,
     job_id: str = job_id_path(),
 ) -> JSONResponse:
-    idempotency_key = request.headers.get("idempotency-key") or None
-    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidInput(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
     old = await owned_job(store, valid_id(job_id), client_id)
     retry = Job(
         id=new_job_id(),

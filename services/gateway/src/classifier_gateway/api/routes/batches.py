@@ -8,14 +8,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common.batches import batch_id_for, batch_view
-from classifier_common.deps import SettingsDep, StoreDep
+from classifier_common.deps import IdempotencyKeyDep, SettingsDep, StoreDep
 from classifier_common.domain import Batch, batch_url
-from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge
+from classifier_common.errors import NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import batch_body, body
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
-from classifier_gateway.api.routes.jobs import IDEMPOTENCY_KEY_MAX
 from classifier_gateway.api.routes.models import serving_pool
 from classifier_gateway.batch_submission import BatchRequest, submit_batch
 
@@ -50,10 +49,8 @@ async def create_batch(
     publisher: PublisherDep,
     gallery: GalleryDep,
     client_id: ClientIdDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
-    idempotency_key = request.headers.get("idempotency-key") or None
-    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidInput(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
     max_items, max_bytes = settings.batch_max_items, settings.batch_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > batch_body.body_limit(max_items, max_bytes):

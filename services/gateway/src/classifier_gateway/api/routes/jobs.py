@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import images
-from classifier_common.deps import SettingsDep, StoreDep
+from classifier_common.deps import IdempotencyKeyDep, SettingsDep, StoreDep
 from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
-from classifier_common.errors import InvalidInput, NotAnImage, PayloadTooLarge
+from classifier_common.errors import NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
 from classifier_common.store import JobQuery
 from classifier_common.submission import submit
@@ -23,8 +23,6 @@ from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
 from classifier_gateway.api.routes.models import serving_pool
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-IDEMPOTENCY_KEY_MAX = 200
 
 
 @router.post(
@@ -51,10 +49,8 @@ async def create_job(
     publisher: PublisherDep,
     gallery: GalleryDep,
     client_id: ClientIdDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
-    idempotency_key = request.headers.get("idempotency-key") or None
-    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
-        raise InvalidInput(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes + body.MULTIPART_OVERHEAD:
         raise PayloadTooLarge(

@@ -159,3 +159,17 @@ def test_a_job_of_a_model_no_pool_serves_any_more_is_not_retried(api: Api) -> No
     body = assert_error_shape(client.post(f"/v1/jobs/{old.id}/retry"), 422, "model_not_served")
     assert body["error"]["details"] == {"model": "efficientnet_lite2"}
     assert store.get(old.id).retried_by is None  # type: ignore[union-attr]
+
+
+def test_an_idempotency_key_over_200_characters_is_refused_everywhere(api: tuple[TestClient, JobStore]) -> None:
+    client, store = api
+    old_id = _failed(client, store)
+    too_long = {"idempotency-key": "k" * 201}
+    for response in (
+        client.post("/v1/jobs", json=BODY, headers=too_long),
+        client.post("/v1/batches", json={"model": BODY["model"], "images": [BODY["image"]]}, headers=too_long),
+        client.post(f"/v1/jobs/{old_id}/retry", headers=too_long),
+    ):
+        body = assert_error_shape(response, 422, "invalid_input")
+        assert "longer than 200" in body["error"]["message"]
+    assert client.post("/v1/jobs", json=BODY, headers={"idempotency-key": "k" * 200}).status_code == 202

@@ -3,6 +3,7 @@ system started as `make run` starts it."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,10 +46,11 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser, server: Server) -> Iterator[Page]:
-    """A fresh browser profile (empty history) on the page; an uncaught script error fails the test."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=server.url)
+@contextlib.contextmanager
+def opened_page(browser: Browser, url: str) -> Iterator[Page]:
+    """A fresh browser profile (empty history) on the page at ``url``, ready; an uncaught script
+    error fails the test."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=url)
     page = context.new_page()
     script_errors: list[str] = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))
@@ -57,6 +59,12 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
     yield page
     context.close()
     assert not script_errors, f"uncaught errors in the page: {script_errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    with opened_page(browser, server.url) as opened:
+        yield opened
 
 
 @pytest.fixture

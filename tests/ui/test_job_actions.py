@@ -14,22 +14,15 @@ from playwright.sync_api import Browser, Page, expect
 from classifier_common.domain import JobError, utcnow
 from classifier_common.store.sqlite import SqliteJobStore
 from tests.client.conftest import stalled  # noqa: F401, F811 - the fixture: a server whose jobs stay queued
-from tests.ui.conftest import VIEWPORT
+from tests.ui.conftest import opened_page
 from tests.ui.test_page import JOB_S, choose_gallery_image, classify
 from tests.utils.server import Server
 
 
 @pytest.fixture
 def stalled_page(browser: Browser, stalled: Server) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport=VIEWPORT, base_url=stalled.url)
-    page = context.new_page()
-    script_errors: list[str] = []
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-    page.goto("/")
-    page.wait_for_selector("body[data-ready]")
-    yield page
-    context.close()
-    assert not script_errors, f"uncaught errors in the page: {script_errors}"
+    with opened_page(browser, stalled.url) as page:
+        yield page
 
 
 def test_cancel_a_queued_job_then_retry_it_and_follow_the_links(

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from classifier_common.store.sqlite import SqliteJobStore
-from tests.ui.conftest import VIEWPORT
+from tests.ui.conftest import VIEWPORT, opened_page
 from tests.ui.test_page import GOLDFINCH, choose_gallery_image, classify
 from tests.utils.queue_system import serving, settings_for, system_without_workers, worked, worker_alive
 
@@ -32,15 +32,8 @@ def queue_url(seeded, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def queue_page(browser: Browser, queue_url: str) -> Iterator[Page]:
-    context = browser.new_context(viewport=VIEWPORT, base_url=queue_url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/")
-    page.wait_for_selector("body[data-ready]")
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with opened_page(browser, queue_url) as page:
+        yield page
 
 
 def _submit(url: str, n: int) -> None:

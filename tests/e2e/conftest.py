@@ -1,6 +1,6 @@
 """The end-to-end suite runs against ONE base URL: BASE_URL when set (the ingress on kind:
 `make e2e`), otherwise a local multi-process stack behind nginx that this conftest starts
-(the real RabbitMQ, SQLite, two workers)."""
+(the real RabbitMQ, SQLite, two worker pools of one worker each)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]
     models_dir, gallery_dir = seeded
     stack = isolated_stack(
         tmp_path_factory.mktemp("e2e-stack"),
-        workers=2,
+        workers=1,
+        pools="lite=efficientnet_lite0;big=efficientnet_lite1",  # lite2's weights are there: no pool serves it
         CLASSIFIER_MODELS_DIR=str(models_dir),
         CLASSIFIER_GALLERY_DIR=str(gallery_dir),
-        CLASSIFIER_MODELS="efficientnet_lite0,efficientnet_lite1",
     )
     try:
         stack.up(timeout=120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.utils.api import assert_error_shape, wait_for_job
 
@@ -54,3 +55,18 @@ def test_long_poll_returns_when_done(api: httpx.Client) -> None:
     response = api.post("/v1/jobs", json={"model": "efficientnet_lite1", "image": "n02793495_barn.JPEG"})
     job = api.get(response.headers["location"], params={"wait": 20}).json()
     assert job["status"] == "succeeded"
+
+
+def test_each_model_goes_to_the_pool_serving_it_and_an_unserved_one_is_refused(api: httpx.Client) -> None:
+    models = {m["name"]: m for m in api.get("/v1/models").json()}
+    for name in ("efficientnet_lite0", "efficientnet_lite1"):
+        assert models[name]["pool"] and models[name]["pool_ready"], models[name]
+        response = api.post("/v1/jobs", json={"model": name, "image": GOLDFINCH})
+        assert response.status_code == 202, response.text
+        assert wait_for_job(api, response.headers["location"])["status"] == "succeeded"
+    unserved = [name for name, m in models.items() if m["available"] and m["pool"] is None]
+    if not unserved:
+        pytest.skip("every model this deployment has weights for is served by a pool")
+    refused = api.post("/v1/jobs", json={"model": unserved[0], "image": GOLDFINCH})
+    body = assert_error_shape(refused, 422, "model_not_served")
+    assert set(body["error"]["details"]["served_models"]) >= {"efficientnet_lite0", "efficientnet_lite1"}

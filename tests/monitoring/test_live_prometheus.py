@@ -14,7 +14,7 @@ The scenario (module fixture), then the tests read what it left:
    rest refused with 429;
 2. (b) the adapter's backlog query must then equal the true backlog, N (ready, counted by
    RabbitMQ; nothing is unacked without a consumer);
-3. a worker starts and works the backlog off; a job for a model the worker did not load fails;
+3. a worker starts and works the backlog off; a job whose image the worker cannot decode fails;
    repeated images hit the result cache; results are looked up, unknown ids too;
 4. (a) every expression of the dashboards, recording rules and adapter config returns data,
    and every series selector of every alert matches series -- except the ones listed in
@@ -44,6 +44,7 @@ from experiments.local_prometheus import LocalPrometheus, ScrapeTargets, derive_
 from experiments.prom import PrometheusClient, backlog_query
 from tests.monitoring.conftest import RULES
 from tests.monitoring.test_promql import adapter_expressions, dashboard_expressions, rule_expressions
+from tests.utils.corrupt_images import bad_exif_images
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -214,8 +215,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]
             assert job["status"] == "succeeded", job
         waiting.join(40)
         assert last == {"status": "succeeded"}
-        # A model with weights (the gateway accepts it) that this worker did not load: failed.
-        failing = gateway.post("/v1/jobs", json={"model": "efficientnet_lite1", "image": IMAGES[0]})
+        # A JPEG whose EXIF Pillow cannot write back: the gateway accepts it, the worker fails it.
+        broken = ("broken.jpg", bad_exif_images()["jpeg-rational-as-text"], "image/jpeg")
+        failing = gateway.post("/v1/jobs", files={"file": broken}, data={"model": "efficientnet_lite0"})
         assert failing.status_code == 202, failing.text
         assert results.get(failing.headers["location"], params={"wait": 30}).json()["status"] == "failed"
         assert results.get(f"/v1/jobs/{uuid.uuid4().hex}").status_code == 404
@@ -261,29 +263,39 @@ def test_backlog_without_consumers_alert_expression_fires_with_the_backlog(scena
 
 def vector_selectors(expr: str) -> list[str]:
     """The series selectors of a PromQL expression (``name{matchers}`` or a bare name), found
-    lexically: function names, keywords, grouping label lists and range durations are skipped."""
-    text = re.sub(r"\[[^\]]*\]", "", expr)  # [5m], [$__rate_interval]
+    lexically: function names, keywords, grouping label lists, range durations and string
+    arguments (label_replace's) are skipped; a matcher's string is kept as written."""
+    strings: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        strings.append(match.group(0))
+        return f"\0{len(strings) - 1}\0"
+
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', hide, expr)  # so that no bracket or name inside a string counts
+    text = re.sub(r"\[[^\]]*\]", "", text)  # [5m], [$__rate_interval]
     text = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     keywords = {"by", "on", "without", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool"}
     selectors = []
-    pattern = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})?(\s*\()?')
+    pattern = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^{}]*\})?(\s*\()?")
     for match in pattern.finditer(text):
         name, matchers, call = match.groups()
         if call or name in keywords or (match.start() > 0 and text[match.start() - 1].isdigit()):
             continue
-        selectors.append(name + (matchers or ""))
+        selectors.append(name + re.sub(r"\0(\d+)\0", lambda m: strings[int(m.group(1))], matchers or ""))
     return selectors
 
 
 def test_vector_selectors_finds_the_series_of_an_expression() -> None:
     expr = (
         'sum by (namespace, queue) (rate(classifier_jobs_processed_total{outcome=~"a|b"}[5m]))\n'
-        '/ on (namespace) clamp_min(classifier:workers_ready:sum, 1) > 0.5 and up{job=~".*x.*"} == 0'
+        '/ on (namespace) clamp_min(classifier:workers_ready:sum, 1) > 0.5 and up{job=~".*x.*"} == 0\n'
+        'or label_replace(q{queue=~"a\\\\.[a-z]+\\\\.dead"}, "pool", "$1", "queue", "a\\\\.([a-z]+)")'
     )
     assert vector_selectors(expr) == [
         'classifier_jobs_processed_total{outcome=~"a|b"}',
         "classifier:workers_ready:sum",
         'up{job=~".*x.*"}',
+        'q{queue=~"a\\\\.[a-z]+\\\\.dead"}',
     ]
 
 

@@ -26,5 +26,7 @@ def test_breakdown_prints_every_part(seeded: tuple[Path, Path], repo: Path) -> N
     assert set(rows) == {"post", "record_to_start", "worker", "finish_to_answer", "total"}, stdout
     p50 = {name: values[0] for name, values in rows.items()}
     assert p50["post"] > 0 and p50["worker"] > 0 and p50["total"] > 0
-    # The parts happen one after another inside what the client waited.
-    assert p50["post"] + p50["worker"] <= p50["total"]
+    # Each part happens inside what the client waited, job by job; so (order statistics keep a
+    # job-by-job <=) each part's median is at most the total's. Medians of parts do not add up.
+    for part in ("post", "record_to_start", "worker", "finish_to_answer"):
+        assert p50[part] <= p50["total"], (part, p50)

@@ -109,6 +109,8 @@ def test_pages_follow_next_and_stay_stable_under_inserts(api: tuple[TestClient, 
         ({"limit": "many"}, "invalid_request"),
         ({"status": "done"}, "invalid_input"),
         ({"created_after": "yesterday"}, "invalid_request"),
+        ({"created_before": "0.5"}, "invalid_request"),  # no seconds since 1970: ISO 8601 only
+        ({"created_after": "1733400000"}, "invalid_request"),
         ({"cursor": "not-a-cursor"}, "invalid_input"),
         ({"cursor": "WyJ4Il0"}, "invalid_input"),  # base64 of ["x"]
     ],

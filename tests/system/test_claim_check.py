@@ -64,7 +64,7 @@ def test_a_large_upload_goes_through_the_store_and_its_message_is_small(
             assert response.status_code == 202, response.text
             ids[name] = response.json()["id"]
 
-        large_body, small_body = _queued_bodies(stack.env["CLASSIFIER_QUEUE_NAME"], 2)
+        large_body, small_body = _queued_bodies(f"{stack.env['CLASSIFIER_QUEUE_NAME']}.default", 2)  # the one pool
         assert len(large_body) < 1024 < len(png) and len(small_body) > len(jpeg)
         large, small = decode(large_body), decode(small_body)
         assert (large.job_id, large.upload_ref, large.upload_bytes()) == (ids["large"], ids["large"], None)

@@ -9,13 +9,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 from classifier_common.domain import JobStatus
 from classifier_common.errors import InvalidInput
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_only(value: object) -> object:
+    """pydantic would read a bare number as seconds since 1970; the API documents ISO 8601."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("an ISO 8601 time is expected, e.g. 2026-12-05T10:00:00Z")
+    return value
+
+
+# A time in a query: ISO 8601 only (the OpenAPI schema's date-time).
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 def encode_cursor(created_at: datetime, job_id: str) -> str:

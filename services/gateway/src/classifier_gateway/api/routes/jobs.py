@@ -3,7 +3,6 @@ client's jobs, newest first, a page at a time (the routes of one job are the res
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -134,10 +133,10 @@ async def list_jobs(
     ] = None,
     model: Annotated[str | None, Query(max_length=100, description="Only jobs of this model")] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Only jobs created after this time (ISO 8601; UTC if no zone)")
+        listing.IsoTime | None, Query(description="Only jobs created after this time (ISO 8601; UTC if no zone)")
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Only jobs created before this time (ISO 8601; UTC if no zone)")
+        listing.IsoTime | None, Query(description="Only jobs created before this time (ISO 8601; UTC if no zone)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT, description="Jobs per page")] = listing.DEFAULT_LIMIT,
     cursor: Annotated[

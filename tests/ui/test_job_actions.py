@@ -25,16 +25,21 @@ def stalled_page(browser: Browser, stalled: Server) -> Iterator[Page]:  # noqa: 
         yield page
 
 
+def queue_goldfinch(page: Page) -> str:
+    """Submit the goldfinch on the page; the stalled server keeps it queued. Its job id."""
+    choose_gallery_image(page, "goldfinch")
+    classify(page)
+    expect(page.get_by_role("status")).to_contain_text("Queued")
+    return page.locator("#job-id").inner_text()
+
+
 def test_cancel_a_queued_job_then_retry_it_and_follow_the_links(
     stalled_page: Page,
     stalled: Server,  # noqa: F811
     screenshot: Callable[[Page], Path],
 ) -> None:
     page = stalled_page
-    choose_gallery_image(page, "goldfinch")
-    classify(page)
-    expect(page.get_by_role("status")).to_contain_text("Queued")
-    old_id = page.locator("#job-id").inner_text()
+    old_id = queue_goldfinch(page)
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)
 
     cancel = page.get_by_role("button", name="Cancel job")
@@ -73,10 +78,7 @@ def test_a_failed_job_offers_retry(
     screenshot: Callable[[Page], Path],
 ) -> None:
     page = stalled_page
-    choose_gallery_image(page, "goldfinch")
-    classify(page)
-    expect(page.get_by_role("status")).to_contain_text("Queued")
-    job_id = page.locator("#job-id").inner_text()
+    job_id = queue_goldfinch(page)
     store = SqliteJobStore(stalled.log_path.parent / "jobs.db")  # fails it as a worker would record it
     try:
         store.start(job_id, utcnow())

@@ -23,3 +23,13 @@ def free_port() -> int:
                 continue
             return sock.getsockname()[1]
     raise RuntimeError(f"no free port in {wanted}")
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing holds ``port`` on the loopback now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

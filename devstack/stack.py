@@ -27,6 +27,7 @@ from pathlib import Path
 
 from classifier_common.config import DEFAULT_POOL, Settings, parse_pools
 from devstack.paths import REPO
+from devstack.ports import free_port, port_is_free
 from devstack.targets import write_worker_targets
 
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -129,6 +130,9 @@ class Stack:
     # Empty: CLASSIFIER_POOLS as the environment has it, `workers` workers of CLASSIFIER_POOL.
     pools: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # The port each worker index last listened on: worker_port + i, unless another process held
+    # that port when the worker (re)started.
+    worker_ports: dict[int, int] = field(default_factory=dict)
 
     @property
     def pool_names(self) -> list[str]:
@@ -179,12 +183,27 @@ class Stack:
     def worker_name(self, i: int) -> str:
         return f"worker-{i}"
 
+    def worker_port_of(self, i: int) -> int:
+        """The port of worker ``i``'s health and metrics server."""
+        return self.worker_ports.get(i, self.worker_port + i)
+
     def start_worker(self, i: int, pool: str | None = None, env: Mapping[str, str] | None = None) -> None:
         """Worker ``i`` on port worker_port + i, serving ``pool`` (default: ``pool_of(i)``); ``env``:
-        its own CLASSIFIER_* on top of the stack's (what a pool's Deployment sets, e.g. the batch size)."""
+        its own CLASSIFIER_* on top of the stack's (what a pool's Deployment sets, e.g. the batch size).
+
+        A worker started again after it exited gets its old port when that is still free, and a
+        free one otherwise: on a busy machine another process may take a port in the meantime.
+        The Prometheus targets file, when there is one, follows."""
         pool = pool or self.pool_of(i)
         extra = ({"CLASSIFIER_POOL": pool} if pool else {}) | dict(env or {})
-        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], self.worker_port + i, extra)
+        port = self.worker_port_of(i)
+        if not port_is_free(port):
+            port = free_port()
+        moved = self.worker_ports.get(i, port) != port
+        self.worker_ports[i] = port
+        self._spawn(self.worker_name(i), [self.worker_python, "-m", "classifier_worker"], port, extra)
+        if moved and self.targets_file.exists():
+            self.write_targets()
 
     def start_service(self, name: str) -> None:
         if name == "gateway":
@@ -201,7 +220,7 @@ class Stack:
         }
         for name in self.procs:
             if name.startswith("worker-"):
-                urls[name] = f"http://127.0.0.1:{self.worker_port + int(name.split('-')[1])}/readyz"
+                urls[name] = f"http://127.0.0.1:{self.worker_port_of(int(name.split('-')[1]))}/readyz"
         if self.nginx:
             urls["nginx"] = f"http://127.0.0.1:{self.port}/healthz"
         return urls
@@ -221,12 +240,19 @@ class Stack:
             self.down(timeout=10)
             raise
         (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
-        # Workers for monitoring/prometheus/local.yml (gateway and results are static targets there).
-        # Each labelled with its pool, as the chart's PodMonitor labels the pods' series.
+        self.write_targets()
+
+    @property
+    def targets_file(self) -> Path:
+        return self.state_dir / "prometheus-targets.json"
+
+    def write_targets(self) -> None:
+        """The workers for monitoring/prometheus/local.yml (gateway and results are static targets
+        there), each labelled with its pool, as the chart's PodMonitor labels the pods' series."""
         indexes = range(self.worker_count)
         write_worker_targets(
-            self.state_dir / "prometheus-targets.json",
-            [self.worker_port + i for i in indexes],
+            self.targets_file,
+            [self.worker_port_of(i) for i in indexes],
             pools=[self.pool_of(i) or os.environ.get("CLASSIFIER_POOL", DEFAULT_POOL) for i in indexes],
         )
 

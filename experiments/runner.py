@@ -230,7 +230,7 @@ def run_local(run: LocalRun) -> report.RunReport:
         env=env,
         pools=pools_setting(loads) if several else "",
     )
-    targets = WorkerTargets(work / "worker-targets.json", stack.worker_port)
+    targets = WorkerTargets(work / "worker-targets.json", stack.worker_port_of)
     server = LocalPrometheus(
         derive_config(
             ScrapeTargets(

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +41,9 @@ class WorkerTargets:
     """The Prometheus targets file of every pool's workers, and the worker indexes in use (a
     worker's index gives its port and its process name, so no two pools may share one)."""
 
-    def __init__(self, path: Path, worker_port: int) -> None:
+    def __init__(self, path: Path, port_of: Callable[[int], int]) -> None:
         self.path = path
-        self.worker_port = worker_port
+        self.port_of = port_of  # a worker index's port
         self._lock = threading.Lock()
         self._by_pool: dict[str, set[int]] = {}
 
@@ -60,7 +60,7 @@ class WorkerTargets:
         with self._lock:
             self._by_pool[pool] = set(indexes)
             every = sorted(set().union(*self._by_pool.values()))
-            write_worker_targets(self.path, [self.worker_port + i for i in every], worker_ids=every)
+            write_worker_targets(self.path, [self.port_of(i) for i in every], worker_ids=every)
 
 
 class WorkerPool:
@@ -75,7 +75,7 @@ class WorkerPool:
         self.stack = stack
         self.pool = pool
         self.env = dict(env or {})
-        self.targets = targets if isinstance(targets, WorkerTargets) else WorkerTargets(targets, stack.worker_port)
+        self.targets = targets if isinstance(targets, WorkerTargets) else WorkerTargets(targets, stack.worker_port_of)
         self._lock = threading.Lock()
         self._active: dict[int, subprocess.Popen[bytes]] = {}
         self._started_at: dict[int, float] = {}
@@ -120,7 +120,7 @@ class WorkerPool:
 
     def _ready(self, index: int) -> bool:
         try:
-            url = f"http://127.0.0.1:{self.stack.worker_port + index}/readyz"
+            url = f"http://127.0.0.1:{self.stack.worker_port_of(index)}/readyz"
             return self._http.get(url).status_code == 200
         except httpx.TransportError:
             return False

@@ -120,7 +120,7 @@ def test_each_pool_gets_its_own_hpa_when_the_chart_renders_one_per_pool() -> Non
 
 
 def test_pools_share_one_targets_file_with_unique_worker_indexes(tmp_path: Path) -> None:
-    targets = WorkerTargets(tmp_path / "workers.json", worker_port=19000)
+    targets = WorkerTargets(tmp_path / "workers.json", port_of=lambda i: 19000 + i)
     lite = [targets.claim("lite"), targets.claim("lite")]
     big = targets.claim("big")
     assert (lite, big) == ([0, 1], 2)

@@ -12,6 +12,7 @@ bench-tools), else this python; the report's header says which torch they ran.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -163,6 +164,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def start_celery(
+    args: argparse.Namespace,
+    extra_env: dict[str, str],
+    images: list,
+    tag: bytes,
+    log: Path,
+    peers: contextlib.ExitStack,
+) -> tuple[str, dict[str, int]]:
+    """Row (7)'s peer, up until ``peers`` closes, every Celery child warm (each loads its model
+    when it starts): its front's URL and the pids to meter, shared RabbitMQ and Redis included."""
+    port = servers.free_port()
+    env = {"CLASSIFIER_MODELS_DIR": str(args.models_dir), "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir), **extra_env}
+    pids = peers.enter_context(servers.celery_app(args.torch_python, port, args.workers, args.threads, env, log))
+    for shared, pid in (("rabbitmq (shared)", servers.rabbitmq_pid()), ("redis (shared)", servers.redis_pid())):
+        if pid:
+            pids[shared] = pid
+    url = f"http://127.0.0.1:{port}"
+    closed_loop(system_job(url, url, MODEL, images, tag + b"-celery-warm", cached=False), 2 * args.workers, 0, 15)
+    return url, pids
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     groups = set(args.only or GROUPS)
@@ -198,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_before": _loadavg(),
         "attempts": args.attempts,
         "slices": args.slices if together else None,  # None: nothing was interleaved
+        # 7-sat in the same alternating slices as (2) and 3-sat
+        "celery_interleaved": together and "celery" in groups,
         "noise": args.noise,
         **timing,
     }
@@ -268,30 +292,56 @@ def main(argv: list[str] | None = None) -> int:
 
         return make
 
-    def interleaved(
-        reference: Callable[[bytes, float], Row], system: Callable[[bytes, float], Row]
-    ) -> Callable[[bytes], list[Row]]:
-        """Two rows whose ratio or difference is a target, measured in alternating slices
-        (--slices of each, --duration in all per row) so that both see the machine alike: its
-        speed drifts by 10-20 % from one minute to the next here, more than some targets' margin."""
+    def interleaved(*makers: Callable[[bytes, float], Row]) -> Callable[[bytes], list[Row]]:
+        """Rows whose ratio or difference is a target, measured in alternating slices (--slices
+        of each, --duration in all per row) so that all see the machine alike: its speed drifts by
+        10-20 % from one minute to the next here, more than some targets' margin."""
 
         def make(attempt: bytes) -> list[Row]:
             part = args.duration / args.slices
-            references, systems = [], []
+            slices: list[list[Row]] = [[] for _ in makers]
             for i in range(args.slices):
-                references.append(reference(attempt + f"-{i}".encode(), part))
-                systems.append(system(attempt + f"-{i}".encode(), part))
+                for taken, maker in zip(slices, makers, strict=True):
+                    taken.append(maker(attempt + f"-{i}".encode(), part))
             return [
-                pooled(references, f"{args.slices} slices of {part:g} s alternating with row {systems[0].key}"),
-                pooled(systems, f"{args.slices} slices of {part:g} s alternating with row {references[0].key}"),
+                pooled(
+                    taken,
+                    f"{args.slices} slices of {part:g} s alternating with "
+                    + ("row " if len(slices) == 2 else "rows ")
+                    + ", ".join(other[0].key for other in slices if other is not taken),
+                )
+                for taken in slices
             ]
 
         return make
 
     sat = args.clients
     load = {"warmup_s": args.warmup, "duration_s": args.duration}
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name, contextlib.ExitStack() as peers:
         tmp = Path(tmp_name)
+        # (7) the design most Python teams build instead: FastAPI + Celery on the same RabbitMQ,
+        # a Redis result backend, the worker's model code, the system's clients. Started first:
+        # its saturated row alternates with the system's (3-sat), as (2) does.
+        celery: tuple[str, dict[str, int]] | None = None  # the front's URL and the peer's pids
+        if "celery" in groups:
+            why = "smoke run" if args.smoke else servers.redis_missing()
+            if why:
+                for key, clients in (("7-c1", 1), ("7-sat", sat)):
+                    emit(not_run(key, f"(7) FastAPI + Celery, {clients} client(s)", why))
+            else:
+                celery = start_celery(args, extra_env, images, tag, tmp / "celery.log", peers)
+
+        def celery_row(key: str, clients: int) -> Callable[[bytes, float], Row]:
+            assert celery is not None
+            url, pids = celery
+            name = f"(7) FastAPI + Celery (RabbitMQ, Redis results), {clients} client(s)"
+
+            def make(attempt: bytes, duration_s: float = args.duration) -> Row:
+                job = system_job(url, url, MODEL, images, tag + key.encode() + attempt, cached=False)
+                return run_load(Row(key, name), job, pids, clients=clients, warmup_s=args.warmup, duration_s=duration_s)
+
+            return make
+
         row2 = inprocess("2", "(2) decode + preprocess + forward, in-process", "preprocess", args.workers)
         # One loop alone: the best latency a single request can have (the system's 1-client row
         # is compared with it).
@@ -337,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
                             duration_s=duration_s,
                         )
 
-                    measure(interleaved(reference, row3) if together else row3)
+                    makers = [reference, row3] if together else [row3]
+                    if celery is not None and key == "3-sat":
+                        makers.append(celery_row("7-sat", sat))
+                    measure(interleaved(*makers) if len(makers) > 1 else row3)
                 # Cache hits: the same bytes again. Prime the cache with each image once.
                 first = system_job(gateway, results, MODEL, images, tag + b"-hit", cached=False)
                 again = system_job(gateway, results, MODEL, images, tag + b"-hit", cached=True)
@@ -413,47 +466,11 @@ def main(argv: list[str] | None = None) -> int:
                             )
                         )
 
-        if "celery" in groups:
-            # (7) the design most Python teams build instead: FastAPI + Celery on the same RabbitMQ,
-            # a Redis result backend, the worker's model code, the system's clients.
-            why = "smoke run" if args.smoke else servers.redis_missing()
-            if why:
-                for key, clients in (("7-c1", 1), ("7-sat", sat)):
-                    emit(not_run(key, f"(7) FastAPI + Celery, {clients} client(s)", why))
-            else:
-                port = servers.free_port()
-                env = {
-                    "CLASSIFIER_MODELS_DIR": str(args.models_dir),
-                    "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
-                    **extra_env,
-                }
-                celery_log = tmp / "celery.log"
-                with servers.celery_app(args.torch_python, port, args.workers, args.threads, env, celery_log) as pids:
-                    for shared, pid in (
-                        ("rabbitmq (shared)", servers.rabbitmq_pid()),
-                        ("redis (shared)", servers.redis_pid()),
-                    ):
-                        if pid:
-                            pids[shared] = pid
-                    url = f"http://127.0.0.1:{port}"
-                    # Each Celery child loads its model when it starts: let every one take jobs first.
-                    closed_loop(
-                        system_job(url, url, MODEL, images, tag + b"-celery-warm", cached=False),
-                        2 * args.workers,
-                        0,
-                        15,
-                    )
-                    for key, clients in (("7-c1", 1), ("7-sat", sat)):
-                        name = f"(7) FastAPI + Celery (RabbitMQ, Redis results), {clients} client(s)"
-                        measure(
-                            lambda attempt, key=key, name=name, clients=clients: run_load(
-                                Row(key, name),
-                                system_job(url, url, MODEL, images, tag + key.encode() + attempt, cached=False),
-                                pids,
-                                clients=clients,
-                                **load,
-                            )
-                        )
+        if celery is not None:
+            # 7-sat alternated with 3-sat above when the system rows ran.
+            measure(celery_row("7-c1", 1))
+            if "system" not in groups:
+                measure(celery_row("7-sat", sat))
 
     meta["loadavg_after"] = _loadavg()
     rows.sort(key=lambda row: ROW_ORDER.index(row.key) if row.key in ROW_ORDER else len(ROW_ORDER))

@@ -57,17 +57,20 @@ def children(pid: int) -> list[int]:
 
 
 def find_pid(*needles: str) -> int | None:
-    """The first process whose command line contains every needle (e.g. the shared RabbitMQ)."""
+    """The longest-running process whose command line contains every needle (e.g. the shared
+    RabbitMQ, started with the machine: a test's own node, started later, is not taken for it)."""
+    found: list[tuple[int, int]] = []  # (start time in clock ticks since boot, pid)
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+            started = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
             continue
         if all(needle in cmdline for needle in needles):
-            return int(entry.name)
-    return None
+            found.append((started, int(entry.name)))
+    return min(found)[1] if found else None
 
 
 def machine_busy_seconds() -> float:

@@ -47,7 +47,12 @@ INFORMATION = {
     "auto_vs_onnxruntime_hot_loop",
     "system_vs_inprocess",
 }
-NOT_RUN_TARGETS = {"system_vs_celery", "system_vs_celery_p95", "system_vs_bentoml"}  # on rows the smoke run leaves out
+NOT_RUN_TARGETS = {
+    "system_vs_celery",
+    "system_vs_celery_p95",
+    "celery_vs_system_cpu",
+    "system_vs_bentoml",
+}  # on rows the smoke run leaves out
 
 
 @pytest.fixture(scope="module")

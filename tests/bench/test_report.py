@@ -72,6 +72,7 @@ def test_a_run_that_meets_every_target_passes_each() -> None:
         "system_vs_inprocess",
         "onnxruntime_vs_torch_forward",
         "system_vs_naive_worker_code",
+        "celery_vs_system_cpu",
     }
     assert checks["auto_vs_fp32_worker"].value == 200.0 / 90.0
     assert checks["auto_vs_onnxruntime_hot_loop"].value == 200.0 / 280.0
@@ -97,6 +98,20 @@ def test_each_new_target_misses_on_its_own_bad_row() -> None:
     low_floor = _verdicts(_run(floor=Row("floor", "floor", cpu_ms_per_image=3.0)))
     assert low_floor["outside_workers_vs_floor"].value == 5.2 / 3.0
     assert low_floor["outside_workers_vs_floor"].verdict == "MISS"
+
+
+def test_cpu_per_job_against_celery_is_shown_beside_the_throughput_ratio() -> None:
+    # On a shared machine the throughput ratio can pass while Celery spends less CPU per job.
+    rows = _run(
+        **{
+            "3-sat": _row("3-sat", 140.0, p95=150.0, cpu_ms_per_image=20.0),
+            "7-sat": _row("7-sat", 70.0, p95=170.0, cpu_ms_per_image=18.0),
+        }
+    )
+    checks = _verdicts(rows)
+    assert checks["system_vs_celery"].verdict == "PASS"
+    assert checks["celery_vs_system_cpu"].value == 18.0 / 20.0
+    assert checks["celery_vs_system_cpu"].verdict == "n/a"
 
 
 def test_worker_memory_is_per_loaded_model() -> None:

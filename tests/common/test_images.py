@@ -13,6 +13,7 @@ from PIL import Image
 
 from classifier_common.errors import ImageRejected, NotAnImage
 from classifier_common.images import inspect
+from tests.utils.corrupt_images import bad_strip_offset_images
 
 GALLERY = Path(__file__).resolve().parents[2] / "gallery"
 PHOTOS = sorted(p for p in GALLERY.iterdir() if p.suffix == ".JPEG")
@@ -92,6 +93,14 @@ def test_png_whole_and_cut() -> None:
 def test_not_an_image_is_refused(data: bytes) -> None:
     with pytest.raises(NotAnImage):
         inspect(data)
+
+
+@pytest.mark.parametrize("name", sorted(bad_strip_offset_images()))
+def test_whatever_the_decoder_raises_is_a_rejection(name: str) -> None:
+    """Pillow seeks to a TIFF's strip offsets as stored: stored as a fraction or a float, its
+    decode raises TypeError, which must be this upload's 422, not the request's 500."""
+    with pytest.raises(ImageRejected, match="TypeError"):
+        inspect(bad_strip_offset_images()[name])
 
 
 def test_too_many_pixels_is_rejected() -> None:

@@ -3,6 +3,9 @@
 truncated JPEG, oversized upload and so on, are in tests/gateway/test_jobs.py.)
 
 - decompression bombs: small files declaring a huge image are refused from the header alone;
+- uploads whose metadata breaks the gateway's own check (Pillow raises TypeError): 422 for that
+  upload alone, in a batch too, never a 500;
+- JSON nesting bombs, on /v1/jobs and /v1/batches: 422 with the request id;
 - odd gallery names: unicode, very long, NUL, encoded slashes, a symlink out of the gallery;
 - JSON bodies with the wrong types, multipart bodies with too many fields;
 - poison messages published straight onto the real RabbitMQ queue: dead-lettered and logged,
@@ -41,7 +44,7 @@ from devstack.isolated import AMQP_URL
 from devstack.stack import Stack
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape, wait_for_job
-from tests.utils.corrupt_images import bad_exif_images
+from tests.utils.corrupt_images import bad_exif_images, bad_strip_offset_images
 from tests.utils.jobs import queued_job
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
@@ -133,15 +136,44 @@ def test_a_bomb_that_reaches_a_worker_fails_its_job(tmp_path: Path, seeded: tupl
     assert broker.ready_count == broker.unacked_count == 0 and not broker.dead
 
 
+# --- uploads whose metadata breaks the gateway's check ------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(bad_strip_offset_images()))
+def test_an_upload_that_breaks_the_decoder_is_422(client: TestClient, name: str) -> None:
+    """Small enough to be decoded at the gateway, where Pillow raises TypeError on it."""
+    assert_error_shape(_upload(client, bad_strip_offset_images()[name], "broken.tif"), 422, "invalid_image")
+
+
+def test_a_batch_upload_that_breaks_the_decoder_is_refused_alone(client: TestClient, gallery: Path) -> None:
+    """Its batch-mates before and after it are queued and classified; the batch is not a 500."""
+    parts = [
+        ("file", ("bird.jpg", (gallery / GOLDFINCH).read_bytes(), "image/jpeg")),
+        ("file", ("broken.tif", bad_strip_offset_images()["tiff-strip-offsets-as-rational"], "image/tiff")),
+        ("image", (None, GOLDFINCH)),
+    ]
+    response = client.post("/v1/batches", data={"model": MODEL}, files=parts)
+    assert response.status_code == 202, response.text
+    batch = response.json()
+    assert (batch["accepted"], batch["refused"]) == (2, 1), batch
+    items = batch["items"]
+    assert items[1]["status"] == "refused" and items[1]["error"]["code"] == "invalid_image", items[1]
+    for item in (items[0], items[2]):
+        assert wait_for_job(client, item["status_url"])["status"] == "succeeded"
+
+
 # --- JSON nesting bombs -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("depth", [1_000, 10_000])  # within the 64 KiB body limit
 @pytest.mark.parametrize("bracket", ["[", '{"a":'])
-def test_deeply_nested_json_body_is_422_with_the_request_id(client: TestClient, depth: int, bracket: str) -> None:
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/batches"])
+def test_deeply_nested_json_body_is_422_with_the_request_id(
+    client: TestClient, path: str, depth: int, bracket: str
+) -> None:
     closing = "]" if bracket == "[" else "}"
     body = bracket * depth + "1" + closing * depth
-    response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
     assert assert_error_shape(response, 422, "invalid_input")["request_id"]
     assert client.get("/healthz").status_code == 200
 

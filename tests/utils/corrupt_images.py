@@ -6,7 +6,9 @@ the EXIF back) and one tag whose stored type is not the type EXIF defines for it
 tag as stored, then fails to write it back as defined: ``TypeError`` (a rational stored as text),
 ``struct.error`` (a short stored as text), ``AttributeError`` (text stored as a rational). In
 JPEG, PNG and WebP that escapes ``exif_transpose``; TIFF's own tags take another path and do not,
-but the same files are kept as cases. The ICC cases carry a profile of random bytes.
+but the same files are kept as cases. The ICC cases carry a profile of random bytes. The TIFF
+strip-offset cases store where the pixels are as a fraction or a float: Pillow seeks there with
+it when it decodes (``TypeError``), which the gateway does to check a small upload.
 """
 
 from __future__ import annotations
@@ -51,8 +53,22 @@ def exif_block(entries: list[Entry]) -> bytes:
     return b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + table + data
 
 
-def tiff_with(entries: list[Entry], size: tuple[int, int] = (8, 8), colour: bytes = b"\xc8\x1e\x1e") -> bytes:
-    """An uncompressed RGB TIFF with these extra tags in its IFD."""
+# StripOffsets as a TIFF type: LONG as defined, or (badly) RATIONAL or FLOAT.
+_OFFSET_AS = {
+    4: lambda at: struct.pack("<I", at),
+    5: lambda at: struct.pack("<II", at, 1),
+    11: lambda at: struct.pack("<f", at),
+}
+
+
+def tiff_with(
+    entries: list[Entry],
+    size: tuple[int, int] = (8, 8),
+    colour: bytes = b"\xc8\x1e\x1e",
+    offset_type: int = 4,
+) -> bytes:
+    """An uncompressed RGB TIFF with these extra tags in its IFD, its StripOffsets stored as
+    ``offset_type`` (one of _OFFSET_AS)."""
     width, height = size
     pixels = colour * (width * height)
     base: list[Entry] = [
@@ -66,9 +82,10 @@ def tiff_with(entries: list[Entry], size: tuple[int, int] = (8, 8), colour: byte
         (279, 4, 1, struct.pack("<I", len(pixels))),
     ]
     # StripOffsets points past the IFD and its data: built once to learn where that is.
-    probe_table, probe_data = _ifd([*base, (273, 4, 1, b"\0" * 4), *entries], 8)
+    offset = _OFFSET_AS[offset_type]
+    probe_table, probe_data = _ifd([*base, (273, offset_type, 1, offset(0)), *entries], 8)
     pixels_at = 8 + len(probe_table) + len(probe_data)
-    table, data = _ifd([*base, (273, 4, 1, struct.pack("<I", pixels_at)), *entries], 8)
+    table, data = _ifd([*base, (273, offset_type, 1, offset(pixels_at)), *entries], 8)
     return b"II*\x00" + struct.pack("<I", 8) + table + data + pixels
 
 
@@ -107,6 +124,20 @@ def bad_icc_images(seed: int = 7) -> dict[str, bytes]:
         cases[f"{fmt.lower()}-icc-garbage"] = _save(img, fmt, icc_profile=garbage)
         cases[f"{fmt.lower()}-icc-header-only"] = _save(img, fmt, icc_profile=header_only)
     return cases
+
+
+def bad_strip_offset_images() -> dict[str, bytes]:
+    """{"tiff-strip-offsets-as-<type>": bytes}: TIFFs whose pixels are where a LONG would say,
+    but the offset is stored as a RATIONAL or a FLOAT."""
+    return {
+        "tiff-strip-offsets-as-rational": tiff_with([], offset_type=5),
+        "tiff-strip-offsets-as-float": tiff_with([], offset_type=11),
+    }
+
+
+def corrupt_metadata_images() -> dict[str, bytes]:
+    """Every generated case: bad EXIF, bad ICC, bad strip offsets."""
+    return {**bad_exif_images(), **bad_icc_images(), **bad_strip_offset_images()}
 
 
 def fuzz_seeds() -> dict[str, bytes]:

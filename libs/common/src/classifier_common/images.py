@@ -98,7 +98,10 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
     other formats are decoded only when small (CHECK_DECODE_MAX_PIXELS), a few at a time.
 
     Raises NotAnImage (415) when the bytes are no image format we know, ImageRejected (422)
-    when they are one but cannot be used (truncated, too many pixels).
+    when they are one but cannot be used (truncated, too many pixels, or anything else the
+    decoder meets: Pillow's plugins raise TypeError, struct.error, IndexError... on malformed
+    tags, e.g. a TIFF whose strip offsets are stored as fractions). Nothing else escapes, so one
+    bad upload never fails a request, or a batch, as a whole.
     """
     if not data:
         raise NotAnImage("the file is empty")
@@ -135,6 +138,8 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
         raise ImageRejected(f"image has too many pixels: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"the image could not be decoded: {exc}") from None
+    except Exception as exc:  # whatever else the decoder met in these bytes is this image's fault
+        raise ImageRejected(f"the image could not be decoded: {type(exc).__name__}: {exc}") from None
     return fmt, width, height
 
 

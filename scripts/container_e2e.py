@@ -58,13 +58,12 @@ WORKERS = {"lite": 1, "big": 2}
 
 
 def detect_engine() -> str:
-    engine = os.environ.get("CONTAINER_ENGINE")
-    if engine:
-        return engine
-    for candidate in ("docker", "podman"):
-        if shutil.which(candidate):
-            return candidate
-    raise SystemExit("neither docker nor podman is installed (set CONTAINER_ENGINE)")
+    """CONTAINER_ENGINE, else what scripts/container-engine.sh finds (docker when its daemon
+    answers, else podman)."""
+    result = subprocess.run([str(REPO / "scripts" / "container-engine.sh")], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr.strip())
+    return result.stdout.strip()
 
 
 def chart_app_version() -> str:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.utils.commands import system_path_without
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -42,15 +44,8 @@ def test_ci_runs_the_container_e2e() -> None:
 
 @pytest.fixture(scope="module")
 def system_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The system's commands without any docker or podman installed here: what a machine
-    with only the stand-ins below would have on PATH."""
-    system = tmp_path_factory.mktemp("system")
-    for directory in (Path("/usr/bin"), Path("/bin")):
-        for command in directory.iterdir():
-            target = system / command.name
-            if command.name not in ("docker", "podman") and not target.exists():
-                target.symlink_to(command)
-    return str(system)
+    """The system's commands without any docker or podman installed here."""
+    return system_path_without(tmp_path_factory.mktemp("system"), "docker", "podman")
 
 
 def fake_engine(tmp_path: Path, name: str, daemon: bool = True) -> Path:

@@ -3,8 +3,8 @@
 #   make images            build the three images with Docker or podman, load them into kind (LOAD=0: build only)
 #   make container-e2e     build them, run the chart's pods from them, tests/e2e and faults through nginx
 
-# docker when it is on PATH, else podman.
-CONTAINER_ENGINE ?= $(shell command -v docker >/dev/null 2>&1 && echo docker || echo podman)
+# docker when its daemon answers, else podman when installed (scripts/container-engine.sh).
+CONTAINER_ENGINE ?= $(shell scripts/container-engine.sh 2>/dev/null)
 
 .PHONY: images container-e2e
 

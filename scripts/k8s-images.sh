@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the three images (build context: the repository root) with Docker or podman
-# (CONTAINER_ENGINE; detected when unset: docker if it is on PATH, else podman) and loads them
+# (CONTAINER_ENGINE; detected when unset by scripts/container-engine.sh: docker when its daemon
+# answers, else podman) and loads them
 # into the kind cluster, named as the chart expects: [<IMAGE_REGISTRY>/]<name>:<IMAGE_TAG>, the
 # worker with -<TORCH_VARIANT> appended unless it is the CPU build (the chart's
 # worker.image.tagSuffix).
@@ -17,12 +18,7 @@ TORCH_VARIANT="${TORCH_VARIANT:-cpu}"
 KIND_CLUSTER="${KIND_CLUSTER:-classifier}"
 KIND="${KIND:-kind}"
 LOAD="${LOAD:-1}"
-if [ -z "${CONTAINER_ENGINE:-}" ]; then
-  if command -v docker >/dev/null 2>&1; then CONTAINER_ENGINE=docker
-  elif command -v podman >/dev/null 2>&1; then CONTAINER_ENGINE=podman
-  else echo "neither docker nor podman is installed (set CONTAINER_ENGINE)" >&2; exit 1
-  fi
-fi
+CONTAINER_ENGINE="$("$ROOT/scripts/container-engine.sh")"
 read -r -a build_flags <<<"${IMAGE_BUILD_FLAGS:-}"
 read -r -a worker_flags <<<"${WORKER_BUILD_FLAGS:-}"
 

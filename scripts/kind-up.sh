@@ -7,7 +7,7 @@
 # monitoring/, docs/metrics.md); with KEDA=1 KEDA into namespace `keda` instead of the adapter.
 # Idempotent: run it again to repair.
 #
-# Needs Docker (or another kind provider) and kind. Without kind on PATH it is built with
+# Needs Docker (or podman with KIND_EXPERIMENTAL_PROVIDER=podman) and kind. Without kind on PATH it is built with
 # `go install sigs.k8s.io/kind@$KIND_VERSION` when Go is there; otherwise install kind from
 # https://kind.sigs.k8s.io/docs/user/quick-start/#installation first.
 set -euo pipefail
@@ -49,7 +49,16 @@ command -v "$KUBECTL" >/dev/null 2>&1 || {
   exit 1
 }
 command -v "$HELM" >/dev/null 2>&1 || { echo "helm is required (not found: $HELM): make tools" >&2; exit 1; }
-command -v docker >/dev/null 2>&1 || { echo "kind needs Docker (docker not found)" >&2; exit 1; }
+# kind's node runs in Docker, or in podman with kind's own switch KIND_EXPERIMENTAL_PROVIDER=podman
+# (then `make images` builds with podman and loads the images as archives).
+provider="${KIND_EXPERIMENTAL_PROVIDER:-docker}"
+if ! command -v "$provider" >/dev/null 2>&1; then
+  echo "kind needs $provider to run its node ($provider not found): https://kind.sigs.k8s.io/docs/user/quick-start/" >&2
+  if [ "$provider" = docker ] && command -v podman >/dev/null 2>&1; then
+    echo "podman is installed: to run kind's node in it, KIND_EXPERIMENTAL_PROVIDER=podman make kind-up deploy" >&2
+  fi
+  exit 1
+fi
 
 # The hostPath volumes' directories: they must exist, and the seed Job (UID 10001) writes them.
 mkdir -p "$DATA_DIR/models" "$DATA_DIR/gallery"

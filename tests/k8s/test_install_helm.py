@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.k8s.chart import REPO, helm
+from tests.utils.commands import system_path_without
 
 SCRIPT = REPO / "scripts" / "install-helm.sh"
 
@@ -83,3 +84,60 @@ def test_kind_up_stops_at_once_without_kubectl(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "kubectl is required" in result.stderr
     assert "https://kubernetes.io/docs/tasks/tools/" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("provider", "installed", "hint"),
+    [
+        ("", [], None),
+        ("", ["podman"], "KIND_EXPERIMENTAL_PROVIDER=podman make kind-up deploy"),
+        ("podman", [], None),
+    ],
+)
+def test_kind_up_stops_at_once_without_the_engine_of_kinds_node(
+    tmp_path: Path, provider: str, installed: list[str], hint: str | None
+) -> None:
+    """Docker runs kind's node, or podman with kind's own switch; without it kind-up says so
+    before it creates anything."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in installed:
+        (bin_dir / name).symlink_to("/bin/true")
+    env = {
+        "PATH": f"{bin_dir}:{system_path_without(tmp_path / 'system', 'docker', 'podman', 'kind', 'kubectl', 'helm')}",
+        "KIND": "true",
+        "KUBECTL": "true",
+        "HELM": "true",
+        "CLASSIFIER_KIND_DATA": str(tmp_path / "data"),
+    }
+    if provider:
+        env["KIND_EXPERIMENTAL_PROVIDER"] = provider
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "kind-up.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert f"kind needs {provider or 'docker'} to run its node" in result.stderr
+    assert (hint in result.stderr) if hint else "KIND_EXPERIMENTAL_PROVIDER=podman make" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_kind_up_goes_on_with_podman_as_kinds_provider_and_no_docker(tmp_path: Path) -> None:
+    """With kind's podman switch, Docker is not needed: kind-up runs through (kind, kubectl
+    and helm are stand-ins that succeed)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "podman").symlink_to("/bin/true")
+    env = {
+        "PATH": f"{bin_dir}:{system_path_without(tmp_path / 'system', 'docker', 'podman', 'kind', 'kubectl', 'helm')}",
+        "KIND": "true",
+        "KUBECTL": "true",
+        "HELM": "true",
+        "CLASSIFIER_KIND_DATA": str(tmp_path / "data"),
+        "KIND_EXPERIMENTAL_PROVIDER": "podman",
+        "MONITORING": "0",  # the stand-in helm would answer that KEDA is installed
+    }
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "kind-up.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "kind cluster classifier is up" in result.stdout

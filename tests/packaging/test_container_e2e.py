@@ -9,7 +9,16 @@ import urllib.parse
 
 import pytest
 
-from scripts.container_e2e import POOLS, RELEASE, WORKERS, check_one_outcome_each, layer_id, outcomes_written, render
+from scripts.container_e2e import (
+    POOLS,
+    RELEASE,
+    WORKERS,
+    check_one_outcome_each,
+    interrupted,
+    layer_id,
+    outcomes_written,
+    render,
+)
 from scripts.pod_flags import Render, load
 from tests.k8s import chart
 
@@ -28,6 +37,16 @@ def test_layer_ids_from_podman_build_output() -> None:
 def test_outcomes_are_counted_per_job_from_the_workers_json_logs() -> None:
     logs = log(("job succeeded", "a"), ("job failed: bad image", "b"), ("job requeued: x", "a"), ("job succeeded", "a"))
     assert outcomes_written(logs) == {"a": 2, "b": 1}
+
+
+def test_a_kill_counts_as_mid_job_only_when_a_started_job_ran_again_unrequeued() -> None:
+    """The SIGKILL step repeats its kill until one lands while the worker holds a started job:
+    one started again (attempts > 1) that no worker requeued itself (a store hiccup does that)."""
+    jobs = {"a": ("succeeded", 1), "b": ("succeeded", 2), "c": ("succeeded", 2)}
+    logs = log(("job succeeded", "a"), ("job requeued: store unavailable", "c"), ("job succeeded", "b"))
+    assert interrupted(["a", "b", "c"], jobs, logs) == ["b"]
+    # A kill between two jobs: every job ran once, or ran again only because it was requeued.
+    assert interrupted(["a", "c"], jobs, logs) == []
 
 
 def test_every_job_succeeded_once_passes() -> None:

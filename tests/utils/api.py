@@ -34,17 +34,21 @@ def wait_for_job(client: httpx.Client, location: str, timeout: float = 60.0) -> 
 
 
 def wake_workers(client: httpx.Client, models: set[str], image: str, timeout: float) -> dict[str, Any]:
-    """Wait until workers serve: one job of the first model finished, and every model in
-    ``models`` loaded by a running worker. A pool scaled to zero (KEDA) is woken by the job;
-    its first worker needs the scale-up, the pod's start and the model load, longer than one
-    job's wait in a test."""
+    """Wait until workers serve: one job of each model in ``models`` finished, and each of them
+    loaded by a running worker. A pool scaled to zero (KEDA) is woken only by a job in its own
+    queue, so every model gets one (all submitted first: the pools wake together); its first
+    worker needs the scale-up, the pod's start and the model load, longer than one job's wait in
+    a test. Returns the first model's job."""
     deadline = time.monotonic() + timeout
-    response = client.post("/v1/jobs", json={"model": sorted(models)[0], "image": image})
-    assert response.status_code == 202, response.text
-    job = wait_for_job(client, response.headers["location"], timeout=timeout)
+    locations = []
+    for model in sorted(models):
+        response = client.post("/v1/jobs", json={"model": model, "image": image})
+        assert response.status_code == 202, response.text
+        locations.append(response.headers["location"])
+    jobs = [wait_for_job(client, location, timeout=max(1.0, deadline - time.monotonic())) for location in locations]
     while True:
         loaded = {m["name"] for m in client.get("/v1/models").json() if m["loaded"]}
         if models <= loaded:
-            return job
+            return jobs[0]
         assert time.monotonic() < deadline, f"models {sorted(models - loaded)} not loaded after {timeout}s"
         time.sleep(1)

@@ -14,7 +14,6 @@ import yaml
 from pymongo.uri_parser import parse_uri
 
 from classifier_common.store.mongo import MongoJobStore
-from scripts import validate_k8s
 from tests.k8s.chart import (
     CHART,
     RenderError,
@@ -180,21 +179,9 @@ def test_a_managed_replica_set_url_lists_every_member() -> None:
 # -- custom resources against their operators' CRDs ----------------------------------------------
 
 
-GROUPS = {"RabbitmqCluster": "rabbitmq.com", "MongoDBCommunity": "mongodbcommunity.mongodb.com"}
-
-
-def crd_or_skip(kind: str) -> validate_k8s.CrdSchemas:
-    """The operator's CRD (downloaded once into .tools/crds, SHA-256 checked), or a skip saying
-    why it is not here."""
-    crds = validate_k8s.operator_crd(GROUPS[kind], kind)
-    if isinstance(crds, str):
-        pytest.skip(crds)
-    return crds
-
-
 @pytest.mark.parametrize("kind", ["RabbitmqCluster", "MongoDBCommunity"])
 def test_custom_resources_validate_against_the_operators_crds(kind: str) -> None:
-    crd_or_skip(kind)
+    """Against the operator's own CRD (tools/upstream-schemas, SHA-256 pinned): no network needed."""
     for settings in (
         (),
         (
@@ -210,7 +197,6 @@ def test_custom_resources_validate_against_the_operators_crds(kind: str) -> None
 
 @pytest.mark.parametrize("kind", ["RabbitmqCluster", "MongoDBCommunity"])
 def test_the_crd_validation_rejects_a_misspelt_field(kind: str) -> None:
-    crd_or_skip(kind)
     (obj,) = find(render(*OPERATORS), kind)
     broken = copy.deepcopy(obj)
     broken["spec"]["replica"] = 3

@@ -67,6 +67,10 @@ def test_rabbitmq_cluster_has_three_nodes_and_quorum_queues_on_every_node() -> N
     # three nodes, leaders spread.
     assert cluster["rabbitmq"]["advancedConfig"].strip() == "[{rabbit, [{quorum_cluster_size, 3}]}]."
     assert "queue_leader_locator = balanced" in cluster["rabbitmq"]["additionalConfig"]
+    # The quorum-queue settings RabbitMQ 4 would otherwise default, as for the StatefulSet.
+    settings = cluster["rabbitmq"]["additionalConfig"].splitlines()
+    assert f"raft.wal_max_size_bytes = {values['rabbitmqCluster']['walMaxSizeBytes']}" in settings
+    assert "consumer_timeout = 1800000" in settings
     term = cluster["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     five = one(render(*OPERATORS, "--set", "rabbitmqCluster.replicas=5"), "RabbitmqCluster", "classifier-rabbitmq")

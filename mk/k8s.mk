@@ -23,8 +23,10 @@ KEDA ?= 0
 K8S_NAMESPACE ?= classifier
 RELEASE ?= classifier
 CHART := helm/classifier
-# The Kubernetes version the manifests are validated against (the oldest we support).
+# The Kubernetes versions the manifests are validated against: the oldest we support, and the
+# one kind's default node runs (KUBECTL_VERSION is pinned to its minor).
 K8S_VERSION ?= 1.33.0
+K8S_NODE_VERSION ?= $(shell echo '$(KUBECTL_VERSION)' | sed -n 's/^v\([0-9]*\.[0-9]*\)\..*/\1.0/p')
 # Image names: [IMAGE_REGISTRY/]classifier-<service>:IMAGE_TAG (default: the chart's appVersion).
 IMAGE_REGISTRY ?=
 IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' $(CHART)/Chart.yaml)
@@ -38,7 +40,7 @@ BASE_URL ?= http://localhost
 
 K8S_ENV = HELM="$(HELM)" KUBECTL="$(KUBECTL)" KIND="$(KIND)" DOCKER="$(DOCKER)" \
 	KIND_CLUSTER="$(KIND_CLUSTER)" KIND_VERSION="$(KIND_VERSION)" KIND_NODE_IMAGE="$(KIND_NODE_IMAGE)" \
-	TRAEFIK_CHART_VERSION="$(TRAEFIK_CHART_VERSION)" GATEWAY_API_VERSION="$(GATEWAY_API_VERSION)" K8S_VERSION="$(K8S_VERSION)" \
+	TRAEFIK_CHART_VERSION="$(TRAEFIK_CHART_VERSION)" GATEWAY_API_VERSION="$(GATEWAY_API_VERSION)" K8S_VERSION="$(K8S_VERSION)" K8S_NODE_VERSION="$(K8S_NODE_VERSION)" \
 	MONITORING="$(MONITORING)" KEDA="$(KEDA)" KUBE_PROMETHEUS_STACK_CHART_VERSION="$(KUBE_PROMETHEUS_STACK_CHART_VERSION)" \
 	PROMETHEUS_ADAPTER_CHART_VERSION="$(PROMETHEUS_ADAPTER_CHART_VERSION)" KEDA_CHART_VERSION="$(KEDA_CHART_VERSION)" \
 	IMAGE_REGISTRY="$(IMAGE_REGISTRY)" IMAGE_TAG="$(IMAGE_TAG)" TORCH_VARIANT="$(TORCH_VARIANT)" LOAD="$(LOAD)"
@@ -55,7 +57,7 @@ tools: crd-schemas ## helm, kubectl, kind: yours from PATH, else the pinned rele
 	PYTHON="$(PY)" $(PY) -m scripts.install_tools helm --optional kubectl kind
 	$(PIP) install --quiet -r requirements/k8s.txt
 
-# The models of the Gateway API, KEDA, Traefik and Prometheus Operator objects the static checks
+# The models of the KEDA, Traefik and Prometheus Operator objects the static checks
 # validate against (npm packages generated from those projects' API types;
 # tools/crd-schemas/package.json says which releases), installed from the lock file with npm.
 # Needs node 20+ and npm (the packages ask for node 22 but run on 20: engine-strict off).
@@ -80,7 +82,7 @@ kind-binary:
 kubectl-binary:
 	@command -v $(KUBECTL) >/dev/null 2>&1 || $(PY) -m scripts.install_tools kubectl
 
-k8s-check: helm-binary kubectl-binary crd-schemas ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33, k8s/ drift
+k8s-check: helm-binary kubectl-binary crd-schemas ## Static checks (no cluster): helm lint, render every scenario, validate for Kubernetes 1.33 and kind's node, k8s/ drift
 	$(K8S_ENV) PYTHON="$(PY)" scripts/k8s-check.sh
 
 k8s-manifests: ## Regenerate k8s/ from the chart's default render

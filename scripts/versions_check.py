@@ -5,14 +5,16 @@ and print what is behind.
 
 Sources (see versions.env's header): a GitHub project's latest release, a chart repository's
 index.yaml, a Docker Hub repository's tags (those matching the pin's pattern), Kubernetes'
-stable.txt; a pinned checksum is compared with the checksum file published beside its download
-(sha256:) or with the SHA-256 of the file itself (sha256-of:, for files published without one).
+stable.txt, a PyPI project's newest release; a pinned checksum is compared with the checksum
+file published beside its download (sha256:) or with the SHA-256 of the file itself (sha256-of:,
+for files published without one).
 Without network to them (a machine with no internet) it says it cannot check and exits 0; so
 does it when some pins are behind: it informs, it does not gate. Exit 2: the versions file
 itself is malformed.
 
 The base addresses can be changed (a mirror, or the tests' local server) with
-VERSIONS_CHECK_GITHUB_API, VERSIONS_CHECK_DOCKER_HUB and VERSIONS_CHECK_K8S_RELEASES; GITHUB_TOKEN,
+VERSIONS_CHECK_GITHUB_API, VERSIONS_CHECK_DOCKER_HUB, VERSIONS_CHECK_K8S_RELEASES and
+VERSIONS_CHECK_PYPI; GITHUB_TOKEN,
 when set, is sent to GitHub (its anonymous limit is 60 requests an hour).
 """
 
@@ -94,6 +96,10 @@ def latest(pin: Pin, timeout: float = DEFAULT_TIMEOUT_S) -> str:
     if kind == "k8s":
         base = _base("VERSIONS_CHECK_K8S_RELEASES", "https://dl.k8s.io")
         return fetch(f"{base}/release/{spec}.txt", timeout).decode().strip()
+    if kind == "pypi":
+        base = _base("VERSIONS_CHECK_PYPI", "https://pypi.org")
+        releases = json.loads(fetch(f"{base}/pypi/{spec}/json", timeout))["releases"]
+        return _newest([version for version, files in releases.items() if files], f"releases of {spec} on PyPI")
     if kind == "sha256-of":
         return hashlib.sha256(fetch(spec, timeout)).hexdigest()
     if kind == "sha256":

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from devstack.paths import REPO
-from scripts import validate_k8s
+from scripts import validate_k8s, versions
 
 CHART = REPO / "helm" / "classifier"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -89,12 +89,17 @@ def kustomize(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def kind_node_version() -> str:
+    """The Kubernetes version of kind's default node (KUBECTL_VERSION is pinned to its minor)."""
+    major_minor = versions.value("KUBECTL_VERSION").removeprefix("v").rsplit(".", 1)[0]
+    return f"{major_minor}.0"
+
+
 def validate(obj: dict, version: str = K8S_VERSION) -> str:
     """scripts/validate_k8s.py: Kubernetes' own kinds strictly against the API's schemas (one
-    without a schema, a wrong apiVersion, fails), Gateway API/KEDA/Traefik/Prometheus Operator
-    objects with the models in tools/crd-schemas, the operators' kinds against their CRDs.
-    Returns how it was checked: "kubernetes", "package", "crd" or "skipped" (its CRD could not
-    be downloaded)."""
+    without a schema, a wrong apiVersion, fails), KEDA/Traefik/Prometheus Operator objects with the
+    models in tools/crd-schemas, Gateway API objects and the operators' kinds against their CRDs
+    in tools/upstream-schemas. Returns how it was checked: "kubernetes", "package" or "crd"."""
     return validate_all([obj], version)[0]
 
 

@@ -17,6 +17,7 @@ from tests.k8s.chart import (
     containers,
     env_of,
     find,
+    kind_node_version,
     one,
     render,
     render_text,
@@ -41,6 +42,11 @@ def test_every_rendered_object_validates_for_kubernetes_1_33(values_file: Path |
     objects = render(*values_args(values_file))  # test hooks included
     assert len(objects) > 10
     validate_all(objects)
+
+
+def test_every_scenario_validates_for_the_kubernetes_of_kinds_node_too() -> None:
+    objects = [obj for values_file in SCENARIOS for obj in render(*values_args(values_file))]
+    validate_all(objects, kind_node_version())
 
 
 def test_there_are_ci_scenarios_for_the_main_switches() -> None:

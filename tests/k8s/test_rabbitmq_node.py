@@ -1,10 +1,11 @@
 """The chart's RabbitMQ configuration on a real RabbitMQ node of this machine's version (3.10).
 
 A node of our own (own name, ports, data and log directories; the shared broker is not touched)
-starts with the rendered enabled_plugins and 90-classifier.conf: the settings must parse and be
-in force, and rabbitmq_prometheus's per-queue endpoint, scraped with the PodMonitor's own path and
-parameters, must carry the two series the autoscaling's backlog query adds up. The chart pins a
-4.x image; docs/kubernetes.md ("RabbitMQ 4") lists what differs between the two.
+starts with the rendered enabled_plugins and 90-classifier.conf (another with the RabbitmqCluster's
+additionalConfig and advancedConfig): the settings must parse and be in force, and
+rabbitmq_prometheus's per-queue endpoint, scraped with the PodMonitor's own path and parameters,
+must carry the two series the autoscaling's backlog query adds up. The chart pins a 4.x image;
+docs/kubernetes.md ("RabbitMQ 4") lists what differs between the two.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from classifier_common.broker.rabbitmq import RabbitPublisher
 from classifier_common.config import Settings
 from tests.k8s.chart import CHART, chart_values, one, render
+
+OPERATORS = ("--values", str(CHART / "ci" / "operators-values.yaml"))
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 MONITORING = ("--values", str(CHART / "ci" / "monitoring-values.yaml"))
@@ -65,20 +69,20 @@ class Node:
         return result.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    base = tmp_path_factory.mktemp("rabbitmq")
-    data = one(render(), "ConfigMap", "classifier-rabbitmq")["data"]
+@contextmanager
+def started_node(base: Path, plugins: str, conf: str, advanced: str = "[].\n") -> Iterator[Node]:
+    """A RabbitMQ node of its own with these files, on free local ports; stopped on exit."""
     amqp, dist, management, prometheus = (free_port() for _ in range(4))
-    (base / "enabled_plugins").write_text(data["enabled_plugins"])
+    (base / "enabled_plugins").write_text(plugins)
     # The rendered settings, then this machine's listeners (the pod's are the defaults).
     (base / "rabbitmq.conf").write_text(
-        data["90-classifier.conf"]
+        conf
         + f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
         + f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management}\n"
         + f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {prometheus}\n"
         + "collect_statistics_interval = 1000\n"  # fresher queue metrics than the default 5 s
     )
+    (base / "advanced.config").write_text(advanced)
     name = f"chart-{uuid.uuid4().hex[:8]}@localhost"
     env = {
         **os.environ,
@@ -118,12 +122,33 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """The StatefulSet's node: the rendered enabled_plugins and 90-classifier.conf."""
+    data = one(render(), "ConfigMap", "classifier-rabbitmq")["data"]
+    with started_node(tmp_path_factory.mktemp("rabbitmq"), data["enabled_plugins"], data["90-classifier.conf"]) as n:
+        yield n
+
+
 def test_the_rendered_settings_parse_and_are_in_force(node: Node) -> None:
     rabbitmq = chart_values()["rabbitmq"]
     assert node.eval("application:get_env(ra, wal_max_size_bytes).") == f"{{ok,{rabbitmq['walMaxSizeBytes']}}}"
     assert node.eval("application:get_env(rabbit, consumer_timeout).") == "{ok,1800000}"
     limit = node.eval("application:get_env(rabbit, vm_memory_high_watermark).")
     assert limit == '{ok,{absolute,"400MB"}}'
+
+
+def test_the_rabbitmq_cluster_settings_parse_and_are_in_force(tmp_path: Path) -> None:
+    """The RabbitmqCluster's additionalConfig and advancedConfig on a node of this machine's
+    version, with the two plugins the operator enables by default: every setting parses and holds."""
+    rabbitmq = one(render(*OPERATORS), "RabbitmqCluster", "classifier-rabbitmq")["spec"]["rabbitmq"]
+    plugins = "[rabbitmq_management,rabbitmq_prometheus].\n"
+    with started_node(tmp_path, plugins, rabbitmq["additionalConfig"], rabbitmq["advancedConfig"]) as cluster_node:
+        wal = chart_values()["rabbitmqCluster"]["walMaxSizeBytes"]
+        assert cluster_node.eval("application:get_env(ra, wal_max_size_bytes).") == f"{{ok,{wal}}}"
+        assert cluster_node.eval("application:get_env(rabbit, consumer_timeout).") == "{ok,1800000}"
+        assert cluster_node.eval("application:get_env(rabbit, quorum_cluster_size).") == "{ok,3}"
+        assert cluster_node.eval("application:get_env(rabbit, queue_leader_locator).") == '{ok,<<"balanced">>}'
 
 
 def test_the_per_queue_endpoint_carries_the_backlog_the_autoscaling_reads(node: Node) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.k8s.chart import REPO, chart_values, find, one, render
+from tests.k8s.chart import REPO, chart_values, find, kind_node_version, one, render
 
 SKAFFOLD = yaml.safe_load((REPO / "skaffold.yaml").read_text())
 KIND_CONFIG = yaml.safe_load((REPO / "kind" / "cluster.yaml").read_text())
@@ -149,6 +149,15 @@ def test_make_targets_exist_and_run_the_documented_commands() -> None:
     assert 'BASE_URL="http://localhost"' in e2e and "pytest tests/e2e" in e2e
     assert "scripts.install_tools helm --optional kubectl kind" in make_dry_run("tools")
     assert "scripts/k8s-check.sh" in make_dry_run("k8s-check")
+
+
+def test_make_k8s_check_validates_for_the_oldest_kubernetes_supported_and_kinds_node() -> None:
+    """1.33 and the version kind's default node runs (KUBECTL_VERSION is pinned to its minor)."""
+    check = make_dry_run("k8s-check")
+    assert 'K8S_VERSION="1.33.0"' in check
+    assert f'K8S_NODE_VERSION="{kind_node_version()}"' in check
+    script = (REPO / "scripts" / "k8s-check.sh").read_text()
+    assert "for version in $K8S_VERSION $K8S_NODE_VERSION; do" in script
 
 
 def test_make_deploy_gpu_variant_uses_the_cuda_worker_image() -> None:

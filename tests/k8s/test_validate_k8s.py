@@ -1,7 +1,8 @@
 """scripts/validate_k8s.py: a CRD's schema on a small CRD written here (what it accepts and
-refuses, as the API server with strict field validation would); how an operator's CRD is had
-(downloaded once, SHA-256 checked, cached; skipped with the reason without network); and the
-command over a file of mixed objects."""
+refuses, as the API server with strict field validation would); the pinned files in
+tools/upstream-schemas (present, held to their SHA-256, taken from the release each version pin
+names), so the custom resources are checked without network; and the command over a file of
+mixed objects."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 import yaml
 
 from scripts import validate_k8s, versions
-from tests.utils.file_server import file_server
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -110,58 +110,86 @@ def test_an_unserved_version_or_unknown_kind_is_refused(crds: validate_k8s.CrdSc
         crds.validate({**widget(size=1), "kind": "Gadget"})
 
 
-# -- an operator's CRD: downloaded once, checked against its pinned SHA-256 ------------------------
+# -- the pinned files: in the repository, held to their SHA-256 ---------------------------------
 
 CRD_BYTES = yaml.safe_dump(CRD).encode()
 
 
-def pins_for(tmp_path: Path, url: str, body: bytes = CRD_BYTES) -> dict[str, versions.Pin]:
+def pins_for(tmp_path: Path, body: bytes = CRD_BYTES) -> dict[str, versions.Pin]:
     path = tmp_path / "versions.env"
     digest = hashlib.sha256(body).hexdigest()
-    path.write_text(f"WIDGET_CRD_SHA256={digest}  # pinned 2026-12-05 sha256-of:{url}\n")
+    path.write_text(f"WIDGET_CRD_SHA256={digest}  # pinned 2026-12-05 sha256-of:https://example.com/v1/widgets.yaml\n")
     return versions.load(path)
 
 
-def test_a_crd_is_downloaded_once_checked_and_cached(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    with file_server({"/crds/widgets.yaml": CRD_BYTES}) as server:
-        pins = pins_for(tmp_path, f"{server.url}/crds/widgets.yaml")
-        first = validate_k8s.fetch_crd("WIDGET_CRD_SHA256", cache, pins)
-        again = validate_k8s.fetch_crd("WIDGET_CRD_SHA256", cache, pins)
-    assert first == again == cache / "widgets.yaml"
-    assert server.requested == ["/crds/widgets.yaml"]  # the second from the cache
-    validate_k8s.CrdSchemas.load([first]).validate(widget(size=2))
+def test_a_pinned_file_is_read_from_its_directory_when_its_checksum_matches(tmp_path: Path) -> None:
+    (tmp_path / "widgets.yaml").write_bytes(CRD_BYTES)
+    path = validate_k8s.pinned_file("WIDGET_CRD_SHA256", tmp_path, pins_for(tmp_path))
+    assert path == tmp_path / "widgets.yaml"
+    validate_k8s.CrdSchemas.load([path]).validate(widget(size=2))
 
 
-def test_a_crd_whose_checksum_differs_is_refused_and_not_cached(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    with file_server({"/crds/widgets.yaml": CRD_BYTES + b"# changed\n"}) as server:
-        pins = pins_for(tmp_path, f"{server.url}/crds/widgets.yaml")
-        with pytest.raises(validate_k8s.ChecksumMismatch, match="refused"):
-            validate_k8s.fetch_crd("WIDGET_CRD_SHA256", cache, pins)
-    assert not (cache / "widgets.yaml").exists()
-    # A cached copy is held to the pin too.
-    cache.mkdir()
-    (cache / "widgets.yaml").write_bytes(CRD_BYTES + b"# changed\n")
-    with pytest.raises(validate_k8s.ChecksumMismatch):
-        validate_k8s.fetch_crd("WIDGET_CRD_SHA256", cache, pins)
+def test_a_pinned_file_that_differs_or_is_missing_is_refused_naming_its_url(tmp_path: Path) -> None:
+    pins = pins_for(tmp_path)
+    with pytest.raises(validate_k8s.PinnedFileError, match="missing: download https://example.com/v1/widgets.yaml"):
+        validate_k8s.pinned_file("WIDGET_CRD_SHA256", tmp_path, pins)
+    (tmp_path / "widgets.yaml").write_bytes(CRD_BYTES + b"# changed\n")
+    with pytest.raises(validate_k8s.PinnedFileError, match="refused .*replace the file with https://example.com"):
+        validate_k8s.pinned_file("WIDGET_CRD_SHA256", tmp_path, pins)
 
 
-def test_without_network_a_crd_is_unavailable_with_the_reason(tmp_path: Path) -> None:
-    pins = pins_for(tmp_path, "http://127.0.0.1:1/crds/widgets.yaml")
-    with pytest.raises(validate_k8s.CrdUnavailable, match="127.0.0.1:1/crds/widgets.yaml"):
-        validate_k8s.fetch_crd("WIDGET_CRD_SHA256", tmp_path / "cache", pins)
-
-
-def test_the_pinned_operator_crds_are_downloaded_from_their_release_tags() -> None:
+def test_every_pinned_schema_is_in_the_repository_with_its_pinned_checksum() -> None:
+    """No network needed: the static checks never skip a custom resource for want of its CRD."""
     pins = versions.load()
-    for name in validate_k8s.OPERATOR_CRDS.values():
-        url = validate_k8s.crd_url(pins[name])
-        assert url.startswith("https://") and url.endswith(".yaml"), url
-    rabbitmq = validate_k8s.crd_url(pins["RABBITMQ_CLUSTER_CRD_SHA256"])
-    assert f"/{pins['RABBITMQ_CLUSTER_OPERATOR_VERSION'].value}/" in rabbitmq
-    mongodb = validate_k8s.crd_url(pins["MONGODB_COMMUNITY_CRD_SHA256"])
-    assert f"/{pins['MONGODB_KUBERNETES_CHART_VERSION'].value}/" in mongodb
+    names = [name for name, pin in pins.items() if pin.kind == "sha256-of"]
+    assert set(validate_k8s.CRDS.values()) | {"TRAEFIK_VALUES_SCHEMA_SHA256"} == set(names)
+    for name in names:
+        validate_k8s.pinned_file(name)
+    for (group, kind), _ in validate_k8s.CRDS.items():
+        assert validate_k8s.pinned_crd(group, kind).schemas, kind
+    kept = {path.name for path in validate_k8s.UPSTREAM_SCHEMAS.iterdir()} - {"README.md"}
+    assert kept == {validate_k8s.pinned_url(pins[name]).rsplit("/", 1)[1] for name in names}
+
+
+def test_each_pinned_schema_comes_from_the_release_its_version_pin_names() -> None:
+    pins = versions.load()
+
+    def url(name: str) -> str:
+        return validate_k8s.pinned_url(pins[name])
+
+    for name in (*validate_k8s.CRDS.values(), "TRAEFIK_VALUES_SCHEMA_SHA256"):
+        assert url(name).startswith("https://raw.githubusercontent.com/"), url(name)
+    gateway_api = pins["GATEWAY_API_VERSION"].value
+    for name in ("GATEWAY_API_GATEWAY_CRD_SHA256", "GATEWAY_API_HTTPROUTE_CRD_SHA256"):
+        assert f"/kubernetes-sigs/gateway-api/{gateway_api}/config/crd/standard/" in url(name)
+    assert f"/{pins['RABBITMQ_CLUSTER_OPERATOR_VERSION'].value}/" in url("RABBITMQ_CLUSTER_CRD_SHA256")
+    assert f"/{pins['MONGODB_KUBERNETES_CHART_VERSION'].value}/" in url("MONGODB_COMMUNITY_CRD_SHA256")
+    assert f"/traefik-helm-chart/v{pins['TRAEFIK_CHART_VERSION'].value}/" in url("TRAEFIK_VALUES_SCHEMA_SHA256")
+
+
+def test_gateway_api_objects_are_held_to_the_standard_channel() -> None:
+    """The standard-channel CRDs kind-up applies: a field only the experimental channel has
+    (an HTTPRoute rule's retry, a Gateway's defaultScope) is refused, as that cluster would."""
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r"},
+        "spec": {"parentRefs": [{"name": "g"}], "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]},
+    }
+    assert validate_k8s.validate(route) == "crd"
+    route["spec"]["rules"][0]["retry"] = {"attempts": 2}
+    with pytest.raises(validate_k8s.InvalidObject, match="retry"):
+        validate_k8s.validate(route)
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "g"},
+        "spec": {"gatewayClassName": "c", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+    }
+    assert validate_k8s.validate(gateway) == "crd"
+    gateway["spec"]["defaultScope"] = "All"
+    with pytest.raises(validate_k8s.InvalidObject, match="defaultScope"):
+        validate_k8s.validate(gateway)
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -184,13 +212,19 @@ def test_the_command_checks_each_object_by_its_source_and_fails_on_any_error(tmp
         "metadata": {"name": "r"},
         "spec": {"parentRefs": [{"name": "g"}], "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]},
     }
+    middleware = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "Middleware",
+        "metadata": {"name": "m"},
+        "spec": {"rateLimit": {"average": 1, "burst": 2}},
+    }
     gadget = {**widget(size=1), "apiVersion": "other.example.org/v1", "kind": "Gadget"}
     good = tmp_path / "good.yaml"
-    good.write_text(yaml.safe_dump_all([core, route, gadget]))
+    good.write_text(yaml.safe_dump_all([core, route, middleware, gadget]))
     result = run_command(good)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARN good.yaml: Gadget/w: no schema for other.example.org/v1 (not checked)" in result.stdout
-    assert result.stdout.rstrip().endswith("0 invalid; 1 kubernetes, 1 package, 1 unchecked")
+    assert result.stdout.rstrip().endswith("0 invalid; 1 crd, 1 kubernetes, 1 package, 1 unchecked")
 
     bad = tmp_path / "bad.yaml"
     typo = {**route, "spec": {**route["spec"], "hostname": ["a.example"]}}

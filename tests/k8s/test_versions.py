@@ -23,7 +23,7 @@ from tests.utils.file_server import file_server
 
 PINS = versions.load()
 SOURCE = re.compile(
-    r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+|sha256(?:-of)?:https://\S+)$"
+    r"^(github:[\w.-]+/[\w.-]+|helm:https?://\S+#[\w.-]+|image:[\w./-]+#\S+|k8s:[\w.-]+|pypi:[\w.-]+|sha256(?:-of)?:https://\S+)$"
 )
 
 
@@ -124,6 +124,10 @@ def fake_sources() -> dict[str, bytes]:
         "/dl/tool.tar.gz.sha256sum": f"{'a' * 64}  tool.tar.gz\n".encode(),
         "/dl/other.tar.gz.sha256sum": f"{'b' * 64}  other.tar.gz\n".encode(),
         "/dl/widget-crd.yaml": WIDGET_CRD,
+        # A release without files (yanked or never uploaded) and a prerelease do not count.
+        "/pypi/pypi/widget-wheel/json": json.dumps(
+            {"releases": {"1.0.0": [{}], "1.1.0": [{}], "1.2.0": [], "2.0.0rc1": [{}]}}
+        ).encode(),
     }
 
 
@@ -146,6 +150,7 @@ def versions_file(tmp_path: Path, charts: str) -> Path:
         f"OTHER_SHA256_LINUX_AMD64={'c' * 64}  # checked 2026-09-10 sha256:{site}/dl/other.tar.gz.sha256sum\n"
         f"WIDGET_CRD_SHA256={hashlib.sha256(WIDGET_CRD).hexdigest()}"
         f"  # pinned 2026-12-05 sha256-of:{site}/dl/widget-crd.yaml\n"
+        "WIDGET_WHEEL_VERSION=1.0.0  # checked 2026-12-05 pypi:widget-wheel\n"
     )
     return path
 
@@ -166,6 +171,7 @@ def test_versions_check_lists_what_is_behind(tmp_path: Path) -> None:
             "VERSIONS_CHECK_GITHUB_API": f"{server.url}/github",
             "VERSIONS_CHECK_DOCKER_HUB": f"{server.url}/hub",
             "VERSIONS_CHECK_K8S_RELEASES": f"{server.url}/k8s",
+            "VERSIONS_CHECK_PYPI": f"{server.url}/pypi",
         }
         result = run_check(versions_file(tmp_path, f"{server.url}/charts"), env)
     assert result.returncode == 0, result.stderr
@@ -178,7 +184,8 @@ def test_versions_check_lists_what_is_behind(tmp_path: Path) -> None:
     assert "matches the published checksum" in lines["TOOL_SHA256_LINUX_AMD64"]
     assert "DIFFERS from the published checksum" in lines["OTHER_SHA256_LINUX_AMD64"]
     assert "matches the published checksum" in lines["WIDGET_CRD_SHA256"]
-    assert result.stdout.rstrip().endswith("3 of 5 versions behind, 1 checksums differ")
+    assert "BEHIND: latest 1.1.0" in lines["WIDGET_WHEEL_VERSION"]
+    assert result.stdout.rstrip().endswith("4 of 6 versions behind, 1 checksums differ")
 
 
 def test_versions_check_offline_says_it_cannot_check_and_exits_0(tmp_path: Path) -> None:
@@ -187,6 +194,7 @@ def test_versions_check_offline_says_it_cannot_check_and_exits_0(tmp_path: Path)
         "VERSIONS_CHECK_GITHUB_API": nowhere,
         "VERSIONS_CHECK_DOCKER_HUB": nowhere,
         "VERSIONS_CHECK_K8S_RELEASES": nowhere,
+        "VERSIONS_CHECK_PYPI": nowhere,
     }
     result = run_check(versions_file(tmp_path, f"{nowhere}/charts"), env)
     assert result.returncode == 0, result.stderr

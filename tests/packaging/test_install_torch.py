@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -104,6 +105,24 @@ def test_an_unreachable_index_falls_back_quickly_and_says_so(tmp_path: Path) -> 
     assert time.monotonic() - started < 30
     assert "unreachable" in result.stdout
     assert "--index-url" not in call and f"torch=={torch}" in call and "+cpu" not in call
+
+
+def test_an_index_that_never_answers_costs_the_probe_timeout_not_a_hang(tmp_path: Path) -> None:
+    """A host that takes the connection and then says nothing (a proxy or firewall swallowing
+    it): the probe gives up after TORCH_INDEX_TIMEOUT seconds and pip's own index is used."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing ever reads or answers
+    try:
+        started = time.monotonic()
+        result, (call,) = run(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}", TORCH_INDEX_TIMEOUT="2")
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.returncode == 0, result.stderr
+    assert 2 <= elapsed < 20
+    assert "unreachable" in result.stdout and "timed out" in result.stderr
+    assert "--index-url" not in call and "+cpu" not in call
 
 
 def test_an_unknown_variant_is_refused(tmp_path: Path, index: str) -> None:

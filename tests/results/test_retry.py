@@ -157,7 +157,11 @@ def test_a_job_of_a_model_no_pool_serves_any_more_is_not_retried(api: Api) -> No
     old = store.create(queued_job(model="efficientnet_lite2"))  # submitted before the pools changed
     store.cancel(old.id, utcnow())
     body = assert_error_shape(client.post(f"/v1/jobs/{old.id}/retry"), 422, "model_not_served")
-    assert body["error"]["details"] == {"model": "efficientnet_lite2"}
+    # The same refusal as a new job of that model gets at the gateway.
+    assert body["error"]["details"] == {
+        "model": "efficientnet_lite2",
+        "served_models": ["efficientnet_lite0", "efficientnet_lite1"],
+    }
     assert store.get(old.id).retried_by is None  # type: ignore[union-attr]
 
 

@@ -26,10 +26,13 @@ import logging
 
 from classifier_common import metrics
 from classifier_common.broker import Publisher
+from classifier_common.catalog import available_models
+from classifier_common.config import Settings
 from classifier_common.domain import Job, JobStatus
 from classifier_common.errors import (
     BrokerUnavailable,
     IdempotencyKeyReused,
+    ModelNotServed,
     QueueFull,
     StoreUnavailable,
     TooManyQueued,
@@ -38,6 +41,28 @@ from classifier_common.messages import JobMessage
 from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
+
+
+def serving_pool(settings: Settings, model: str) -> str:
+    """The worker pool whose queue a job of ``model`` goes to (a new job at the gateway, a retry at
+    the results service); refused (422 ``model_not_served``, with the models some pool serves)
+    when no pool serves it."""
+    pool = settings.pool_for_model(model)
+    if pool is None:
+        raise ModelNotServed(
+            f"no worker pool serves model {model!r}", {"model": model, "served_models": served_models(settings)}
+        )
+    return pool
+
+
+def served_models(settings: Settings) -> list[str]:
+    """The models some pool serves; the implicit pool without a model list serves every model
+    whose weights are here."""
+    listed = sorted(model for models in settings.pools.values() for model in models)
+    if settings.pools_given or listed:
+        return listed
+    return sorted(spec.name for spec in available_models(settings.models_dir))
+
 
 # A client at its bound waits for some of its jobs to start; workers take jobs within seconds.
 TOO_MANY_QUEUED_RETRY_AFTER_S = 5

@@ -22,14 +22,13 @@ from classifier_common.domain import RETRYABLE, Job, JobStatus, JobView, job_vie
 from classifier_common.errors import (
     AlreadyRetried,
     ClassifierError,
-    ModelNotServed,
     NotFound,
     NotRetryable,
     UploadNotKept,
 )
 from classifier_common.logs import request_id_var
 from classifier_common.store import JobStore
-from classifier_common.submission import submit
+from classifier_common.submission import serving_pool, submit
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_results.api.jobs import job_id_path, owned_job, valid_id
 
@@ -90,12 +89,7 @@ async def retry_job(
 
 
 def _retry(store: JobStore, publisher: Publisher, settings: Settings, old: Job, retry: Job) -> tuple[Job, bool]:
-    pool = settings.pool_for_model(old.model)
-    if pool is None:
-        raise ModelNotServed(
-            f"no worker pool serves model {old.model!r} any more, so its job cannot be retried",
-            {"model": old.model},
-        )
+    pool = serving_pool(settings, old.model)  # the pools may have changed since the job ran
     upload = _kept_upload(store, old)
     if old.retried_by is not None:
         return _replay(store, publisher, settings, pool, old, retry, upload)

@@ -15,7 +15,7 @@ from classifier_common.logs import request_id_var
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import batch_body, body
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
-from classifier_gateway.api.routes.models import serving_pool
+from classifier_gateway.api.routes.models import model_and_pool
 from classifier_gateway.batch_submission import BatchRequest, submit_batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -66,7 +66,7 @@ async def create_batch(
             {"accepted": ["multipart/form-data", "application/json"]},
         )
     callback_url = body.callback_url(parsed.callback, settings)
-    spec, pool = serving_pool(settings, parsed.model)
+    spec, pool = model_and_pool(settings, parsed.model)
     batch_request = BatchRequest(
         id=batch_id_for(client_id, idempotency_key),
         model=spec.name,

@@ -19,7 +19,7 @@ from classifier_common.submission import submit
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
 from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
-from classifier_gateway.api.routes.models import serving_pool
+from classifier_gateway.api.routes.models import model_and_pool
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -72,7 +72,7 @@ async def create_job(
         )
 
     callback_url = body.callback_url(callback, settings)
-    spec, pool = serving_pool(settings, model_name)
+    spec, pool = model_and_pool(settings, model_name)
     request_id = request_id_var.get()
 
     def accept() -> tuple[Job, bool]:

@@ -9,11 +9,12 @@ from datetime import timedelta
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from classifier_common.catalog import CATALOG, ModelSpec, available_models, get_spec
+from classifier_common.catalog import CATALOG, ModelSpec, get_spec
 from classifier_common.config import Settings
 from classifier_common.deps import SettingsDep, StoreDep
 from classifier_common.domain import utcnow
-from classifier_common.errors import ModelNotServed, StoreUnavailable, UnknownModel
+from classifier_common.errors import StoreUnavailable, UnknownModel
+from classifier_common.submission import serving_pool
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -29,28 +30,13 @@ class ModelOut(BaseModel):
     pool_ready: bool  # a worker of that pool sent a heartbeat lately
 
 
-def serving_pool(settings: Settings, model_name: str) -> tuple[ModelSpec, str]:
+def model_and_pool(settings: Settings, model_name: str) -> tuple[ModelSpec, str]:
     """The model a submission asks for and the worker pool whose queue its job goes to; refused
     (422) when unknown, without weights here, or served by no pool."""
     spec = get_spec(model_name)
     if not spec.available(settings.models_dir):
         raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
-    pool = settings.pool_for_model(spec.name)
-    if pool is None:
-        raise ModelNotServed(
-            f"no worker pool serves model {spec.name!r}",
-            {"model": spec.name, "served_models": served_models(settings)},
-        )
-    return spec, pool
-
-
-def served_models(settings: Settings) -> list[str]:
-    """The models some pool serves; the implicit pool without a model list serves every model
-    whose weights are here."""
-    listed = sorted(model for models in settings.pools.values() for model in models)
-    if settings.pools_given or listed:
-        return listed
-    return sorted(spec.name for spec in available_models(settings.models_dir))
+    return spec, serving_pool(settings, spec.name)
 
 
 def live_worker_models(settings: Settings, store: StoreDep) -> list[Sequence[str]]:

@@ -41,5 +41,5 @@ echo "== validate (every render above, in one pass)"
 "${VALIDATE[@]}" "$out"/*.yaml
 
 echo "== k8s/ drift"
-HELM="$HELM" "$PYTHON" scripts/render_k8s.py --check
+HELM="$HELM" "$PYTHON" -m scripts.render_k8s --check
 echo "k8s-check: all passed"

@@ -40,11 +40,11 @@ import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
+from devstack.paths import REPO
 from scripts import versions
 
-ROOT = Path(__file__).resolve().parent.parent
-CRD_SCHEMAS = ROOT / "tools" / "crd-schemas"
-CRD_CACHE = Path(os.environ.get("CLASSIFIER_CRD_CACHE", ROOT / ".tools" / "crds"))
+CRD_SCHEMAS = REPO / "tools" / "crd-schemas"
+CRD_CACHE = Path(os.environ.get("CLASSIFIER_CRD_CACHE", REPO / ".tools" / "crds"))
 DOWNLOAD_TIMEOUT_S = 15
 
 # API group -> the npm package (in tools/crd-schemas/package.json) that models it.

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.paths import REPO
 from scripts import validate_k8s, versions
 from tests.utils.file_server import file_server
 
@@ -170,7 +171,7 @@ def test_the_pinned_operator_crds_are_downloaded_from_their_release_tags() -> No
 def run_command(*files: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scripts.validate_k8s", *map(str, files)],
-        cwd=validate_k8s.ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
     )

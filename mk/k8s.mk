@@ -86,7 +86,7 @@ k8s-check: helm-binary kubectl-binary crd-schemas ## Static checks (no cluster):
 	$(K8S_ENV) PYTHON="$(PY)" scripts/k8s-check.sh
 
 k8s-manifests: ## Regenerate k8s/ from the chart's default render
-	HELM="$(HELM)" $(PY) scripts/render_k8s.py
+	HELM="$(HELM)" $(PY) -m scripts.render_k8s
 
 kind-up: helm-binary kind-binary kubectl-binary ## Create the kind cluster (front door on localhost:80/443); install Gateway API CRDs, Traefik, kube-prometheus-stack, prometheus-adapter (KEDA=1: KEDA)
 	$(K8S_ENV) scripts/kind-up.sh

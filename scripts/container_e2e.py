@@ -493,7 +493,7 @@ def main() -> int:
                         worker_ports[worker_pods[0]][1],
                     )
                     system.wait_ready([worker_pods[0]])
-                assert held, f"no kill of {attempt} landed while the worker held a started job: {line}"
+                assert held, f"none of {attempt} kills came while the worker held a started job: {line}"
                 results.append(
                     f"{line}; killed worker's exit code {killed_code}; "
                     f"{len(held)} started job(s) in its hands ran again elsewhere"

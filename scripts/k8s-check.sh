@@ -44,5 +44,5 @@ for version in $K8S_VERSION $K8S_NODE_VERSION; do
 done
 
 echo "== k8s/ drift"
-HELM="$HELM" "$PYTHON" scripts/render_k8s.py --check
+HELM="$HELM" "$PYTHON" -m scripts.render_k8s --check
 echo "k8s-check: all passed"

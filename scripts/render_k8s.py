@@ -1,7 +1,7 @@
 """Regenerate k8s/ (plain manifests for kubectl users) from the helm chart's default render.
 
-    python scripts/render_k8s.py          # rewrite k8s/base and k8s/overlays/kind
-    python scripts/render_k8s.py --check  # exit 1 if k8s/ differs from a fresh render
+    python -m scripts.render_k8s          # rewrite k8s/base and k8s/overlays/kind
+    python -m scripts.render_k8s --check  # exit 1 if k8s/ differs from a fresh render
 
 Layout:
 - k8s/base: every object of `helm template classifier helm/classifier -n classifier
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "helm" / "classifier"
-K8S = ROOT / "k8s"
+from devstack.paths import REPO
+
+CHART = REPO / "helm" / "classifier"
+K8S = REPO / "k8s"
 RELEASE = "classifier"
 NAMESPACE = "classifier"
 HEADER = (
@@ -45,7 +46,7 @@ def helm_binary() -> str:
     """HELM from the environment, the user's helm on PATH, or the project's .tools/bin/helm."""
     if os.environ.get("HELM"):
         return os.environ["HELM"]
-    tools = ROOT / ".tools" / "bin"
+    tools = REPO / ".tools" / "bin"
     user_path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != tools)
     found = shutil.which("helm", path=user_path)
     if found:

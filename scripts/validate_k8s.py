@@ -37,14 +37,14 @@ import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
+from devstack.paths import REPO
 from scripts import versions
 
 # libyaml's loader where PyYAML has it: the Gateway API and RabbitMQ CRDs are large.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-ROOT = Path(__file__).resolve().parent.parent
-CRD_SCHEMAS = ROOT / "tools" / "crd-schemas"
+CRD_SCHEMAS = REPO / "tools" / "crd-schemas"
 # Files as their projects publish them, each held to a SHA-256 in versions.env (README.md there).
-UPSTREAM_SCHEMAS = ROOT / "tools" / "upstream-schemas"
+UPSTREAM_SCHEMAS = REPO / "tools" / "upstream-schemas"
 
 # API group -> the npm package (in tools/crd-schemas/package.json) that models it.
 PACKAGES = {

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-VERSIONS_FILE = Path(__file__).resolve().parents[1] / "versions.env"
+from devstack.paths import REPO
+
+VERSIONS_FILE = REPO / "versions.env"
 
 _PIN = re.compile(
     r"^(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>\S*)"

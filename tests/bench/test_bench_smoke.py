@@ -40,7 +40,7 @@ TARGETS = {
     "worker_rss",
     "gateway_submissions",
 }
-# Computed, shown, not a target of the issue.
+# Computed and shown for information; not a target the report judges.
 INFORMATION = {
     "system_vs_naive_worker_code",
     "onnxruntime_vs_torch_forward",

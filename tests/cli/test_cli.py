@@ -21,8 +21,10 @@ def test_models_table_and_json_match_the_api(classifier, server: Server) -> None
 
     table = classifier("models")
     assert table.returncode == 0, table.stderr
-    for model in api:
-        assert model["name"] in table.stdout
+    rows = {model["name"]: line for line in table.stdout.splitlines() for model in api if f" {model['name']} " in line}
+    assert set(rows) == {model["name"] for model in api}, table.stdout
+    for model in api:  # which pool serves it, or none
+        assert f" {model['pool'] or 'none'} " in rows[model["name"]], table.stdout
 
     listed = classifier("models", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -12,6 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from rich.console import Console
+
+from classifier_client.cli_batch import summary_table
 from tests.cli.conftest import CLASSIFIER
 from tests.utils.server import Server
 
@@ -108,3 +111,29 @@ def test_progress_bar_on_a_terminal(tmp_path, seeded, server: Server) -> None:
     text = seen.decode(errors="replace")
     assert "batch " in text and "/2" in text and "━" in text, text  # the bar and N/2 finished
     assert b"goldfinch" in stdout  # the table still goes to stdout
+
+
+def test_the_summary_keeps_each_outcome_and_whole_job_id_in_80_columns() -> None:
+    """Long file names and labels wrap; status, label, score and the job id to follow up stay."""
+    job_id = "d9c831db802343ef9364c2157c0bf7dc"
+    salamander = {"label": "European fire salamander", "class_index": 25, "score": 0.9581}
+    batch = {
+        "id": "3b1fd54f3356b7941644aa35d198af08",
+        "total": 1,
+        "items": [
+            {
+                "image": "n01629819_European_fire_salamander_from_the_camera_roll.jpg",
+                "job_id": job_id,
+                "status": "succeeded",
+                "result": {"predictions": [salamander]},
+                "error": None,
+            }
+        ],
+    }
+    console = Console(width=80, record=True, color_system=None)
+    console.print(summary_table(batch, [("notes.txt", "not an image format the server accepts")]))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    first, refused = (line for line in text.splitlines() if line.startswith("│ n0162") or "notes" in line)
+    assert "succeeded" in first and "European" in first and "95.81%" in first and job_id in first
+    assert "refused" in refused and "not an" in refused

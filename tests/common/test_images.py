@@ -6,16 +6,16 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from classifier_common.errors import ImageRejected, NotAnImage
 from classifier_common.images import inspect
+from devstack.paths import REPO
 from tests.utils.corrupt_images import bad_strip_offset_images
 
-GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+GALLERY = REPO / "gallery"
 PHOTOS = sorted(p for p in GALLERY.iterdir() if p.suffix == ".JPEG")
 GOLDFINCH = GALLERY / "n01531178_goldfinch.JPEG"
 

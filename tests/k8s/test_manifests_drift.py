@@ -66,6 +66,6 @@ def test_base_leaves_out_the_kind_only_hostpath_volumes() -> None:
 
 def test_render_script_reports_no_drift() -> None:
     result = subprocess.run(
-        [sys.executable, "scripts/render_k8s.py", "--check"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "scripts.render_k8s", "--check"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr

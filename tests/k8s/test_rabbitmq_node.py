@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -30,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from classifier_common.broker.rabbitmq import RabbitPublisher
 from classifier_common.config import Settings
+from devstack.ports import free_port
 from tests.k8s.chart import CHART, chart_values, one, render
 
 OPERATORS = ("--values", str(CHART / "ci" / "operators-values.yaml"))
@@ -42,12 +42,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (RABBITMQ_BIN / "rabbitmq-server").exists(), reason="RabbitMQ is not installed"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

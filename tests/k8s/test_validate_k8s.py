@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.paths import REPO
 from scripts import validate_k8s, versions
 
 CRD = {
@@ -198,7 +199,7 @@ def test_gateway_api_objects_are_held_to_the_standard_channel() -> None:
 def run_command(*files: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "scripts.validate_k8s", *map(str, files)],
-        cwd=validate_k8s.ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
     )

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.paths import REPO
 from tests.utils.commands import system_path_without
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def make_dry_run(*args: str) -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.paths import REPO
 from devstack.ports import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "install-torch.sh"
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from devstack.isolated import AMQP_URL
+from devstack.paths import REPO
 from devstack.ports import free_port
 from devstack.stack import delete_job_queues, http_status
 
-REPO = Path(__file__).resolve().parents[2]
 CONSTRAINTS = REPO / "requirements" / "constraints.txt"
 SERVICES = {
     "gateway": ("services/gateway", "classifier_gateway"),

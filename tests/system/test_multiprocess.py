@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from classifier_client import Client
 from devstack.stack import Stack
 from tests.utils.stack import log_records, running_stack
 
@@ -32,6 +32,12 @@ def stack(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[Stack]:
         CLASSIFIER_RESULT_CACHE="false",  # every job really runs
     ) as stack:
         yield stack
+
+
+def service_clients(stack: Stack) -> tuple[Client, Client]:
+    """The client on the gateway (submissions) and on the results service (jobs), no front door
+    between them."""
+    return Client(f"http://127.0.0.1:{stack.gateway_port}"), Client(f"http://127.0.0.1:{stack.results_port}")
 
 
 def running_jobs(stack: Stack) -> set[tuple[str, str, int]]:
@@ -59,23 +65,18 @@ def kill_mid_job(stack: Stack, name: str) -> None:
 
 
 def test_sigkill_a_worker_midway_loses_and_duplicates_nothing(stack: Stack, gallery_labels: dict[str, int]) -> None:
-    gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}", timeout=10)
-    results = httpx.Client(base_url=f"http://127.0.0.1:{stack.results_port}", timeout=40)
+    gateway, results = service_clients(stack)
     images = sorted(gallery_labels)
-    ids = []
-    for i in range(JOBS):
-        response = gateway.post("/v1/jobs", json={"model": "efficientnet_lite2", "image": images[i % len(images)]})
-        assert response.status_code == 202, response.text
-        ids.append(response.json()["id"])
+    ids = [gateway.submit("efficientnet_lite2", image=images[i % len(images)])["id"] for i in range(JOBS)]
 
     # Kill worker-0 once a good part of the work is done, while it holds a job it started.
     deadline = time.monotonic() + 120
-    while sum(results.get(f"/v1/jobs/{i}").json()["status"] == "succeeded" for i in ids) < JOBS // 3:
+    while sum(results.get(i)["status"] == "succeeded" for i in ids) < JOBS // 3:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     kill_mid_job(stack, "worker-0")
 
-    jobs = [results.get(f"/v1/jobs/{i}", params={"wait": 30}).json() for i in ids]
+    jobs = [results.wait(i, timeout=120) for i in ids]
     assert [j["status"] for j in jobs] == ["succeeded"] * JOBS, collections.Counter(j["status"] for j in jobs)
     for job in jobs:
         assert job["result"]["predictions"][0]["class_index"] >= 0
@@ -94,12 +95,8 @@ def test_sigkill_a_worker_midway_loses_and_duplicates_nothing(stack: Stack, gall
 
 
 def test_sigterm_drains_and_exits_zero(stack: Stack) -> None:
-    gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}", timeout=10)
-    results = httpx.Client(base_url=f"http://127.0.0.1:{stack.results_port}", timeout=40)
-    ids = [
-        gateway.post("/v1/jobs", json={"model": "efficientnet_lite2", "image": "n01531178_goldfinch.JPEG"}).json()["id"]
-        for _ in range(20)
-    ]
+    gateway, results = service_clients(stack)
+    ids = [gateway.submit("efficientnet_lite2", image="n01531178_goldfinch.JPEG")["id"] for _ in range(20)]
     time.sleep(0.5)
     assert stack.kill("worker-0", signal.SIGTERM) == 0
     assert stack.kill("worker-1", signal.SIGTERM) == 0
@@ -108,5 +105,5 @@ def test_sigterm_drains_and_exits_zero(stack: Stack) -> None:
     # Nothing held was lost: after a new worker starts, every job finishes.
     stack.start_worker(2)
     stack.wait_ready(names=["worker-2"])
-    statuses = [results.get(f"/v1/jobs/{i}", params={"wait": 30}).json()["status"] for i in ids]
+    statuses = [results.wait(i, timeout=120)["status"] for i in ids]
     assert statuses == ["succeeded"] * 20

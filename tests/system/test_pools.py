@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pika
 import pytest
 
+from classifier_client import Client, InvalidInput
 from devstack.isolated import AMQP_URL
 from devstack.paths import REPO
 from devstack.stack import Stack
@@ -34,21 +34,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -
 
 
 @pytest.fixture(scope="module")
-def gateway(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}", timeout=10) as client:
+def gateway(stack: Stack) -> Iterator[Client]:
+    with Client(f"http://127.0.0.1:{stack.gateway_port}") as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def results(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.results_port}", timeout=40) as client:
+def results(stack: Stack) -> Iterator[Client]:
+    with Client(f"http://127.0.0.1:{stack.results_port}") as client:
         yield client
 
 
-def _submit(gateway: httpx.Client, model: str) -> str:
-    response = gateway.post("/v1/jobs", json={"model": model, "image": IMAGE})
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
+def _submit(gateway: Client, model: str) -> str:
+    return gateway.submit(model, image=IMAGE)["id"]
 
 
 def _ready(stack: Stack, pool: str) -> int:
@@ -61,8 +59,8 @@ def _ready(stack: Stack, pool: str) -> int:
         connection.close()
 
 
-def _pools(gateway: httpx.Client) -> dict[str, tuple[str | None, bool]]:
-    return {m["name"]: (m["pool"], m["pool_ready"]) for m in gateway.get("/v1/models").json()}
+def _pools(gateway: Client) -> dict[str, tuple[str | None, bool]]:
+    return {m["name"]: (m["pool"], m["pool_ready"]) for m in gateway.models()}
 
 
 def _served_by(stack: Stack, job_id: str) -> list[str]:
@@ -77,18 +75,19 @@ def _served_by(stack: Stack, job_id: str) -> list[str]:
 
 
 def test_each_model_is_served_by_its_pool_and_an_unserved_one_is_refused(
-    stack: Stack, gateway: httpx.Client, results: httpx.Client
+    stack: Stack, gateway: Client, results: Client
 ) -> None:
     assert stack.workers_of("lite") == ["worker-0"] and stack.workers_of("big") == ["worker-1"]
     lite_job, big_job = _submit(gateway, "efficientnet_lite0"), _submit(gateway, "efficientnet_lite2")
     for job_id in (lite_job, big_job):
-        assert results.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["status"] == "succeeded"
+        assert results.wait(job_id, timeout=60)["status"] == "succeeded"
     assert _served_by(stack, lite_job) == ["worker-0"]
     assert _served_by(stack, big_job) == ["worker-1"]
 
-    refused = gateway.post("/v1/jobs", json={"model": "efficientnet_lite1", "image": IMAGE})  # weights present
-    assert refused.status_code == 422 and refused.json()["error"]["code"] == "model_not_served"
-    assert refused.json()["error"]["details"]["served_models"] == ["efficientnet_lite0", "efficientnet_lite2"]
+    with pytest.raises(InvalidInput) as refused:  # its weights are present
+        gateway.submit("efficientnet_lite1", image=IMAGE)
+    assert refused.value.status == 422 and refused.value.code == "model_not_served"
+    assert refused.value.details["served_models"] == ["efficientnet_lite0", "efficientnet_lite2"]
 
     pools = _pools(gateway)
     assert pools["efficientnet_lite0"] == ("lite", True) and pools["efficientnet_lite2"] == ("big", True)
@@ -96,14 +95,14 @@ def test_each_model_is_served_by_its_pool_and_an_unserved_one_is_refused(
 
 
 def test_a_pool_whose_workers_died_keeps_its_jobs_queued_while_the_other_serves(
-    stack: Stack, gateway: httpx.Client, results: httpx.Client
+    stack: Stack, gateway: Client, results: Client
 ) -> None:
     assert stack.kill("worker-1", signal.SIGKILL) == -signal.SIGKILL  # big's only worker
     waiting = [_submit(gateway, "efficientnet_lite2") for _ in range(3)]
     served = [_submit(gateway, "efficientnet_lite0") for _ in range(3)]
     for job_id in served:
-        assert results.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["status"] == "succeeded"
-    assert [results.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in waiting] == ["queued"] * 3
+        assert results.wait(job_id, timeout=60)["status"] == "succeeded"
+    assert [results.get(job_id)["status"] for job_id in waiting] == ["queued"] * 3
     assert _ready(stack, "big") == 3 and _ready(stack, "lite") == 0
 
     deadline = time.monotonic() + 20  # big's last heartbeat ages out (CLASSIFIER_HEARTBEAT_S=1)
@@ -115,7 +114,7 @@ def test_a_pool_whose_workers_died_keeps_its_jobs_queued_while_the_other_serves(
     stack.start_worker(1)  # a worker of pool big again: what waited is served
     stack.wait_ready(120, names=["worker-1"])
     for job_id in waiting:
-        assert results.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["status"] == "succeeded"
+        assert results.wait(job_id, timeout=60)["status"] == "succeeded"
     assert _ready(stack, "big") == 0
 
 

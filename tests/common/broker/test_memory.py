@@ -16,6 +16,8 @@ from classifier_common.broker import connect_consumer, connect_listener, connect
 from classifier_common.broker.memory import MemoryBroker, MemoryConsumer, MemoryPublisher, broker_for, forget_broker
 from classifier_common.config import Settings
 from classifier_common.errors import BrokerUnavailable, QueueFull
+from classifier_common.messages import JobMessage
+from tests.utils.jobs import queued_job
 
 
 @pytest.fixture
@@ -333,19 +335,8 @@ def test_each_pool_is_a_queue_of_its_own_and_notices_are_heard_from_all(tmp_path
 
 
 def test_messages_spooled_before_pools_are_moved_to_their_pool(tmp_path):
-    from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
-    from classifier_common.messages import JobMessage
-
     def message(model: str) -> tuple[str, bytes]:
-        job = Job(
-            id=new_job_id(),
-            status=JobStatus.queued,
-            model=model,
-            image="n01531178_goldfinch.JPEG",
-            source="gallery",
-            image_sha256="0" * 64,
-            created_at=utcnow(),
-        )
+        job = queued_job(model=model)
         return job.id, JobMessage.for_job(job).encode()
 
     # One queue, as an earlier version spooled it: ready messages at the top, dead letters in dead/.

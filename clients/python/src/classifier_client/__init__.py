@@ -8,6 +8,19 @@ with Client("http://127.0.0.1:8000") as client:
 """
 
 from classifier_client._calls import DEFAULT_MODEL, DEFAULT_URL, Retry
+from classifier_client.bodies import (
+    Batch,
+    BatchItem,
+    Image,
+    Info,
+    Job,
+    Model,
+    PoolStats,
+    Prediction,
+    QueuePosition,
+    Stats,
+    finished,
+)
 from classifier_client.client import AsyncClient, Client, Outcome
 from classifier_client.errors import (
     ApiError,
@@ -21,19 +34,6 @@ from classifier_client.errors import (
     Unauthorized,
     Unreachable,
     WaitTimeout,
-)
-from classifier_client.types import (
-    Batch,
-    BatchItem,
-    Image,
-    Info,
-    Job,
-    Model,
-    PoolStats,
-    Prediction,
-    QueuePosition,
-    Stats,
-    finished,
 )
 
 __all__ = [

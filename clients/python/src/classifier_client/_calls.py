@@ -14,8 +14,8 @@ from typing import IO, Any
 
 import httpx
 
+from classifier_client.bodies import Batch, Job
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, error_for
-from classifier_client.types import Batch, Job
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_MODEL = "efficientnet_lite0"

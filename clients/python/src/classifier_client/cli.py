@@ -26,9 +26,9 @@ from rich.text import Text
 
 from classifier_client import cli_batch
 from classifier_client._calls import DEFAULT_MODEL, DEFAULT_URL
+from classifier_client.bodies import FINISHED, Image, Info, Job, Model, Prediction, QueuePosition, Stats
 from classifier_client.client import Client
 from classifier_client.errors import ApiError, ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import FINISHED, Image, Info, Job, Model, Prediction, QueuePosition, Stats
 
 # The file name extensions of the image formats a server may accept (its /v1/info names the formats).
 FORMAT_EXTENSIONS = {
@@ -88,10 +88,19 @@ def label_of(image_name: str) -> str:
     return re.sub(r"^n\d{8}_", "", stem).replace("_", " ")
 
 
+def _pool_cell(model: Model) -> Text:
+    pool = model.get("pool")
+    if pool is None:
+        return Text("none", style="dim")  # a job for it is refused
+    return Text(pool, style="green" if model.get("pool_ready") else "yellow")
+
+
 def models_table(models: list[Model]) -> Table:
+    """One row per model; the pool column when the server names the worker pool serving each."""
+    pools = any("pool" in m for m in models)
     table = Table(title="Models", title_justify="left")
     table.add_column("name", no_wrap=True)  # never cut: it is what --model takes
-    for column in ("input", "classes", "weights", "loaded"):
+    for column in ("input", "classes", "weights", "loaded", *(("pool",) if pools else ())):
         table.add_column(column, justify="right" if column in ("input", "classes") else "left")
     for m in models:
         table.add_row(
@@ -100,6 +109,7 @@ def models_table(models: list[Model]) -> Table:
             str(m["num_classes"]),
             Text("installed", style="green") if m["available"] else Text("missing", style="dim"),
             Text("yes", style="green") if m["loaded"] else Text("no", style="yellow" if m["available"] else "dim"),
+            *((_pool_cell(m),) if pools else ()),
         )
     return table
 

@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from classifier_client.bodies import Batch, BatchItem, Info
 from classifier_client.errors import ApiError
-from classifier_client.types import Batch, BatchItem, Info
 
 if TYPE_CHECKING:
     from classifier_client.cli import Context
@@ -24,29 +24,31 @@ FINISHED_ITEM = frozenset({"succeeded", "failed", "canceled", "refused", "expire
 
 
 def summary_table(batch: Batch, local: list[tuple[str, str]]) -> Table:
-    """One row per file: the server's items, then those refused here before sending."""
+    """One row per file: the server's items, then those refused here before sending. The
+    outcome (status, top label, score) and the whole job id stay readable in 80 columns: long file
+    names and labels wrap instead."""
     done = sum(1 for item in batch["items"] if item["status"] in FINISHED_ITEM)
     table = Table(title=f"Batch {batch['id']} · {done}/{batch['total']} finished", title_justify="left")
-    table.add_column("file", no_wrap=True)
-    table.add_column("job id", no_wrap=True)
-    table.add_column("status")
-    table.add_column("top label")
-    table.add_column("score", justify="right")
+    table.add_column("file", overflow="fold", min_width=8)
+    table.add_column("status", no_wrap=True)
+    table.add_column("top label", overflow="fold", min_width=8)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("job id", no_wrap=True, min_width=32)  # what `classifier status` takes: never cut
     for item in batch["items"]:
         table.add_row(*_row(item))
     for name, reason in local:
-        table.add_row(name, "", Text("refused", style="red"), Text(reason, style="red"), "")
+        table.add_row(name, Text("refused", style="red"), Text(reason, style="red"), "", "")
     return table
 
 
-def _row(item: BatchItem) -> tuple[str, str, Text, Text | str, str]:
+def _row(item: BatchItem) -> tuple[str, Text, Text | str, str, str]:
     status = Text(item["status"], style=STATUS_STYLE.get(item["status"], "yellow"))
-    result, error = item["result"], item["error"]
+    result, error, job_id = item["result"], item["error"], item["job_id"] or ""
     if result and result["predictions"]:
         top = result["predictions"][0]
-        return item["image"], item["job_id"] or "", status, top["label"], f"{top['score'] * 100:.2f}%"
+        return item["image"], status, top["label"], f"{top['score'] * 100:.2f}%", job_id
     reason = Text(f"{error['code']}: {error['message']}", style="red") if error else ""
-    return item["image"], item["job_id"] or "", status, reason, ""
+    return item["image"], status, reason, "", job_id
 
 
 def run(ctx: Context, model: str, paths: list[Path], info: Info, timeout: float) -> int:

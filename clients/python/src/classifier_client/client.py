@@ -35,8 +35,8 @@ from classifier_client._calls import (
     stats_call,
     submit_call,
 )
+from classifier_client.bodies import Batch, Image, Info, Job, Model, Stats, finished
 from classifier_client.errors import ClassifierError, Unreachable, WaitTimeout
-from classifier_client.types import Batch, Image, Info, Job, Model, Stats, finished
 
 USER_AGENT = "classifier-client/0.1"
 DEFAULT_RETRY = Retry()

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from classifier_client.types import Job
+from classifier_client.bodies import Job
 
 
 class ClassifierError(Exception):

@@ -9,6 +9,7 @@ import threading
 
 from classifier_common import logs as clog
 from classifier_common.broker import connect_consumer
+from classifier_common.command import parse_command_line
 from classifier_common.config import Settings
 from classifier_common.store import open_store
 from classifier_worker import health
@@ -20,6 +21,11 @@ DEFAULT_PORT = 9100
 
 
 def main() -> int:
+    parse_command_line(
+        "python -m classifier_worker",
+        "One classifier worker: consumes its pool's RabbitMQ queue; health and metrics on the port.",
+        DEFAULT_PORT,
+    )
     settings = Settings()
     clog.configure("classifier-worker", settings.log_level, settings.log_format)
     if settings.embedded:

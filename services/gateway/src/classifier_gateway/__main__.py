@@ -8,6 +8,7 @@ import sys
 
 from classifier_common import logs as clog
 from classifier_common import server
+from classifier_common.command import parse_command_line
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app
 
@@ -17,6 +18,11 @@ log = logging.getLogger("classifier_gateway")
 
 
 def main() -> int:
+    parse_command_line(
+        "python -m classifier_gateway",
+        "The gateway alone (POST /v1/jobs, the catalog, the page), publishing to RabbitMQ.",
+        DEFAULT_PORT,
+    )
     settings = Settings()
     clog.configure("gateway", settings.log_level, settings.log_format)
     port = settings.port or DEFAULT_PORT

@@ -7,6 +7,7 @@ import sys
 
 from classifier_common import logs as clog
 from classifier_common import server
+from classifier_common.command import parse_command_line
 from classifier_common.config import Settings
 from classifier_standalone.app import create_app
 from classifier_standalone.lock import DataDirInUse, lock_data_dir
@@ -17,6 +18,11 @@ log = logging.getLogger("classifier_standalone")
 
 
 def main() -> int:
+    parse_command_line(
+        "python -m classifier_standalone",
+        "The whole system in one process: gateway, results service and worker threads (make run).",
+        DEFAULT_PORT,
+    )
     settings = Settings()
     clog.configure("standalone", settings.log_level, settings.log_format)
     port = settings.port or DEFAULT_PORT

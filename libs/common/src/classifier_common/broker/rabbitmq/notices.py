@@ -26,7 +26,7 @@ from classifier_common.broker.rabbitmq.connection import (
     describe,
     where,
 )
-from classifier_common.broker.rabbitmq.topology import Exchange, finished_notices
+from classifier_common.broker.rabbitmq.topology import Exchange, finished_notices, listen_to
 from classifier_common.config import Settings
 
 log = logging.getLogger(__name__)
@@ -163,9 +163,7 @@ class RabbitFinishedListener(BackgroundConsumer):
         self._start_thread("finished-listener")
 
     def _set_up(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
-        self._exchange.declare(channel)
-        queue_name = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(queue_name, self._exchange.name)
+        queue_name = listen_to(channel, self._exchange)
         on_finished = self._on_finished
         channel.basic_consume(
             queue_name, lambda _ch, _method, _props, body: on_finished(decode_finished(body)), auto_ack=True

@@ -89,6 +89,15 @@ def finished_notices(queue_name: str) -> Exchange:
     return Exchange(finished_exchange(queue_name), "fanout")
 
 
+def listen_to(channel: BlockingChannel, exchange: Exchange) -> str:
+    """Declare ``exchange`` and a queue of this listener's own bound to it (server-named,
+    exclusive: it goes with the connection); returns the queue's name."""
+    exchange.declare(channel)
+    queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+    channel.queue_bind(queue, exchange.name)
+    return queue
+
+
 @dataclass(frozen=True)
 class Topology:
     queue: str  # one pool's

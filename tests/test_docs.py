@@ -81,8 +81,8 @@ WORK_WORDS = re.compile(
 # A bare tracker reference ("#13"); not looked for in style sheets and pictures, where #333 is a colour.
 TRACKER_REF = re.compile(r"(?<![&\w#])#\d{1,4}\b(?![\w-])")
 STYLE = (".css", ".svg", ".html")
-# Vendored or binary files: not written here.
-NOT_OURS = re.compile(r"(^gallery/|swagger-ui|\.(png|jpe?g|ico|gz|onnx|pt)$)")
+# Vendored or binary files: not written here (upstream schemas are kept byte for byte: SHA-256 pinned).
+NOT_OURS = re.compile(r"(^gallery/|^tools/upstream-schemas/|swagger-ui|\.(png|jpe?g|ico|gz|onnx|pt)$)")
 
 
 def _tracked_text_files() -> list[Path]:

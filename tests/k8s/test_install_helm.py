@@ -103,6 +103,26 @@ def test_kind_up_stops_at_once_without_kubectl(tmp_path: Path) -> None:
     assert "https://kubernetes.io/docs/tasks/tools/" in result.stderr
 
 
+def _kind_up_with(tmp_path: Path, installed: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """scripts/kind-up.sh with only ``installed`` of docker and podman on PATH (stand-ins that
+    succeed, as kind, kubectl and helm are)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in installed:
+        (bin_dir / name).symlink_to("/bin/true")
+    env = {
+        "PATH": f"{bin_dir}:{system_path_without(tmp_path / 'system', 'docker', 'podman', 'kind', 'kubectl', 'helm')}",
+        "KIND": "true",
+        "KUBECTL": "true",
+        "HELM": "true",
+        "CLASSIFIER_KIND_DATA": str(tmp_path / "data"),
+        **extra_env,
+    }
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "kind-up.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 @pytest.mark.parametrize(
     ("provider", "installed", "hint"),
     [
@@ -116,22 +136,8 @@ def test_kind_up_stops_at_once_without_the_engine_of_kinds_node(
 ) -> None:
     """Docker runs kind's node, or podman with kind's own switch; without it kind-up says so
     before it creates anything."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in installed:
-        (bin_dir / name).symlink_to("/bin/true")
-    env = {
-        "PATH": f"{bin_dir}:{system_path_without(tmp_path / 'system', 'docker', 'podman', 'kind', 'kubectl', 'helm')}",
-        "KIND": "true",
-        "KUBECTL": "true",
-        "HELM": "true",
-        "CLASSIFIER_KIND_DATA": str(tmp_path / "data"),
-    }
-    if provider:
-        env["KIND_EXPERIMENTAL_PROVIDER"] = provider
-    result = subprocess.run(
-        ["bash", str(REPO / "scripts" / "kind-up.sh")], env=env, capture_output=True, text=True, timeout=60
-    )
+    extra = {"KIND_EXPERIMENTAL_PROVIDER": provider} if provider else {}
+    result = _kind_up_with(tmp_path, installed, extra)
     assert result.returncode == 1
     assert f"kind needs {provider or 'docker'} to run its node" in result.stderr
     assert (hint in result.stderr) if hint else "KIND_EXPERIMENTAL_PROVIDER=podman make" not in result.stderr
@@ -141,20 +147,7 @@ def test_kind_up_stops_at_once_without_the_engine_of_kinds_node(
 def test_kind_up_goes_on_with_podman_as_kinds_provider_and_no_docker(tmp_path: Path) -> None:
     """With kind's podman switch, Docker is not needed: kind-up runs through (kind, kubectl
     and helm are stand-ins that succeed)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "podman").symlink_to("/bin/true")
-    env = {
-        "PATH": f"{bin_dir}:{system_path_without(tmp_path / 'system', 'docker', 'podman', 'kind', 'kubectl', 'helm')}",
-        "KIND": "true",
-        "KUBECTL": "true",
-        "HELM": "true",
-        "CLASSIFIER_KIND_DATA": str(tmp_path / "data"),
-        "KIND_EXPERIMENTAL_PROVIDER": "podman",
-        "MONITORING": "0",  # the stand-in helm would answer that KEDA is installed
-    }
-    result = subprocess.run(
-        ["bash", str(REPO / "scripts" / "kind-up.sh")], env=env, capture_output=True, text=True, timeout=60
-    )
+    # MONITORING=0: the stand-in helm would answer that KEDA is installed.
+    result = _kind_up_with(tmp_path, ["podman"], {"KIND_EXPERIMENTAL_PROVIDER": "podman", "MONITORING": "0"})
     assert result.returncode == 0, result.stderr
     assert "kind cluster classifier is up" in result.stdout

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker -e services/standalone \
+PACKAGES := -e libs/common -e services/gateway -e services/results -e 'services/classifier-worker[torch]' -e services/standalone \
 	-e clients/python
 # Test/tool requirements: one file per area under requirements/; Debian packages in requirements/apt-*.txt.
 # requirements/constraints.txt pins every third-party version (`make constraints` writes it).

@@ -69,3 +69,24 @@ def test_k8s_images_detects_the_engine_and_passes_the_build_flags(tmp_path: Path
     assert "--tag classifier-results:9.9.9" in results
     assert "--tag classifier-worker:9.9.9 --pull=never --network host --build-arg TORCH_VARIANT=cpu" in worker
     assert worker.endswith("--build-arg TORCHVISION_VERSION=none .")
+
+
+def test_k8s_images_builds_the_onnx_only_worker_on_request(tmp_path: Path) -> None:
+    bin_dir = fake_engine(tmp_path, "podman")
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "IMAGE_TAG": "9.9.9",
+        "LOAD": "0",
+        "IMAGE_BUILD_FLAGS": "--pull=never",
+        "WORKER_BUILD_FLAGS": "--build-arg TORCHVISION_VERSION=none",
+        "ONNX_WORKER": "1",
+    }
+    result = subprocess.run([str(REPO / "scripts" / "k8s-images.sh")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    *_, worker, onnx = (tmp_path / "calls").read_text().splitlines()
+    assert "--tag classifier-worker:9.9.9 " in worker
+    # The Dockerfile's onnx target, tagged for a pool's image.tagSuffix -onnx; the torch build's flags stay out.
+    assert onnx.endswith(
+        "--file services/classifier-worker/Dockerfile --tag classifier-worker:9.9.9-onnx --pull=never --target onnx ."
+    )
+    assert 'ONNX_WORKER="1"' in make_dry_run("images", "ONNX_WORKER=1")

@@ -110,8 +110,13 @@ def seed_models(models_dir: Path, names: list[str], download: bool) -> dict[str,
         else:
             outcome[name] = "skipped: needs --download (internet)"
         log.info("model %s: %s", name, outcome[name])
-    (models_dir / MARKER).write_text("".join(f"{k}: {v}\n" for k, v in outcome.items()))
     return outcome
+
+
+def mark_models(models_dir: Path, outcome: dict[str, str]) -> None:
+    """The models volume's ``.seeded`` marker, written last (after the exports and their checks):
+    the pods that wait for it find everything in place, ONNX-only workers their exports too."""
+    (models_dir / MARKER).write_text("".join(f"{k}: {v}\n" for k, v in outcome.items()))
 
 
 def seed_exports(models_dir: Path, names: list[str], gallery_dir: Path) -> dict[str, str]:
@@ -203,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_export:
             present = [name for name, what in outcome.items() if not what.startswith("skipped")]
             seed_exports(args.models_dir, present, args.gallery_dir)
+        mark_models(args.models_dir, outcome)
     except SeedError as exc:
         log.error("seeding failed: %s", exc)
         return 1

@@ -69,7 +69,7 @@ test: ## The whole test suite
 # The quick loop leaves out what needs RabbitMQ, a browser or a few seconds, and the folders that
 # start servers, load every model or render the chart (make test runs them all).
 FAST_IGNORE := e2e ui k8s packaging reliability system cli client standalone gateway
-FAST_IGNORE_FILES := worker/test_accuracy.py worker/test_selection.py worker/test_export.py
+FAST_IGNORE_FILES := worker/test_accuracy.py worker/test_selection.py worker/test_export.py worker/test_onnx_only.py
 
 test-fast: ## The quick loop (about a minute): unit and contract tests; no RabbitMQ, browser, chart or servers
 	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" -p no:cacheprovider \

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/.tools/bin:$(PATH)
 
-PACKAGES := -e libs/common -e services/gateway -e services/results -e services/classifier-worker -e services/standalone \
+PACKAGES := -e libs/common -e services/gateway -e services/results -e 'services/classifier-worker[torch]' -e services/standalone \
 	-e clients/python
 # Test/tool requirements: one file per area under requirements/; Debian packages in requirements/apt-*.txt.
 # requirements/constraints.txt pins every third-party version (`make constraints` writes it).
@@ -69,7 +69,8 @@ test: ## The whole test suite
 # The quick loop leaves out what needs RabbitMQ, a browser or a few seconds, and the folders that
 # start servers, load every model or render the chart, and such files (make test runs them all).
 FAST_IGNORE := e2e ui k8s packaging reliability system cli client standalone gateway
-FAST_IGNORE_FILES := worker/test_accuracy.py worker/test_selection.py worker/test_export.py monitoring/test_chart_monitoring.py
+FAST_IGNORE_FILES := worker/test_accuracy.py worker/test_selection.py worker/test_export.py worker/test_onnx_only.py \
+	monitoring/test_chart_monitoring.py
 
 test-fast: ## The quick loop (about a minute): unit and contract tests; no RabbitMQ, browser, chart or servers
 	$(PY) -m pytest -q -m "not rabbitmq and not slow and not browser" -p no:cacheprovider \

@@ -39,7 +39,7 @@ def run(
     if scenario == "forward":
         # The tensors the worker would build, made before the clock starts: only the forward pass
         # (inference_mode, as the worker runs it) is timed.
-        batches = [model.normalize([decode(d, spec)]) for d in datas]
+        batches = [torch.from_numpy(model.normalize([decode(d, spec)])) for d in datas]
 
         def one(i: int) -> None:
             with torch.inference_mode():

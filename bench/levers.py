@@ -86,6 +86,11 @@ def _big_photo(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _batch(model: LoadedModel, images: list[Image.Image]) -> torch.Tensor:
+    """The worker's batch (numpy, NHWC-strided) as the tensor its torch runtime makes of it."""
+    return torch.from_numpy(model.normalize(images))
+
+
 def _top1(model: LoadedModel, batches: list[torch.Tensor], labels: list[int]) -> int:
     with torch.inference_mode():
         return sum(int(model.module(b).argmax(1)[0]) == label for b, label in zip(batches, labels, strict=True))
@@ -125,14 +130,14 @@ def lever_resize(model: LoadedModel, datas: list[bytes], labels: list[int], roun
         {name: (lambda fn=fn: [fn(d) for d in datas] and len(datas)) for name, fn in variants.items()}, rounds
     )
     for name, fn in variants.items():
-        out[name]["top1"] = _top1(model, [model.normalize([fn(d)]) for d in datas], labels)
+        out[name]["top1"] = _top1(model, [_batch(model, [fn(d)]) for d in datas], labels)
     return out
 
 
 def lever_decoder(model: LoadedModel, datas: list[bytes], labels: list[int], rounds: int) -> dict:
     spec = model.spec
     norm = model.normalize
-    mean, inv_std = norm.mean, norm.inv_std
+    mean, inv_std = torch.from_numpy(norm.mean), torch.from_numpy(norm.inv_std)
 
     def pil() -> int:
         for d in datas:
@@ -145,7 +150,7 @@ def lever_decoder(model: LoadedModel, datas: list[bytes], labels: list[int], rou
         return len(datas)
 
     timing = interleaved({"PIL + draft (kept)": pil, "torchvision.io.decode_jpeg": tv}, rounds)
-    pil_batches = [norm([decode(d, spec)]) for d in datas]
+    pil_batches = [_batch(model, [decode(d, spec)]) for d in datas]
     tv_batches = [(_decode_torchvision(d, spec).unsqueeze(0).float() - mean) * inv_std for d in datas]
     timing["PIL + draft (kept)"]["top1"] = _top1(model, pil_batches, labels)
     timing["torchvision.io.decode_jpeg"]["top1"] = _top1(model, tv_batches, labels)
@@ -156,7 +161,7 @@ def lever_normalize(model: LoadedModel, datas: list[bytes], rounds: int) -> dict
     spec = model.spec
     images = [decode(d, spec) for d in datas]
     current = Normalizer(spec)
-    mean, inv_std = current.mean, current.inv_std
+    mean, inv_std = torch.from_numpy(current.mean), torch.from_numpy(current.inv_std)
 
     def numpy_stack() -> int:
         for img in images:
@@ -171,12 +176,12 @@ def lever_normalize(model: LoadedModel, datas: list[bytes], rounds: int) -> dict
 
     def contiguous() -> int:
         for img in images:
-            current([img]).contiguous()
+            np.ascontiguousarray(current([img]))
         return len(images)
 
     return interleaved(
         {
-            "numpy stack -> permute -> float (current)": numpy_stack,
+            "numpy stack -> transpose -> float32 (current)": numpy_stack,
             "frombuffer, in-place sub/mul": frombuffer_inplace,
             "current + .contiguous() (NCHW copy)": contiguous,
         },
@@ -187,7 +192,7 @@ def lever_normalize(model: LoadedModel, datas: list[bytes], rounds: int) -> dict
 def lever_forward(model: LoadedModel, datas: list[bytes], rounds: int) -> dict:
     """inference_mode vs no_grad vs plain; input layouts; channels_last; TorchScript (freeze)."""
     spec = model.spec
-    batches = [model.normalize([decode(d, spec)]) for d in datas]  # NHWC-strided (permuted) views
+    batches = [_batch(model, [decode(d, spec)]) for d in datas]  # NHWC-strided (permuted) views
     contiguous = [b.contiguous() for b in batches]
     module = model.module
 
@@ -223,7 +228,7 @@ def lever_forward(model: LoadedModel, datas: list[bytes], rounds: int) -> dict:
 
 def lever_threads(model: LoadedModel, datas: list[bytes], rounds: int) -> dict:
     spec = model.spec
-    batches = [model.normalize([decode(d, spec)]) for d in datas]
+    batches = [_batch(model, [decode(d, spec)]) for d in datas]
     before = torch.get_num_threads()
 
     def with_threads(threads: int) -> Callable[[], int]:
@@ -248,7 +253,7 @@ def lever_batch(model: LoadedModel, datas: list[bytes], rounds: int) -> dict:
     for size in (1, 2, 4, 8, 16, 32):
         chunks = [images[i : i + size] for i in range(0, len(images), size)]
         full = [c for c in chunks if len(c) == size] or [images[:size]]
-        tensors = [model.normalize(c) for c in full]
+        tensors = [_batch(model, c) for c in full]
 
         def fn(tensors: list[torch.Tensor] = tensors) -> int:
             with torch.inference_mode():

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     top1: dict[str, list[int]] = {}
     with torch.inference_mode():
         for runtime in candidates:  # warm-up, and the predictions (the same every round)
-            top1[runtime.name] = [int(runtime(batch).argmax(dim=1)[0]) for batch in batches]
+            top1[runtime.name] = [int(runtime(batch).argmax(axis=1)[0]) for batch in batches]
         for round_ in range(args.rounds):
             shift = round_ % len(candidates)
             for runtime in candidates[shift:] + candidates[:shift]:

@@ -1,6 +1,7 @@
 # Images, and the whole system run from them as the chart runs its pods (docs/kubernetes.md).
 #
-#   make images            build the three images with Docker or podman, load them into kind (LOAD=0: build only)
+#   make images            build the three images with Docker or podman, load them into kind (LOAD=0: build only;
+#                          ONNX_WORKER=1: also the ONNX-only worker, classifier-worker:<tag>-onnx)
 #   make container-e2e     build them, run the chart's pods from them, tests/e2e and faults through nginx
 
 # docker when its daemon answers, else podman when installed (scripts/container-engine.sh).

@@ -1,10 +1,12 @@
 """`make container-e2e`: build the three images and run the whole system from them the way the
 chart runs its pods, then drive it through one front door.
 
-1. build the images (scripts/k8s-images.sh, CPU torch) unless CONTAINER_E2E_BUILD=0;
+1. build the images (scripts/k8s-images.sh, CPU torch, and the ONNX-only worker) unless
+   CONTAINER_E2E_BUILD=0;
 2. render the chart (`helm template`) for a single node: the SQLite store on a shared volume,
    the RabbitMQ at CONTAINER_E2E_BROKER_URL (default: this machine's) with queues of its own,
-   two worker pools (POOLS: `lite` and `big`, each its own Deployment and queue);
+   two worker pools (POOLS: `lite` and `big`, each its own Deployment and queue), `lite` on the
+   ONNX-only worker image (image.onnxOnly), `big` on the image with torch;
 3. run every container from the render (scripts/pod_flags.py turns each into run flags): the
    seed Job's container on empty volumes, then per Deployment its init containers (waiting for
    the seed) and its container: results, gateway, one `lite` worker and two `big` workers, each
@@ -56,6 +58,8 @@ FAULT_MODEL = "efficientnet_lite2"  # the slowest model: jobs stay in hand long 
 # interrupt the slow model's pool, which has two workers so that one survives each fault.
 POOLS = {"lite": ["efficientnet_lite0", "efficientnet_lite1"], "big": [FAULT_MODEL]}
 WORKERS = {"lite": 1, "big": 2}
+# The pools on the worker image without torch: they serve the exports the seed Job made.
+ONNX_ONLY = {"lite"}
 
 
 def detect_engine() -> str:
@@ -235,11 +239,18 @@ def layer_id(line: str) -> str | None:
 
 
 def build_images(engine: str, tag: str, images: list[str]) -> list[str]:
-    """Builds the three images and removes what the builds made obsolete: the images they
+    """Builds the images (the ONNX-only worker too) and removes what the builds made obsolete: the images they
     replaced and, with podman, the earlier builds' stages that these builds did not use (the
     stages they used stay, as the next build's cache). Returns the removed image ids."""
     before = {image: image_id(engine, image) for image in images}
-    env = {**os.environ, "CONTAINER_ENGINE": engine, "IMAGE_TAG": tag, "LOAD": "0", "TORCH_VARIANT": "cpu"}
+    env = {
+        **os.environ,
+        "CONTAINER_ENGINE": engine,
+        "IMAGE_TAG": tag,
+        "LOAD": "0",
+        "TORCH_VARIANT": "cpu",
+        "ONNX_WORKER": "1",
+    }
     used: set[str] = set()  # the layers podman built or took from its cache ("--> [Using cache ]<id>")
     with subprocess.Popen(
         [str(REPO / "scripts" / "k8s-images.sh")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -298,7 +309,10 @@ def render(tag: str, queue: str, broker: urllib.parse.SplitResult, pools: dict[s
         "autoscaling.enabled": "false",
     }
     helm = os.environ.get("HELM", "helm")
-    worker_pools = [{"name": name, "models": models} for name, models in pools.items()]
+    worker_pools = [
+        {"name": name, "models": models, **({"image": {"onnxOnly": True}} if name in ONNX_ONLY else {})}
+        for name, models in pools.items()
+    ]
     args = [helm, "template", RELEASE, str(CHART), "--set-json", f"workerPools={json.dumps(worker_pools)}"]
     for key, value in values.items():
         args += ["--set-string" if key in ("externalRabbitmq.vhost", "config.queueName") else "--set", f"{key}={value}"]
@@ -395,7 +409,12 @@ def main() -> int:
     broker_url = os.environ.get("CONTAINER_E2E_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
     broker = urllib.parse.urlsplit(broker_url)
     queue = f"e2e.{uuid.uuid4().hex[:8]}.jobs"
-    images = [f"classifier-gateway:{tag}", f"classifier-results:{tag}", f"classifier-worker:{tag}"]
+    images = [
+        f"classifier-gateway:{tag}",
+        f"classifier-results:{tag}",
+        f"classifier-worker:{tag}",
+        f"classifier-worker:{tag}-onnx",
+    ]
     steps = Steps()
     system = System(engine=engine, workdir=workdir, port=port, queue=queue, broker_url=broker_url, pools=list(POOLS))
     results: list[str] = []

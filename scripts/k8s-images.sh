@@ -5,9 +5,11 @@
 # into the kind cluster, named as the chart expects: [<IMAGE_REGISTRY>/]<name>:<IMAGE_TAG>, the
 # worker with -<TORCH_VARIANT> appended unless it is the CPU build (the chart's
 # worker.image.tagSuffix).
+#   ONNX_WORKER=1          also the ONNX-only worker (the Dockerfile's `onnx` target, no torch) as
+#                          [<IMAGE_REGISTRY>/]classifier-worker:<IMAGE_TAG>-onnx (a pool's image.tagSuffix -onnx)
 #   LOAD=0                 build only (e.g. to push to IMAGE_REGISTRY yourself, or for make container-e2e)
 #   IMAGE_BUILD_FLAGS      extra flags for every build (e.g. "--pull=never --network host")
-#   WORKER_BUILD_FLAGS     extra flags for the worker's build (e.g. --build-arg TORCH_INDEX_URL=...)
+#   WORKER_BUILD_FLAGS     extra flags for the worker's build with torch (e.g. --build-arg TORCH_INDEX_URL=...)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +21,7 @@ KIND_CLUSTER="${KIND_CLUSTER:-classifier}"
 KIND="${KIND:-kind}"
 LOAD="${LOAD:-1}"
 CONTAINER_ENGINE="$("$ROOT/scripts/container-engine.sh")"
+ONNX_WORKER="${ONNX_WORKER:-0}"
 read -r -a build_flags <<<"${IMAGE_BUILD_FLAGS:-}"
 read -r -a worker_flags <<<"${WORKER_BUILD_FLAGS:-}"
 
@@ -55,3 +58,6 @@ build gateway "${prefix}classifier-gateway:$IMAGE_TAG"
 build results "${prefix}classifier-results:$IMAGE_TAG"
 build classifier-worker "${prefix}classifier-worker:$IMAGE_TAG$suffix" --build-arg "TORCH_VARIANT=$TORCH_VARIANT" \
   ${worker_flags[@]+"${worker_flags[@]}"}
+if [ "$ONNX_WORKER" = 1 ]; then
+  build classifier-worker "${prefix}classifier-worker:$IMAGE_TAG-onnx" --target onnx
+fi

@@ -37,6 +37,23 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def seeded_lite0_export(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Path:
+    """A models folder with efficientnet_lite0's weights and the ONNX export the seed step makes
+    of them, with its recorded check against torch on the gallery (what a worker without torch
+    serves)."""
+    import shutil
+
+    from classifier_common.catalog import get_spec
+    from classifier_worker.seed import seed_exports
+
+    spec = get_spec("efficientnet_lite0")
+    models_dir = tmp_path_factory.mktemp("seeded-export")
+    shutil.copy(spec.weights_path(seeded[0]), spec.weights_path(models_dir))
+    seed_exports(models_dir, [spec.name], seeded[1])
+    return models_dir
+
+
+@pytest.fixture(scope="session")
 def gallery_labels() -> dict[str, int]:
     """{file name: true ImageNet class index} for the 41 gallery photos."""
     with (GALLERY_SOURCE / "labels.csv").open() as fh:

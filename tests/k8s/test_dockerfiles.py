@@ -3,8 +3,9 @@ that .dockerignore leaves, base images are pinned, the images run as a numeric n
 an exec-form entrypoint, dependencies install before the source is copied, and the gateway and
 results images have no torch, every image installs the versions of requirements/constraints.txt,
 every WORKDIR exists (buildah), and the worker build's torch-variant check refuses a CUDA build
-where the CPU build was asked for. The dependency one-liner they run is executed on the real
-pyproject files. Building and running the images: `make container-e2e`."""
+where the CPU build was asked for. The worker's `onnx` target (no torch) is checked alike. The
+dependency one-liner they run is executed on the real pyproject files. Building and running the
+images: `make container-e2e`."""
 
 from __future__ import annotations
 
@@ -50,6 +51,23 @@ class Stage:
 class Dockerfile:
     global_args: dict[str, str]
     stages: list[Stage]
+
+    def stage(self, name: str) -> Stage:
+        (found,) = [s for s in self.stages if s.name == name]
+        return found
+
+
+def build_stages(service: str) -> list[Stage]:
+    """The stages that install a venv: the first (the default image's), and the ONNX-only
+    worker's."""
+    dockerfile = parse_dockerfile(DOCKERFILES[service])
+    return [dockerfile.stages[0], *[s for s in dockerfile.stages if s.name == "build-onnx"]]
+
+
+def final_stages(service: str) -> list[Stage]:
+    """The stages an image is made of: the last (the default target) and the worker's `onnx`."""
+    dockerfile = parse_dockerfile(DOCKERFILES[service])
+    return [dockerfile.stages[-1], *[s for s in dockerfile.stages if s.name == "onnx"]]
 
 
 def parse_dockerfile(path: Path) -> Dockerfile:
@@ -205,7 +223,11 @@ def test_base_images_are_pinned_python_3_11_slim(service: str) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_runtime_runs_as_numeric_non_root_with_exec_form_entrypoint(service: str) -> None:
-    runtime = parse_dockerfile(DOCKERFILES[service]).stages[-1]
+    for runtime in final_stages(service):
+        check_runtime_stage(service, runtime)
+
+
+def check_runtime_stage(service: str, runtime: Stage) -> None:
     (user,) = runtime.all("USER")
     uid, _, gid = user.args.partition(":")
     assert uid.isdigit() and int(uid) > 0, user.args
@@ -222,13 +244,18 @@ def test_the_images_user_is_the_one_the_pods_run_as() -> None:
     gateway = one(render(), "Deployment", "classifier-gateway")
     pod_user = gateway["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
     for service in SERVICES:
-        (user,) = parse_dockerfile(DOCKERFILES[service]).stages[-1].all("USER")
-        assert int(user.args.split(":")[0]) == pod_user
+        for stage in final_stages(service):
+            (user,) = stage.all("USER")
+            assert int(user.args.split(":")[0]) == pod_user
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_dependencies_install_before_the_source_is_copied(service: str) -> None:
-    build = parse_dockerfile(DOCKERFILES[service]).stages[0]
+    for build in build_stages(service):
+        check_dependencies_first(build)
+
+
+def check_dependencies_first(build: Stage) -> None:
     steps = [(i.keyword, i.args) for i in build.instructions if i.keyword in ("COPY", "RUN")]
 
     def first(predicate) -> int:
@@ -243,17 +270,23 @@ def test_dependencies_install_before_the_source_is_copied(service: str) -> None:
     assert all(any(m in args for m in metadata_only) for args in copied_before_deps), copied_before_deps
 
 
-def dependency_one_liner(service: str) -> list[str]:
-    text = " ".join(i.args for i in parse_dockerfile(DOCKERFILES[service]).stages[0].all("RUN"))
-    match = re.search(r'python -c "(.+?)"\s+((?:\S+pyproject\.toml\s*)+)>', text)
+def dependency_one_liner(stage: Stage) -> tuple[list[str], dict[str, str]]:
+    """The dependency step's command and the environment it sets (EXTRAS: the extras it adds)."""
+    text = " ".join(i.args for i in stage.all("RUN"))
+    match = re.search(r'(?:EXTRAS=(\S*) )?python -c "(.+?)"\s+((?:\S+pyproject\.toml\s*)+)>', text)
     assert match, "the dependency step reads the pyproject files"
-    return [sys.executable, "-c", match.group(1), *match.group(2).split()]
+    env = {"EXTRAS": match.group(1)} if match.group(1) is not None else {}
+    return [sys.executable, "-c", match.group(2), *match.group(3).split()], env
+
+
+def listed_requirements(stage: Stage) -> list[str]:
+    command, env = dependency_one_liner(stage)
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout.split()
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_dependency_step_lists_third_party_requirements(service: str) -> None:
-    result = subprocess.run(dependency_one_liner(service), cwd=REPO, capture_output=True, text=True, check=True)
-    requirements = result.stdout.split()
+    requirements = listed_requirements(parse_dockerfile(DOCKERFILES[service]).stages[0])
     assert "fastapi>=0.115" in requirements and "pika>=1.3" in requirements
     assert not [r for r in requirements if r.startswith("classifier-")]  # ours come from source
     torch_lines = [r for r in requirements if re.match(r"^(torch|torchvision)[=<>~ ]", r)]
@@ -299,6 +332,43 @@ def test_worker_image_carries_the_gallery_where_the_seed_job_reads_it() -> None:
     assert seed["image"].startswith("classifier-worker:")
 
 
+# -- the ONNX-only worker: --target onnx ---------------------------------------------------------
+
+
+def test_the_onnx_target_is_the_worker_without_torch_weights_or_gallery() -> None:
+    dockerfile = parse_dockerfile(DOCKERFILES["classifier-worker"])
+    build = dockerfile.stage("build-onnx")
+    requirements = listed_requirements(build)
+    assert any(r.startswith("onnxruntime==") for r in requirements) and "fastapi>=0.115" in requirements
+    assert not [r for r in requirements if "torch" in r or r.startswith("onnx==")], requirements
+    text = " ".join(i.args for i in build.instructions)
+    assert "WEIGHT_PACKAGES" not in text and "TORCH_INDEX_URL" not in text and "EXTRAS=" not in text
+    onnx = dockerfile.stage("onnx")
+    assert [i.args for i in onnx.all("COPY")] == ["--from=build-onnx /opt/venv /opt/venv"]
+    assert "CLASSIFIER_RUNTIME=onnxruntime" in " ".join(i.args for i in onnx.all("ENV"))
+    # The default target is still the worker with torch, the weights and the gallery.
+    default = dockerfile.stages[-1]
+    assert default.name == "runtime" and "--from=build /opt/venv /opt/venv" in [i.args for i in default.all("COPY")]
+    assert "CLASSIFIER_RUNTIME" not in " ".join(i.args for i in default.all("ENV"))
+
+
+def torch_absence_check() -> list[str]:
+    """The ONNX-only build's check that torch did not come in, as a command (-S: without this
+    venv's site-packages, where torch is)."""
+    runs = " ".join(i.args for i in parse_dockerfile(DOCKERFILES["classifier-worker"]).stage("build-onnx").all("RUN"))
+    match = re.search(r'python -c "(import importlib.util, sys;.+?)"', runs)
+    assert match, "the ONNX-only build checks that torch is not installed"
+    return [sys.executable, "-S", "-c", match.group(1)]
+
+
+def test_the_onnx_build_fails_if_torch_came_in(tmp_path: Path) -> None:
+    assert subprocess.run(torch_absence_check(), env={}, capture_output=True).returncode == 0
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("")
+    result = subprocess.run(torch_absence_check(), env={"PYTHONPATH": str(tmp_path)}, capture_output=True, text=True)
+    assert result.returncode != 0 and "torch got installed" in result.stderr
+
+
 # -- versions: one constraints file -------------------------------------------------------------
 
 CONSTRAINTS = REPO / "requirements" / "constraints.txt"
@@ -315,7 +385,11 @@ def constraint_pins() -> dict[str, str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_image_installs_at_the_constraints_versions(service: str) -> None:
-    build = parse_dockerfile(DOCKERFILES[service]).stages[0]
+    for build in build_stages(service):
+        check_constraints_used(build)
+
+
+def check_constraints_used(build: Stage) -> None:
     copies = [i.args.split() for i in build.all("COPY")]
     assert ["requirements/constraints.txt", "requirements/constraints.txt"] in copies
     installs = [

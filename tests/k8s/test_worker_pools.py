@@ -311,3 +311,65 @@ def test_the_smoke_test_model_must_be_served_by_a_pool(tmp_path: Path) -> None:
     values["tests"] = {"model": "resnet50"}
     smoke = one(render(*write_values(tmp_path, values)), "Pod", "classifier-smoke-test")
     assert "resnet50" in json.dumps(smoke)
+
+
+# --- a pool on the ONNX-only worker image -------------------------------------------------------
+
+ONNX_POOLS = {
+    "workerPools": [
+        {"name": "lite", "models": ["efficientnet_lite0", "efficientnet_lite1"], "image": {"onnxOnly": True}},
+        {"name": "big", "models": ["efficientnet_lite2"]},
+    ]
+}
+
+
+def test_a_pool_runs_the_onnx_only_image_while_the_seed_job_keeps_torch(tmp_path: Path) -> None:
+    objects = render(*write_values(tmp_path, ONNX_POOLS))
+    validate_all(objects)
+    version = chart_values()["image"]["tag"] or yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    lite, big = worker(objects, "classifier-worker-lite"), worker(objects, "classifier-worker-big")
+    assert lite["image"] == f"classifier-worker:{version}-onnx"
+    assert env_of(lite)["CLASSIFIER_RUNTIME"]["value"] == "onnxruntime"
+    # Its wait for the seed runs from its own image (python is all it needs).
+    (wait,) = one(objects, "Deployment", "classifier-worker-lite")["spec"]["template"]["spec"]["initContainers"]
+    assert wait["image"] == lite["image"]
+    # The other pool and the seed Job (which makes and checks the exports) keep the image with torch.
+    assert big["image"] == f"classifier-worker:{version}"
+    assert env_of(big)["CLASSIFIER_RUNTIME"]["value"] == chart_values()["worker"]["runtime"]
+    (seed_job,) = find(objects, "Job")
+    assert seed_job["spec"]["template"]["spec"]["containers"][0]["image"] == f"classifier-worker:{version}"
+
+
+def test_every_pool_onnx_only_from_the_worker_block_and_a_pool_may_opt_out(tmp_path: Path) -> None:
+    values = {
+        "worker": {"image": {"onnxOnly": True}},
+        "workerPools": [
+            {"name": "lite", "models": ["efficientnet_lite0"]},
+            {"name": "big", "models": ["efficientnet_lite2"], "image": {"onnxOnly": False}},
+        ],
+    }
+    objects = render(*write_values(tmp_path, values))
+    assert worker(objects, "classifier-worker-lite")["image"].endswith("-onnx")
+    assert not worker(objects, "classifier-worker-big")["image"].endswith("-onnx")
+    (seed_job,) = find(objects, "Job")
+    assert not seed_job["spec"]["template"]["spec"]["containers"][0]["image"].endswith("-onnx")
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [
+        ({"runtime": "torch"}, "cannot run runtime torch: use auto or onnxruntime"),
+        ({"runtime": "torch-bf16"}, "cannot run runtime torch-bf16"),
+        ({"gpu": {"enabled": True}}, "leave gpu disabled"),
+        ({"image": {"onnxOnly": True, "tagSuffix": "-cu128"}}, "leave tagSuffix (-cu128) out"),
+    ],
+)
+def test_an_onnx_only_pool_that_needs_torch_or_a_gpu_is_refused(tmp_path: Path, pool: dict, message: str) -> None:
+    entry = {"name": "lite", "models": ["efficientnet_lite0"], "image": {"onnxOnly": True}, **pool}
+    refused = refusal(tmp_path, {"workerPools": [entry]})
+    assert "workerPools[lite]: image.onnxOnly" in refused and message in refused, refused
+
+
+def test_onnx_only_is_a_worker_image_setting_only(tmp_path: Path) -> None:
+    refused = refusal(tmp_path, {"gateway": {"image": {"repository": "classifier-gateway", "onnxOnly": True}}})
+    assert "/gateway/image" in refused

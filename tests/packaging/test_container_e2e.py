@@ -10,6 +10,7 @@ import urllib.parse
 import pytest
 
 from scripts.container_e2e import (
+    ONNX_ONLY,
     POOLS,
     RELEASE,
     WORKERS,
@@ -89,3 +90,10 @@ def test_the_render_runs_one_worker_deployment_per_pool_on_its_own_queue(monkeyp
         assert main.env["CLASSIFIER_QUEUE_NAME"] == "e2e.test.jobs"
         expected = ";".join(f"{name}={','.join(served)}" for name, served in POOLS.items())
         assert main.env["CLASSIFIER_POOLS"] == expected
+        # The lite pool runs the worker image without torch, on the seed Job's exports.
+        onnx_only = pool in ONNX_ONLY
+        assert main.image == ("classifier-worker:0.1.0-onnx" if onnx_only else "classifier-worker:0.1.0")
+        assert main.env["CLASSIFIER_RUNTIME"] == ("onnxruntime" if onnx_only else "auto")
+    assert ONNX_ONLY and set(POOLS) > ONNX_ONLY
+    (seed,) = pods.containers("Job", next(o["metadata"]["name"] for o in objects if o["kind"] == "Job"), claims)
+    assert seed.image == "classifier-worker:0.1.0"

@@ -116,3 +116,24 @@ def test_without_docker_or_podman_the_scripts_say_so(system_path: str) -> None:
     env = {"PATH": system_path, "IMAGE_TAG": "9.9.9", "LOAD": "0"}
     result = subprocess.run([str(REPO / "scripts" / "k8s-images.sh")], env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "neither docker nor podman is installed" in result.stderr
+
+
+def test_k8s_images_builds_the_onnx_only_worker_on_request(tmp_path: Path, system_path: str) -> None:
+    bin_dir = fake_engine(tmp_path, "podman")
+    env = {
+        "PATH": f"{bin_dir}:{system_path}",
+        "IMAGE_TAG": "9.9.9",
+        "LOAD": "0",
+        "IMAGE_BUILD_FLAGS": "--pull=never",
+        "WORKER_BUILD_FLAGS": "--build-arg TORCHVISION_VERSION=none",
+        "ONNX_WORKER": "1",
+    }
+    result = subprocess.run([str(REPO / "scripts" / "k8s-images.sh")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    *_, worker, onnx = (tmp_path / "calls").read_text().splitlines()
+    assert "--tag classifier-worker:9.9.9 " in worker
+    # The Dockerfile's onnx target, tagged for a pool's image.tagSuffix -onnx; the torch build's flags stay out.
+    assert onnx.endswith(
+        "--file services/classifier-worker/Dockerfile --tag classifier-worker:9.9.9-onnx --pull=never --target onnx ."
+    )
+    assert 'ONNX_WORKER="1"' in make_dry_run("images", "ONNX_WORKER=1")

@@ -4,7 +4,9 @@ then its app is started and must answer /readyz. A module that imports something
 does not declare fails here, before any image is built.
 
 The worker's venv gets torch's CPU build (from a local wheel where pip's find-links has one,
-else from PyTorch's CPU index) before the worker, whose requirement (torch>=2.6,<3) it meets."""
+else from PyTorch's CPU index) before the worker with its torch extra, whose requirement
+(torch>=2.6,<3) it meets. The worker is also installed without that extra, as the ONNX-only
+image installs it: torch is not there, and the worker serves a seeded export on ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def cpu_torch() -> list[str]:
     ]
 
 
-def install(venv: Path, service: str) -> Path:
+def install(venv: Path, service: str, *, with_torch: bool = True) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
@@ -65,15 +67,15 @@ def install(venv: Path, service: str) -> Path:
     constraints.write_text(
         "\n".join(line for line in lines if not line.startswith(("torch==", "torchvision=="))) + "\n"
     )
-    if service == "classifier-worker":
+    project = str(REPO / SERVICES[service][0])
+    if service == "classifier-worker" and with_torch:
         subprocess.run([*pip, "-c", str(constraints), *cpu_torch()], check=True)
-    subprocess.run(
-        [*pip, "-c", str(constraints), str(REPO / "libs" / "common"), str(REPO / SERVICES[service][0])], check=True
-    )
+        project += "[torch]"
+    subprocess.run([*pip, "-c", str(constraints), str(REPO / "libs" / "common"), project], check=True)
     return python
 
 
-def start_and_stop(python: Path, module: str, tmp: Path, seeded: tuple[Path, Path]) -> None:
+def start_and_stop(python: Path, module: str, tmp: Path, seeded: tuple[Path, Path], **extra_env: str) -> str:
     """The app starts from the fresh venv (outside the repository, so nothing of it is imported
     from the checkout), answers /readyz, and stops on SIGTERM: the worker exits 0 after its
     drain; uvicorn ends by re-raising the SIGTERM it handled (exit -15, 143 in a container)."""
@@ -91,6 +93,7 @@ def start_and_stop(python: Path, module: str, tmp: Path, seeded: tuple[Path, Pat
         "CLASSIFIER_MODELS_DIR": str(models_dir),
         "CLASSIFIER_GALLERY_DIR": str(gallery_dir),
         "CLASSIFIER_MODELS": "efficientnet_lite0",
+        **extra_env,
     }
     log = tmp / f"{module}.log"
     with log.open("wb") as out:
@@ -109,6 +112,7 @@ def start_and_stop(python: Path, module: str, tmp: Path, seeded: tuple[Path, Pat
             proc.kill()
             proc.wait()
         delete_job_queues(AMQP_URL, queue)
+    return log.read_text()
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -117,3 +121,37 @@ def test_service_starts_from_a_venv_with_only_its_declared_dependencies(
 ) -> None:
     python = install(tmp_path / "venv", service)
     start_and_stop(python, SERVICES[service][1], tmp_path, seeded)
+
+
+CLASSIFY_GOLDFINCH = """
+import sys
+from pathlib import Path
+from classifier_common.config import Settings
+from classifier_worker.preprocess import decode
+from classifier_worker.worker import load_models
+models_dir, gallery_dir = Path(sys.argv[1]), Path(sys.argv[2])
+settings = Settings(models_dir=models_dir, gallery_dir=gallery_dir, models=["efficientnet_lite0"], runtime="auto")
+model = load_models(settings)["efficientnet_lite0"]
+image = decode((gallery_dir / "n01531178_goldfinch.JPEG").read_bytes(), model.spec)
+print(model.runtime.name, model.predict([image])[0][0].label, "torch" in sys.modules)
+"""
+
+
+def test_the_worker_without_torch_serves_the_seeded_export(
+    tmp_path: Path, seeded: tuple[Path, Path], seeded_lite0_export: Path
+) -> None:
+    python = install(tmp_path / "venv", "classifier-worker", with_torch=False)
+    assert subprocess.run([str(python), "-c", "import torch"], capture_output=True).returncode != 0
+    classified = subprocess.run(
+        [str(python), "-c", CLASSIFY_GOLDFINCH, str(seeded_lite0_export), str(seeded[1])],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert classified.returncode == 0, classified.stderr[-3000:]
+    assert classified.stdout.split() == ["onnxruntime", "goldfinch", "False"]
+    log = start_and_stop(
+        python, "classifier_worker", tmp_path, (seeded_lite0_export, seeded[1]), CLASSIFIER_RUNTIME="onnxruntime"
+    )
+    assert "torch is not installed: every model runs on ONNX Runtime" in log

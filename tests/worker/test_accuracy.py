@@ -2,13 +2,16 @@
 loading and preprocessing (the HTTP path is checked for Lite0 in tests/e2e/test_accuracy.py),
 under every runtime the worker can choose, and each runtime's top-1 agreement with fp32 torch.
 Measured: Lite0 37/41, Lite1 37/41, Lite2 38/41, the same under each runtime (all agree with fp32
-torch on 41/41); the floor catches broken preprocessing, labels or exports."""
+torch on 41/41); the floor catches broken preprocessing, labels or exports. The worker's numpy
+preprocessing, softmax and top-5 give every photo the top-5 that the same steps in torch give."""
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +20,7 @@ from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
 from classifier_worker.runtimes import NAMES, TORCH, Runtime
 from classifier_worker.selection import MAX_DISAGREEMENTS, candidates
+from tests.worker.test_numpy_pipeline import torch_normalize
 
 MIN_CORRECT = {"efficientnet_lite0": 37, "efficientnet_lite1": 37, "efficientnet_lite2": 37}
 
@@ -29,7 +33,7 @@ def gallery(seeded: tuple[Path, Path], gallery_labels: dict[str, int]):  # noqa:
     files = sorted(gallery_labels)
 
     @cache
-    def get(name: str) -> tuple[LoadedModel, list[torch.Tensor], list[int]]:
+    def get(name: str) -> tuple[LoadedModel, list[np.ndarray], list[int]]:
         model = LoadedModel.load(get_spec(name), models_dir)
         batches = [model.normalize([decode((gallery_dir / f).read_bytes(), model.spec)]) for f in files]
         return model, batches, _top1(model.runtime, batches)
@@ -37,9 +41,8 @@ def gallery(seeded: tuple[Path, Path], gallery_labels: dict[str, int]):  # noqa:
     return files, get
 
 
-def _top1(runtime: Runtime, batches: list[torch.Tensor]) -> list[int]:
-    with torch.inference_mode():
-        return [int(runtime(batch).argmax(dim=1)[0]) for batch in batches]
+def _top1(runtime: Runtime, batches: list[np.ndarray]) -> list[int]:
+    return [int(runtime(batch).argmax(axis=1)[0]) for batch in batches]
 
 
 @pytest.mark.parametrize("runtime", NAMES)
@@ -66,3 +69,31 @@ def test_gallery_top1(
     print(f"\n{name} {runtime}: top-1 {correct}/{len(files)}, agrees with fp32 torch on {agreeing}; wrong: {wrong}")
     assert correct >= MIN_CORRECT[name], wrong
     assert agreeing >= len(files) - MAX_DISAGREEMENTS
+
+
+@pytest.mark.parametrize("runtime", [TORCH, "onnxruntime"])
+@pytest.mark.parametrize("name", sorted(MIN_CORRECT))
+def test_gallery_top5_is_what_the_torch_pipeline_gives(
+    name: str,
+    runtime: str,
+    seeded: tuple[Path, Path],
+    gallery,
+    tmp_path_factory: pytest.TempPathFactory,  # noqa: ANN001
+) -> None:
+    """Each photo's top-5 (classes and order; scores to float rounding) from LoadedModel.predict
+    against the same runtime fed by torch's normalisation and ranked by torch's softmax and topk."""
+    files, get = gallery
+    model, _, _ = get(name)
+    runner = model.runtime
+    if runtime != TORCH:
+        made, unavailable = candidates(runtime, model, seeded[0], tmp_path_factory.getbasetemp() / "exports", 1)
+        if runtime in unavailable:
+            pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
+        runner = made[runtime]
+    for file in files:
+        image = decode((seeded[1] / file).read_bytes(), model.spec)
+        logits = torch.from_numpy(runner(torch_normalize([image], model.spec.mean, model.spec.std).numpy()))
+        expected = logits.softmax(dim=1).topk(5, dim=1)
+        (top5,) = dataclasses.replace(model, runtime=runner).predict([image])
+        assert [p.class_index for p in top5] == expected.indices[0].tolist(), file
+        np.testing.assert_allclose([p.score for p in top5], expected.values[0].numpy(), rtol=1e-5, atol=1e-7)

@@ -49,7 +49,8 @@ def test_export_computes_what_torch_computes(lite0: LoadedModel, made: Path) -> 
     batch = torch.randn(3, 3, SPEC.input_size, SPEC.input_size)  # a batch of 3: the batch axis is dynamic
     with torch.inference_mode():
         expected = lite0.module(batch)
-    torch.testing.assert_close(OnnxRuntime(made, threads=1)(batch), expected, rtol=1e-3, atol=1e-3)
+    got = torch.from_numpy(OnnxRuntime(made, threads=1)(batch.numpy()))
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3)
 
 
 def test_a_seeded_export_is_used_as_it_is(lite0: LoadedModel, made: Path, tmp_path: Path) -> None:
@@ -85,15 +86,21 @@ def test_new_weights_never_meet_an_old_export(lite0: LoadedModel) -> None:
     assert lite0.version.rsplit("-", 1)[1] in export.export_name(SPEC, lite0.version)
 
 
-def test_the_seed_step_exports_once(seeded: tuple[Path, Path], tmp_path: Path) -> None:
-    models_dir = tmp_path / "models"
+def test_the_seed_step_exports_once_and_records_its_check(seeded: tuple[Path, Path], tmp_path: Path) -> None:
+    models_dir, gallery = tmp_path / "models", tmp_path / "gallery"
     shutil.copytree(seeded[0], models_dir)
-    assert seed_exports(models_dir, ["efficientnet_lite0"]) == {"efficientnet_lite0": "exported"}
-    assert seed_exports(models_dir, ["efficientnet_lite0"]) == {"efficientnet_lite0": "present"}
+    gallery.mkdir()
+    for photo in sorted(seeded[1].glob("*.JPEG"))[:3]:  # the check itself is tested in test_onnx_only.py
+        shutil.copy(photo, gallery / photo.name)
+    assert seed_exports(models_dir, ["efficientnet_lite0"], gallery) == {"efficientnet_lite0": "exported"}
     (path,) = (models_dir / export.EXPORTS_DIR).glob("*.onnx")
+    record = export.read_agreement(path, export.verify(path))
+    assert (record.photos, record.agreeing, record.refused) == (3, 3, None)
+    assert seed_exports(models_dir, ["efficientnet_lite0"], gallery) == {"efficientnet_lite0": "present"}
+    assert export.read_agreement(path, export.verify(path)) == record  # neither made nor checked again
     _tamper(path)
-    assert seed_exports(models_dir, ["efficientnet_lite0"]) == {"efficientnet_lite0": "exported"}
-    export.verify(path)
+    assert seed_exports(models_dir, ["efficientnet_lite0"], gallery) == {"efficientnet_lite0": "exported"}
+    assert export.read_agreement(path, export.verify(path)).export_sha256 == export.verify(path)
 
 
 EXPORT_IN_A_PROCESS = """

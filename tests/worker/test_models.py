@@ -60,12 +60,14 @@ def test_torchvision_weights_file_round_trip(name: str, tmp_path: Path, seeded: 
 
     loaded = LoadedModel.load(spec, tmp_path)
     image = decode((seeded[1] / "n01531178_goldfinch.JPEG").read_bytes(), spec)
-    batch = loaded.normalize([image])
+    batch = torch.from_numpy(loaded.normalize([image]))
     with torch.inference_mode():
         # The loaded module is rewritten for inference (BatchNorms folded): compare what it computes.
         logits = reference(batch)
         torch.testing.assert_close(loaded.module(batch), logits, rtol=1e-4, atol=1e-4)
-        expected = logits.softmax(1).topk(5).indices[0].tolist()
+        # Untrained weights: the scores of many classes round to the same float32; the worker
+        # ranks those by logit.
+        expected = logits[0].argsort(descending=True, stable=True)[:5].tolist()
     assert [p.class_index for p in loaded.predict([image])[0]] == expected
     assert loaded.version.startswith(spec.version + "-")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from classifier_worker import export
 from classifier_worker.models import file_sha256
-from classifier_worker.seed import SeedError, expected_digest, main, seed_gallery, seed_models
+from classifier_worker.seed import MARKER, SeedError, expected_digest, main, seed_gallery, seed_models
 from devstack.paths import REPO
 
 
@@ -53,4 +54,8 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     ]
     assert main([*args, "--models", "efficientnet_lite0"]) == 0
     assert "seeded 1 models" in capsys.readouterr().out
+    # The models volume is marked seeded only once the export and its check are recorded (pods
+    # wait for the marker; an ONNX-only worker needs both).
+    (record,) = (tmp_path / "m" / export.EXPORTS_DIR).glob(f"*{export.CHECK_SUFFIX}")
+    assert (tmp_path / "m" / MARKER).stat().st_mtime_ns >= record.stat().st_mtime_ns
     assert main([*args, "--models", "resnet18"]) == 1  # nothing usable seeded

@@ -186,8 +186,7 @@ def test_the_worker_loads_models_with_the_runtime_setting(models_dir: Path, gall
     assert top5[0].label == "goldfinch"
     assert metric("classifier_runtime_selected", ONNXRUNTIME) == 1
     # ONNX Runtime runs the only loaded model: its torch module (the weights) is freed.
-    assert model.module_released
-    assert sum(p.numel() for p in model.module.parameters()) == 0
+    assert model.module_released and not isinstance(model.module, torch.nn.Module)
     with pytest.raises(RuntimeError, match="released"):
         model.module(torch.zeros(1, 3, SPEC.input_size, SPEC.input_size))
 

@@ -366,7 +366,8 @@ Call with (dict "root" $ "queue" <the pool's queue>). */}}
 {{/* The worker pools, checked and completed: each pool of workerPools with what it leaves out
 taken from the worker: block (and its autoscaling from autoscaling:). resources, nodeSelector,
 tolerations, affinity, podAnnotations and extraEnv replace the worker's as a whole; image, gpu,
-podDisruptionBudget and autoscaling are merged key by key. Call with (dict "root" $ "out" $holder):
+podDisruptionBudget and autoscaling are merged key by key. A pool with image.onnxOnly runs the
+image <tag>-onnx with CLASSIFIER_RUNTIME=onnxruntime. Call with (dict "root" $ "out" $holder):
 it sets $holder.pools (a list of dicts) and $holder.models (every pool's models, in order).
 The schema checks each pool (a DNS-label name, at least one model, models of the catalog);
 what it cannot check across pools is refused here. */}}
@@ -399,6 +400,22 @@ what it cannot check across pools is refused here. */}}
 {{- $_ := set $merged $key (mergeOverwrite (deepCopy (get $root.Values.worker $key)) (deepCopy (get $pool $key | default dict))) }}
 {{- end }}
 {{- $_ := set $merged "autoscaling" (mergeOverwrite (deepCopy $root.Values.autoscaling) (deepCopy ($pool.autoscaling | default dict))) }}
+{{- if and $pool.image (hasKey $pool.image "onnxOnly") }}
+{{- $_ := set $merged.image "onnxOnly" $pool.image.onnxOnly }}{{/* an explicit false wins over the worker block's true, whatever the merge makes of a false */}}
+{{- end }}
+{{- if $merged.image.onnxOnly }}
+{{- if has $merged.runtime (list "torch" "torch-bf16") }}
+{{- fail (printf "workerPools[%s]: image.onnxOnly runs the worker image without torch, which cannot run runtime %s: use auto or onnxruntime" $pool.name $merged.runtime) }}
+{{- end }}
+{{- if $merged.gpu.enabled }}
+{{- fail (printf "workerPools[%s]: image.onnxOnly is the CPU worker image (ONNX Runtime's CPU provider): leave gpu disabled" $pool.name) }}
+{{- end }}
+{{- if $merged.image.tagSuffix }}
+{{- fail (printf "workerPools[%s]: image.onnxOnly names the image <tag>-onnx itself: leave tagSuffix (%s) out" $pool.name $merged.image.tagSuffix) }}
+{{- end }}
+{{- $_ := set $merged.image "tagSuffix" "-onnx" }}
+{{- $_ := set $merged "runtime" "onnxruntime" }}
+{{- end }}
 {{- $name := include "classifier.componentName" (dict "root" $root "component" (printf "worker-%s" $pool.name)) }}
 {{- if ne $name (printf "%s-worker-%s" (include "classifier.fullname" $root) $pool.name) }}
 {{- fail (printf "workerPools: %s-worker-%s is longer than the 63 characters of a Kubernetes name: shorten the pool's name or fullnameOverride" (include "classifier.fullname" $root) $pool.name) }}

@@ -13,6 +13,7 @@ from classifier_common.command import parse_command_line
 from classifier_common.config import Settings
 from classifier_common.store import open_store
 from classifier_worker import health
+from classifier_worker.runtimes import RuntimeUnavailable
 from classifier_worker.worker import Worker, load_models
 
 log = logging.getLogger("classifier_worker")
@@ -50,7 +51,12 @@ def main() -> int:
         head_timeout_s=settings.http_head_timeout_s,
         max_head_bytes=settings.http_max_head_bytes,
     )
-    models = load_models(settings)
+    try:
+        models = load_models(settings)
+    except RuntimeUnavailable as exc:
+        log.error("the worker cannot start: %s", exc)
+        server.shutdown()
+        return 2
     store = open_store(settings.store_url, retention_s=settings.retention_s)
     worker = Worker(settings, connect_consumer(settings), store, models)
     worker.start()

@@ -6,25 +6,38 @@ weights never meet an old export. Beside it, ``<file>.sha256`` records the expor
 written after the export is complete; a file that does not match it (tampered, cut off by a crash)
 is refused and made again. The seed step exports into ``<models dir>/exports``; a worker, which
 mounts the models read-only on Kubernetes, makes any missing or refused export in its own cache
-directory. Whether the export computes what torch computes is checked separately, on the gallery,
-before the worker uses it (:mod:`classifier_worker.selection`).
+directory.
+
+Whether the export computes what torch computes is checked on the gallery: by a worker with torch
+before it uses the export (:mod:`classifier_worker.selection`), and by the seed step, which
+records the outcome beside the export as ``<file>.check.json`` (:func:`record_agreement`), bound
+to the export's sha256. A worker without torch cannot run the check itself: it serves a seeded
+export only with a passing record (:mod:`classifier_worker.onnx_only`). Only :func:`export`
+needs torch.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import uuid
 import warnings
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from classifier_common.catalog import ModelSpec
 from classifier_worker.models import file_sha256
-from classifier_worker.optimize import RUNNING
+from classifier_worker.running import RUNNING
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +45,7 @@ EXPORTS_DIR = "exports"
 OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
+CHECK_SUFFIX = ".check.json"
 
 
 class ExportRefused(Exception):
@@ -50,8 +64,13 @@ def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def verify(path: Path) -> None:
-    """Raises ExportRefused unless ``path`` exists and matches the digest recorded beside it."""
+def agreement_path(path: Path) -> Path:
+    return path.with_name(path.name + CHECK_SUFFIX)
+
+
+def verify(path: Path) -> str:
+    """The export's sha256. Raises ExportRefused unless ``path`` exists and matches the digest
+    recorded beside it."""
     digest_file = _digest_path(path)
     if not path.is_file() or not digest_file.is_file():
         raise ExportRefused(f"{path} or its digest is missing")
@@ -59,10 +78,82 @@ def verify(path: Path) -> None:
     actual = file_sha256(path)
     if actual != recorded:
         raise ExportRefused(f"{path} has sha256 {actual[:12]}, its record says {recorded[:12] or 'nothing'}")
+    return actual
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The outcome of checking an export against fp32 torch on the gallery photos (top-1 of each
+    at batch 1), as recorded beside the export."""
+
+    export_sha256: str  # the export checked: a record of another file does not count
+    photos: int
+    agreeing: int  # photos whose top-1 class is fp32 torch's
+    max_disagreements: int  # the rule it was checked under
+    refused: str | None  # why the export may not be used; None: it passed
+    checked_at: str
+    torch: str
+    onnxruntime: str
+
+    @property
+    def disagreeing(self) -> int:
+        return self.photos - self.agreeing
+
+
+def record_agreement(path: Path, photos: int, agreeing: int, max_disagreements: int, refused: str | None) -> Agreement:
+    """Write the check's outcome for the export at ``path`` beside it (atomically) and return it."""
+    record = Agreement(
+        export_sha256=verify(path),
+        photos=photos,
+        agreeing=agreeing,
+        max_disagreements=max_disagreements,
+        refused=refused,
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        torch=_torch_version(),
+        onnxruntime=_version("onnxruntime"),
+    )
+    target = agreement_path(path)
+    part = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    part.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    part.replace(target)
+    return record
+
+
+def read_agreement(path: Path, export_sha256: str) -> Agreement:
+    """The recorded check of the export whose sha256 is ``export_sha256``. Raises ExportRefused
+    when there is none (missing, unreadable, or made for another file)."""
+    target = agreement_path(path)
+    try:
+        record = Agreement(**json.loads(target.read_text()))
+    except FileNotFoundError:
+        raise ExportRefused(f"{target} is missing: the export's check against torch was never recorded") from None
+    except (ValueError, TypeError) as exc:
+        raise ExportRefused(f"{target} is not a check record: {exc}") from None
+    if record.export_sha256 != export_sha256:
+        raise ExportRefused(
+            f"{target} records the check of another file (sha256 {record.export_sha256[:12]}, "
+            f"the export is {export_sha256[:12]})"
+        )
+    return record
+
+
+def _torch_version() -> str:
+    """The build that checked (2.14.1+cpu), where torch is loaded."""
+    torch = sys.modules.get("torch")
+    return str(torch.__version__) if torch is not None else _version("torch")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def export(module: torch.nn.Module, spec: ModelSpec, path: Path) -> Path:
     """Export ``module`` (batch axis dynamic) to ``path`` and record its digest; returns ``path``."""
+    import torch
+
     started = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Names of this call's own: workers starting side by side may export the same model at once.

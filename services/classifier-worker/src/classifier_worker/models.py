@@ -1,7 +1,10 @@
 """Loading models from the models directory and running them.
 
 A :class:`LoadedModel` has an explicit lifecycle: built from its catalog entry, weights loaded,
-one warm-up inference run; only then is it ``ready``.
+one warm-up inference run; only then is it ``ready``. Loading the weights into a module needs
+torch (imported there); running the model does not: preprocessing, softmax and top-5 are numpy,
+whichever runtime computes the logits (a worker without torch loads each model's ONNX export
+instead, :mod:`classifier_worker.onnx_only`).
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from PIL import Image
 
 from classifier_common.catalog import ModelSpec
 from classifier_common.domain import Prediction
-from classifier_worker.optimize import RUNNING, for_inference
 from classifier_worker.preprocess import Normalizer
+from classifier_worker.running import RUNNING
 from classifier_worker.runtimes import Runtime, TorchRuntime
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def weights_version(spec: ModelSpec, models_dir: Path) -> str:
+    """The loaded model's version: the catalog's, and the weights file's digest prefix (so new
+    weights are a new version, and never meet an older export of the model)."""
+    return f"{spec.version}-{file_sha256(spec.weights_path(models_dir))[:12]}"
+
+
 def build_module(spec: ModelSpec) -> torch.nn.Module:
     if spec.family == "efficientnet_lite":
         from efficientnet_lite_pytorch import EfficientNet
@@ -61,12 +74,12 @@ def build_module(spec: ModelSpec) -> torch.nn.Module:
     raise ValueError(f"unknown model family {spec.family!r}")
 
 
-class ReleasedModule(torch.nn.Module):
-    """Stands in for a module whose weights were freed (:meth:`LoadedModel.release_module`):
-    calling it is a bug, and says so."""
+class ReleasedModule:
+    """Stands in for a torch module whose weights were freed (:meth:`LoadedModel.release_module`)
+    or never loaded (a worker without torch): calling it is a bug, and says so."""
 
-    def forward(self, *_: object) -> torch.Tensor:
-        raise RuntimeError("this model's torch module was released: its runtime does not use it")
+    def __call__(self, *_: object) -> Any:
+        raise RuntimeError("this model has no torch module (released, or never loaded): its runtime does not use it")
 
 
 def return_freed_memory() -> None:
@@ -86,25 +99,33 @@ def return_freed_memory() -> None:
 @dataclass
 class LoadedModel:
     spec: ModelSpec
-    module: torch.nn.Module
+    # The torch module (torch.nn.Module), or a ReleasedModule where the runtime needs none.
+    module: Any
     version: str
     normalize: Normalizer
-    # What runs the forward pass: fp32 torch on ``module`` unless selection.py picks another.
-    runtime: Runtime = field(init=False)
+    # What runs the forward pass: fp32 torch on ``module`` unless given (or selection.py picks
+    # another).
+    runtime: Runtime = field(default=None)  # type: ignore[assignment]
     ready: bool = False
 
     def __post_init__(self) -> None:
-        self.runtime = TorchRuntime(self.module)
+        if self.runtime is None:
+            self.runtime = TorchRuntime(self.module)
 
     @classmethod
     def load(cls, spec: ModelSpec, models_dir: Path) -> LoadedModel:
+        """The model on fp32 torch, from its weights file (needs torch)."""
+        import torch
+
+        from classifier_worker.optimize import for_inference
+
         path = spec.weights_path(models_dir)
         started = time.perf_counter()
         module = build_module(spec)
         state = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(state)
         module = for_inference(module)
-        version = f"{spec.version}-{file_sha256(path)[:12]}"
+        version = weights_version(spec, models_dir)
         model = cls(spec=spec, module=module, version=version, normalize=Normalizer(spec))
         model.warm_up()
         log.info(
@@ -135,9 +156,9 @@ class LoadedModel:
     def predict(self, images: list[Image.Image]) -> list[list[Prediction]]:
         """Top-5 predictions, score descending, for each preprocessed image."""
         batch = self.normalize(images)
-        with RUNNING.shared(), torch.inference_mode():
-            probabilities = self.runtime(batch).softmax(dim=1)
-        scores, indices = probabilities.topk(TOP_K, dim=1)
+        with RUNNING.shared():
+            logits = self.runtime(batch)
+        scores, indices = top_k(logits, TOP_K)
         categories = imagenet_categories() if self.spec.num_classes == 1000 else None
         out = []
         for row_scores, row_indices in zip(scores.tolist(), indices.tolist(), strict=True):
@@ -152,3 +173,21 @@ class LoadedModel:
                 ]
             )
         return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, the way torch's CPU kernel computes it (exp of the logits less
+    their row maximum, times the reciprocal of the row's sum): the same scores to float rounding."""
+    logits = np.asarray(logits, dtype=np.float32)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp * (np.float32(1.0) / exp.sum(axis=1, keepdims=True))
+
+
+def top_k(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(softmax scores, class indices) of each row's ``k`` most likely classes, most likely first.
+
+    Ranked by the logits (softmax keeps their order): where scores differ, the order is the
+    scores'; classes whose scores round to the same float32 are ranked by logit, then index."""
+    logits = np.asarray(logits, dtype=np.float32)
+    indices = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(softmax(logits), indices, axis=1), indices

@@ -11,8 +11,8 @@ Two rewrites of the model's traced graph (``torch.fx``), both exact in real arit
 
 Tracing patches ``torch.nn.Module.__call__`` for the whole process while it runs, so a model
 running in another thread meanwhile fails ("module is not installed as a submodule"). Rewrites
-therefore run alone: :func:`for_inference` holds :data:`RUNNING` exclusively, and everything that
-runs a model holds it shared (``with RUNNING.shared(): ...``), as ``LoadedModel.predict`` does.
+therefore run alone: :func:`for_inference` holds :data:`RUNNING` (:mod:`classifier_worker.running`)
+exclusively, and everything that runs a model holds it shared, as ``LoadedModel.predict`` does.
 One process normally loads its models before it runs any, but two apps in one process (tests,
 an embedded gateway beside another) need it.
 
@@ -23,58 +23,16 @@ For efficientnet_lite0 on one CPU thread the first two took the forward pass fro
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from classifier_worker.running import RUNNING, SharedExclusive
+
 log = logging.getLogger(__name__)
 
 _IN_PLACE = {nn.ReLU: nn.functional.relu, nn.ReLU6: nn.functional.relu6}
-
-
-class SharedExclusive:
-    """A lock that many holders may share, or one may hold alone. A holder waiting to hold it
-    alone goes first: new shared holders wait behind it, so a steady stream of them (a busy
-    worker) cannot keep it out."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-        self._waiting = 0  # would-be exclusive holders
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
-            self._waiting -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
-
-
-RUNNING = SharedExclusive()
 
 
 class _Tracer(fx.Tracer):

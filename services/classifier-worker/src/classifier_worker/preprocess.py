@@ -1,5 +1,6 @@
-"""Image bytes -> the tensor a model expects. Each model's sizes and normalisation come from its
-catalog entry; this module only knows how to apply them."""
+"""Image bytes -> the float batch a model expects (a numpy array, whatever runs the model). Each
+model's sizes and normalisation come from its catalog entry; this module only knows how to apply
+them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import io
 import threading
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from classifier_common.catalog import ModelSpec
@@ -66,13 +66,19 @@ def _decode(data: bytes, spec: ModelSpec) -> Image.Image:
 
 
 class Normalizer:
-    """uint8 HWC images -> normalised float NCHW batch."""
+    """uint8 HWC images -> normalised float32 NCHW batch, in numpy.
+
+    The batch is the (N, H, W, C) stack seen as (N, C, H, W) (a transposed view, no copy of the
+    layout): the same values and memory layout as torch's ``from_numpy(...).permute(0, 3, 1,
+    2).float()`` gave, so the torch runtimes (which take it with ``torch.from_numpy``) compute
+    exactly what they computed on the torch-built batch. Subtract and multiply are IEEE float32
+    operations in both libraries: the values are bit for bit the same."""
 
     def __init__(self, spec: ModelSpec):
-        self.mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        self.inv_std = np.float32(1.0) / np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1)
 
-    def __call__(self, images: list[Image.Image]) -> torch.Tensor:
+    def __call__(self, images: list[Image.Image]) -> np.ndarray:
         arrays = np.stack([np.asarray(img, dtype=np.uint8) for img in images])  # N,H,W,C
-        batch = torch.from_numpy(arrays).permute(0, 3, 1, 2).float()
+        batch = arrays.transpose(0, 3, 1, 2).astype(np.float32)  # keeps the N,H,W,C layout
         return (batch - self.mean) * self.inv_std

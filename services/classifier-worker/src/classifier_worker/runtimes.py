@@ -1,6 +1,6 @@
-"""The ways a worker can run a loaded model's forward pass. Each takes the normalised float batch
-(N, 3, H, W) and returns the logits (N, classes) as a float32 tensor; the model's weights and
-preprocessing are the same for all of them.
+"""The ways a worker can run a loaded model's forward pass. Each takes the normalised float32 batch
+(N, 3, H, W) as a numpy array and returns the logits (N, classes) as a float32 numpy array; the
+model's weights and preprocessing are the same for all of them.
 
 - ``torch``: the model in fp32 as :mod:`classifier_worker.optimize` rewrote it; the reference
   every other runtime is checked against.
@@ -9,59 +9,84 @@ preprocessing are the same for all of them.
 - ``onnxruntime``: ONNX Runtime's CPU provider on the model exported from the same checkpoint
   (:mod:`classifier_worker.export`).
 
-Which one a worker uses is :mod:`classifier_worker.selection`'s decision.
+Which one a worker uses is :mod:`classifier_worker.selection`'s decision. Only the torch runtimes
+import torch, when they are made: a worker without torch installed runs ONNX Runtime alone
+(:mod:`classifier_worker.onnx_only`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 TORCH = "torch"
 TORCH_BF16 = "torch-bf16"
 ONNXRUNTIME = "onnxruntime"
 NAMES = (TORCH, TORCH_BF16, ONNXRUNTIME)
+# The runtimes that need torch installed.
+TORCH_RUNTIMES = (TORCH, TORCH_BF16)
+
+
+def torch_installed() -> bool:
+    """Whether torch can be imported here (without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime asked for cannot run here or failed its check."""
 
 
 class Runtime(Protocol):
     name: str
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 class TorchRuntime:
     name = TORCH
 
     def __init__(self, module: torch.nn.Module):
+        import torch
+
+        self._torch = torch
         self.module = module
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.module(batch)
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.module(self._torch.from_numpy(batch)).numpy()
 
 
 class TorchBf16Runtime:
     name = TORCH_BF16
 
     def __init__(self, module: torch.nn.Module):
+        import torch
+
+        self._torch = torch
         self.module = module
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.module(batch).float()
+            return self.module(torch.from_numpy(batch)).float().numpy()
 
 
 class OnnxRuntime:
     name = ONNXRUNTIME
 
     def __init__(self, path: Path, threads: int):
+        """``threads``: intra-op threads; 0 is ONNX Runtime's default (one per physical core)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         # The worker's parallelism is its processes (one per core); the torch thread setting
-        # applies to this runtime too.
+        # (CLASSIFIER_TORCH_THREADS) applies to this runtime too.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -70,6 +95,6 @@ class OnnxRuntime:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        (logits,) = self.session.run(None, {self._input: batch.numpy()})
-        return torch.from_numpy(logits)
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        (logits,) = self.session.run(None, {self._input: batch})
+        return np.asarray(logits)

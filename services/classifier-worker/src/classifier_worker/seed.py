@@ -5,7 +5,9 @@
   with internet); without it they are left out and those models are simply not available.
 - Gallery photos are copied from ``--gallery-source`` and checked against its SHA256SUMS.
 - Each model present is exported to ONNX into ``<models dir>/exports`` (classifier_worker.export),
-  with its sha256 recorded beside it; ``--no-export`` leaves that to the workers.
+  with its sha256 recorded beside it, and the export is checked against fp32 torch on the gallery
+  photos, the verdict recorded beside it too (a worker without torch serves only an export whose
+  check passed); ``--no-export`` leaves the exports to the workers with torch.
 
 Every file is verified by sha256: the full digest where the manifest below has it, otherwise
 the digest prefix that the published file name carries (the torch.hub convention). Files already
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from classifier_common import logs as clog
 from classifier_common.catalog import CATALOG, ModelSpec
-from classifier_worker import export
+from classifier_worker import export, selection
 from classifier_worker.models import LoadedModel, file_sha256
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,19 @@ def seed_models(models_dir: Path, names: list[str], download: bool) -> dict[str,
         else:
             outcome[name] = "skipped: needs --download (internet)"
         log.info("model %s: %s", name, outcome[name])
-    (models_dir / MARKER).write_text("".join(f"{k}: {v}\n" for k, v in outcome.items()))
     return outcome
 
 
-def seed_exports(models_dir: Path, names: list[str]) -> dict[str, str]:
-    """Export each model whose weights are present; {model: "present" | "exported"}."""
+def mark_models(models_dir: Path, outcome: dict[str, str]) -> None:
+    """The models volume's ``.seeded`` marker, written last (after the exports and their checks):
+    the pods that wait for it find everything in place, ONNX-only workers their exports too."""
+    (models_dir / MARKER).write_text("".join(f"{k}: {v}\n" for k, v in outcome.items()))
+
+
+def seed_exports(models_dir: Path, names: list[str], gallery_dir: Path) -> dict[str, str]:
+    """Export each model whose weights are present and record the export's check against fp32
+    torch on the photos in ``gallery_dir``; {model: "present" | "exported"}. An export already
+    present with the record of its check is left alone."""
     outcome: dict[str, str] = {}
     for name in names:
         spec = CATALOG[name]
@@ -122,13 +131,39 @@ def seed_exports(models_dir: Path, names: list[str]) -> dict[str, str]:
         loaded = LoadedModel.load(spec, models_dir)
         path = models_dir / export.EXPORTS_DIR / export.export_name(spec, loaded.version)
         try:
-            export.verify(path)
+            digest = export.verify(path)
             outcome[name] = "present"
         except export.ExportRefused:
             export.export(loaded.module, spec, path)
+            digest = export.verify(path)
             outcome[name] = "exported"
         log.info("ONNX export of %s: %s", name, outcome[name])
+        record: export.Agreement | None
+        try:
+            record = export.read_agreement(path, digest)
+        except export.ExportRefused:
+            record = _check_export(loaded, path, gallery_dir)
+        if record is not None:
+            log.info(
+                "ONNX export of %s agrees with fp32 torch on %d of %d gallery photos: %s",
+                name,
+                record.agreeing,
+                record.photos,
+                f"refused ({record.refused})" if record.refused else "passed",
+            )
     return outcome
+
+
+def _check_export(loaded: LoadedModel, path: Path, gallery_dir: Path) -> export.Agreement | None:
+    """Check the export as a worker with torch would, and record the verdict beside it; None
+    (nothing recorded) when there are no gallery photos to check it on."""
+    import torch
+
+    verdict = selection.check_export(loaded, path, gallery_dir, torch.get_num_threads())
+    if verdict.photos == 0:
+        log.warning("ONNX export of %s not checked: %s", loaded.spec.name, verdict.refused)
+        return None
+    return export.record_agreement(path, verdict.photos, verdict.agreeing, selection.MAX_DISAGREEMENTS, verdict.refused)
 
 
 def read_sums(path: Path) -> dict[str, str]:
@@ -171,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = seed_models(args.models_dir, names, args.download)
         count = seed_gallery(args.gallery_dir, args.gallery_source)
         if not args.no_export:
-            seed_exports(args.models_dir, [name for name, what in outcome.items() if not what.startswith("skipped")])
+            present = [name for name, what in outcome.items() if not what.startswith("skipped")]
+            seed_exports(args.models_dir, present, args.gallery_dir)
+        mark_models(args.models_dir, outcome)
     except SeedError as exc:
         log.error("seeding failed: %s", exc)
         return 1

@@ -13,6 +13,9 @@ runtime is used if it was not refused, and otherwise the worker does not start. 
 cannot run here are left out before the check: bf16 on a CPU without AVX512-BF16 or AMX, ONNX
 Runtime when the export cannot be made. Both the check and the choice are logged and exported as
 metrics (``classifier_runtime_*``, docs/metrics.md).
+
+The seed step runs the same check on each export it makes and records the verdict beside it
+(:func:`check_export`); a worker without torch relies on that record (:mod:`classifier_worker.onnx_only`).
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from classifier_common import metrics
 from classifier_common.images import Gallery
 from classifier_worker import export
 from classifier_worker.cpu import this_cpu_has_bf16
 from classifier_worker.models import LoadedModel
-from classifier_worker.optimize import RUNNING
 from classifier_worker.preprocess import decode
+from classifier_worker.running import RUNNING
 from classifier_worker.runtimes import (
     NAMES,
     ONNXRUNTIME,
@@ -40,6 +43,7 @@ from classifier_worker.runtimes import (
     TORCH_BF16,
     OnnxRuntime,
     Runtime,
+    RuntimeUnavailable,
     TorchBf16Runtime,
     TorchRuntime,
 )
@@ -50,10 +54,6 @@ AUTO = "auto"
 CHOICES = (AUTO, *NAMES)
 # Of the 41 gallery photos, at most this many may get another top-1 class than fp32 torch gives.
 MAX_DISAGREEMENTS = 1
-
-
-class RuntimeUnavailable(RuntimeError):
-    """The runtime asked for cannot run here or failed its check."""
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Selection:
     check_s: float
 
 
-def gallery_batches(loaded: LoadedModel, gallery_dir: Path) -> list[torch.Tensor]:
+def gallery_batches(loaded: LoadedModel, gallery_dir: Path) -> list[np.ndarray]:
     """Each gallery photo as the batch of one the worker would build for it."""
     gallery = Gallery(gallery_dir)
     return [loaded.normalize([decode(gallery.read(info.name), loaded.spec)]) for info in gallery.list()]
@@ -109,7 +109,7 @@ def _bf16(loaded: LoadedModel) -> Runtime:
     return TorchBf16Runtime(loaded.module)
 
 
-def check(reference: Runtime, runtimes: dict[str, Runtime], batches: list[torch.Tensor]) -> dict[str, Verdict]:
+def check(reference: Runtime, runtimes: dict[str, Runtime], batches: list[np.ndarray]) -> dict[str, Verdict]:
     """Top-1 agreement with ``reference`` and median ms per image of each runtime (and of the
     reference itself) over ``batches``, run interleaved, one batch at a time."""
     everyone = {reference.name: reference, **runtimes}
@@ -133,7 +133,7 @@ def check(reference: Runtime, runtimes: dict[str, Runtime], batches: list[torch.
                     verdicts[name].refused = f"failed: {type(exc).__name__}: {exc}"
                     continue
                 timings[name].append(time.perf_counter() - started)
-                top1[name] = int(logits.argmax(dim=1)[0])
+                top1[name] = int(logits.argmax(axis=1)[0])
             expected = top1.get(reference.name)
             for name, index in top1.items():
                 verdicts[name].agreeing += index == expected
@@ -183,11 +183,21 @@ def select_runtime(
     chosen = choose(requested, verdicts)
     loaded.runtime = reference if chosen == TORCH else runtimes[chosen]
     selection = Selection(chosen, verdicts, time.perf_counter() - started)
-    _report(loaded.spec.name, requested, selection)
+    report(loaded.spec.name, requested, selection)
     return selection
 
 
-def _report(model: str, requested: str, selection: Selection) -> None:
+def check_export(loaded: LoadedModel, path: Path, gallery_dir: Path, threads: int) -> Verdict:
+    """The ONNX export at ``path`` of ``loaded`` (on torch), checked against fp32 torch on the
+    gallery as a worker checks it at start-up (the seed step records the verdict)."""
+    batches = gallery_batches(loaded, gallery_dir)
+    if not batches:
+        return Verdict(ONNXRUNTIME, refused=f"no gallery photos in {gallery_dir} to check it on")
+    return check(TorchRuntime(loaded.module), {ONNXRUNTIME: OnnxRuntime(path, threads)}, batches)[ONNXRUNTIME]
+
+
+def report(model: str, requested: str, selection: Selection) -> None:
+    """Log the verdicts and the choice, and export them as the classifier_runtime_* metrics."""
     for name, verdict in selection.verdicts.items():
         log.info(
             "runtime checked",

@@ -13,15 +13,27 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 from PIL import Image
 
 from classifier_common.catalog import ModelSpec
 from classifier_common.domain import Prediction
-from classifier_worker.models import TOP_K, LoadedModel
+from classifier_worker.models import TOP_K, LoadedModel, ReleasedModule
 from classifier_worker.preprocess import Normalizer
 
 SYNTHETIC_LABEL = "synthetic"
+
+
+class SyntheticRuntime:
+    """No forward pass: zero logits (:meth:`SyntheticModel.predict` never asks for them)."""
+
+    name = "synthetic"
+
+    def __init__(self, classes: int):
+        self.classes = classes
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.zeros((len(batch), self.classes), dtype=np.float32)
 
 
 @dataclass
@@ -32,9 +44,10 @@ class SyntheticModel(LoadedModel):
     def create(cls, spec: ModelSpec, service_ms: int) -> SyntheticModel:
         model = cls(
             spec=spec,
-            module=torch.nn.Identity(),
+            module=ReleasedModule(),
             version=f"synthetic-{service_ms}ms",
             normalize=Normalizer(spec),
+            runtime=SyntheticRuntime(spec.num_classes),
             service_s=service_ms / 1000,
         )
         model.warm_up()

@@ -15,8 +15,6 @@ import uuid
 from pathlib import Path
 from socket import gethostname
 
-import torch
-
 from classifier_common import metrics
 from classifier_common.broker import Consumer, DeadLetterConsumer, Delivery, connect_dead_letters
 from classifier_common.catalog import available_models, get_spec, register_synthetic_models
@@ -24,11 +22,11 @@ from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store import JobStore
-from classifier_worker import export
+from classifier_worker import export, onnx_only
 from classifier_worker.models import LoadedModel, return_freed_memory
 from classifier_worker.processor import Processor
 from classifier_worker.reconciler import Reconciler
-from classifier_worker.runtimes import ONNXRUNTIME
+from classifier_worker.runtimes import ONNXRUNTIME, torch_installed
 from classifier_worker.selection import select_runtime
 from classifier_worker.synthetic import SyntheticModel
 
@@ -64,8 +62,20 @@ class _Tracked:
 
 
 def load_models(settings: Settings) -> dict[str, LoadedModel]:
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    """The models of the pool this worker serves, loaded and on their runtime. Without torch
+    installed, each from its seeded ONNX export (:mod:`classifier_worker.onnx_only`). Raises
+    RuntimeUnavailable (or RuntimeError) when the worker cannot serve them."""
+    with_torch = torch_installed()
+    if with_torch:
+        import torch
+
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        threads = torch.get_num_threads()
+    else:
+        onnx_only.check_runtime(settings.runtime)
+        threads = settings.torch_threads or 0  # 0: ONNX Runtime's default
+        log.info("torch is not installed: every model runs on ONNX Runtime from its seeded export")
     if settings.synthetic_service_ms:  # scaling experiments only
         register_synthetic_models(m for models in settings.pools.values() for m in models)
     # Exactly the models of the pool this worker serves (CLASSIFIER_POOL); the implicit pool
@@ -82,6 +92,10 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
             continue
         if not spec.available(settings.models_dir):
             raise RuntimeError(f"weights for {name} not found at {spec.weights_path(settings.models_dir)}")
+        if not with_torch:
+            loaded[name] = onnx_only.load(spec, settings.models_dir, threads, settings.runtime)
+            metrics.MODEL_LOADED.labels(name).set(1)
+            continue
         loaded[name] = LoadedModel.load(spec, settings.models_dir)
         select_runtime(
             loaded[name],
@@ -89,10 +103,11 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
             models_dir=settings.models_dir,
             gallery_dir=settings.gallery_dir,
             cache_dir=settings.runtime_cache_dir or export.default_cache_dir(),
-            threads=torch.get_num_threads(),
+            threads=threads,
         )
         metrics.MODEL_LOADED.labels(name).set(1)
-    release_torch_modules(loaded)
+    if with_torch:
+        release_torch_modules(loaded)
     return loaded
 
 

@@ -34,10 +34,12 @@ trap 'rm -f "$CONSTRAINTS"' EXIT
   | grep -viE '^(torch|torchvision|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+|pip|setuptools|wheel)==' > "$CONSTRAINTS" || true
 echo "torch==${TORCH_VERSION}+cpu" >> "$CONSTRAINTS"
 
-# The worker's dependencies as its pyproject.toml declares them, less torch, torchvision and our own.
+# The worker's dependencies with its [torch] extra as its pyproject.toml declares them, less torch,
+# torchvision and our own.
 WORKER_DEPS="$("$PROJECT_VENV/bin/python" -c '
 import re, sys, tomllib
-deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+deps = project["dependencies"] + project.get("optional-dependencies", {}).get("torch", [])
 name = lambda dep: re.match(r"[A-Za-z0-9._-]+", dep).group().lower()
 print(" ".join(d for d in deps if name(d) not in ("torch", "torchvision") and not name(d).startswith("classifier-")))
 ' "$REPO/services/classifier-worker/pyproject.toml")"

@@ -152,6 +152,39 @@ def test_bundled_services_are_what_the_default_urls_point_at() -> None:
     assert "@classifier-mongodb:27017/classifier?" in env["CLASSIFIER_STORE_URL"]["value"]
 
 
+def test_the_operator_view_reads_unacknowledged_counts_from_the_management_api() -> None:
+    # GET /v1/stats's unacked count comes from RabbitMQ's management API (AMQP does not give it).
+    objects = render()
+    service = one(objects, "Service", "classifier-rabbitmq")
+    assert {"name": "management", "port": 15672} in [
+        {k: p[k] for k in ("name", "port")} for p in service["spec"]["ports"]
+    ]
+    env = env_of(one(objects, "Deployment", "classifier-gateway")["spec"]["template"]["spec"]["containers"][0])
+    assert env["CLASSIFIER_RABBITMQ_MANAGEMENT_URL"]["value"] == (
+        "http://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@classifier-rabbitmq:15672"
+    )
+    # Kubernetes expands $(VAR) only from variables defined before it.
+    names = list(env)
+    assert names.index("CLASSIFIER_BROKER_PASSWORD") < names.index("CLASSIFIER_RABBITMQ_MANAGEMENT_URL")
+    policy = one(objects, "NetworkPolicy", "classifier-rabbitmq")
+    admitted_ports = {
+        p["port"] for rule in policy["spec"]["ingress"] if "podSelector" in rule["from"][0] for p in rule["ports"]
+    }
+    assert {"amqp", "management"} <= admitted_ports
+    # An external broker: only where its management port is given.
+    external = ["--values", str(CHART / "ci" / "external-services-values.yaml")]
+    for extra, expected in (
+        ([], None),
+        (
+            ["--set", "externalRabbitmq.managementPort=15671"],
+            "https://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@rabbitmq.messaging.svc.cluster.local:15671",
+        ),
+    ):
+        gateway = one(render(*external, *extra), "Deployment", "classifier-gateway")
+        env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
+        assert env.get("CLASSIFIER_RABBITMQ_MANAGEMENT_URL", {}).get("value") == expected
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

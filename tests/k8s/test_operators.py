@@ -88,6 +88,9 @@ def test_services_use_the_operators_default_user_and_service() -> None:
         assert url.startswith(
             "amqp://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@classifier-rabbitmq:5672/"
         )
+        assert env["CLASSIFIER_RABBITMQ_MANAGEMENT_URL"]["value"] == (
+            "http://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@classifier-rabbitmq:15672"
+        )
 
 
 def test_services_reach_every_replica_set_member_and_the_store_writes_to_a_majority() -> None:
@@ -136,8 +139,10 @@ def test_network_policies_select_the_operators_pods() -> None:
     assert rabbit["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "classifier-rabbitmq"}}
     mongo = one(objects, "NetworkPolicy", "classifier-mongodb")["spec"]
     assert mongo["podSelector"] == {"matchLabels": {"app": "classifier-mongodb-svc"}}
-    for policy, port in ((rabbit, 5672), (mongo, 27017)):
-        from_services = [rule for rule in policy["ingress"] if rule.get("ports") == [{"port": port, "protocol": "TCP"}]]
+    # RabbitMQ: AMQP, and the management API the operator view reads.
+    for policy, ports in ((rabbit, [5672, 15672]), (mongo, [27017])):
+        wanted = [{"port": port, "protocol": "TCP"} for port in ports]
+        from_services = [rule for rule in policy["ingress"] if rule.get("ports") == wanted]
         assert len(from_services) == 1
         components = from_services[0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
         assert components == ["gateway", "results", "worker"]

@@ -121,6 +121,18 @@ vars that classifier.storeAndBrokerEnv defines first, so no credential is ever i
 {{- end }}
 {{- end }}
 
+{{/* RabbitMQ's management API (http, the same credentials), where the operator view
+(GET /v1/stats) reads each queue's unacknowledged count, which AMQP does not give; empty for an
+external broker without externalRabbitmq.managementPort. */}}
+{{- define "classifier.brokerManagementUrl" -}}
+{{- if include "classifier.rabbitmq.inRelease" . }}
+{{- printf "http://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@%s:15672" (include "classifier.componentName" (dict "root" . "component" "rabbitmq")) }}
+{{- else if .Values.externalRabbitmq.managementPort }}
+{{- $ext := .Values.externalRabbitmq }}
+{{- printf "%s://$(CLASSIFIER_BROKER_USERNAME):$(CLASSIFIER_BROKER_PASSWORD)@%s:%d" (ternary "https" "http" (eq $ext.scheme "amqps")) $ext.host (int $ext.managementPort) }}
+{{- end }}
+{{- end }}
+
 {{/* MongoDB ----------------------------------------------------------------------------- */}}
 
 {{/* "true" when the release runs its own MongoDB (store.type mongodb, and the hand-written
@@ -205,6 +217,10 @@ them; the store adds w=majority and retryable writes (classifier_common.store.mo
       key: {{ include "classifier.rabbitmq.passwordKey" . }}
 - name: CLASSIFIER_BROKER_URL
   value: {{ include "classifier.brokerUrl" . | quote }}
+{{- with include "classifier.brokerManagementUrl" . }}
+- name: CLASSIFIER_RABBITMQ_MANAGEMENT_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- if eq .Values.store.type "mongodb" }}
 - name: CLASSIFIER_STORE_USERNAME
   valueFrom:

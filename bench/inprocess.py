@@ -25,6 +25,7 @@ from bench.images import load_gallery
 from bench.load import percentile
 from bench.procstats import machine_busy_seconds, memory_mb
 from classifier_common.catalog import get_spec
+from classifier_worker import allocator
 from classifier_worker.export import default_cache_dir, ensure_export
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", default="auto", help="CLASSIFIER_RUNTIME of (2)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    allocator.keep_freed_memory()  # as a worker process does (load_models)
     model = LoadedModel.load(get_spec(args.model), args.models_dir)
     if "preprocess" in args.scenarios:  # as the worker would run it
         select_runtime(

@@ -9,9 +9,6 @@ instead, :mod:`classifier_worker.onnx_only`).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import hashlib
 import logging
 import time
@@ -80,20 +77,6 @@ class ReleasedModule:
 
     def __call__(self, *_: object) -> Any:
         raise RuntimeError("this model has no torch module (released, or never loaded): its runtime does not use it")
-
-
-def return_freed_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim), so that
-    memory released by Python objects shows in the process's RSS. A no-op without glibc."""
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return
-    trim(0)
 
 
 @dataclass

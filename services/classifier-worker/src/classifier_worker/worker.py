@@ -22,8 +22,8 @@ from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.errors import StoreUnavailable
 from classifier_common.store import JobStore
-from classifier_worker import export, onnx_only
-from classifier_worker.models import LoadedModel, return_freed_memory
+from classifier_worker import allocator, export, onnx_only
+from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
 from classifier_worker.reconciler import Reconciler
 from classifier_worker.runtimes import ONNXRUNTIME, torch_installed
@@ -65,6 +65,7 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
     """The models of the pool this worker serves, loaded and on their runtime. Without torch
     installed, each from its seeded ONNX export (:mod:`classifier_worker.onnx_only`). Raises
     RuntimeUnavailable (or RuntimeError) when the worker cannot serve them."""
+    allocator.keep_freed_memory()  # before the first job's buffers are allocated
     with_torch = torch_installed()
     if with_torch:
         import torch
@@ -118,7 +119,7 @@ def release_torch_modules(loaded: dict[str, LoadedModel]) -> bool:
         return False
     for model in loaded.values():
         model.release_module()
-    return_freed_memory()
+    allocator.return_freed_memory()
     log.info("torch modules released: ONNX Runtime runs every loaded model", extra={"models": sorted(loaded)})
     return True
 

@@ -16,6 +16,7 @@ from classifier_common.config import Settings
 from tests.k8s.chart import (
     CHART,
     RenderError,
+    app_version,
     chart_values,
     env_of,
     find,
@@ -353,6 +354,49 @@ def test_every_pool_onnx_only_from_the_worker_block_and_a_pool_may_opt_out(tmp_p
     assert not worker(objects, "classifier-worker-big")["image"].endswith("-onnx")
     (seed_job,) = find(objects, "Job")
     assert not seed_job["spec"]["template"]["spec"]["containers"][0]["image"].endswith("-onnx")
+
+
+@pytest.mark.parametrize(
+    ("worker_image", "pool_image", "expected"),
+    [
+        # A build that names the ONNX-only image itself (skaffold's onnx profile): its own
+        # repository and tag, no "-onnx" on top.
+        ({"onnxRepository": "reg.test/worker-onnx", "onnxTag": "abc1234"}, {}, "reg.test/worker-onnx:abc1234"),
+        # Only the repository: the tag stays <tag>-onnx.
+        ({"onnxRepository": "worker-onnx", "tag": "1.2.3"}, {}, "worker-onnx:1.2.3-onnx"),
+        # Only the tag, and one pool's own.
+        ({"onnxTag": "abc1234"}, {}, "classifier-worker:abc1234"),
+        ({"onnxTag": "abc1234"}, {"onnxTag": "def5678"}, "classifier-worker:def5678"),
+    ],
+)
+def test_the_onnx_only_image_can_be_named_apart_from_the_worker_image(
+    tmp_path: Path, worker_image: dict, pool_image: dict, expected: str
+) -> None:
+    values = {
+        "worker": {"image": {"repository": "classifier-worker", **worker_image}},
+        "workerPools": [
+            {"name": "lite", "models": ["efficientnet_lite0"], "image": {"onnxOnly": True, **pool_image}},
+            {"name": "big", "models": ["efficientnet_lite2"]},
+        ],
+    }
+    objects = render(*write_values(tmp_path, values))
+    lite = one(objects, "Deployment", "classifier-worker-lite")["spec"]["template"]["spec"]
+    assert [c["image"] for c in lite["initContainers"] + lite["containers"]] == [expected, expected]
+    # Only onnxOnly pools run it; the others and the seed Job keep the worker image with torch.
+    torch_image = f"classifier-worker:{worker_image.get('tag') or chart_values()['image']['tag'] or app_version()}"
+    assert worker(objects, "classifier-worker-big")["image"] == torch_image
+    (seed_job,) = find(objects, "Job")
+    assert seed_job["spec"]["template"]["spec"]["containers"][0]["image"] == torch_image
+
+
+def test_the_onnx_only_image_takes_the_registry_like_the_others(tmp_path: Path) -> None:
+    values = {
+        "image": {"registry": "reg.test/team/"},
+        "worker": {"image": {"onnxOnly": True, "onnxRepository": "worker-onnx", "onnxTag": "abc1234"}},
+    }
+    assert worker(render(*write_values(tmp_path, values)), "classifier-worker-default")["image"] == (
+        "reg.test/team/worker-onnx:abc1234"
+    )
 
 
 @pytest.mark.parametrize(

@@ -383,7 +383,9 @@ Call with (dict "root" $ "queue" <the pool's queue>). */}}
 taken from the worker: block (and its autoscaling from autoscaling:). resources, nodeSelector,
 tolerations, affinity, podAnnotations and extraEnv replace the worker's as a whole; image, gpu,
 podDisruptionBudget and autoscaling are merged key by key. A pool with image.onnxOnly runs the
-image <tag>-onnx with CLASSIFIER_RUNTIME=onnxruntime. Call with (dict "root" $ "out" $holder):
+ONNX-only image with CLASSIFIER_RUNTIME=onnxruntime: image.onnxRepository (default: the
+repository) and image.onnxTag (default: the tag with "-onnx" appended), so that a build tool
+that tags each image itself (skaffold's onnx profile) can name it. Call with (dict "root" $ "out" $holder):
 it sets $holder.pools (a list of dicts) and $holder.models (every pool's models, in order).
 The schema checks each pool (a DNS-label name, at least one model, models of the catalog);
 what it cannot check across pools is refused here. */}}
@@ -427,9 +429,16 @@ what it cannot check across pools is refused here. */}}
 {{- fail (printf "workerPools[%s]: image.onnxOnly is the CPU worker image (ONNX Runtime's CPU provider): leave gpu disabled" $pool.name) }}
 {{- end }}
 {{- if $merged.image.tagSuffix }}
-{{- fail (printf "workerPools[%s]: image.onnxOnly names the image <tag>-onnx itself: leave tagSuffix (%s) out" $pool.name $merged.image.tagSuffix) }}
+{{- fail (printf "workerPools[%s]: image.onnxOnly names the image itself (<tag>-onnx, or onnxTag): leave tagSuffix (%s) out" $pool.name $merged.image.tagSuffix) }}
 {{- end }}
+{{- with $merged.image.onnxRepository }}
+{{- $_ := set $merged.image "repository" . }}
+{{- end }}
+{{- if $merged.image.onnxTag }}
+{{- $_ := set $merged.image "tag" $merged.image.onnxTag }}
+{{- else }}
 {{- $_ := set $merged.image "tagSuffix" "-onnx" }}
+{{- end }}
 {{- $_ := set $merged "runtime" "onnxruntime" }}
 {{- end }}
 {{- $name := include "classifier.componentName" (dict "root" $root "component" (printf "worker-%s" $pool.name)) }}

@@ -83,7 +83,9 @@ def _jpeg_has_end(data: bytes) -> bool:
             at += 1
             continue
         if marker == 0xDA:
-            return data.find(b"\xff\xd9", at + 2) != -1
+            # From the end: the marker is (nearly) the file's last two bytes, so this looks at a
+            # few bytes where a forward search would read the whole compressed data.
+            return data.rfind(b"\xff\xd9", at + 2) != -1
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
             at += 2
             continue

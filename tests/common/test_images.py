@@ -1,19 +1,23 @@
 """The gateway's check of an uploaded file (classifier_common.images.inspect), on the real gallery
-photos and on damaged copies of them."""
+photos and on damaged copies of them; and the gallery's listing, which leaves out the files that
+fail that check."""
 
 from __future__ import annotations
 
 import io
+import logging
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from classifier_common.errors import ImageRejected, NotAnImage
-from classifier_common.images import inspect
+from classifier_common.errors import ImageRejected, NotAnImage, UnknownImage
+from classifier_common.images import Gallery, inspect
 from devstack.paths import REPO
-from tests.utils.corrupt_images import bad_strip_offset_images
+from tests.utils.corrupt_images import bad_strip_offset_images, undecodable_gallery_files, unlisted_gallery_files
 
 GALLERY = REPO / "gallery"
 PHOTOS = sorted(p for p in GALLERY.iterdir() if p.suffix == ".JPEG")
@@ -137,3 +141,51 @@ def test_memory_of_checks_on_many_threads_is_given_back() -> None:
     +570 MiB of 4 Mpx WebPs)."""
     out = subprocess.run([sys.executable, "-c", _CHECK_ON_16_THREADS], capture_output=True, text=True, check=True)
     assert float(out.stdout) < 100, f"{float(out.stdout):.0f} MiB kept after the checks"
+
+
+def _gallery_with(directory: Path, files: dict[str, bytes]) -> list[str]:
+    """Two real photos and ``files`` in ``directory``; returns the photos' names."""
+    directory.mkdir()
+    photos = [GOLDFINCH.name, PHOTOS[0].name]
+    for name in photos:
+        shutil.copy(GALLERY / name, directory / name)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return sorted(photos)
+
+
+def _left_out_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "classifier_common.images" and r.levelno == logging.WARNING
+    ]
+
+
+def test_a_bad_gallery_file_is_left_out_and_warned_about_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Whatever Pillow raises on a file (ValueError, DecompressionBombError; or nothing until
+    the file is checked), the listing holds the good photos and names each bad file once."""
+    bad = unlisted_gallery_files()
+    photos = _gallery_with(tmp_path / "gallery", bad)
+    caplog.set_level(logging.WARNING, "classifier_common.images")
+    gallery = Gallery(tmp_path / "gallery")
+    assert [info.name for info in gallery.list()] == photos
+    assert gallery.info(GOLDFINCH.name).format == "JPEG"
+    assert gallery.read(GOLDFINCH.name) == GOLDFINCH.read_bytes()
+    for name in bad:
+        with pytest.raises(UnknownImage):
+            gallery.info(name)
+    warnings = _left_out_warnings(caplog)
+    assert len(warnings) == len(bad), warnings
+    for name in bad:
+        (warning,) = [w for w in warnings if w.startswith(f"gallery file {name} left out: ")]
+        assert len(warning) > len(f"gallery file {name} left out: "), warning  # and why
+    assert any("Truncated IHDR chunk" in w for w in warnings) and any("too many pixels" in w for w in warnings)
+    # Another listing of the same folder in this process (the worker makes more than one) warns no more.
+    assert [info.name for info in Gallery(tmp_path / "gallery").list()] == photos
+    assert len(_left_out_warnings(caplog)) == len(bad)
+
+
+def test_the_gallery_lists_what_passes_the_upload_check(tmp_path: Path) -> None:
+    """Damage found only by decoding is the worker's to find, as for an upload."""
+    photos = _gallery_with(tmp_path / "gallery", undecodable_gallery_files())
+    listed = [info.name for info in Gallery(tmp_path / "gallery").list()]
+    assert listed == sorted([*photos, *undecodable_gallery_files()])

@@ -9,6 +9,10 @@ JPEG, PNG and WebP that escapes ``exif_transpose``; TIFF's own tags take another
 but the same files are kept as cases. The ICC cases carry a profile of random bytes. The TIFF
 strip-offset cases store where the pixels are as a fraction or a float: Pillow seeks there with
 it when it decodes (``TypeError``), which the gateway does to check a small upload.
+
+The bad gallery files are what an operator might leave in the gallery folder: some make Pillow
+raise as it opens them (``ValueError``, ``DecompressionBombError``), some open and fail the
+upload check, some pass it and fail only when a worker decodes them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+import zlib
 
 from PIL import Image
 
@@ -177,3 +182,51 @@ def mutate(rng: random.Random, data: bytes, head: int = 2_000) -> bytes:
         else:
             out[i] = rng.choice((0x00, 0x7F, 0x80, 0xFF))
     return bytes(out)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, data: bytes, crc: int | None = None) -> bytes:
+    crc = zlib.crc32(kind + data) if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def png_with(
+    size: tuple[int, int] = (8, 8), *, ihdr: bytes | None = None, idat: bytes | None = None, idat_crc: int | None = None
+) -> bytes:
+    """An RGB PNG of ``size`` (grey pixels), with its IHDR data, IDAT data or IDAT checksum
+    replaced when given."""
+    width, height = size
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0) if ihdr is None else ihdr
+    if idat is None:
+        idat = zlib.compress(b"".join(b"\0" + b"\x80" * (3 * width) for _ in range(height)))
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat, idat_crc) + _png_chunk(b"IEND", b"")
+
+
+def unlisted_gallery_files() -> dict[str, bytes]:
+    """{file name: bytes} with a gallery suffix that the gallery must leave out of its listing."""
+    return {
+        # IHDR 12 bytes long instead of 13: Image.open raises ValueError.
+        "ihdr-cut-short.png": png_with(ihdr=struct.pack(">IIBBBB", 8, 8, 8, 2, 0, 0)),
+        # 20000 x 20000 declared, a few bytes of pixels: Image.open raises DecompressionBombError.
+        "pixel-bomb.png": png_with((20_000, 20_000), idat=zlib.compress(b"\0" * 100)),
+        # Opens; its pixel data's checksum is wrong.
+        "bad-idat-checksum.png": png_with(idat_crc=0),
+        # A TIFF under a gallery suffix: opens; its decode seeks to a fraction (TypeError).
+        "strip-offsets-as-rational.jpg": bad_strip_offset_images()["tiff-strip-offsets-as-rational"],
+        "empty.jpg": b"",
+        "notes.jpg": b"not a photo at all\n",
+    }
+
+
+def undecodable_gallery_files() -> dict[str, bytes]:
+    """{file name: bytes} that pass the upload check (so the gallery lists them) and fail the
+    worker's decode."""
+    exif = bad_exif_images()
+    return {
+        # Checksums right, the pixel data no zlib stream: found only by decoding.
+        "pixels-not-zlib.png": png_with(idat=b"no zlib stream here"),
+        # A rational EXIF tag stored as text: the decode's EXIF rotation raises TypeError.
+        "exif-rational-as-text.jpg": exif["jpeg-rational-as-text"],
+    }

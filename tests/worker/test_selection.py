@@ -6,6 +6,7 @@ check stands between it and the jobs."""
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
 from pathlib import Path
 
@@ -19,9 +20,18 @@ from classifier_worker import cpu, export
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
 from classifier_worker.runtimes import ONNXRUNTIME, TORCH, TORCH_BF16, TorchRuntime
-from classifier_worker.selection import AUTO, MAX_DISAGREEMENTS, RuntimeUnavailable, Selection, Verdict, choose
+from classifier_worker.selection import (
+    AUTO,
+    MAX_DISAGREEMENTS,
+    RuntimeUnavailable,
+    Selection,
+    Verdict,
+    choose,
+    gallery_batches,
+)
 from classifier_worker.selection import select_runtime as _select_runtime
 from classifier_worker.worker import load_models, release_torch_modules
+from tests.utils.corrupt_images import undecodable_gallery_files, unlisted_gallery_files
 
 SPEC = get_spec("efficientnet_lite0")
 MODEL = SPEC.name
@@ -164,6 +174,29 @@ def test_without_gallery_photos_auto_stays_with_torch(lite0: LoadedModel, models
     assert "no gallery photos" in (selection.verdicts[ONNXRUNTIME].refused or "")
     with pytest.raises(RuntimeUnavailable, match="no gallery photos"):
         select(lite0, ONNXRUNTIME, models_dir, tmp_path / "empty", tmp_path)
+
+
+def test_bad_gallery_files_are_left_out_of_the_check(
+    lite0: LoadedModel, models_dir: Path, gallery_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files the gallery leaves out, and files it lists that fail to decode, are skipped with a
+    warning each; the check runs on the good photos and the worker starts."""
+    mixed = tmp_path / "gallery"
+    mixed.mkdir()
+    photos = ["n01440764_tench.JPEG", "n01531178_goldfinch.JPEG"]
+    for name in photos:
+        shutil.copy(gallery_dir / name, mixed / name)
+    undecodable = undecodable_gallery_files()
+    for name, data in {**unlisted_gallery_files(), **undecodable}.items():
+        (mixed / name).write_bytes(data)
+    caplog.set_level(logging.WARNING)
+    assert len(gallery_batches(lite0, mixed)) == len(photos)
+    skipped = [r.getMessage() for r in caplog.records if r.name == "classifier_worker.selection"]
+    assert len(skipped) == len(undecodable), skipped
+    for name in undecodable:
+        assert any(m.startswith(f"gallery photo {name} left out of the runtime check of {MODEL}: ") for m in skipped)
+    selection = select(lite0, ONNXRUNTIME, models_dir, mixed, tmp_path)
+    assert selection.chosen == ONNXRUNTIME and selection.verdicts[ONNXRUNTIME].photos == len(photos)
 
 
 def test_unknown_runtime_is_refused(lite0: LoadedModel, tmp_path: Path) -> None:

@@ -1,11 +1,24 @@
 """Domain exceptions. Each carries its HTTP status and a stable code; the mapping to the one
-error body (``{"error": {"code", "message", "details"}, "request_id"}``) is registered once in
-:mod:`classifier_common.web`.
+error body (``{"error": {"code", "message", "details"}, "request_id"}``, :func:`error_body`) is
+registered once in :mod:`classifier_common.web`.
 """
 
 from __future__ import annotations
 
+import re
+from http import HTTPStatus
 from typing import Any
+
+
+def error_body(code: str, message: str, details: Any, request_id: str | None) -> dict[str, Any]:
+    """The one error body of every 4xx and 5xx answer of every service, the worker's port too."""
+    return {"error": {"code": code, "message": message, "details": details}, "request_id": request_id}
+
+
+def status_code_name(status: int) -> str:
+    """The error code of an answer with no domain error behind it: the status's phrase
+    (404 ``not_found``, 405 ``method_not_allowed``, 414 ``request_uri_too_long``)."""
+    return re.sub(r"[^a-z0-9]+", "_", HTTPStatus(status).phrase.lower())
 
 
 class ClassifierError(Exception):

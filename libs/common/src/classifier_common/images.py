@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import io
+import logging
 import threading
 import warnings
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from pathlib import Path
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from classifier_common.errors import ImageRejected, NotAnImage, UnknownImage
+
+log = logging.getLogger(__name__)
 
 # Formats a worker can decode and the gateway accepts.
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"})
@@ -147,12 +150,18 @@ def inspect(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[str, int, int]:
 
 class Gallery:
     """The pre-seeded images. A name is only ever looked up in the directory listing, so no
-    name a client sends can reach a file outside the gallery."""
+    name a client sends can reach a file outside the gallery.
+
+    The listing holds the files that pass the check an upload passes (:func:`inspect`). Any other
+    file is left out and logged once, as a warning naming it and why: one bad file never fails
+    the listing or another photo, whatever Pillow raises on it. As for an upload, damage inside a
+    photo's compressed data is found only when a worker decodes it."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self._index: dict[str, ImageInfo] | None = None
         self._digests: dict[str, str] = {}
+        self._scanning = threading.Lock()
 
     def _scan(self) -> dict[str, ImageInfo]:
         index: dict[str, ImageInfo] = {}
@@ -162,24 +171,29 @@ class Gallery:
             if path.suffix.lower() not in GALLERY_SUFFIXES or not path.is_file() or path.is_symlink():
                 continue
             try:
-                with Image.open(path) as img:
-                    index[path.name] = ImageInfo(
-                        path.name, path.stat().st_size, img.width, img.height, img.format or ""
-                    )
-            except (OSError, UnidentifiedImageError):
+                data = path.read_bytes()
+                fmt, width, height = inspect(data)
+            except (NotAnImage, ImageRejected) as exc:
+                _left_out(path, exc.message)
                 continue
+            except OSError as exc:
+                _left_out(path, f"{type(exc).__name__}: {exc}")
+                continue
+            index[path.name] = ImageInfo(path.name, len(data), width, height, fmt)
         return index
 
+    def _listing(self) -> dict[str, ImageInfo]:
+        with self._scanning:  # concurrent first requests scan (and warn) once
+            if self._index is None:
+                self._index = self._scan()
+            return self._index
+
     def list(self) -> list[ImageInfo]:
-        if self._index is None:
-            self._index = self._scan()
-        return list(self._index.values())
+        return list(self._listing().values())
 
     def info(self, name: str) -> ImageInfo:
-        if self._index is None:
-            self._index = self._scan()
         try:
-            return self._index[name]
+            return self._listing()[name]
         except KeyError:
             raise UnknownImage(f"no gallery image named {name!r}", {"see": "/v1/images"}) from None
 
@@ -195,3 +209,17 @@ class Gallery:
         if digest is None:
             digest = self._digests[name] = sha256(self.read(name))
         return digest
+
+
+# (file, why) pairs already logged: a process scans its gallery with more than one Gallery (the
+# worker's runtime check, its jobs), and each bad file is worth one warning.
+_warned: set[tuple[Path, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _left_out(path: Path, why: str) -> None:
+    with _warned_lock:
+        if (path, why) in _warned:
+            return
+        _warned.add((path, why))
+    log.warning("gallery file %s left out: %s", path.name, why, extra={"file": str(path)})

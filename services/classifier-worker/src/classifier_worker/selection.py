@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier_common import metrics
+from classifier_common.errors import ImageRejected
 from classifier_common.images import Gallery
 from classifier_worker import export
 from classifier_worker.cpu import this_cpu_has_bf16
@@ -77,9 +78,26 @@ class Selection:
 
 
 def gallery_batches(loaded: LoadedModel, gallery_dir: Path) -> list[np.ndarray]:
-    """Each gallery photo as the batch of one the worker would build for it."""
+    """Each gallery photo as the batch of one the worker would build for it. A photo that cannot
+    be read or decoded is left out with a warning (as the gallery leaves out a file that is no
+    image): one bad file never stops the worker from starting."""
     gallery = Gallery(gallery_dir)
-    return [loaded.normalize([decode(gallery.read(info.name), loaded.spec)]) for info in gallery.list()]
+    batches = []
+    for info in gallery.list():
+        try:
+            image = decode(gallery.read(info.name), loaded.spec)
+        except (ImageRejected, OSError) as exc:
+            why = exc.message if isinstance(exc, ImageRejected) else f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "gallery photo %s left out of the runtime check of %s: %s",
+                info.name,
+                loaded.spec.name,
+                why,
+                extra={"model": loaded.spec.name, "file": info.name},
+            )
+            continue
+        batches.append(loaded.normalize([image]))
+    return batches
 
 
 def candidates(

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from classifier_common.web.context import REQUEST_ID_HEADER, RequestContextMiddleware
+from classifier_common.request_ids import REQUEST_ID_HEADER
+from classifier_common.web.context import RequestContextMiddleware
 from classifier_common.web.docs import offline_docs
 from classifier_common.web.errors import install_error_handlers
 

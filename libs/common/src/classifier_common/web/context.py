@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from classifier_common import metrics
 from classifier_common.logs import request_id_var
+from classifier_common.request_ids import request_id_for
 from classifier_common.web.errors import error_response
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class RequestContextMiddleware:
@@ -35,7 +33,7 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        request_id = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = request_id_for(incoming)
         token = request_id_var.set(request_id)
         status_holder = {"status": 500, "started": False}
         started = time.perf_counter()

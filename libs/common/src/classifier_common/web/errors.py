@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from classifier_common.errors import ClassifierError
+from classifier_common.errors import ClassifierError, error_body, status_code_name
 from classifier_common.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ ERROR_RESPONSE_SCHEMA: dict[str, Any] = {
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}, "request_id": request_id_var.get()}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, details, request_id_var.get()), status_code=status, headers=headers)
 
 
 def _jsonable_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -109,7 +108,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        code = status_code_name(exc.status_code)
         message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:

@@ -1,0 +1,17 @@
+"""Request ids: each HTTP request's, echoed in the X-Request-ID response header and the error
+body, and carried into the logs and the job. Here without the web framework, so the worker's own
+port keeps the same rule."""
+
+from __future__ import annotations
+
+import uuid
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_REQUEST_ID_LENGTH = 64
+
+
+def request_id_for(incoming: str | None) -> str:
+    """The client's X-Request-ID when it is sane (printable, at most 64 characters), else a new one."""
+    if incoming and len(incoming) <= MAX_REQUEST_ID_LENGTH and incoming.isprintable():
+        return incoming
+    return uuid.uuid4().hex

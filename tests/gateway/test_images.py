@@ -1,0 +1,51 @@
+"""GET /v1/images with bad files in the gallery folder: the gallery answers 200 with the good
+photos, and the page, /v1/info and readiness keep working."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from classifier_common.config import Settings
+from classifier_gateway.main import create_app
+from tests.utils.api import assert_error_shape
+from tests.utils.corrupt_images import unlisted_gallery_files
+
+PHOTOS = ["n01440764_tench.JPEG", "n01531178_goldfinch.JPEG"]
+
+
+def test_bad_gallery_files_are_left_out_of_every_answer(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
+    models_dir, seeded_gallery = seeded
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for name in PHOTOS:
+        shutil.copy(seeded_gallery / name, gallery / name)
+    bad = unlisted_gallery_files()
+    for name, data in bad.items():
+        (gallery / name).write_bytes(data)
+    settings = Settings(
+        broker_url=f"memory://{uuid.uuid4().hex}",
+        spool_dir=None,
+        store_url=f"sqlite:///{tmp_path}/jobs.db",
+        models_dir=models_dir,
+        gallery_dir=gallery,
+        models=["efficientnet_lite0"],
+        log_format="text",
+    )
+    with TestClient(create_app(settings)) as client:
+        listing = client.get("/v1/images")
+        assert listing.status_code == 200, listing.text
+        assert [image["name"] for image in listing.json()] == PHOTOS
+        assert client.get(f"/v1/images/{PHOTOS[1]}").content == (gallery / PHOTOS[1]).read_bytes()
+        for name in bad:
+            assert_error_shape(client.get(f"/v1/images/{name}"), 404, "not_found")
+            refused = client.post("/v1/jobs", json={"model": "efficientnet_lite0", "image": name})
+            assert_error_shape(refused, 422, "unknown_image")
+        info = client.get("/v1/info")
+        assert info.status_code == 200 and info.json()["images"] == PHOTOS
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["gallery"] == "ok", ready.text
+        assert client.get("/").status_code == 200

@@ -179,14 +179,61 @@ def lever_normalize(model: LoadedModel, datas: list[bytes], rounds: int) -> dict
             np.ascontiguousarray(current([img]))
         return len(images)
 
+    def temporaries() -> int:
+        for img in images:
+            batch = np.stack([np.asarray(img, dtype=np.uint8)]).transpose(0, 3, 1, 2).astype(np.float32)
+            (batch - current.mean) * current.inv_std
+        return len(images)
+
     return interleaved(
         {
-            "numpy stack -> transpose -> float32 (current)": numpy_stack,
+            "numpy stack -> transpose -> float32, in-place sub/mul (current)": numpy_stack,
+            "the same with a temporary batch per operation (before)": temporaries,
             "frombuffer, in-place sub/mul": frombuffer_inplace,
             "current + .contiguous() (NCHW copy)": contiguous,
         },
         rounds,
     )
+
+
+def lever_upright(model: LoadedModel, datas: list[bytes], rounds: int) -> dict:
+    """preprocess.decode() against the same with ``exif_transpose`` returning a copy of a photo that
+    is already upright (Pillow's default), as it did before."""
+    spec = model.spec
+
+    def with_copy(data: bytes) -> Image.Image:
+        img = Image.open(io.BytesIO(data))
+        img.draft("RGB", (spec.resize_size, spec.resize_size))
+        img = ImageOps.exif_transpose(img)  # a copy when nothing is to be turned
+        img = img if img.mode == "RGB" else img.convert("RGB")
+        side = min(img.size) * spec.input_size / spec.resize_size
+        left, top = (img.width - side) / 2, (img.height - side) / 2
+        return img.resize((spec.input_size,) * 2, Image.BILINEAR, box=(left, top, left + side, top + side))
+
+    def run(fn: Callable[[bytes, ModelSpec], Image.Image]) -> Callable[[], int]:
+        return lambda: len([fn(d, spec) for d in datas])
+
+    return interleaved(
+        {"upright in place (current)": run(decode), "a copy of every photo (before)": run(lambda d, _: with_copy(d))},
+        rounds,
+    )
+
+
+def lever_jpeg_end(datas: list[bytes], rounds: int) -> dict:
+    """The gateway's cut-off check of a JPEG upload: the end marker looked for from the end of the
+    file (current) against a search forward from the first start-of-scan (before)."""
+    from classifier_common.images import _jpeg_has_end
+
+    jpegs = [d for d in datas if d[:2] == b"\xff\xd8"]
+    scans = [d.find(b"\xff\xda") for d in jpegs]
+
+    def forward() -> int:
+        return len([d.find(b"\xff\xd9", at + 2) != -1 for d, at in zip(jpegs, scans, strict=True)])
+
+    def from_the_end() -> int:
+        return len([_jpeg_has_end(d) for d in jpegs])
+
+    return interleaved({"from the end (current)": from_the_end, "forward (before)": forward}, rounds)
 
 
 def lever_forward(model: LoadedModel, datas: list[bytes], rounds: int) -> dict:
@@ -410,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         "decoder": lambda: lever_decoder(model, datas, labels, args.rounds),
         "resize": lambda: lever_resize(model, datas, labels, args.rounds),
         "tensor conversion": lambda: lever_normalize(model, datas, args.rounds),
+        "upright photos": lambda: lever_upright(model, datas, args.rounds),
+        "JPEG end marker": lambda: lever_jpeg_end(datas, args.rounds),
         "forward pass": lambda: lever_forward(model, datas, args.rounds),
         "torch threads": lambda: lever_threads(model, datas, args.rounds),
         "batch size (per image)": lambda: lever_batch(model, datas, args.rounds),

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import mongomock
 import uvicorn
@@ -94,10 +95,13 @@ def worker_alive(store: JobStore, models: list[str], worker_id: str = "worker-1"
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """``app`` at a real URL (uvicorn on a thread of this process), for the CLI and the browser."""
+def serving(app: FastAPI, **config: Any) -> Iterator[str]:
+    """``app`` at a real URL (uvicorn on a thread of this process), for the CLI and the browser;
+    ``config`` adds to uvicorn's (``http=`` the services' protocol)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
+    )
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -5,25 +5,35 @@ httptools parser accepts any size: a client inside the cluster (no ingress in fr
 connections open with a few bytes each, or send megabytes of headers. Here the head must arrive
 within ``CLASSIFIER_HTTP_HEAD_TIMEOUT_S`` (10 s) of the connection (or of the request's first
 byte, on a kept-alive connection) and be at most ``CLASSIFIER_HTTP_MAX_HEAD_BYTES`` (16 KiB);
-otherwise the connection gets 408 or 431 and is closed. The ingress (nginx) applies the same
-kind of bounds in front (client_header_timeout, large_client_header_buffers).
+otherwise the connection gets 408 or 431 and is closed. A head the parser cannot read gets 400.
+Each of these answers is the one error body, with the client's X-Request-ID when the part of the
+head received has a sane one (else a new one), echoed in X-Request-ID. The ingress (nginx)
+applies the same kind of bounds in front (client_header_timeout, large_client_header_buffers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+from http import HTTPStatus
 from typing import Any
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from classifier_common.config import Settings
+from classifier_common.errors import error_body, status_code_name
+from classifier_common.request_ids import REQUEST_ID_HEADER, request_id_for
 
 _HEAD_END = b"\r\n\r\n"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("ascii")
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the head of each request bounded in time and size."""
+    """uvicorn's httptools protocol, with the head of each request bounded in time and size, and
+    its own refusals in the one error body."""
 
     head_timeout_s = 10.0
     max_head_bytes = 16 * 1024
@@ -35,16 +45,24 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_head:
-            if self._head_timer is None:  # the first byte of a kept-alive connection's next request
-                self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
-            allowed = self.max_head_bytes - self._head_bytes
-            self._head_bytes += len(data)
-            # The head ends at the first blank line; 3 bytes of slack find one split across reads.
-            if self._head_bytes > self.max_head_bytes and data.find(_HEAD_END, 0, max(allowed, 0) + 3) == -1:
-                self._refuse(431, b"Request Header Fields Too Large")
-                return
-        super().data_received(data)
+        if not self._awaiting_head:
+            super().data_received(data)
+            return
+        if self._head_timer is None:  # the first byte of a kept-alive connection's next request
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+        allowed = max(self.max_head_bytes - self._head_bytes, 0)
+        self._head_bytes += len(data)
+        # The head ends at the first blank line; 3 bytes of slack find one split across reads.
+        if self._head_bytes <= self.max_head_bytes or data.find(_HEAD_END, 0, allowed + 3) != -1:
+            super().data_received(data)
+            return
+        # The parser reads what fits of the head (the answer echoes its X-Request-ID), and no more.
+        super().data_received(data[:allowed])
+        if self._awaiting_head and self._head_bytes > self.max_head_bytes:
+            message = f"the request head is larger than {self.max_head_bytes} bytes"
+            self._refuse(431, message, {"max_head_bytes": self.max_head_bytes})
+        elif not self.transport.is_closing():  # its blank line began in the last read: the head fit
+            self.data_received(data[allowed:])
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
@@ -59,6 +77,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser cannot read (a plain-text 400, until here)."""
+        self._refuse(400, "the request head is not valid HTTP")
+
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -67,29 +89,49 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._awaiting_head:
-            self._refuse(408, b"Request Timeout")
+            self._refuse(408, f"the request head was not received within {self.head_timeout_s:g} s")
 
-    def _refuse(self, status: int, reason: bytes) -> None:
+    def _refuse(self, status: int, message: str, details: Any = None) -> None:
+        """Answer ``status`` in the one error body, and close the connection."""
         self._cancel_head_timer()
         self._awaiting_head = False
-        if not self.transport.is_closing():
-            self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-length: 0\r\nconnection: close\r\n\r\n" % (status, reason))
-            self.transport.close()
+        if self.transport.is_closing():
+            return
+        request_id = self._request_id()
+        body = json.dumps(error_body(status_code_name(status), message, details, request_id)).encode()
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode("ascii"))]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\n%s: %s\r\nconnection: close\r\n\r\n"
+            % (len(body), _REQUEST_ID_NAME, request_id.encode("latin-1"))
+        )
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+    def _request_id(self) -> str:
+        """The client's X-Request-ID among the headers received, when sane; else a new one."""
+        # httptools hands a header line over only when the next one begins: a byte of a header
+        # name hands over the last complete one (or is an error; the connection closes anyway).
+        with contextlib.suppress(httptools.HttpParserError):
+            self.parser.feed_data(b"X")
+        incoming = next((value for name, value in self.headers or () if name == _REQUEST_ID_NAME), None)
+        return request_id_for(incoming.decode("latin-1") if incoming is not None else None)
 
 
 def run(app: Any, settings: Settings, port: int) -> None:
     """Serve ``app`` until SIGTERM/SIGINT, as every service's entry point does."""
-    protocol = type(
-        "BoundedHeadProtocol",
-        (BoundedHeadProtocol,),
-        {"head_timeout_s": settings.http_head_timeout_s, "max_head_bytes": settings.http_max_head_bytes},
-    )
     uvicorn.run(
         app,
         host=settings.host,
         port=port,
-        http=protocol,
+        http=bounded_head_protocol(settings),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def bounded_head_protocol(settings: Settings) -> type[BoundedHeadProtocol]:
+    """:class:`BoundedHeadProtocol` with the settings' bounds."""
+    bounds = {"head_timeout_s": settings.http_head_timeout_s, "max_head_bytes": settings.http_max_head_bytes}
+    return type("BoundedHeadProtocol", (BoundedHeadProtocol,), bounds)

@@ -17,9 +17,11 @@ import pytest
 
 from classifier_common import server
 from classifier_common.request_ids import MAX_REQUEST_ID_LENGTH
+from classifier_common.store import open_store
 from classifier_gateway.main import create_app as gateway_app
 from classifier_results.main import create_app as results_app
 from tests.utils.api import assert_error_shape
+from tests.utils.jobs import queued_job
 from tests.utils.queue_system import serving, settings_for
 
 HEAD_TIMEOUT_S = 1.0
@@ -153,3 +155,42 @@ def test_a_head_within_the_bound_is_served(port: int) -> None:
     answer, _ = _exchange(port, head)
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
     assert answer.headers["x-request-id"] == "trace-ok"
+
+
+@pytest.fixture(scope="module")
+def long_poll(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path]) -> Iterator[tuple[int, str]]:
+    """The results service over a store holding one queued job that nothing will finish: its port
+    and the job's id (a long-poll on it answers only when its wait is over)."""
+    store_url = f"sqlite:///{tmp_path_factory.mktemp('long-poll')}/jobs.db"
+    store = open_store(store_url)
+    job = store.create(queued_job())
+    settings = settings_for(
+        seeded, store_url=store_url, http_head_timeout_s=HEAD_TIMEOUT_S, http_max_head_bytes=MAX_HEAD_BYTES
+    )
+    with serving(results_app(settings), http=server.bounded_head_protocol(settings)) as url:
+        yield int(url.rsplit(":", 1)[1]), job.id
+    store.close()
+
+
+def test_a_request_pipelined_behind_a_long_poll_gets_its_time_after_the_answer(long_poll: tuple[int, str]) -> None:
+    """The head of a request sent behind one still being answered has its time from that answer's
+    end: the long-poll, longer than the head bound, is answered, and only then the unfinished
+    head times out."""
+    port, job_id = long_poll
+    wait_s = HEAD_TIMEOUT_S * 2.5
+    poll = b"GET /v1/jobs/%s?wait=%g HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % (job_id.encode(), wait_s)
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s + HEAD_TIMEOUT_S + 10) as sock:
+        sock.sendall(poll)
+        time.sleep(PAUSE_S)  # the long-poll is being answered when the next head begins
+        sock.sendall(PARTIAL)
+        sent = time.monotonic()
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        closed_after = time.monotonic() - sent
+    first_head, _, rest = received.partition(b"\r\n\r\n")
+    first = _parse(first_head + b"\r\n\r\n" + rest[: int(_parse(first_head + b"\r\n\r\n").headers["content-length"])])
+    assert first.status_code == 200 and first.json()["status"] == "queued", received[:300]
+    second = _parse(rest[len(first.content) :])
+    _assert_refused(second, 408, "request_timeout")
+    assert wait_s + HEAD_TIMEOUT_S - 0.5 < closed_after < wait_s + HEAD_TIMEOUT_S + 1.5, f"{closed_after:.1f} s"

@@ -4,7 +4,8 @@ uvicorn reads a request line and headers for as long as a client cares to send t
 httptools parser accepts any size: a client inside the cluster (no ingress in front) could hold
 connections open with a few bytes each, or send megabytes of headers. Here the head must arrive
 within ``CLASSIFIER_HTTP_HEAD_TIMEOUT_S`` (10 s) of the connection (or of the request's first
-byte, on a kept-alive connection) and be at most ``CLASSIFIER_HTTP_MAX_HEAD_BYTES`` (16 KiB);
+byte, on a kept-alive connection; of the previous answer's end, for a request pipelined behind
+one still being answered) and be at most ``CLASSIFIER_HTTP_MAX_HEAD_BYTES`` (16 KiB);
 otherwise the connection gets 408 or 431 and is closed. A head the parser cannot read gets 400.
 Each of these answers is the one error body, with the client's X-Request-ID when the part of the
 head received has a sane one (else a new one), echoed in X-Request-ID. The ingress (nginx)
@@ -48,7 +49,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if not self._awaiting_head:
             super().data_received(data)
             return
-        if self._head_timer is None:  # the first byte of a kept-alive connection's next request
+        if self._head_timer is None and self._answered():  # a kept-alive connection's next request
             self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
         allowed = max(self.max_head_bytes - self._head_bytes, 0)
         self._head_bytes += len(data)
@@ -72,6 +73,17 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._awaiting_head, self._head_bytes = True, 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # A pipelined request's head that began while the previous answer was still being made
+        # (a long-poll) has its time from now on: a 408 then never stands in for that answer.
+        if self._awaiting_head and self._head_bytes and self._head_timer is None and not self.transport.is_closing():
+            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _answered(self) -> bool:
+        """Whether the connection's last request has had its whole answer (or there was none)."""
+        return self.cycle is None or self.cycle.response_complete
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()

@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 AUTO = "auto"
 CHOICES = (AUTO, *NAMES)
-# Of the 41 gallery photos, at most this many may get another top-1 class than fp32 torch gives.
+# Of the gallery photos checked (the 41 seeded ones, less any that fail to decode), at most this
+# many may get another top-1 class than fp32 torch gives.
 MAX_DISAGREEMENTS = 1
 
 

@@ -21,6 +21,16 @@ def status_code_name(status: int) -> str:
     return re.sub(r"[^a-z0-9]+", "_", HTTPStatus(status).phrase.lower())
 
 
+def head_too_slow(timeout_s: float) -> str:
+    """The message of a 408 for a request head that missed its deadline (every HTTP port)."""
+    return f"the request head was not received within {timeout_s:g} s"
+
+
+def head_too_large(max_bytes: int) -> str:
+    """The message of a 431 for a request head over its bound (every HTTP port)."""
+    return f"the request head is larger than {max_bytes} bytes"
+
+
 class ClassifierError(Exception):
     status_code = 500
     code = "internal_error"

@@ -25,7 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from classifier_common.config import Settings
-from classifier_common.errors import error_body, status_code_name
+from classifier_common.errors import error_body, head_too_large, head_too_slow, status_code_name
 from classifier_common.request_ids import REQUEST_ID_HEADER, request_id_for
 
 _HEAD_END = b"\r\n\r\n"
@@ -60,8 +60,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         # The parser reads what fits of the head (the answer echoes its X-Request-ID), and no more.
         super().data_received(data[:allowed])
         if self._awaiting_head and self._head_bytes > self.max_head_bytes:
-            message = f"the request head is larger than {self.max_head_bytes} bytes"
-            self._refuse(431, message, {"max_head_bytes": self.max_head_bytes})
+            self._refuse(431, head_too_large(self.max_head_bytes), {"max_head_bytes": self.max_head_bytes})
         elif not self.transport.is_closing():  # its blank line began in the last read: the head fit
             self.data_received(data[allowed:])
 
@@ -101,7 +100,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._awaiting_head:
-            self._refuse(408, f"the request head was not received within {self.head_timeout_s:g} s")
+            self._refuse(408, head_too_slow(self.head_timeout_s))
 
     def _refuse(self, status: int, message: str, details: Any = None) -> None:
         """Answer ``status`` in the one error body, and close the connection."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from classifier_common.errors import error_body, status_code_name
+from classifier_common.errors import error_body, head_too_large, head_too_slow, status_code_name
 from classifier_common.request_ids import REQUEST_ID_HEADER, request_id_for
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def serve(
                 self.close_connection = True
                 return
             try:
-                self._send(*self._error(408, f"the request head did not arrive within {head_timeout_s:g} s"))
+                self._send(*self._error(408, head_too_slow(head_timeout_s)))
             except OSError:
                 pass
 
@@ -124,8 +124,7 @@ def serve(
                 return False
             self.request_id = request_id_for(self.headers.get(REQUEST_ID_HEADER))
             if len(self.requestline) + len(self.headers.as_bytes()) > max_head_bytes:
-                message = f"the request head is over {max_head_bytes} bytes"
-                self._send(*self._error(431, message, {"max_head_bytes": max_head_bytes}))
+                self._send(*self._error(431, head_too_large(max_head_bytes), {"max_head_bytes": max_head_bytes}))
                 return False
             return True
 

@@ -24,17 +24,12 @@ import threading
 import time
 from pathlib import Path
 
+from bench.images import load_gallery
 from classifier_worker.cpu import cpu_model
 from devstack.paths import REPO
 
 MODES = ("default", "worker")
 MODEL = "efficientnet_lite0"
-
-
-def _photos(gallery_dir: Path) -> list[bytes]:
-    from bench.images import load_gallery
-
-    return [data for _, data in load_gallery(gallery_dir)]
 
 
 def child(mode: str, gallery_dir: Path, passes: int, forward: bool) -> dict[str, float]:
@@ -48,7 +43,7 @@ def child(mode: str, gallery_dir: Path, passes: int, forward: bool) -> dict[str,
     if mode == "default":
         allocator.keep_freed_memory = lambda: False  # glibc's own thresholds
     model = load_models(Settings())[MODEL]
-    photos = _photos(gallery_dir)
+    photos = [data for _, data in load_gallery(gallery_dir)]
 
     def one(data: bytes) -> None:
         image = decode(data, model.spec)

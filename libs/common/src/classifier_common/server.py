@@ -43,14 +43,15 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._head_bytes = 0  # received of the current request's head so far
         self._awaiting_head = True
-        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
         if not self._awaiting_head:
             super().data_received(data)
             return
         if self._head_timer is None and self._answered():  # a kept-alive connection's next request
-            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+            self._start_head_timer()
         allowed = max(self.max_head_bytes - self._head_bytes, 0)
         self._head_bytes += len(data)
         # The head ends at the first blank line; 3 bytes of slack find one split across reads.
@@ -78,7 +79,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         # A pipelined request's head that began while the previous answer was still being made
         # (a long-poll) has its time from now on: a 408 then never stands in for that answer.
         if self._awaiting_head and self._head_bytes and self._head_timer is None and not self.transport.is_closing():
-            self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+            self._start_head_timer()
 
     def _answered(self) -> bool:
         """Whether the connection's last request has had its whole answer (or there was none)."""
@@ -91,6 +92,9 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request its parser cannot read (a plain-text 400, until here)."""
         self._refuse(400, "the request head is not valid HTTP")
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:

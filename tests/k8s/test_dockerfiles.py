@@ -345,7 +345,7 @@ def test_the_onnx_target_is_the_worker_without_torch_weights_or_gallery() -> Non
     assert "WEIGHT_PACKAGES" not in text and "TORCH_INDEX_URL" not in text and "EXTRAS=" not in text
     onnx = dockerfile.stage("onnx")
     assert [i.args for i in onnx.all("COPY")] == ["--from=build-onnx /opt/venv /opt/venv"]
-    assert "CLASSIFIER_RUNTIME=onnxruntime" in " ".join(i.args for i in onnx.all("ENV"))
+    assert "CLASSIFIER_RUNTIME=auto" in " ".join(i.args for i in onnx.all("ENV"))  # export or int8
     # The default target is still the worker with torch, the weights and the gallery.
     default = dockerfile.stages[-1]
     assert default.name == "runtime" and "--from=build /opt/venv /opt/venv" in [i.args for i in default.all("COPY")]

@@ -330,7 +330,7 @@ def test_a_pool_runs_the_onnx_only_image_while_the_seed_job_keeps_torch(tmp_path
     version = chart_values()["image"]["tag"] or yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     lite, big = worker(objects, "classifier-worker-lite"), worker(objects, "classifier-worker-big")
     assert lite["image"] == f"classifier-worker:{version}-onnx"
-    assert env_of(lite)["CLASSIFIER_RUNTIME"]["value"] == "onnxruntime"
+    assert env_of(lite)["CLASSIFIER_RUNTIME"]["value"] == chart_values()["worker"]["runtime"] == "auto"
     # Its wait for the seed runs from its own image (python is all it needs).
     (wait,) = one(objects, "Deployment", "classifier-worker-lite")["spec"]["template"]["spec"]["initContainers"]
     assert wait["image"] == lite["image"]
@@ -339,6 +339,13 @@ def test_a_pool_runs_the_onnx_only_image_while_the_seed_job_keeps_torch(tmp_path
     assert env_of(big)["CLASSIFIER_RUNTIME"]["value"] == chart_values()["worker"]["runtime"]
     (seed_job,) = find(objects, "Job")
     assert seed_job["spec"]["template"]["spec"]["containers"][0]["image"] == f"classifier-worker:{version}"
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnxruntime-int8"])
+def test_an_onnx_only_pool_keeps_the_onnx_runtime_it_names(tmp_path: Path, runtime: str) -> None:
+    entry = {"name": "lite", "models": ["efficientnet_lite0"], "image": {"onnxOnly": True}, "runtime": runtime}
+    objects = render(*write_values(tmp_path, {"workerPools": [entry]}))
+    assert env_of(worker(objects, "classifier-worker-lite"))["CLASSIFIER_RUNTIME"]["value"] == runtime
 
 
 def test_every_pool_onnx_only_from_the_worker_block_and_a_pool_may_opt_out(tmp_path: Path) -> None:
@@ -402,7 +409,7 @@ def test_the_onnx_only_image_takes_the_registry_like_the_others(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("pool", "message"),
     [
-        ({"runtime": "torch"}, "cannot run runtime torch: use auto or onnxruntime"),
+        ({"runtime": "torch"}, "cannot run runtime torch: use auto, onnxruntime or onnxruntime-int8"),
         ({"runtime": "torch-bf16"}, "cannot run runtime torch-bf16"),
         ({"gpu": {"enabled": True}}, "leave gpu disabled"),
         ({"image": {"onnxOnly": True, "tagSuffix": "-cu128"}}, "leave tagSuffix (-cu128) out"),

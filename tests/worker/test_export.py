@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from classifier_common.catalog import get_spec
-from classifier_worker import export
-from classifier_worker.models import LoadedModel
+from classifier_worker import export, quantize
+from classifier_worker.models import LoadedModel, weights_version
 from classifier_worker.runtimes import OnnxRuntime
 from classifier_worker.seed import seed_exports
 
@@ -93,11 +93,20 @@ def test_the_seed_step_exports_once_and_records_its_check(seeded: tuple[Path, Pa
     for photo in sorted(seeded[1].glob("*.JPEG"))[:3]:  # the check itself is tested in test_onnx_only.py
         shutil.copy(photo, gallery / photo.name)
     assert seed_exports(models_dir, ["efficientnet_lite0"], gallery) == {"efficientnet_lite0": "exported"}
-    (path,) = (models_dir / export.EXPORTS_DIR).glob("*.onnx")
+    spec = get_spec("efficientnet_lite0")
+    version = weights_version(spec, models_dir)
+    path = models_dir / export.EXPORTS_DIR / export.export_name(spec, version)
+    int8 = models_dir / export.EXPORTS_DIR / quantize.int8_name(spec, version)
+    assert sorted((models_dir / export.EXPORTS_DIR).glob("*.onnx")) == sorted([path, int8])
     record = export.read_agreement(path, export.verify(path))
     assert (record.photos, record.agreeing, record.refused) == (3, 3, None)
+    int8_record = export.read_agreement(int8, export.verify(int8))
+    assert (int8_record.photos, int8_record.refused) == (3, None)
+    int8_made = int8.stat().st_mtime_ns
     assert seed_exports(models_dir, ["efficientnet_lite0"], gallery) == {"efficientnet_lite0": "present"}
     assert export.read_agreement(path, export.verify(path)) == record  # neither made nor checked again
+    assert export.read_agreement(int8, export.verify(int8)) == int8_record
+    assert int8.stat().st_mtime_ns == int8_made
     _tamper(path)
     assert seed_exports(models_dir, ["efficientnet_lite0"], gallery) == {"efficientnet_lite0": "exported"}
     assert export.read_agreement(path, export.verify(path)).export_sha256 == export.verify(path)
@@ -107,8 +116,8 @@ EXPORT_IN_A_PROCESS = """
 import sys
 from pathlib import Path
 from classifier_common.catalog import get_spec
-from classifier_worker import export
-from classifier_worker.models import LoadedModel
+from classifier_worker import export, quantize
+from classifier_worker.models import LoadedModel, weights_version
 spec = get_spec("efficientnet_lite0")
 loaded = LoadedModel.load(spec, Path(sys.argv[1]))
 print(export.export(loaded.module, spec, Path(sys.argv[2])))

@@ -1,7 +1,7 @@
 """A worker without torch (the ONNX-only worker image): every model from the ONNX export the seed
-step made of it, served only with the seed's passing check against fp32 torch recorded beside it
-and bound to that file; a torch runtime, a missing or tampered export, and a missing, foreign or
-failed record each refuse the start with what to do.
+step made of it or its int8 model (``auto``: the faster), each served only with the seed's
+passing check against fp32 torch recorded beside it and bound to that file; a torch runtime, a
+missing or tampered file, and a missing, foreign or failed record each refuse it with what to do.
 
 The loading code runs here in-process; the worker process runs with torch made unimportable
 (``sys.modules["torch"] = None``: any ``import torch`` fails), as in the image without it
@@ -26,10 +26,10 @@ import torch
 from prometheus_client import REGISTRY
 
 from classifier_common.catalog import get_spec
-from classifier_worker import export, onnx_only
+from classifier_worker import export, onnx_only, quantize
 from classifier_worker.models import LoadedModel, weights_version
 from classifier_worker.preprocess import decode
-from classifier_worker.runtimes import ONNXRUNTIME, TORCH_RUNTIMES, RuntimeUnavailable
+from classifier_worker.runtimes import ONNX_RUNTIMES, ONNXRUNTIME, ONNXRUNTIME_INT8, TORCH_RUNTIMES, RuntimeUnavailable
 from classifier_worker.seed import seed_exports
 from classifier_worker.selection import AUTO, MAX_DISAGREEMENTS
 from devstack.isolated import AMQP_URL
@@ -50,6 +50,10 @@ def export_of(models_dir: Path) -> Path:
     return models_dir / export.EXPORTS_DIR / export.export_name(SPEC, weights_version(SPEC, models_dir))
 
 
+def int8_of(models_dir: Path) -> Path:
+    return models_dir / export.EXPORTS_DIR / quantize.int8_name(SPEC, weights_version(SPEC, models_dir))
+
+
 def edit_record(models_dir: Path, **changes: object) -> None:
     path = export.agreement_path(export_of(models_dir))
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
@@ -62,6 +66,45 @@ def test_the_seed_records_the_check_of_the_export_it_made(seeded_lite0_export: P
     assert record.disagreeing <= MAX_DISAGREEMENTS
     assert record.max_disagreements == MAX_DISAGREEMENTS
     assert record.torch == torch.__version__
+
+
+def test_the_seed_records_the_check_of_the_int8_model_it_made(seeded_lite0_export: Path) -> None:
+    path = int8_of(seeded_lite0_export)
+    record = export.read_agreement(path, export.verify(path))
+    assert record.photos == 41 and record.refused is None, record
+    assert record.disagreeing <= MAX_DISAGREEMENTS
+    assert path.stat().st_size < export_of(seeded_lite0_export).stat().st_size / 2  # int8 weights
+
+
+def timed(runtime: str) -> float | None:
+    return REGISTRY.get_sample_value("classifier_runtime_forward_seconds", {"model": SPEC.name, "runtime": runtime})
+
+
+def test_auto_takes_the_faster_seeded_file(seeded_lite0_export: Path, seeded: tuple[Path, Path]) -> None:
+    model = onnx_only.load(SPEC, seeded_lite0_export, threads=1, requested=AUTO)
+    seconds = {name: timed(name) for name in ONNX_RUNTIMES}
+    assert all(seconds.values()), seconds  # both timed, here
+    assert model.runtime.name == min(ONNX_RUNTIMES, key=lambda name: seconds[name] or 0.0)
+    labels = {"model": SPEC.name, "runtime": model.runtime.name}
+    assert REGISTRY.get_sample_value("classifier_runtime_selected", labels) == 1
+    (top5,) = model.predict([decode((seeded[1] / GOLDFINCH).read_bytes(), SPEC)])
+    assert top5[0].label == "goldfinch"
+
+
+@pytest.mark.parametrize(("damaged", "served"), [(ONNXRUNTIME, ONNXRUNTIME_INT8), (ONNXRUNTIME_INT8, ONNXRUNTIME)])
+def test_auto_serves_the_file_that_qualifies(models_dir: Path, damaged: str, served: str) -> None:
+    path = int8_of(models_dir) if damaged == ONNXRUNTIME_INT8 else export_of(models_dir)
+    export.agreement_path(path).unlink()
+    model = onnx_only.load(SPEC, models_dir, threads=1, requested=AUTO)
+    assert model.runtime.name == served
+
+
+def test_a_named_int8_runtime_needs_its_seeded_file(models_dir: Path) -> None:
+    assert onnx_only.load(SPEC, models_dir, threads=1, requested=ONNXRUNTIME_INT8).runtime.name == ONNXRUNTIME_INT8
+    int8_of(models_dir).unlink()
+    with pytest.raises(RuntimeUnavailable, match="no verified int8 model with a recorded check") as refused:
+        onnx_only.load(SPEC, models_dir, threads=1, requested=ONNXRUNTIME_INT8)
+    assert "run the seed with torch installed" in str(refused.value)
 
 
 def test_a_model_runs_from_its_seeded_export(seeded_lite0_export: Path, seeded: tuple[Path, Path]) -> None:
@@ -80,12 +123,13 @@ def test_a_model_runs_from_its_seeded_export(seeded_lite0_export: Path, seeded: 
 def test_a_torch_runtime_is_refused(runtime: str) -> None:
     with pytest.raises(RuntimeUnavailable, match=f"CLASSIFIER_RUNTIME={runtime} needs torch") as refused:
         onnx_only.check_runtime(runtime)
-    assert f"set CLASSIFIER_RUNTIME={ONNXRUNTIME}" in str(refused.value)
+    assert f"set CLASSIFIER_RUNTIME={AUTO}, {ONNXRUNTIME} or {ONNXRUNTIME_INT8}" in str(refused.value)
 
 
-def test_auto_and_onnxruntime_run_without_torch() -> None:
+def test_auto_and_the_onnx_runtimes_run_without_torch() -> None:
     onnx_only.check_runtime(AUTO)
     onnx_only.check_runtime(ONNXRUNTIME)
+    onnx_only.check_runtime(ONNXRUNTIME_INT8)
     with pytest.raises(RuntimeUnavailable, match="unknown runtime"):
         onnx_only.check_runtime("tensorrt")
 
@@ -96,6 +140,11 @@ def _no_export(models_dir: Path) -> None:
 
 def _no_record(models_dir: Path) -> None:
     export.agreement_path(export_of(models_dir)).unlink()
+
+
+def _no_records(models_dir: Path) -> None:
+    export.agreement_path(export_of(models_dir)).unlink()
+    export.agreement_path(int8_of(models_dir)).unlink()
 
 
 def _tampered_export(models_dir: Path) -> None:
@@ -194,7 +243,8 @@ def worker_env(models_dir: Path, gallery_dir: Path, tmp_path: Path, runtime: str
         ("torch", None, "CLASSIFIER_RUNTIME=torch needs torch, which is not installed"),
         ("torch-bf16", None, "CLASSIFIER_RUNTIME=torch-bf16 needs torch"),
         ("onnxruntime", _no_export, "run the seed with torch installed, python -m classifier_worker.seed"),
-        ("auto", _no_record, "the export's check against torch was never recorded"),
+        ("auto", _no_records, "the export's check against torch was never recorded"),
+        ("onnxruntime-int8", _no_records, "no verified int8 model with a recorded check"),
     ],
 )
 def test_the_worker_without_torch_refuses_to_start_and_says_why(

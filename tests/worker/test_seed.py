@@ -54,8 +54,9 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     ]
     assert main([*args, "--models", "efficientnet_lite0"]) == 0
     assert "seeded 1 models" in capsys.readouterr().out
-    # The models volume is marked seeded only once the export and its check are recorded (pods
-    # wait for the marker; an ONNX-only worker needs both).
-    (record,) = (tmp_path / "m" / export.EXPORTS_DIR).glob(f"*{export.CHECK_SUFFIX}")
-    assert (tmp_path / "m" / MARKER).stat().st_mtime_ns >= record.stat().st_mtime_ns
+    # The models volume is marked seeded only once the export, its int8 model and their checks are
+    # recorded (pods wait for the marker; an ONNX-only worker needs them).
+    records = list((tmp_path / "m" / export.EXPORTS_DIR).glob(f"*{export.CHECK_SUFFIX}"))
+    assert len(records) == 2  # the export's and its int8 model's
+    assert all((tmp_path / "m" / MARKER).stat().st_mtime_ns >= r.stat().st_mtime_ns for r in records)
     assert main([*args, "--models", "resnet18"]) == 1  # nothing usable seeded

@@ -16,10 +16,10 @@ from prometheus_client import REGISTRY
 
 from classifier_common.catalog import get_spec
 from classifier_common.config import Settings
-from classifier_worker import cpu, export
+from classifier_worker import cpu, export, quantize
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
-from classifier_worker.runtimes import ONNXRUNTIME, TORCH, TORCH_BF16, TorchRuntime
+from classifier_worker.runtimes import ONNXRUNTIME, ONNXRUNTIME_INT8, TORCH, TORCH_BF16, TorchRuntime
 from classifier_worker.selection import (
     AUTO,
     MAX_DISAGREEMENTS,
@@ -40,11 +40,13 @@ ZEN3 = "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu sse sse2 a
 
 @pytest.fixture(scope="module")
 def models_dir(seeded: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Lite0's weights and their export, as the seed step leaves them."""
+    """Lite0's weights, their export and its int8 model, as the seed step leaves them."""
     directory = tmp_path_factory.mktemp("models")
     shutil.copy(SPEC.weights_path(seeded[0]), SPEC.weights_path(directory))
     loaded = LoadedModel.load(SPEC, directory)
-    export.export(loaded.module, SPEC, directory / export.EXPORTS_DIR / export.export_name(SPEC, loaded.version))
+    exports = directory / export.EXPORTS_DIR
+    made = export.export(loaded.module, SPEC, exports / export.export_name(SPEC, loaded.version))
+    quantize.quantize(made, exports / quantize.int8_name(SPEC, loaded.version), gallery_batches(loaded, seeded[1]))
     return directory
 
 
@@ -97,7 +99,7 @@ def test_auto_takes_the_fastest_runtime_that_agrees(
 ) -> None:
     selection = select(lite0, AUTO, models_dir, gallery_dir, tmp_path)
     checked = selection.verdicts
-    assert {TORCH, ONNXRUNTIME} <= set(checked)
+    assert {TORCH, ONNXRUNTIME, ONNXRUNTIME_INT8} <= set(checked)
     for verdict in checked.values():
         if verdict.refused is None:
             assert verdict.photos == 41 and verdict.disagreeing <= MAX_DISAGREEMENTS, verdict
@@ -125,6 +127,10 @@ def test_auto_refuses_a_runtime_that_disagrees(
     assert selection.chosen != ONNXRUNTIME and lite0.runtime.name == selection.chosen
     assert metric("classifier_runtime_selected", ONNXRUNTIME) == 0
     assert metric("classifier_runtime_gallery_disagreements", ONNXRUNTIME) == verdict.disagreeing
+    # The int8 model the worker made of that export (none was seeded) is refused as well.
+    int8 = selection.verdicts[ONNXRUNTIME_INT8]
+    assert int8.refused and "disagrees with fp32 torch" in int8.refused, int8
+    assert (tmp_path / "cache" / quantize.int8_name(SPEC, lite0.version)).is_file()
 
 
 def test_a_named_runtime_that_disagrees_keeps_the_worker_from_starting(

@@ -383,7 +383,7 @@ Call with (dict "root" $ "queue" <the pool's queue>). */}}
 taken from the worker: block (and its autoscaling from autoscaling:). resources, nodeSelector,
 tolerations, affinity, podAnnotations and extraEnv replace the worker's as a whole; image, gpu,
 podDisruptionBudget and autoscaling are merged key by key. A pool with image.onnxOnly runs the
-ONNX-only image with CLASSIFIER_RUNTIME=onnxruntime: image.onnxRepository (default: the
+ONNX-only image (runtime auto, onnxruntime or onnxruntime-int8): image.onnxRepository (default: the
 repository) and image.onnxTag (default: the tag with "-onnx" appended), so that a build tool
 that tags each image itself (skaffold's onnx profile) can name it. Call with (dict "root" $ "out" $holder):
 it sets $holder.pools (a list of dicts) and $holder.models (every pool's models, in order).
@@ -423,7 +423,7 @@ what it cannot check across pools is refused here. */}}
 {{- end }}
 {{- if $merged.image.onnxOnly }}
 {{- if has $merged.runtime (list "torch" "torch-bf16") }}
-{{- fail (printf "workerPools[%s]: image.onnxOnly runs the worker image without torch, which cannot run runtime %s: use auto or onnxruntime" $pool.name $merged.runtime) }}
+{{- fail (printf "workerPools[%s]: image.onnxOnly runs the worker image without torch, which cannot run runtime %s: use auto, onnxruntime or onnxruntime-int8" $pool.name $merged.runtime) }}
 {{- end }}
 {{- if $merged.gpu.enabled }}
 {{- fail (printf "workerPools[%s]: image.onnxOnly is the CPU worker image (ONNX Runtime's CPU provider): leave gpu disabled" $pool.name) }}
@@ -439,7 +439,6 @@ what it cannot check across pools is refused here. */}}
 {{- else }}
 {{- $_ := set $merged.image "tagSuffix" "-onnx" }}
 {{- end }}
-{{- $_ := set $merged "runtime" "onnxruntime" }}
 {{- end }}
 {{- $name := include "classifier.componentName" (dict "root" $root "component" (printf "worker-%s" $pool.name)) }}
 {{- if ne $name (printf "%s-worker-%s" (include "classifier.fullname" $root) $pool.name) }}

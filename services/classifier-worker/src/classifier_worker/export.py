@@ -155,9 +155,7 @@ def export(module: torch.nn.Module, spec: ModelSpec, path: Path) -> Path:
     import torch
 
     started = time.perf_counter()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Names of this call's own: workers starting side by side may export the same model at once.
-    part = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    part = part_path(path)
     example = torch.zeros(1, 3, spec.input_size, spec.input_size)
     # Tracing patches torch.nn.Module for the whole process (optimize.py). The TorchScript-based
     # exporter is the one that takes the fx-rewritten module as it is; its deprecation notice and
@@ -174,14 +172,26 @@ def export(module: torch.nn.Module, spec: ModelSpec, path: Path) -> Path:
             opset_version=OPSET,
             dynamo=False,
         )
+    publish(part, path)
+    log.info("model exported to ONNX", extra={"model": spec.name, "path": str(path), "export_s": _since(started)})
+    return path
+
+
+def part_path(path: Path) -> Path:
+    """A name of this call's own to write ``path`` under before :func:`publish`: workers starting
+    side by side may make the same file at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+
+
+def publish(part: Path, path: Path) -> None:
+    """Record the digest of the complete file ``part`` and move it to ``path``."""
     digest_part = part.with_name(part.name + ".sha256")
     digest_part.write_text(f"{file_sha256(part)}  {path.name}\n")
-    # The digest first: a reader between the two renames sees a mismatch and makes its own export,
+    # The digest first: a reader between the two renames sees a mismatch and makes its own file,
     # never an unverified file taken for verified.
     digest_part.replace(_digest_path(path))
     part.replace(path)
-    log.info("model exported to ONNX", extra={"model": spec.name, "path": str(path), "export_s": _since(started)})
-    return path
 
 
 def ensure_export(module: torch.nn.Module, spec: ModelSpec, version: str, models_dir: Path, cache_dir: Path) -> Path:

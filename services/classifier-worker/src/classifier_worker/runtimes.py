@@ -8,6 +8,8 @@ model's weights and preprocessing are the same for all of them.
   hardware (AVX512-BF16 or AMX); elsewhere torch emulates it and it is slower than fp32.
 - ``onnxruntime``: ONNX Runtime's CPU provider on the model exported from the same checkpoint
   (:mod:`classifier_worker.export`).
+- ``onnxruntime-int8``: ONNX Runtime's CPU provider on that export quantized to int8, weights per
+  channel, activations calibrated on gallery photos (:mod:`classifier_worker.quantize`).
 
 Which one a worker uses is :mod:`classifier_worker.selection`'s decision. Only the torch runtimes
 import torch, when they are made: a worker without torch installed runs ONNX Runtime alone
@@ -28,9 +30,11 @@ if TYPE_CHECKING:
 TORCH = "torch"
 TORCH_BF16 = "torch-bf16"
 ONNXRUNTIME = "onnxruntime"
-NAMES = (TORCH, TORCH_BF16, ONNXRUNTIME)
-# The runtimes that need torch installed.
+ONNXRUNTIME_INT8 = "onnxruntime-int8"
+NAMES = (TORCH, TORCH_BF16, ONNXRUNTIME, ONNXRUNTIME_INT8)
+# The runtimes that need torch installed, and those that run a model file on ONNX Runtime.
 TORCH_RUNTIMES = (TORCH, TORCH_BF16)
+ONNX_RUNTIMES = (ONNXRUNTIME, ONNXRUNTIME_INT8)
 
 
 def torch_installed() -> bool:
@@ -78,11 +82,12 @@ class TorchBf16Runtime:
 
 
 class OnnxRuntime:
-    name = ONNXRUNTIME
-
-    def __init__(self, path: Path, threads: int):
-        """``threads``: intra-op threads; 0 is ONNX Runtime's default (one per physical core)."""
+    def __init__(self, path: Path, threads: int, name: str = ONNXRUNTIME):
+        """``threads``: intra-op threads; 0 is ONNX Runtime's default (one per physical core).
+        ``name``: which of :data:`ONNX_RUNTIMES` the model file at ``path`` is."""
         import onnxruntime as ort
+
+        self.name = name
 
         options = ort.SessionOptions()
         # The worker's parallelism is its processes (one per core); the torch thread setting

@@ -4,10 +4,11 @@
 - torchvision weights are downloaded from their published URLs with ``--download`` (a cluster
   with internet); without it they are left out and those models are simply not available.
 - Gallery photos are copied from ``--gallery-source`` and checked against its SHA256SUMS.
-- Each model present is exported to ONNX into ``<models dir>/exports`` (classifier_worker.export),
-  with its sha256 recorded beside it, and the export is checked against fp32 torch on the gallery
-  photos, the verdict recorded beside it too (a worker without torch serves only an export whose
-  check passed); ``--no-export`` leaves the exports to the workers with torch.
+- Each model present is exported to ONNX into ``<models dir>/exports`` (classifier_worker.export)
+  and the export quantized to int8 beside it (classifier_worker.quantize), each with its sha256
+  recorded beside it; each is checked against fp32 torch on the gallery photos, the verdict
+  recorded beside it too (a worker without torch serves only a file whose check passed);
+  ``--no-export`` leaves both to the workers with torch.
 
 Every file is verified by sha256: the full digest where the manifest below has it, otherwise
 the digest prefix that the published file name carries (the torch.hub convention). Files already
@@ -31,8 +32,9 @@ from pathlib import Path
 
 from classifier_common import logs as clog
 from classifier_common.catalog import CATALOG, ModelSpec
-from classifier_worker import export, selection
+from classifier_worker import export, quantize, selection
 from classifier_worker.models import LoadedModel, file_sha256
+from classifier_worker.runtimes import ONNXRUNTIME, ONNXRUNTIME_INT8
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +122,10 @@ def mark_models(models_dir: Path, outcome: dict[str, str]) -> None:
 
 
 def seed_exports(models_dir: Path, names: list[str], gallery_dir: Path) -> dict[str, str]:
-    """Export each model whose weights are present and record the export's check against fp32
-    torch on the photos in ``gallery_dir``; {model: "present" | "exported"}. An export already
-    present with the record of its check is left alone."""
+    """Export each model whose weights are present, quantize the export to int8 (calibrated on the
+    photos in ``gallery_dir``) and record the check of each file against fp32 torch on those
+    photos; {model: "present" | "exported"}. A file already present with the record of its
+    check is left alone; without gallery photos there is no int8 model."""
     outcome: dict[str, str] = {}
     for name in names:
         spec = CATALOG[name]
@@ -131,39 +134,50 @@ def seed_exports(models_dir: Path, names: list[str], gallery_dir: Path) -> dict[
         loaded = LoadedModel.load(spec, models_dir)
         path = models_dir / export.EXPORTS_DIR / export.export_name(spec, loaded.version)
         try:
-            digest = export.verify(path)
+            export.verify(path)
             outcome[name] = "present"
         except export.ExportRefused:
             export.export(loaded.module, spec, path)
-            digest = export.verify(path)
             outcome[name] = "exported"
         log.info("ONNX export of %s: %s", name, outcome[name])
-        record: export.Agreement | None
+        _record_check(loaded, path, ONNXRUNTIME, gallery_dir)
+        batches = selection.gallery_batches(loaded, gallery_dir)
+        if not batches:
+            log.warning("no int8 model of %s: no gallery photos in %s to calibrate it on", name, gallery_dir)
+            continue
+        int8 = models_dir / export.EXPORTS_DIR / quantize.int8_name(spec, loaded.version)
         try:
-            record = export.read_agreement(path, digest)
+            export.verify(int8)
         except export.ExportRefused:
-            record = _check_export(loaded, path, gallery_dir)
-        if record is not None:
-            log.info(
-                "ONNX export of %s agrees with fp32 torch on %d of %d gallery photos: %s",
-                name,
-                record.agreeing,
-                record.photos,
-                f"refused ({record.refused})" if record.refused else "passed",
-            )
+            quantize.quantize(path, int8, batches)
+        _record_check(loaded, int8, ONNXRUNTIME_INT8, gallery_dir)
     return outcome
 
 
-def _check_export(loaded: LoadedModel, path: Path, gallery_dir: Path) -> export.Agreement | None:
-    """Check the export as a worker with torch would, and record the verdict beside it; None
-    (nothing recorded) when there are no gallery photos to check it on."""
+def _record_check(loaded: LoadedModel, path: Path, runtime: str, gallery_dir: Path) -> None:
+    """Check the model file at ``path`` as a worker with torch would, unless its check is recorded
+    already, and record the verdict beside it (nothing without gallery photos to check it on)."""
     import torch
 
-    verdict = selection.check_export(loaded, path, gallery_dir, torch.get_num_threads())
-    if verdict.photos == 0:
-        log.warning("ONNX export of %s not checked: %s", loaded.spec.name, verdict.refused)
-        return None
-    return export.record_agreement(path, verdict.photos, verdict.agreeing, selection.MAX_DISAGREEMENTS, verdict.refused)
+    digest = export.verify(path)
+    try:
+        record = export.read_agreement(path, digest)
+    except export.ExportRefused:
+        verdict = selection.check_onnx(loaded, path, runtime, gallery_dir, torch.get_num_threads())
+        if verdict.photos == 0:
+            log.warning("%s of %s not checked: %s", runtime, loaded.spec.name, verdict.refused)
+            return
+        record = export.record_agreement(
+            path, verdict.photos, verdict.agreeing, selection.MAX_DISAGREEMENTS, verdict.refused
+        )
+    log.info(
+        "%s of %s agrees with fp32 torch on %d of %d gallery photos: %s",
+        runtime,
+        loaded.spec.name,
+        record.agreeing,
+        record.photos,
+        f"refused ({record.refused})" if record.refused else "passed",
+    )
 
 
 def read_sums(path: Path) -> dict[str, str]:

@@ -11,11 +11,12 @@ reference photo by photo (so all see the machine alike), which gives
 ``auto`` then takes the fastest runtime not refused (the reference always qualifies); a named
 runtime is used if it was not refused, and otherwise the worker does not start. Candidates that
 cannot run here are left out before the check: bf16 on a CPU without AVX512-BF16 or AMX, ONNX
-Runtime when the export cannot be made. Both the check and the choice are logged and exported as
+Runtime when the export cannot be made, int8 when it cannot be quantized (it is calibrated on the
+gallery photos, :mod:`classifier_worker.quantize`). Both the check and the choice are logged and exported as
 metrics (``classifier_runtime_*``, docs/metrics.md).
 
-The seed step runs the same check on each export it makes and records the verdict beside it
-(:func:`check_export`); a worker without torch relies on that record (:mod:`classifier_worker.onnx_only`).
+The seed step runs the same check on each export and int8 model it makes and records the verdict
+beside it (:func:`check_onnx`); a worker without torch relies on that record (:mod:`classifier_worker.onnx_only`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from classifier_common import metrics
 from classifier_common.errors import ImageRejected
 from classifier_common.images import Gallery
-from classifier_worker import export
+from classifier_worker import export, quantize
 from classifier_worker.cpu import this_cpu_has_bf16
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
@@ -40,6 +41,7 @@ from classifier_worker.running import RUNNING
 from classifier_worker.runtimes import (
     NAMES,
     ONNXRUNTIME,
+    ONNXRUNTIME_INT8,
     TORCH,
     TORCH_BF16,
     OnnxRuntime,
@@ -102,15 +104,32 @@ def gallery_batches(loaded: LoadedModel, gallery_dir: Path) -> list[np.ndarray]:
 
 
 def candidates(
-    requested: str, loaded: LoadedModel, models_dir: Path, cache_dir: Path, threads: int
+    requested: str,
+    loaded: LoadedModel,
+    batches: list[np.ndarray],
+    *,
+    models_dir: Path,
+    cache_dir: Path,
+    threads: int,
 ) -> tuple[dict[str, Runtime], dict[str, str]]:
-    """({name: runtime} to check, {name: why it cannot run here}) for ``requested``."""
+    """({name: runtime} to check, {name: why it cannot run here}) for ``requested``; ``batches``,
+    the gallery photos preprocessed, calibrate an int8 model that has to be made."""
     names = [n for n in NAMES if n != TORCH] if requested == AUTO else [requested]
+    exported: list[Path] = []  # the export, made once for both ONNX runtimes
+
+    def onnx_export() -> Path:
+        if not exported:
+            exported.append(export.ensure_export(loaded.module, loaded.spec, loaded.version, models_dir, cache_dir))
+        return exported[0]
+
+    def int8() -> Runtime:
+        path = quantize.ensure_int8(onnx_export(), loaded.spec, loaded.version, models_dir, cache_dir, batches)
+        return OnnxRuntime(path, threads, ONNXRUNTIME_INT8)
+
     makers: dict[str, Callable[[], Runtime]] = {
         TORCH_BF16: lambda: _bf16(loaded),
-        ONNXRUNTIME: lambda: OnnxRuntime(
-            export.ensure_export(loaded.module, loaded.spec, loaded.version, models_dir, cache_dir), threads
-        ),
+        ONNXRUNTIME: lambda: OnnxRuntime(onnx_export(), threads),
+        ONNXRUNTIME_INT8: int8,
     }
     made: dict[str, Runtime] = {}
     unavailable: dict[str, str] = {}
@@ -191,9 +210,11 @@ def select_runtime(
     reference = TorchRuntime(loaded.module)
     runtimes: dict[str, Runtime] = {}
     unavailable: dict[str, str] = {}
+    batches = gallery_batches(loaded, gallery_dir) if requested != TORCH else []
     if requested != TORCH:
-        runtimes, unavailable = candidates(requested, loaded, models_dir, cache_dir, threads)
-    batches = gallery_batches(loaded, gallery_dir) if runtimes else []
+        runtimes, unavailable = candidates(
+            requested, loaded, batches, models_dir=models_dir, cache_dir=cache_dir, threads=threads
+        )
     if runtimes and not batches:
         unavailable.update({name: f"no gallery photos in {gallery_dir} to check it on" for name in runtimes})
         runtimes = {}
@@ -206,13 +227,14 @@ def select_runtime(
     return selection
 
 
-def check_export(loaded: LoadedModel, path: Path, gallery_dir: Path, threads: int) -> Verdict:
-    """The ONNX export at ``path`` of ``loaded`` (on torch), checked against fp32 torch on the
-    gallery as a worker checks it at start-up (the seed step records the verdict)."""
+def check_onnx(loaded: LoadedModel, path: Path, name: str, gallery_dir: Path, threads: int) -> Verdict:
+    """The model file at ``path`` of ``loaded`` (on torch), run as ``name`` (one of the ONNX
+    runtimes), checked against fp32 torch on the gallery as a worker checks it at start-up (the
+    seed step records the verdict)."""
     batches = gallery_batches(loaded, gallery_dir)
     if not batches:
-        return Verdict(ONNXRUNTIME, refused=f"no gallery photos in {gallery_dir} to check it on")
-    return check(TorchRuntime(loaded.module), {ONNXRUNTIME: OnnxRuntime(path, threads)}, batches)[ONNXRUNTIME]
+        return Verdict(name, refused=f"no gallery photos in {gallery_dir} to check it on")
+    return check(TorchRuntime(loaded.module), {name: OnnxRuntime(path, threads, name)}, batches)[name]
 
 
 def report(model: str, requested: str, selection: Selection) -> None:

@@ -26,7 +26,7 @@ from classifier_worker import allocator, export, onnx_only
 from classifier_worker.models import LoadedModel
 from classifier_worker.processor import Processor
 from classifier_worker.reconciler import Reconciler
-from classifier_worker.runtimes import ONNXRUNTIME, torch_installed
+from classifier_worker.runtimes import ONNX_RUNTIMES, torch_installed
 from classifier_worker.selection import select_runtime
 from classifier_worker.synthetic import SyntheticModel
 
@@ -115,7 +115,7 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
 def release_torch_modules(loaded: dict[str, LoadedModel]) -> bool:
     """When ONNX Runtime runs every loaded model, nothing runs the torch modules any more: free
     their weights (tens of MB per model) and give the memory back. True when released."""
-    if not loaded or any(model.runtime.name != ONNXRUNTIME for model in loaded.values()):
+    if not loaded or any(model.runtime.name not in ONNX_RUNTIMES for model in loaded.values()):
         return False
     for model in loaded.values():
         model.release_module()

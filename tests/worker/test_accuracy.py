@@ -2,8 +2,9 @@
 loading and preprocessing (the HTTP path is checked for Lite0 in tests/e2e/test_accuracy.py),
 under every runtime the worker can choose, and each runtime's top-1 agreement with fp32 torch.
 Measured: Lite0 37/41, Lite1 37/41, Lite2 38/41, the same under each runtime (all agree with fp32
-torch on 41/41); the floor catches broken preprocessing, labels or exports. The worker's numpy
-preprocessing, softmax and top-5 give every photo the top-5 that the same steps in torch give."""
+torch on 41/41) but Lite2 on int8: 37/41, agreeing on 40/41 (docs/performance.md); the floor
+catches broken preprocessing, labels or exports. The worker's numpy preprocessing, softmax and
+top-5 give every photo the top-5 that the same steps in torch give."""
 
 from __future__ import annotations
 
@@ -59,7 +60,14 @@ def test_gallery_top1(
     model, batches, reference = get(name)
     top1 = reference
     if runtime != TORCH:
-        made, unavailable = candidates(runtime, model, seeded[0], tmp_path_factory.getbasetemp() / "exports", 1)
+        made, unavailable = candidates(
+            runtime,
+            model,
+            batches,
+            models_dir=seeded[0],
+            cache_dir=tmp_path_factory.getbasetemp() / "exports",
+            threads=1,
+        )
         if runtime in unavailable:
             pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
         top1 = _top1(made[runtime], batches)
@@ -71,6 +79,8 @@ def test_gallery_top1(
     assert agreeing >= len(files) - MAX_DISAGREEMENTS
 
 
+# Not int8: quantizing the input turns a float-rounding difference in it into a step of the
+# quantized value, which reorders classes whose scores are close (top-1 above is its check).
 @pytest.mark.parametrize("runtime", [TORCH, "onnxruntime"])
 @pytest.mark.parametrize("name", sorted(MIN_CORRECT))
 def test_gallery_top5_is_what_the_torch_pipeline_gives(
@@ -83,10 +93,17 @@ def test_gallery_top5_is_what_the_torch_pipeline_gives(
     """Each photo's top-5 (classes and order; scores to float rounding) from LoadedModel.predict
     against the same runtime fed by torch's normalisation and ranked by torch's softmax and topk."""
     files, get = gallery
-    model, _, _ = get(name)
+    model, batches, _ = get(name)
     runner = model.runtime
     if runtime != TORCH:
-        made, unavailable = candidates(runtime, model, seeded[0], tmp_path_factory.getbasetemp() / "exports", 1)
+        made, unavailable = candidates(
+            runtime,
+            model,
+            batches,
+            models_dir=seeded[0],
+            cache_dir=tmp_path_factory.getbasetemp() / "exports",
+            threads=1,
+        )
         if runtime in unavailable:
             pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
         runner = made[runtime]

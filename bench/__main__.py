@@ -45,7 +45,7 @@ from devstack.ports import free_port
 MODEL = "efficientnet_lite0"
 GROUPS = ("inprocess", "system", "floor", "naive", "bentoml", "celery")
 # The table's order (the interleaved pairs are measured 2-c1, 3-c1, 2, 3-sat).
-ROW_ORDER = ("1", "6", "2-fp32", "2", "2-c1", "3-c1", "3-sat", "floor", "3-hit", "gw-json", "gw-upload", "4-c1")
+ROW_ORDER = ("1", "6", "6q", "2-fp32", "2", "2-c1", "3-c1", "3-sat", "floor", "3-hit", "gw-json", "gw-upload", "4-c1")
 ROW_ORDER += ("4-sat", "4w-c1")
 ROW_ORDER += ("4w-sat", "5-c1", "5-sat", "7-c1", "7-sat")
 
@@ -350,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
             measure(inprocess("1", "(1) forward only, batch 1 (fp32 torch)", "forward", args.workers))
             # (6): ONNX Runtime's forward pass on the model's verified export, the CPU's limit here.
             measure(inprocess("6", "(6) forward only, batch 1, ONNX Runtime hot loop", "onnxruntime", args.workers))
+            # (6q): the same on the export's int8 model (classifier_worker.quantize).
+            name = "(6q) forward only, batch 1, ONNX Runtime int8 hot loop"
+            measure(inprocess("6q", name, "onnxruntime-int8", args.workers))
             # (2f): (2) on the eager fp32 torch of CLASSIFIER_RUNTIME=torch, what (2) auto is compared with.
             name = "(2f) decode + preprocess + forward, in-process, eager fp32 torch"
             measure(inprocess("2-fp32", name, "preprocess", args.workers, runtime="torch"))

@@ -1,9 +1,10 @@
-"""Scenarios (1), (2) and (6): one process, one loop, batch 1, the worker's own code.
+"""Scenarios (1), (2), (6) and (6q): one process, one loop, batch 1, the worker's own code.
 
-    python -m bench.inprocess forward preprocess onnxruntime --threads 2 ...
-        forward:     (1) the model's forward pass only (fp32 torch, as loaded and rewritten)
-        preprocess:  (2) bytes -> decode -> tensor -> forward -> top-5 (the runtime auto picks)
-        onnxruntime: (6) the forward pass only, in ONNX Runtime on the model's verified export
+    python -m bench.inprocess forward preprocess onnxruntime onnxruntime-int8 --threads 2 ...
+        forward:          (1) the model's forward pass only (fp32 torch, as loaded and rewritten)
+        preprocess:       (2) bytes -> decode -> tensor -> forward -> top-5 (the runtime auto picks)
+        onnxruntime:      (6) the forward pass only, in ONNX Runtime on the model's verified export
+        onnxruntime-int8: (6q) the same on the export's verified int8 model
 
 A process of its own (started by bench.__main__, as many side by side as the system has worker
 processes, so both use the machine alike), so its CPU time and peak RSS are its own; it prints
@@ -29,7 +30,8 @@ from classifier_worker import allocator
 from classifier_worker.export import default_cache_dir, ensure_export
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
-from classifier_worker.runtimes import OnnxRuntime
+from classifier_worker.quantize import ensure_int8
+from classifier_worker.runtimes import ONNX_RUNTIMES, ONNXRUNTIME_INT8, OnnxRuntime
 from classifier_worker.selection import select_runtime
 
 
@@ -46,11 +48,12 @@ def run(
             with torch.inference_mode():
                 model.module(batches[i % len(batches)])
 
-    elif scenario == "onnxruntime":
-        runtime = OnnxRuntime(
-            ensure_export(model.module, spec, model.version, models_dir, default_cache_dir()), torch.get_num_threads()
-        )
+    elif scenario in ONNX_RUNTIMES:
         batches = [model.normalize([decode(d, spec)]) for d in datas]
+        path = ensure_export(model.module, spec, model.version, models_dir, default_cache_dir())
+        if scenario == ONNXRUNTIME_INT8:
+            path = ensure_int8(path, spec, model.version, models_dir, default_cache_dir(), batches)
+        runtime = OnnxRuntime(path, torch.get_num_threads(), scenario)
 
         def one(i: int) -> None:
             runtime(batches[i % len(batches)])
@@ -95,7 +98,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenarios", nargs="+", choices=["forward", "preprocess", "onnxruntime"])
+    parser.add_argument("scenarios", nargs="+", choices=["forward", "preprocess", *ONNX_RUNTIMES])
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--models-dir", type=Path, required=True)

@@ -92,6 +92,12 @@ def targets(by_key: dict[str, Row], models: int = 1) -> list[Target]:
         _ratio(pre, _get(by_key, "6", "images_per_s")),
         "none: the distance to the CPU limit",
     )
+    information(
+        "auto_vs_int8_hot_loop",
+        "(2) auto / (6q) ONNX Runtime int8 hot loop images/s",
+        _ratio(pre, _get(by_key, "6q", "images_per_s")),
+        "none: the distance to the int8 forward pass alone",
+    )
     # Retired as a target (it gets harder as the model gets faster); shown for information.
     information("system_vs_inprocess", "(3) saturated / (2) images/s", _ratio(sat, pre), "none: was >= 0.85")
     check("preprocess_vs_forward", "(2) / (1) images/s", _ratio(pre, fwd), ">= 0.9", lambda v: v >= 0.9)

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from classifier_common.catalog import get_spec
@@ -29,7 +30,8 @@ from classifier_common.images import Gallery
 from classifier_worker.cpu import cpu_model, this_cpu_has_bf16
 from classifier_worker.export import default_cache_dir, ensure_export
 from classifier_worker.models import LoadedModel, build_module
-from classifier_worker.runtimes import OnnxRuntime, Runtime, TorchBf16Runtime, TorchRuntime
+from classifier_worker.quantize import ensure_int8
+from classifier_worker.runtimes import ONNXRUNTIME_INT8, OnnxRuntime, Runtime, TorchBf16Runtime, TorchRuntime
 from classifier_worker.selection import AUTO, gallery_batches, select_runtime
 
 
@@ -37,7 +39,7 @@ class _AsLoaded(TorchRuntime):
     name = "eager fp32 as loaded"
 
 
-def runtimes(model: LoadedModel, models_dir: Path, threads: int) -> list[Runtime]:
+def runtimes(model: LoadedModel, models_dir: Path, threads: int, batches: list[np.ndarray]) -> list[Runtime]:
     plain = build_module(model.spec)
     plain.load_state_dict(torch.load(model.spec.weights_path(models_dir), map_location="cpu", weights_only=True))
     out: list[Runtime] = [_AsLoaded(plain.eval()), TorchRuntime(model.module)]
@@ -45,6 +47,8 @@ def runtimes(model: LoadedModel, models_dir: Path, threads: int) -> list[Runtime
         out.append(TorchBf16Runtime(model.module))
     path = ensure_export(model.module, model.spec, model.version, models_dir, default_cache_dir())
     out.append(OnnxRuntime(path, threads))
+    int8 = ensure_int8(path, model.spec, model.version, models_dir, default_cache_dir(), batches)
+    out.append(OnnxRuntime(int8, threads, ONNXRUNTIME_INT8))
     return out
 
 
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     with (args.gallery_dir / "labels.csv").open() as fh:
         labels = {row["file"]: int(row["class_index"]) for row in csv.DictReader(fh)}
     truth = [labels[name] for name in names]
-    candidates = runtimes(model, args.models_dir, args.threads)
+    candidates = runtimes(model, args.models_dir, args.threads, batches)
     round_medians: dict[str, list[float]] = {r.name: [] for r in candidates}
     top1: dict[str, list[int]] = {}
     with torch.inference_mode():

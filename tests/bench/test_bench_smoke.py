@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 RUN_ROWS = {
     "1",
     "6",
+    "6q",
     "2-fp32",
     "2",
     "2-c1",
@@ -45,6 +46,7 @@ INFORMATION = {
     "system_vs_naive_worker_code",
     "onnxruntime_vs_torch_forward",
     "auto_vs_onnxruntime_hot_loop",
+    "auto_vs_int8_hot_loop",
     "system_vs_inprocess",
 }
 NOT_RUN_TARGETS = {
@@ -102,7 +104,7 @@ def test_system_rows_measure_every_process(report: tuple[dict, str]) -> None:
 def test_the_compared_rows_are_measured_interleaved(report: tuple[dict, str]) -> None:
     data, markdown = report
     rows = {row["key"]: row for row in data["rows"]}
-    assert [row["key"] for row in data["rows"]][:7] == ["1", "6", "2-fp32", "2", "2-c1", "3-c1", "3-sat"]
+    assert [row["key"] for row in data["rows"]][:7] == ["1", "6", "6q", "2-fp32", "2", "2-c1", "3-c1"]
     for key, other in (("2", "3-sat"), ("3-sat", "2"), ("2-c1", "3-c1"), ("3-c1", "2-c1")):
         assert f"2 slices of 0.5 s alternating with row {other}" in rows[key]["note"], rows[key]
     assert "in 2 slices alternating" in markdown
@@ -149,7 +151,7 @@ def test_without_the_system_rows_nothing_is_interleaved(tmp_path: Path, seeded: 
         "--models-dir", str(models_dir), "--gallery-dir", str(gallery_dir), "--out", str(tmp_path),
     )  # fmt: skip
     data = json.loads((tmp_path / "latest.json").read_text())
-    assert [row["key"] for row in data["rows"]] == ["1", "6", "2-fp32", "2", "2-c1"]
+    assert [row["key"] for row in data["rows"]] == ["1", "6", "6q", "2-fp32", "2", "2-c1"]
     assert data["meta"]["slices"] is None
     assert not any("slices" in row["note"] for row in data["rows"])
     assert "alternating" not in (tmp_path / "latest.md").read_text()

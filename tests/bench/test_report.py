@@ -31,6 +31,7 @@ def _run(**overrides: Row) -> dict[str, Row]:
     rows = {
         "1": _row("1", 100.0),
         "6": _row("6", 280.0),
+        "6q": _row("6q", 400.0),
         "2-fp32": _row("2-fp32", 90.0),
         "2": _row("2", 200.0, p50=9.0),
         "2-c1": _row("2-c1", 105.0, p50=9.0),
@@ -69,6 +70,7 @@ def test_a_run_that_meets_every_target_passes_each() -> None:
     information = {key for key, target in checks.items() if target.passed is None}
     assert information == {
         "auto_vs_onnxruntime_hot_loop",
+        "auto_vs_int8_hot_loop",
         "system_vs_inprocess",
         "onnxruntime_vs_torch_forward",
         "system_vs_naive_worker_code",
@@ -76,6 +78,7 @@ def test_a_run_that_meets_every_target_passes_each() -> None:
     }
     assert checks["auto_vs_fp32_worker"].value == 200.0 / 90.0
     assert checks["auto_vs_onnxruntime_hot_loop"].value == 200.0 / 280.0
+    assert checks["auto_vs_int8_hot_loop"].value == 200.0 / 400.0
     assert checks["system_vs_bentoml"].value == 140.0 / 75.0
     # gateway 2 + results 1 + RabbitMQ 1.5 + client 0.7 against the floor's 4 ms: the workers are not counted.
     assert checks["outside_workers_vs_floor"].value == (2.0 + 1.0 + 1.5 + 0.7) / 4.0

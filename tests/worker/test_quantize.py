@@ -5,6 +5,7 @@ the worker's cache; its agreement with fp32 torch is checked where every runtime
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -82,3 +83,13 @@ def test_the_seeded_int8_model_comes_first_and_a_tampered_one_is_made_again(
     remade = quantize.ensure_int8(source, SPEC, loaded.version, models_dir, cache, batches)
     assert remade == cache / seeded.name and export.verify(remade)
     assert quantize.ensure_int8(source, SPEC, loaded.version, models_dir, cache, []) == remade  # no new calibration
+
+
+def test_the_quantizer_notes_stay_out_of_the_log(
+    made: tuple[LoadedModel, Path, list], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, source, batches = made
+    with caplog.at_level(logging.DEBUG):
+        quantize.quantize(source, tmp_path / "lite0-int8.onnx", batches[:4])
+        logging.getLogger().info("after the quantization")  # the filter is gone
+    assert [r.getMessage() for r in caplog.records] == ["model quantized to int8", "after the quantization"]

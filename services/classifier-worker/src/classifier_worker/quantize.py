@@ -48,6 +48,14 @@ def calibration(batches: list[np.ndarray]) -> list[np.ndarray]:
     return batches[::2]
 
 
+class _QuietQuantizer(logging.Filter):
+    """Drops ONNX Runtime's quantization notes below a warning (one line per weight whose scale
+    it widened, hundreds per model): it logs them on the root logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "onnxruntime" not in record.pathname
+
+
 class _Photos:
     """ONNX Runtime's CalibrationDataReader over preprocessed photos."""
 
@@ -72,6 +80,8 @@ def quantize(source: Path, path: Path, batches: list[np.ndarray]) -> Path:
     started = time.perf_counter()
     export.verify(source)
     part = export.part_path(path)
+    quiet = _QuietQuantizer()
+    logging.getLogger().addFilter(quiet)
     ort.set_default_logger_severity(_ORT_ERROR)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -91,6 +101,7 @@ def quantize(source: Path, path: Path, batches: list[np.ndarray]) -> Path:
             )
     finally:
         ort.set_default_logger_severity(_ORT_WARNING)
+        logging.getLogger().removeFilter(quiet)
     export.publish(part, path)
     log.info(
         "model quantized to int8",

@@ -45,8 +45,9 @@ SEED_COMMAND = (
     "python -m classifier_worker.seed --models-dir <models dir> --gallery-dir <gallery dir> "
     "--gallery-source <photos> (make setup; on Kubernetes the chart's seed Job, which runs the worker image with torch)"
 )
-# Forward passes per runtime when ``auto`` chooses between two: a fraction of a second each.
-TIMED_PASSES = 20
+# Forward passes per runtime when ``auto`` chooses between two: int8 is about twice as fast on the
+# CPUs measured, which ten passes tell apart; each pass adds to a cold start (docs/performance.md).
+TIMED_PASSES = 10
 
 
 def check_runtime(requested: str) -> None:

@@ -109,6 +109,8 @@ def load_models(settings: Settings) -> dict[str, LoadedModel]:
         metrics.MODEL_LOADED.labels(name).set(1)
     if with_torch:
         release_torch_modules(loaded)
+    else:  # the ONNX Runtime sessions auto did not choose are gone: their memory goes back
+        allocator.return_freed_memory()
     return loaded
 
 

@@ -42,6 +42,21 @@ def gallery(seeded: tuple[Path, Path], gallery_labels: dict[str, int]):  # noqa:
     return files, get
 
 
+def _made(
+    runtime: str,
+    model: LoadedModel,
+    batches: list[np.ndarray],
+    models_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Runtime:
+    """``runtime`` made for ``model`` as a worker makes it; the test is skipped where it cannot run."""
+    cache_dir = tmp_path_factory.getbasetemp() / "exports"
+    made, unavailable = candidates(runtime, model, batches, models_dir=models_dir, cache_dir=cache_dir, threads=1)
+    if runtime in unavailable:
+        pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
+    return made[runtime]
+
+
 def _top1(runtime: Runtime, batches: list[np.ndarray]) -> list[int]:
     return [int(runtime(batch).argmax(axis=1)[0]) for batch in batches]
 
@@ -60,17 +75,7 @@ def test_gallery_top1(
     model, batches, reference = get(name)
     top1 = reference
     if runtime != TORCH:
-        made, unavailable = candidates(
-            runtime,
-            model,
-            batches,
-            models_dir=seeded[0],
-            cache_dir=tmp_path_factory.getbasetemp() / "exports",
-            threads=1,
-        )
-        if runtime in unavailable:
-            pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
-        top1 = _top1(made[runtime], batches)
+        top1 = _top1(_made(runtime, model, batches, seeded[0], tmp_path_factory), batches)
     wrong = {f: i for f, i in zip(files, top1, strict=True) if i != gallery_labels[f]}
     agreeing = sum(a == b for a, b in zip(top1, reference, strict=True))
     correct = len(files) - len(wrong)
@@ -96,17 +101,7 @@ def test_gallery_top5_is_what_the_torch_pipeline_gives(
     model, batches, _ = get(name)
     runner = model.runtime
     if runtime != TORCH:
-        made, unavailable = candidates(
-            runtime,
-            model,
-            batches,
-            models_dir=seeded[0],
-            cache_dir=tmp_path_factory.getbasetemp() / "exports",
-            threads=1,
-        )
-        if runtime in unavailable:
-            pytest.skip(f"{runtime} cannot run here: {unavailable[runtime]}")
-        runner = made[runtime]
+        runner = _made(runtime, model, batches, seeded[0], tmp_path_factory)
     for file in files:
         image = decode((seeded[1] / file).read_bytes(), model.spec)
         logits = torch.from_numpy(runner(torch_normalize([image], model.spec.mean, model.spec.std).numpy()))

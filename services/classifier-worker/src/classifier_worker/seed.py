@@ -30,6 +30,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 from classifier_common import logs as clog
 from classifier_common.catalog import CATALOG, ModelSpec
 from classifier_worker import export, quantize, selection
@@ -140,33 +142,34 @@ def seed_exports(models_dir: Path, names: list[str], gallery_dir: Path) -> dict[
             export.export(loaded.module, spec, path)
             outcome[name] = "exported"
         log.info("ONNX export of %s: %s", name, outcome[name])
-        _record_check(loaded, path, ONNXRUNTIME, gallery_dir)
-        batches = selection.gallery_batches(loaded, gallery_dir)
+        batches = selection.gallery_batches(loaded, gallery_dir)  # decoded once, for every check
         if not batches:
-            log.warning("no int8 model of %s: no gallery photos in %s to calibrate it on", name, gallery_dir)
+            log.warning(
+                "%s: no gallery photos in %s to check the export on or calibrate an int8 model on",
+                name,
+                gallery_dir,
+            )
             continue
+        _record_check(loaded, path, ONNXRUNTIME, batches)
         int8 = models_dir / export.EXPORTS_DIR / quantize.int8_name(spec, loaded.version)
         try:
             export.verify(int8)
         except export.ExportRefused:
             quantize.quantize(path, int8, batches)
-        _record_check(loaded, int8, ONNXRUNTIME_INT8, gallery_dir)
+        _record_check(loaded, int8, ONNXRUNTIME_INT8, batches)
     return outcome
 
 
-def _record_check(loaded: LoadedModel, path: Path, runtime: str, gallery_dir: Path) -> None:
-    """Check the model file at ``path`` as a worker with torch would, unless its check is recorded
-    already, and record the verdict beside it (nothing without gallery photos to check it on)."""
+def _record_check(loaded: LoadedModel, path: Path, runtime: str, batches: list[np.ndarray]) -> None:
+    """Check the model file at ``path`` on ``batches`` as a worker with torch would, unless its
+    check is recorded already, and record the verdict beside it."""
     import torch
 
     digest = export.verify(path)
     try:
         record = export.read_agreement(path, digest)
     except export.ExportRefused:
-        verdict = selection.check_onnx(loaded, path, runtime, gallery_dir, torch.get_num_threads())
-        if verdict.photos == 0:
-            log.warning("%s of %s not checked: %s", runtime, loaded.spec.name, verdict.refused)
-            return
+        verdict = selection.check_onnx(loaded, path, runtime, batches, torch.get_num_threads())
         record = export.record_agreement(
             path, verdict.photos, verdict.agreeing, selection.MAX_DISAGREEMENTS, verdict.refused
         )

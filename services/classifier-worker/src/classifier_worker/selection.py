@@ -21,6 +21,7 @@ beside it (:func:`check_onnx`); a worker without torch relies on that record (:m
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import time
@@ -115,12 +116,10 @@ def candidates(
     """({name: runtime} to check, {name: why it cannot run here}) for ``requested``; ``batches``,
     the gallery photos preprocessed, calibrate an int8 model that has to be made."""
     names = [n for n in NAMES if n != TORCH] if requested == AUTO else [requested]
-    exported: list[Path] = []  # the export, made once for both ONNX runtimes
 
+    @functools.cache  # the export, made once for both ONNX runtimes
     def onnx_export() -> Path:
-        if not exported:
-            exported.append(export.ensure_export(loaded.module, loaded.spec, loaded.version, models_dir, cache_dir))
-        return exported[0]
+        return export.ensure_export(loaded.module, loaded.spec, loaded.version, models_dir, cache_dir)
 
     def int8() -> Runtime:
         path = quantize.ensure_int8(onnx_export(), loaded.spec, loaded.version, models_dir, cache_dir, batches)
@@ -227,13 +226,10 @@ def select_runtime(
     return selection
 
 
-def check_onnx(loaded: LoadedModel, path: Path, name: str, gallery_dir: Path, threads: int) -> Verdict:
+def check_onnx(loaded: LoadedModel, path: Path, name: str, batches: list[np.ndarray], threads: int) -> Verdict:
     """The model file at ``path`` of ``loaded`` (on torch), run as ``name`` (one of the ONNX
-    runtimes), checked against fp32 torch on the gallery as a worker checks it at start-up (the
-    seed step records the verdict)."""
-    batches = gallery_batches(loaded, gallery_dir)
-    if not batches:
-        return Verdict(name, refused=f"no gallery photos in {gallery_dir} to check it on")
+    runtimes), checked against fp32 torch on ``batches`` (:func:`gallery_batches`) as a worker
+    checks it at start-up (the seed step records the verdict)."""
     return check(TorchRuntime(loaded.module), {name: OnnxRuntime(path, threads, name)}, batches)[name]
 
 

@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 if rabbit:
                     pids["rabbitmq (shared)"] = rabbit
                 for key, clients, reference in (("3-c1", 1, row2c1), ("3-sat", sat, row2)):
-                    name = f"(3) system: gateway > RabbitMQ > worker > SQLite > results, {clients} client(s)"
+                    name = f"(3) system: gateway > RabbitMQ > worker > SQLite > gateway (wait), {clients} client(s)"
 
                     def row3(attempt: bytes, duration_s: float = args.duration, key=key, clients=clients, name=name):
                         return run_load(

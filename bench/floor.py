@@ -10,16 +10,17 @@ and ``outside`` is the CPU per job of everything that is not a forward pass. Thi
 parts of ``outside`` that the design cannot do without, each doing nothing more than it must:
 
     http server    a FastAPI app (uvicorn, httptools, uvloop, as the services run) that parses the
-                   multipart upload and answers 202, and answers one GET: no store, no broker
-    http client    the benchmark's own client (bench.load) making those two requests
+                   multipart upload and answers with a result, as the gateway answers a
+                   submit-and-wait (POST /v1/jobs?wait=N): no store, no broker
+    http client    the benchmark's own client (bench.load) making that request
     broker         one confirmed persistent publish of the upload to the quorum queue, one
                    delivery and its ack, by the system's own publisher and consumer (this process)
     rabbitmq       RabbitMQ's CPU for that publish, delivery and ack
-    store          the job's SQLite writes and reads: create, start, finish, two gets
+    store          the job's SQLite writes and read: create, start, finish, one get
 
 It prints each part, their sum and the ratio ceiling ``w / (w + sum)``, with ``w`` taken from
 bench/results/latest.json (or ``--w``). The real system spends more than this (logging, metrics,
-the long-poll, checks); the ceiling is an upper bound.
+the finished-job notice, checks); the ceiling is an upper bound.
 """
 
 from __future__ import annotations
@@ -49,23 +50,18 @@ async def submit(request: Request) -> JSONResponse:
     data = await form["file"].read()  # type: ignore[union-attr]
     job_id = uuid.uuid4().hex
     return JSONResponse(
-        {"id": job_id, "status": "queued", "bytes": len(data)},
-        status_code=202,
+        {"id": job_id, "status": "succeeded", "bytes": len(data), "result": {"predictions": [{"label": "x"}]}},
         headers={"Location": f"/v1/jobs/{job_id}"},
     )
 
 
-@app.get("/v1/jobs/{job_id}")
-async def get(job_id: str) -> JSONResponse:
-    return JSONResponse({"id": job_id, "status": "succeeded", "result": {"predictions": [{"label": "x"}]}})
-
-
 def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[float, float]:
-    """(server, client) CPU ms per job: a POST upload and a GET, at ``clients`` closed-loop clients."""
+    """(server, client) CPU ms per job: a POST upload answered with its result, at ``clients``
+    closed-loop clients."""
     from bench import servers
     from bench.images import load_gallery
     from bench.load import Connection
-    from bench.scenarios import Row, run_load, submit_upload, upload_body
+    from bench.scenarios import Row, run_load, upload_body
 
     images = load_gallery(gallery_dir, None)
     port = free_port()
@@ -78,10 +74,10 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[floa
 
             def job(state: dict, n: int) -> None:
                 connection = state.setdefault("c", Connection(url))
-                location = submit_upload(connection, *upload_body("m", images, n, b"floor"))
-                status, _, _ = connection.request("GET", location)
+                body, content_type = upload_body("m", images, n, b"floor")
+                status, _, _ = connection.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
                 if status != 200:
-                    raise RuntimeError(f"GET answered {status}")
+                    raise RuntimeError(f"POST answered {status}")
 
             row = run_load(
                 Row("floor", "bare FastAPI"), job, {"server": pid}, clients=clients, warmup_s=2.0, duration_s=duration_s
@@ -132,7 +128,7 @@ def broker_parts(messages: int, size: int) -> tuple[float, float]:
 
 
 def store_part(jobs: int) -> float:
-    """CPU ms per job of the store calls a job needs: create, start, finish, two gets."""
+    """CPU ms per job of the store calls a job needs: create, start, finish, one get."""
     from classifier_common.domain import Job, JobResult, JobStatus, Prediction, new_job_id, utcnow
     from classifier_common.store.sqlite import SqliteJobStore
 
@@ -150,7 +146,6 @@ def store_part(jobs: int) -> float:
             store.create(job)
             store.start(job.id, utcnow())
             store.finish(job.id, result, utcnow())
-            store.get(job.id)
             store.get(job.id)
         cpu = time.process_time() - started
         store.close()

@@ -324,7 +324,7 @@ def lever_long_poll(waiters: int, seconds: float) -> dict:
 
     from classifier_common.domain import Job, JobResult, JobStatus, Prediction, new_job_id, utcnow
     from classifier_common.store.sqlite import SqliteJobStore
-    from classifier_results.waiter import JobWaiter
+    from classifier_common.waiter import JobWaiter
 
     result = JobResult(predictions=[Prediction(label="x", class_index=0, score=1.0)], model_version="1")
 

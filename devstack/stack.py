@@ -59,7 +59,7 @@ http {{
     # The gateway enforces the upload limit and answers 413 in the API's error shape.
     client_max_body_size 64m;
     proxy_request_buffering off;
-    proxy_read_timeout 60s;  # long-poll GET /v1/jobs/{{id}}?wait=30
+    proxy_read_timeout 60s;  # long-polls: GET /v1/jobs/{{id}}?wait=30, POST /v1/jobs?wait=30
     proxy_http_version 1.1;
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;

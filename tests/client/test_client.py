@@ -151,6 +151,41 @@ def test_submit_many_streams_each_job_as_it_finishes(server: Server) -> None:
         assert outcome.job["status"] == "succeeded" and outcome.job["image"] == name
 
 
+def test_submit_with_wait_gives_the_finished_job_in_one_request(server: Server, seeded: tuple[Path, Path]) -> None:
+    gets = _job_gets(server)
+    with Client(server.url) as client:
+        job = client.submit(image=GOLDFINCH, wait=30)
+        upload = client.submit(file=seeded[1] / ORANGE, wait=30)
+    assert job["status"] == "succeeded" and job["result"]["predictions"][0]["label"] == "goldfinch"  # type: ignore[index]
+    assert upload["status"] == "succeeded" and upload["result"]["predictions"][0]["label"] == "orange"  # type: ignore[index]
+    assert _job_gets(server) == gets  # no GET: the submission's answer had the result
+
+
+def test_submit_many_needs_no_get_when_jobs_finish_within_the_submissions_wait(server: Server) -> None:
+    gets = _job_gets(server)
+    with Client(server.url) as client:
+        outcomes = list(client.submit_many(images=[GOLDFINCH, ORANGE, TENCH], concurrency=3, timeout=60))
+    assert sorted(o.job["image"] for o in outcomes if o.job and o.job["status"] == "succeeded") == sorted(
+        [GOLDFINCH, ORANGE, TENCH]
+    )
+    assert _job_gets(server) == gets
+
+
+def test_submit_with_wait_answers_a_queued_job_when_the_wait_runs_out(stalled: Server) -> None:
+    with Client(stalled.url) as client:
+        started = time.monotonic()
+        job = client.submit(image=ORANGE, wait=0.5)
+        assert time.monotonic() - started >= 0.5 and job["status"] == "queued"
+        # submit_many's timeout bounds the submission's wait and the long-poll after it together.
+        started = time.monotonic()
+        [outcome] = client.submit_many(images=[ORANGE], timeout=1.0)
+        took = time.monotonic() - started
+        assert isinstance(outcome.error, WaitTimeout) and outcome.job is not None, outcome
+        assert 1.0 <= took < 3.0, took
+        for queued in (job, outcome.job):
+            client.cancel(queued)  # the stalled queue is short
+
+
 # Last in the file: it fills the stalled server's queue for good.
 def test_a_full_queue_is_retried_after_its_retry_after(stalled: Server) -> None:
     with Client(stalled.url, retry=NO_RETRY) as client, pytest.raises(TooManyRequests) as full:

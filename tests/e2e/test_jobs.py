@@ -57,6 +57,21 @@ def test_long_poll_returns_when_done(api: httpx.Client) -> None:
     assert job["status"] == "succeeded"
 
 
+def test_submit_and_wait_answers_the_finished_job(api: httpx.Client) -> None:
+    """One request: the gateway hears the worker's finished-job notice and answers with the job."""
+    data = api.get("/v1/images/n01531178_goldfinch.JPEG").content
+    response = api.post(
+        "/v1/jobs",
+        params={"wait": 20},
+        files={"file": ("bird.jpg", data, "image/jpeg")},
+        data={"model": "efficientnet_lite0"},
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "succeeded" and job["result"]["predictions"][0]["label"] == "goldfinch"
+    assert api.get(response.headers["location"]).json() == job
+
+
 def test_each_model_goes_to_the_pool_serving_it_and_an_unserved_one_is_refused(api: httpx.Client) -> None:
     models = {m["name"]: m for m in api.get("/v1/models").json()}
     for name in ("efficientnet_lite0", "efficientnet_lite1"):

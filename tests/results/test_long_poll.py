@@ -25,8 +25,8 @@ from classifier_common.config import Settings
 from classifier_common.domain import Job, JobStatus, utcnow
 from classifier_common.store.base import JobStore
 from classifier_common.store.sqlite import SqliteJobStore
+from classifier_common.waiter import JobWaiter
 from classifier_results.main import create_app
-from classifier_results.waiter import JobWaiter
 from devstack.isolated import AMQP_URL
 from devstack.ports import free_port
 from devstack.stack import delete_job_queues

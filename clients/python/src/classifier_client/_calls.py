@@ -111,16 +111,21 @@ def submit_call(
     filename: str | None,
     callback_url: str | None,
     idempotency_key: str | None,
+    wait: float = 0,
 ) -> Call:
+    """POST /v1/jobs; with ``wait``, the answer waits that long for the job to finish."""
     if (image is None) == (file is None):
         raise TypeError("submit takes one of image= (a gallery image name) or file= (an image to upload)")
     # Retries of this call send the same key: the server makes at most one job of them.
     call_headers = {"idempotency-key": idempotency_key or uuid.uuid4().hex}
+    params = {"wait": round(wait, 1)} if wait else None
     if image is not None:
         body: dict[str, Any] = {"model": model, "image": image}
         if callback_url is not None:
             body["callback_url"] = callback_url
-        return Call("POST", "/v1/jobs", json=body, headers=call_headers)
+        return Call(
+            "POST", "/v1/jobs", params=params, json=body, headers=call_headers, timeout=(wait + 30.0) if wait else None
+        )
     assert file is not None
     name, content = _read_file(file, filename)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -128,7 +133,13 @@ def submit_call(
     if callback_url is not None:
         data["callback_url"] = callback_url
     return Call(
-        "POST", "/v1/jobs", data=data, files={"file": (name, content, media_type)}, headers=call_headers, timeout=120.0
+        "POST",
+        "/v1/jobs",
+        params=params,
+        data=data,
+        files={"file": (name, content, media_type)},
+        headers=call_headers,
+        timeout=120.0 + wait,
     )
 
 

@@ -60,6 +60,19 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+def _first_wait(timeout: float | None) -> float:
+    """How long :meth:`Client.submit_many` has each submission wait (one request when it finishes)."""
+    return MAX_WAIT_S if timeout is None else min(MAX_WAIT_S, timeout)
+
+
+def _left(job: Job, timeout: float | None, deadline: float | None) -> float | None:
+    """What is left of ``timeout`` after a submission that waited; WaitTimeout if nothing is."""
+    remaining = _remaining(deadline)
+    if remaining is not None and remaining <= 0 and not finished(job):
+        raise WaitTimeout(job, cast(float, timeout))
+    return remaining
+
+
 class Client:
     """Blocking client; thread-safe (one connection pool). ``retry`` governs passing failures
     (:class:`Retry`); every other error is raised as a :class:`~classifier_client.errors.ClassifierError`."""
@@ -123,10 +136,14 @@ class Client:
         filename: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        wait: float = 0,
     ) -> Job:
         """Queue a job for a gallery ``image`` or an uploaded ``file`` (a path, bytes or a binary
-        file object); returns the queued job (202)."""
-        return cast(Job, self._call(submit_call(model, image, file, filename, callback_url, idempotency_key)))
+        file object); returns the queued job (202). With ``wait`` (up to 30 s), the server holds
+        the answer until the job finishes or that time passes: the finished job if it did, in
+        one request."""
+        call = submit_call(model, image, file, filename, callback_url, idempotency_key, wait)
+        return cast(Job, self._call(call))
 
     def submit_batch(
         self,
@@ -219,8 +236,10 @@ class Client:
 
         def one(kind: str, item: Any) -> Outcome:
             try:
-                job = self.submit(model, **{kind: item})
-                return Outcome(item, self.wait(job, timeout))
+                # One request when the job finishes within the submission's wait; else long-polls.
+                deadline = None if timeout is None else time.monotonic() + timeout
+                job = self.submit(model, wait=_first_wait(timeout), **{kind: item})
+                return Outcome(item, self.wait(job, _left(job, timeout, deadline)))
             except ClassifierError as exc:
                 return Outcome(item, getattr(exc, "job", None), exc)
 
@@ -297,8 +316,10 @@ class AsyncClient:
         filename: str | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
+        wait: float = 0,
     ) -> Job:
-        return cast(Job, await self._call(submit_call(model, image, file, filename, callback_url, idempotency_key)))
+        call = submit_call(model, image, file, filename, callback_url, idempotency_key, wait)
+        return cast(Job, await self._call(call))
 
     async def get(self, job: str | Job, wait: float = 0) -> Job:
         return cast(Job, await self._call(get_call(job_id_of(job), min(wait, MAX_WAIT_S))))
@@ -379,8 +400,9 @@ class AsyncClient:
         async def one(kind: str, item: Any) -> Outcome:
             async with gate:
                 try:
-                    job = await self.submit(model, **{kind: item})
-                    return Outcome(item, await self.wait(job, timeout))
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                    job = await self.submit(model, wait=_first_wait(timeout), **{kind: item})
+                    return Outcome(item, await self.wait(job, _left(job, timeout, deadline)))
                 except ClassifierError as exc:
                     return Outcome(item, getattr(exc, "job", None), exc)
 

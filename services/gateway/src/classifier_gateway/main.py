@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from classifier_common import metrics
-from classifier_common.broker import connect_publisher
+from classifier_common.broker import connect_listener, connect_publisher
 from classifier_common.catalog import available_models, register_synthetic_models
 from classifier_common.config import Settings
 from classifier_common.errors import ClassifierError
@@ -23,6 +23,7 @@ from classifier_common.images import Gallery
 from classifier_common.lifecycle import Checks, Component, StoreComponent, compose_app
 from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore, open_store
+from classifier_common.waiter import JobWaiter
 from classifier_gateway.api.routes import batches, images, info, jobs, models, stats
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 TITLE = "Image classifier"
 DESCRIPTION = (
     "Submit an image with a model; the job is queued and classified by a worker. "
-    "Poll the job's status URL for the top-5 predictions."
+    "Poll the job's status URL for the top-5 predictions, or submit with `wait` to have the "
+    "finished job in the answer."
 )
 
 
@@ -53,17 +55,22 @@ class Gateway(Component):
         self.store = store
         self.publisher = connect_publisher(settings)
         self.gallery = Gallery(settings.gallery_dir)
+        # Submit-and-wait (POST /v1/jobs?wait=N) answers when a worker announces the job finished;
+        # the listener connects with the first such request, so a gateway nobody waits on never listens.
+        self.waiter = JobWaiter(store, connect_listener(settings))
 
     def install(self, app: FastAPI) -> None:
         app.state.settings = self.settings
         app.state.publisher = self.publisher
         app.state.gallery = self.gallery
+        app.state.submit_waiter = self.waiter
         app.state.queue_stats = QueueStats(self.settings, self.store)
         for module in (models, images, info, jobs, batches, stats):
             app.include_router(module.router)
         _install_page(app)
 
     def stop(self) -> None:
+        self.waiter.close()
         self.publisher.close()
 
     def readiness(self) -> Checks:

@@ -20,11 +20,11 @@ from classifier_common.errors import StoreUnavailable
 from classifier_common.lifecycle import Component, StoreComponent, compose_app
 from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore, open_store
+from classifier_common.waiter import JobWaiter
 from classifier_results.api.batches import router as batches_router
 from classifier_results.api.jobs import router as jobs_router
 from classifier_results.api.retry import router as retry_router
 from classifier_results.notifier import start_notifier
-from classifier_results.waiter import JobWaiter
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Results(Component):
     def __init__(self, settings: Settings, store: JobStore):
         self.settings = settings
         self.store = store
-        # Long-polls answer when the workers announce a finished job (classifier_results.waiter).
+        # Long-polls answer when the workers announce a finished job (classifier_common.waiter).
         self.waiter = JobWaiter(store, connect_listener(settings))
         self.queue_stats = QueueStats(settings, store)
         # Retries are queued from here: the front door sends every /v1/jobs/{id}/... path to this service.

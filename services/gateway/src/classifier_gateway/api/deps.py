@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from classifier_common.broker import Publisher
 from classifier_common.deps import ClientIdDep
 from classifier_common.images import Gallery
+from classifier_common.waiter import JobWaiter
 
-__all__ = ["ClientIdDep", "GalleryDep", "PublisherDep"]
+__all__ = ["ClientIdDep", "GalleryDep", "PublisherDep", "WaiterDep"]
 
 
 async def _publisher(request: Request) -> Publisher:
@@ -21,5 +22,10 @@ async def _gallery(request: Request) -> Gallery:
     return request.app.state.gallery
 
 
+async def _waiter(request: Request) -> JobWaiter:
+    return request.app.state.submit_waiter
+
+
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 GalleryDep = Annotated[Gallery, Depends(_gallery)]
+WaiterDep = Annotated[JobWaiter, Depends(_waiter)]

@@ -19,13 +19,12 @@ from classifier_common.domain import Job, JobStatus, JobView, job_view, utcnow
 from classifier_common.errors import Conflict, InvalidInput, NotFound
 from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore
+from classifier_common.waiter import MAX_WAIT_S, JobWaiter
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
-from classifier_results.waiter import JobWaiter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-MAX_WAIT_S = 30.0
 
 
 # Checked by valid_id (422 invalid_input, counted in the lookup metric); the pattern is declared

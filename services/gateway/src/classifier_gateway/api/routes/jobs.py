@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse
 from classifier_common import images
 from classifier_common.deps import IdempotencyKeyDep, SettingsDep, StoreDep
 from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
-from classifier_common.errors import NotAnImage, PayloadTooLarge
+from classifier_common.errors import NotAnImage, PayloadTooLarge, StoreUnavailable
 from classifier_common.logs import request_id_var
-from classifier_common.store import JobQuery
+from classifier_common.store import JobQuery, JobStore
 from classifier_common.submission import submit
+from classifier_common.waiter import MAX_WAIT_S, JobWaiter
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
-from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
+from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep, WaiterDep
 from classifier_gateway.api.routes.models import model_and_pool
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,10 +30,14 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     status_code=202,
     summary="Submit a classification job",
     description='JSON `{"model", "image"}` names a gallery image; multipart `file` + `model` uploads one. '
-    "Answers 202 once the job is durably queued, with `Location` = its status URL.",
+    "Answers 202 once the job is durably queued, with `Location` = its status URL. With `wait`, the "
+    "answer waits up to that many seconds for the job to finish: 200 with the finished job "
+    "(succeeded, failed or canceled) if it does, else the same 202 as without it — one request "
+    "instead of a submit and a long-poll.",
     response_model=JobView,
     openapi_extra={"requestBody": body.REQUEST_BODY},
     responses={
+        200: {"model": JobView, "description": "With `wait`: the job finished within it"},
         401: ERROR_RESPONSE_SCHEMA,
         413: ERROR_RESPONSE_SCHEMA,
         415: ERROR_RESPONSE_SCHEMA,
@@ -49,6 +54,11 @@ async def create_job(
     gallery: GalleryDep,
     client_id: ClientIdDep,
     idempotency_key: IdempotencyKeyDep,
+    waiter: WaiterDep,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_S, description="Wait up to this many seconds for the job to finish (200 if it does)"),
+    ] = 0,
 ) -> JSONResponse:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes + body.MULTIPART_OVERHEAD:
@@ -110,7 +120,21 @@ async def create_job(
     headers = {"Location": status_url(job.id)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(job_view(job), status_code=202, headers=headers)
+    if wait and not job.status.finished:
+        job = await _waited(store, waiter, job, wait)
+    return JSONResponse(job_view(job), status_code=200 if wait and job.status.finished else 202, headers=headers)
+
+
+async def _waited(store: JobStore, waiter: JobWaiter, job: Job, wait: float) -> Job:
+    """The job once it finished within ``wait`` seconds; else as it stands then (queued or
+    running), or as it was queued if the store cannot say: it is queued either way."""
+    finished = await waiter.wait(job.id, wait)
+    if finished is not None:
+        return finished
+    try:
+        return await run_in_threadpool(store.get, job.id) or job
+    except StoreUnavailable:
+        return job
 
 
 @router.get(

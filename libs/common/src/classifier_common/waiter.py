@@ -1,4 +1,6 @@
-"""Long-poll (``GET /v1/jobs/{id}?wait=N``): one poller per process for every waiting request.
+"""Waiting for jobs to finish: one poller per process for every waiting request — the results
+service's long-poll (``GET /v1/jobs/{id}?wait=N``) and the gateway's submit-and-wait
+(``POST /v1/jobs?wait=N``).
 
 Polling the store once per waiting request every 50 ms cost one full read per request per tick
 and added up to 50 ms to every answer (a 25 ms job was answered after 50). Instead, while any
@@ -41,6 +43,8 @@ from classifier_common.store import JobStore
 
 log = logging.getLogger(__name__)
 
+# The longest a request may wait for its job (GET /v1/jobs/{id}?wait=N, POST /v1/jobs?wait=N).
+MAX_WAIT_S = 30.0
 TICK_S = 0.002
 FALLBACK_S = 1.0
 
@@ -75,9 +79,16 @@ class JobWaiter:
         self._look_at_all = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
 
     def start(self) -> None:
-        """Start the listener, if any (the poller itself starts with the first waiting request)."""
+        """Start the listener, if any (the poller itself starts with the first waiting request).
+        Called again, it does nothing; :meth:`wait` calls it, so a process that never waits
+        never listens (the gateway's listener starts with its first submit-and-wait)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
         if self.listener is not None:
             self.listener.start(self.notify, self._listener_connected)
 
@@ -102,6 +113,7 @@ class JobWaiter:
     async def wait(self, job_id: str, timeout_s: float) -> Job | None:
         """The job once it has finished, or None after ``timeout_s`` (or when the store failed,
         or the job is gone): the caller then reads the job itself."""
+        self.start()
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             self._waiting.setdefault(job_id, []).append(waiter)

@@ -102,6 +102,20 @@ def test_long_poll_answers_as_soon_as_the_job_finishes(
     assert time.monotonic() - started >= 0.5
 
 
+def test_the_results_service_listens_for_notices_from_its_first_long_poll(
+    results: tuple[TestClient, SqliteJobStore, MemoryBroker],
+) -> None:
+    """A results service nobody long-polls (its clients submit and wait at the gateway) takes no
+    notices; the first long-poll connects the listener."""
+    client, store, _ = results
+    listener = client.app.state.job_waiter.listener  # type: ignore[attr-defined]
+    job = store.create(queued_job())
+    assert client.get(f"/v1/jobs/{job.id}").json()["status"] == "queued"
+    assert not listener.connected
+    assert client.get(f"/v1/jobs/{job.id}", params={"wait": 0.1}).json()["status"] == "queued"
+    assert listener.connected
+
+
 def test_long_poll_on_a_job_deleted_meanwhile_is_404(
     results: tuple[TestClient, SqliteJobStore, MemoryBroker],
 ) -> None:

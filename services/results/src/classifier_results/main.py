@@ -74,7 +74,8 @@ class Results(Component):
         run_purger(self.store, self.settings, self._stop)
         # Callbacks are sent from here, never from a worker: see classifier_results.notifier.
         start_notifier(self.store, self.settings, self._stop)
-        self.waiter.start()
+        # The waiter's listener connects with the first long-poll: a results service nobody
+        # long-polls (clients that submit and wait at the gateway) takes no notices.
 
     def stop(self) -> None:
         self._stop.set()

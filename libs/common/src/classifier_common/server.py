@@ -17,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from http import HTTPStatus
 from typing import Any
 
 import httptools
 import uvicorn
+from uvicorn.main import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from classifier_common.config import Settings
 from classifier_common.errors import error_body, head_too_large, head_too_slow, status_code_name
 from classifier_common.request_ids import REQUEST_ID_HEADER, request_id_for
+from classifier_common.waiter import release_all
 
 _HEAD_END = b"\r\n\r\n"
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("ascii")
@@ -133,9 +136,19 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         return request_id_for(incoming.decode("latin-1") if incoming is not None else None)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM first answers the requests waiting for a job (a
+    submit-and-wait, a long-poll) with the job as it stands: they would otherwise hold the
+    shutdown for up to 30 s and then be cut off when the grace period below ends."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        release_all()
+        await super().shutdown(sockets)
+
+
 def run(app: Any, settings: Settings, port: int) -> None:
     """Serve ``app`` until SIGTERM/SIGINT, as every service's entry point does."""
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=port,
@@ -144,6 +157,11 @@ def run(app: Any, settings: Settings, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    server = _Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)  # as uvicorn.run does: the port was taken, or start-up failed
 
 
 def bounded_head_protocol(settings: Settings) -> type[BoundedHeadProtocol]:

@@ -34,6 +34,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from classifier_common import metrics
@@ -47,6 +48,17 @@ log = logging.getLogger(__name__)
 MAX_WAIT_S = 30.0
 TICK_S = 0.002
 FALLBACK_S = 1.0
+
+
+# Every waiter of the process, for release_all() when it stops.
+_waiters: weakref.WeakSet[JobWaiter] = weakref.WeakSet()
+
+
+def release_all() -> None:
+    """The process is stopping: answer every waiting request now, with its job as it stands (see
+    :meth:`JobWaiter.release`). The server calls it before it waits for requests in flight."""
+    for waiter in list(_waiters):
+        waiter.release()
 
 
 @dataclass(eq=False)
@@ -80,6 +92,8 @@ class JobWaiter:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        self._released = False
+        _waiters.add(self)
 
     def start(self) -> None:
         """Start the listener, if any (the poller itself starts with the first waiting request).
@@ -95,6 +109,19 @@ class JobWaiter:
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
+
+    def release(self) -> None:
+        """Stop waiting: every request waiting now, and any that starts to, gets None at once, so
+        it answers with its job as it stands (a queued job's 202, a long-poll's current view)
+        instead of being cut off when the server's grace period for requests in flight ends."""
+        with self._lock:
+            self._released = True
+            waiters = [waiter for waiting in self._waiting.values() for waiter in waiting]
+        for waiter in waiters:
+            try:
+                waiter.loop.call_soon_threadsafe(waiter.event.set)
+            except RuntimeError:
+                pass  # that request's event loop has closed
 
     def notify(self, job_ids: list[str]) -> None:
         """These jobs finished: wake the requests waiting on them (the listener's callback; also
@@ -116,6 +143,8 @@ class JobWaiter:
         self.start()
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
+            if self._released:
+                return None
             self._waiting.setdefault(job_id, []).append(waiter)
             self._due.add(job_id)
             self._wake.set()

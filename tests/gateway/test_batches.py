@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 
 import classifier_standalone.app as standalone
 from classifier_common.store.mongo import MongoJobStore
-from tests.gateway.conftest import embedded_settings
 from tests.utils.api import assert_error_shape
+from tests.utils.settings import embedded_settings
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 ORANGE = "n07747607_orange.JPEG"

@@ -19,8 +19,8 @@ from classifier_common.messages import decode
 from classifier_common.store import JobStore, open_store
 from classifier_gateway.main import create_app
 from classifier_standalone.app import create_app as create_system
-from tests.gateway.conftest import embedded_settings
 from tests.utils.api import assert_error_shape, wait_for_job
+from tests.utils.settings import embedded_settings
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 

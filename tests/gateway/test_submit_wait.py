@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from classifier_common.broker.memory import MemoryBroker, broker_for, forget_broker
-from classifier_common.config import Settings
 from classifier_common.domain import utcnow
 from classifier_common.store import JobQuery
 from classifier_common.store.sqlite import SqliteJobStore
@@ -22,6 +21,7 @@ from classifier_gateway.main import create_app as create_gateway
 from tests.utils.api import assert_error_shape
 from tests.utils.corrupt_images import bad_exif_images
 from tests.utils.jobs import GOLDFINCH_RESULT
+from tests.utils.settings import embedded_settings
 
 GOLDFINCH = "n01531178_goldfinch.JPEG"
 MODEL = "efficientnet_lite0"
@@ -89,21 +89,12 @@ def test_a_wait_out_of_range_is_422(client: TestClient, wait: str) -> None:
 @pytest.fixture
 def gateway(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[tuple[TestClient, SqliteJobStore, MemoryBroker]]:
     """The gateway alone on an in-process broker: no worker takes its jobs."""
-    models_dir, gallery_dir = seeded
-    url = f"memory://submit-wait-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        broker_url=url,
-        store_url=f"sqlite:///{tmp_path}/jobs.db",
-        models_dir=models_dir,
-        gallery_dir=gallery_dir,
-        spool_dir=None,
-        log_format="text",
-    )
+    settings = embedded_settings(tmp_path, seeded, spool_dir=None)
     app = create_gateway(settings)
     app.state.submit_waiter.fallback_s = NO_FALLBACK_S
     with TestClient(app) as test_client:
         yield test_client, app.state.store, broker_for(settings)
-    forget_broker(url)
+    forget_broker(settings.broker_url)
 
 
 def test_a_job_that_does_not_finish_in_time_is_answered_202_when_the_wait_runs_out(

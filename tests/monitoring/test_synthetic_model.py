@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from classifier_common.catalog import CATALOG, SYNTHETIC_MODEL, is_synthetic, register_synthetic_models
 from classifier_common.config import Settings
 from classifier_standalone.app import create_app
-from tests.gateway.conftest import embedded_settings
+from tests.utils.settings import embedded_settings
 
 IMAGE = "n01440764_tench.JPEG"
 

@@ -4,11 +4,14 @@ fail that check."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +192,61 @@ def test_the_gallery_lists_what_passes_the_upload_check(tmp_path: Path) -> None:
     photos = _gallery_with(tmp_path / "gallery", undecodable_gallery_files())
     listed = [info.name for info in Gallery(tmp_path / "gallery").list()]
     assert listed == sorted([*photos, *undecodable_gallery_files()])
+
+
+def _age(directory: Path, seconds_ago: int) -> None:
+    """Set the directory's mtime in the past: a change the listing may trust as final."""
+    when = time.time() - seconds_ago
+    os.utime(directory, (when, when))
+
+
+def test_the_gallery_follows_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "gallery"
+    directory.mkdir()
+    shutil.copy(GOLDFINCH, directory / GOLDFINCH.name)
+    _age(directory, 100)
+    gallery = Gallery(directory)
+    scans = []
+    scan = gallery._scan
+    monkeypatch.setattr(gallery, "_scan", lambda: scans.append(1) or scan())
+    assert [info.name for info in gallery.list()] == [GOLDFINCH.name]
+    for _ in range(5):  # nothing changed: one stat a look, no scan
+        gallery.list()
+        gallery.sha256(GOLDFINCH.name)
+    assert len(scans) == 1
+
+    # Added: listed at the next look, and classifiable by name.
+    other = PHOTOS[0]
+    shutil.copy(other, directory / "added.JPEG")
+    _age(directory, 90)
+    assert [info.name for info in gallery.list()] == ["added.JPEG", GOLDFINCH.name]
+    assert gallery.sha256("added.JPEG") == hashlib.sha256(other.read_bytes()).hexdigest()
+
+    # Replaced by a rename over it: the new bytes' digest, not the remembered one.
+    (directory / "incoming.tmp").write_bytes(GOLDFINCH.read_bytes())
+    os.replace(directory / "incoming.tmp", directory / "added.JPEG")
+    _age(directory, 80)
+    assert gallery.sha256("added.JPEG") == hashlib.sha256(GOLDFINCH.read_bytes()).hexdigest()
+
+    # Removed: no longer there to submit.
+    (directory / GOLDFINCH.name).unlink()
+    _age(directory, 70)
+    with pytest.raises(UnknownImage):
+        gallery.info(GOLDFINCH.name)
+    assert [info.name for info in gallery.list()] == ["added.JPEG"]
+    assert len(scans) == 4
+
+
+def test_a_gallery_changed_within_a_clock_tick_of_its_listing_is_listed_again(tmp_path: Path) -> None:
+    """A file system that keeps mtimes to the second would not move the directory's mtime for a
+    second change within that second: a listing that recent is made again at the next look."""
+    directory = tmp_path / "gallery"
+    directory.mkdir()
+    shutil.copy(GOLDFINCH, directory / GOLDFINCH.name)
+    stamp = time.time() - 0.5
+    os.utime(directory, (stamp, stamp))
+    gallery = Gallery(directory)
+    assert [info.name for info in gallery.list()] == [GOLDFINCH.name]
+    shutil.copy(PHOTOS[0], directory / "added.JPEG")
+    os.utime(directory, (stamp, stamp))  # the same tick: the mtime did not move
+    assert [info.name for info in gallery.list()] == ["added.JPEG", GOLDFINCH.name]

@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ MAX_PIXELS = 40_000_000
 # (invalid_image), as damage inside a JPEG's data always has. The worker decodes DECODE_SLOTS
 # at a time too.
 CHECK_DECODE_MAX_PIXELS = 4_000_000
+# A gallery listing made within this long of its directory's last change is made again at the next
+# look: file systems keep mtimes to a tick (a second on some), and a change in the same tick would
+# not move it.
+MTIME_TRUSTED_AFTER_NS = 2_000_000_000
 DECODE_SLOTS = 2
 _decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 # A PNG's compressed text chunks are inflated when it is opened, up to 64 MiB by Pillow's default
@@ -155,13 +160,19 @@ class Gallery:
     The listing holds the files that pass the check an upload passes (:func:`inspect`). Any other
     file is left out and logged once, as a warning naming it and why: one bad file never fails
     the listing or another photo, whatever Pillow raises on it. As for an upload, damage inside a
-    photo's compressed data is found only when a worker decodes it."""
+    photo's compressed data is found only when a worker decodes it.
+
+    The listing follows the directory: a photo added, removed or renamed (or replaced by a rename
+    over it, as ``cp`` to a temporary name and ``mv`` do) is seen at the next look, which costs one
+    ``stat`` of the directory while nothing changed. A file rewritten in place keeps its old entry
+    and digest until the directory next changes."""
 
     def __init__(self, directory: Path):
         self.directory = directory
         self._index: dict[str, ImageInfo] | None = None
         self._digests: dict[str, str] = {}
         self._scanning = threading.Lock()
+        self._scanned: int | None = None  # the directory's mtime (ns) the listing was made from
 
     def _scan(self) -> dict[str, ImageInfo]:
         index: dict[str, ImageInfo] = {}
@@ -183,10 +194,23 @@ class Gallery:
         return index
 
     def _listing(self) -> dict[str, ImageInfo]:
-        with self._scanning:  # concurrent first requests scan (and warn) once
-            if self._index is None:
+        with self._scanning:  # concurrent requests scan (and warn) once
+            changed = self._changed()
+            if self._index is None or changed is None or changed != self._scanned:
                 self._index = self._scan()
+                self._digests = {}
+                # A change within the same tick of the clock as this scan would leave the mtime
+                # as it is: trust a listing only once its mtime is older than that.
+                recent = changed is not None and time.time_ns() - changed < MTIME_TRUSTED_AFTER_NS
+                self._scanned = None if recent else changed
             return self._index
+
+    def _changed(self) -> int | None:
+        """The directory's mtime in ns; None when it cannot be read (look again every time)."""
+        try:
+            return self.directory.stat().st_mtime_ns
+        except OSError:
+            return None
 
     def list(self) -> list[ImageInfo]:
         return list(self._listing().values())
@@ -204,10 +228,12 @@ class Gallery:
         return self.path(name).read_bytes()
 
     def sha256(self, name: str) -> str:
-        """The image's digest (the result-cache key), computed once per name."""
-        digest = self._digests.get(name)
+        """The image's digest (the result-cache key), computed once per name and listing."""
+        path = self.path(name)  # looks at the directory: a new listing starts with no digests
+        digests = self._digests
+        digest = digests.get(name)
         if digest is None:
-            digest = self._digests[name] = sha256(self.read(name))
+            digest = digests[name] = sha256(path.read_bytes())
         return digest
 
 

@@ -126,6 +126,15 @@ def test_a_trickled_head_is_dropped_at_its_deadline_while_others_are_served(port
     assert _get(port, "/healthz").json() == {"status": "ok"}  # and afterwards
 
 
+def test_a_408_carries_the_request_id_the_client_sent_before_its_deadline(port: int) -> None:
+    """As the services do: the head's whole X-Request-ID line came, so the answer is the client's."""
+    sent = b"GET /healthz HTTP/1.1\r\nX-Request-ID: slow-7\r\n" + PARTIAL.split(b"\r\n", 1)[1]
+    answer = _exchange(port, sent)
+    assert _assert_error(answer, 408, "request_timeout")["request_id"] == "slow-7"
+    cut = _exchange(port, b"GET /healthz HTTP/1.1\r\nX-Request-ID: slow-")  # the line never ended: a new id
+    assert _assert_error(cut, 408, "request_timeout")["request_id"] not in ("slow-", "slow-7")
+
+
 @pytest.mark.parametrize("sent", [b"", PARTIAL], ids=["silent", "partial"])
 def test_a_head_that_never_ends_is_408(port: int, sent: bytes) -> None:
     started = time.monotonic()

@@ -33,6 +33,8 @@ PATHS = ("/healthz", "/readyz", "/metrics")
 JSON = "application/json"
 # (status, content type, body, more headers)
 Answer = tuple[int, str, bytes, dict[str, str]]
+# How much of a request's bytes is kept to find its X-Request-ID should its head miss the deadline.
+KEPT_HEAD_BYTES = 64 * 1024
 
 
 class HeadDeadline(io.RawIOBase):
@@ -46,10 +48,23 @@ class HeadDeadline(io.RawIOBase):
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s
         self.expired = False
+        self.received = bytearray()  # what came since restart(), up to KEPT_HEAD_BYTES
 
     def restart(self) -> None:
         self.deadline = time.monotonic() + self.timeout_s
         self.expired = False
+        self.received.clear()
+
+    def request_id_sent(self) -> str | None:
+        """The X-Request-ID of a head cut off by its deadline, if a whole line of it came."""
+        lines = bytes(self.received).split(b"\n")[1:-1]  # past the request line; whole lines only
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            if not line.strip():
+                break  # the end of the head
+            if colon and name.strip().lower() == REQUEST_ID_HEADER.lower().encode():
+                return value.strip().decode("latin-1")
+        return None
 
     def readable(self) -> bool:
         return True
@@ -61,7 +76,10 @@ class HeadDeadline(io.RawIOBase):
             raise TimeoutError("the request head took too long")
         self._sock.settimeout(left)
         try:
-            return self._sock.recv_into(buffer)
+            received = self._sock.recv_into(buffer)
+            if len(self.received) < KEPT_HEAD_BYTES:
+                self.received += memoryview(buffer)[:received]
+            return received
         except TimeoutError:
             self.expired = True
             raise
@@ -114,6 +132,7 @@ def serve(
             except OSError:  # the client went away
                 self.close_connection = True
                 return
+            self.request_id = request_id_for(self.head.request_id_sent())  # the client's, when sane
             try:
                 self._send(*self._error(408, head_too_slow(head_timeout_s)))
             except OSError:

@@ -28,7 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from classifier_common.config import Settings
 from classifier_common.errors import error_body, head_too_large, head_too_slow, status_code_name
-from classifier_common.request_ids import REQUEST_ID_HEADER, request_id_for
+from classifier_common.request_ids import REQUEST_ID_HEADER, id_in_head, request_id_for
 from classifier_common.waiter import release_all
 
 _HEAD_END = b"\r\n\r\n"
@@ -45,6 +45,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_bytes = 0  # received of the current request's head so far
+        self._head = bytearray()  # its bytes, up to max_head_bytes: the id of a head the parser refused
         self._awaiting_head = True
         self._head_timer: asyncio.TimerHandle | None = None
         self._start_head_timer()
@@ -57,6 +58,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self._start_head_timer()
         allowed = max(self.max_head_bytes - self._head_bytes, 0)
         self._head_bytes += len(data)
+        self._head += data[:allowed]
         # The head ends at the first blank line; 3 bytes of slack find one split across reads.
         if self._head_bytes <= self.max_head_bytes or data.find(_HEAD_END, 0, allowed + 3) != -1:
             super().data_received(data)
@@ -76,6 +78,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._awaiting_head, self._head_bytes = True, 0
+        self._head.clear()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -133,7 +136,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         with contextlib.suppress(httptools.HttpParserError):
             self.parser.feed_data(b"X")
         incoming = next((value for name, value in self.headers or () if name == _REQUEST_ID_NAME), None)
-        return request_id_for(incoming.decode("latin-1") if incoming is not None else None)
+        if incoming is None:
+            # The line right before one the parser refused is never handed over: the raw head has it.
+            return request_id_for(id_in_head(bytes(self._head)))
+        return request_id_for(incoming.decode("latin-1"))
 
 
 class _Server(uvicorn.Server):

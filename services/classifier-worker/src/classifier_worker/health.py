@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from classifier_common.errors import error_body, head_too_large, head_too_slow, status_code_name
-from classifier_common.request_ids import REQUEST_ID_HEADER, request_id_for
+from classifier_common.request_ids import REQUEST_ID_HEADER, id_in_head, request_id_for
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,6 @@ class HeadDeadline(io.RawIOBase):
         self.deadline = time.monotonic() + self.timeout_s
         self.expired = False
         self.received.clear()
-
-    def request_id_sent(self) -> str | None:
-        """The X-Request-ID of a head cut off by its deadline, if a whole line of it came."""
-        lines = bytes(self.received).split(b"\n")[1:-1]  # past the request line; whole lines only
-        for line in lines:
-            name, colon, value = line.partition(b":")
-            if not line.strip():
-                break  # the end of the head
-            if colon and name.strip().lower() == REQUEST_ID_HEADER.lower().encode():
-                return value.strip().decode("latin-1")
-        return None
 
     def readable(self) -> bool:
         return True
@@ -132,7 +121,7 @@ def serve(
             except OSError:  # the client went away
                 self.close_connection = True
                 return
-            self.request_id = request_id_for(self.head.request_id_sent())  # the client's, when sane
+            self.request_id = request_id_for(id_in_head(bytes(self.head.received)))  # the client's, when sane
             try:
                 self._send(*self._error(408, head_too_slow(head_timeout_s)))
             except OSError:

@@ -195,17 +195,17 @@ class Gallery:
 
     def _listing(self) -> dict[str, ImageInfo]:
         with self._scanning:  # concurrent requests scan (and warn) once
-            changed = self._changed()
-            if self._index is None or changed is None or changed != self._scanned:
+            mtime = self._mtime()
+            if self._index is None or mtime is None or mtime != self._scanned:
                 self._index = self._scan()
                 self._digests = {}
                 # A change within the same tick of the clock as this scan would leave the mtime
                 # as it is: trust a listing only once its mtime is older than that.
-                recent = changed is not None and time.time_ns() - changed < MTIME_TRUSTED_AFTER_NS
-                self._scanned = None if recent else changed
+                recent = mtime is not None and time.time_ns() - mtime < MTIME_TRUSTED_AFTER_NS
+                self._scanned = None if recent else mtime
             return self._index
 
-    def _changed(self) -> int | None:
+    def _mtime(self) -> int | None:
         """The directory's mtime in ns; None when it cannot be read (look again every time)."""
         try:
             return self.directory.stat().st_mtime_ns

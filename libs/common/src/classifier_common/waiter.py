@@ -67,6 +67,13 @@ class _Waiter:
     event: asyncio.Event = field(default_factory=asyncio.Event)
     job: Job | None = None  # the finished job, as the poller read it
 
+    def wake(self) -> None:
+        """End the request's wait, from any thread."""
+        try:
+            self.loop.call_soon_threadsafe(self.event.set)
+        except RuntimeError:
+            pass  # that request's event loop has closed
+
 
 class JobWaiter:
     def __init__(
@@ -118,10 +125,7 @@ class JobWaiter:
             self._released = True
             waiters = [waiter for waiting in self._waiting.values() for waiter in waiting]
         for waiter in waiters:
-            try:
-                waiter.loop.call_soon_threadsafe(waiter.event.set)
-            except RuntimeError:
-                pass  # that request's event loop has closed
+            waiter.wake()
 
     def notify(self, job_ids: list[str]) -> None:
         """These jobs finished: wake the requests waiting on them (the listener's callback; also
@@ -212,7 +216,4 @@ class JobWaiter:
                 answers = [(w, job) for job_id, job in finished.items() for w in self._waiting.get(job_id, [])]
             for waiter, job in answers:
                 waiter.job = job
-                try:
-                    waiter.loop.call_soon_threadsafe(waiter.event.set)
-                except RuntimeError:
-                    pass  # that request's event loop has closed
+                waiter.wake()

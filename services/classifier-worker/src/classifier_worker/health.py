@@ -33,8 +33,6 @@ PATHS = ("/healthz", "/readyz", "/metrics")
 JSON = "application/json"
 # (status, content type, body, more headers)
 Answer = tuple[int, str, bytes, dict[str, str]]
-# How much of a request's bytes is kept to find its X-Request-ID should its head miss the deadline.
-KEPT_HEAD_BYTES = 64 * 1024
 
 
 class HeadDeadline(io.RawIOBase):
@@ -42,13 +40,14 @@ class HeadDeadline(io.RawIOBase):
     past it, a read raises TimeoutError and :attr:`expired` is set. Between reads the socket keeps
     ``timeout_s`` as its timeout, which bounds the answer's writes."""
 
-    def __init__(self, sock: socket.socket, timeout_s: float):
+    def __init__(self, sock: socket.socket, timeout_s: float, kept_bytes: int):
         super().__init__()
         self._sock = sock
         self.timeout_s = timeout_s
         self.deadline = time.monotonic() + timeout_s
         self.expired = False
-        self.received = bytearray()  # what came since restart(), up to KEPT_HEAD_BYTES
+        self._kept_bytes = kept_bytes
+        self.received = bytearray()  # what came since restart(), up to kept_bytes: the id of a 408
 
     def restart(self) -> None:
         self.deadline = time.monotonic() + self.timeout_s
@@ -66,7 +65,7 @@ class HeadDeadline(io.RawIOBase):
         self._sock.settimeout(left)
         try:
             received = self._sock.recv_into(buffer)
-            if len(self.received) < KEPT_HEAD_BYTES:
+            if len(self.received) < self._kept_bytes:
                 self.received += memoryview(buffer)[:received]
             return received
         except TimeoutError:
@@ -96,7 +95,7 @@ def serve(
         def setup(self) -> None:
             super().setup()
             self.rfile.close()  # replaced by a reader bounded by the head's deadline
-            self.head = HeadDeadline(self.connection, head_timeout_s)
+            self.head = HeadDeadline(self.connection, head_timeout_s, max_head_bytes)
             self.rfile = io.BufferedReader(self.head)
 
         def handle_one_request(self) -> None:

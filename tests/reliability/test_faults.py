@@ -37,6 +37,7 @@ from tests.reliability.accounting import (
     wait_until,
 )
 from tests.utils.jobs import queued_job
+from tests.utils.stack import kill_mid_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 
@@ -66,9 +67,8 @@ def test_worker_sigkill_mid_job(stack_factory: Callable[..., Stack], gallery_ima
     stack = stack_factory(workers=2)
     load = _submitter(stack, gallery_images, clients=2, pause_s=0.1)
     wait_until(lambda: _succeeded_by(stack, "worker-0") >= 3, 60, "worker-0 to take jobs")
-    # Kill worker-0 while a backlog keeps it busy: it holds a job mid-inference.
-    load.burst(40)
-    assert stack.kill("worker-0", signal.SIGKILL) == -signal.SIGKILL
+    # Kill worker-0 while a backlog keeps it busy and it holds a job mid-inference.
+    kill_mid_job(stack, ["worker-0"], more_work=lambda: load.burst(40))
     time.sleep(2)  # worker-1 alone while submissions go on; it also takes what worker-0 held
     tally = settle_stack("worker SIGKILL mid-job", stack, load.stop())
     tally.assert_nothing_lost_or_duplicated()
@@ -79,9 +79,7 @@ def test_all_workers_killed_then_restarted(stack_factory: Callable[..., Stack], 
     stack = stack_factory(workers=2)
     load = _submitter(stack, gallery_images, clients=2, pause_s=0.1)
     wait_until(lambda: _succeeded_by(stack, "worker-1") >= 3, 60, "the workers to take jobs")
-    load.burst(40)
-    for name in ("worker-0", "worker-1"):
-        assert stack.kill(name, signal.SIGKILL) == -signal.SIGKILL
+    kill_mid_job(stack, ["worker-0", "worker-1"], more_work=lambda: load.burst(40))
     accepted_before = load.count(202)
     time.sleep(2)  # no worker at all: the gateway still accepts, the queue holds the jobs
     submissions = load.stop()

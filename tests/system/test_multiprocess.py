@@ -4,9 +4,7 @@ workers, results. A worker killed with SIGKILL mid-run loses nothing and duplica
 from __future__ import annotations
 
 import collections
-import contextlib
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 
 from classifier_client import Client
 from devstack.stack import Stack
-from tests.utils.stack import log_records, running_stack
+from tests.utils.stack import kill_mid_job, log_records, running_stack
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -40,44 +38,25 @@ def service_clients(stack: Stack) -> tuple[Client, Client]:
     return Client(f"http://127.0.0.1:{stack.gateway_port}"), Client(f"http://127.0.0.1:{stack.results_port}")
 
 
-def running_jobs(stack: Stack) -> set[tuple[str, str, int]]:
-    with contextlib.closing(sqlite3.connect(f"file:{stack.state_dir / 'jobs.db'}?mode=ro", uri=True)) as db:
-        rows = db.execute("SELECT id, started_at, attempts FROM jobs WHERE status = 'running'").fetchall()
-    return set(rows)
-
-
-def kill_mid_job(stack: Stack, name: str) -> None:
-    """SIGKILL the worker while it holds a job it started. It is stopped (SIGSTOP) first: a job
-    still running, unchanged, 3 s later is its own (the other worker finishes a batch well within
-    that). On a busy machine the stop may land between two of its batches: then it goes on and
-    the next try comes."""
-    proc = stack.procs[name]
-    for _ in range(20):
-        proc.send_signal(signal.SIGSTOP)
-        before = running_jobs(stack)
-        time.sleep(3)
-        if before & running_jobs(stack):
-            assert stack.kill(name, signal.SIGKILL) == -signal.SIGKILL
-            return
-        proc.send_signal(signal.SIGCONT)
-        time.sleep(0.3)
-    pytest.fail(f"{name} never held a started job when stopped")
-
-
 def test_sigkill_a_worker_midway_loses_and_duplicates_nothing(stack: Stack, gallery_labels: dict[str, int]) -> None:
     gateway, results = service_clients(stack)
     images = sorted(gallery_labels)
-    ids = [gateway.submit("efficientnet_lite2", image=images[i % len(images)])["id"] for i in range(JOBS)]
+    ids: list[str] = []
 
+    def submit(n: int) -> None:
+        for _ in range(n):
+            ids.append(gateway.submit("efficientnet_lite2", image=images[len(ids) % len(images)])["id"])
+
+    submit(JOBS)
     # Kill worker-0 once a good part of the work is done, while it holds a job it started.
     deadline = time.monotonic() + 120
     while sum(results.get(i)["status"] == "succeeded" for i in ids) < JOBS // 3:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    kill_mid_job(stack, "worker-0")
+    kill_mid_job(stack, ["worker-0"], more_work=lambda: submit(10))
 
     jobs = [results.wait(i, timeout=120) for i in ids]
-    assert [j["status"] for j in jobs] == ["succeeded"] * JOBS, collections.Counter(j["status"] for j in jobs)
+    assert [j["status"] for j in jobs] == ["succeeded"] * len(ids), collections.Counter(j["status"] for j in jobs)
     for job in jobs:
         assert job["result"]["predictions"][0]["class_index"] >= 0
 

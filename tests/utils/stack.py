@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import sqlite3
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from devstack.isolated import isolated_stack
 from devstack.stack import Stack
@@ -35,6 +40,35 @@ def running_stack(
     finally:
         stack.down()
         stack.delete_queues()
+
+
+def running_jobs(stack: Stack) -> set[tuple[str, str, int]]:
+    """The jobs the stack's SQLite store holds as running: (id, started_at, attempts)."""
+    with contextlib.closing(sqlite3.connect(f"file:{stack.state_dir / 'jobs.db'}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT id, started_at, attempts FROM jobs WHERE status = 'running'").fetchall()
+    return set(rows)
+
+
+def kill_mid_job(stack: Stack, names: list[str], more_work: Callable[[], object]) -> None:
+    """SIGKILL the workers ``names`` while one of them holds a job it started. Each try first
+    calls ``more_work`` (it submits a backlog), then stops them (SIGSTOP): a job still running,
+    unchanged, 3 s later is theirs (any other worker finishes a job well within that). A stop
+    that lands between jobs lets them go on, and the next try comes with more work, so a fast
+    machine that drained everything cannot leave the kill without a job to interrupt."""
+    procs = [stack.procs[name] for name in names]
+    for _ in range(20):
+        more_work()
+        for proc in procs:
+            proc.send_signal(signal.SIGSTOP)
+        before = running_jobs(stack)
+        time.sleep(3)
+        if before & running_jobs(stack):
+            for name in names:
+                assert stack.kill(name, signal.SIGKILL) == -signal.SIGKILL
+            return
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
+    pytest.fail(f"{names} never held a started job when stopped")
 
 
 def log_records(stack: Stack, name_prefix: str) -> list[dict]:

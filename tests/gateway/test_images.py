@@ -49,3 +49,36 @@ def test_bad_gallery_files_are_left_out_of_every_answer(tmp_path: Path, seeded: 
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"]["gallery"] == "ok", ready.text
         assert client.get("/").status_code == 200
+
+
+def test_a_photo_is_revalidated_and_a_replaced_one_is_served_anew(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
+    """The browser keeps a photo but asks each time whether it changed: 304 while it did not, the
+    new bytes once a photo was replaced under the same name (the gallery follows its directory)."""
+    models_dir, seeded_gallery = seeded
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    shutil.copy(seeded_gallery / PHOTOS[0], gallery / PHOTOS[0])
+    settings = Settings(
+        broker_url=f"memory://{uuid.uuid4().hex}",
+        spool_dir=None,
+        store_url=f"sqlite:///{tmp_path}/jobs.db",
+        models_dir=models_dir,
+        gallery_dir=gallery,
+        models=["efficientnet_lite0"],
+        log_format="text",
+    )
+    url = f"/v1/images/{PHOTOS[0]}"
+    with TestClient(create_app(settings)) as client:
+        first = client.get(url)
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        etag = first.headers["etag"]
+        unchanged = client.get(url, headers={"If-None-Match": etag})
+        assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == etag
+        assert client.get(url, headers={"If-None-Match": '"something-else"'}).status_code == 200
+
+        replacement = tmp_path / "replacement"
+        shutil.copy(seeded_gallery / PHOTOS[1], replacement)
+        replacement.replace(gallery / PHOTOS[0])  # renamed into place, as a deploy would
+        replaced = client.get(url, headers={"If-None-Match": etag})
+        assert replaced.status_code == 200 and replaced.content == (seeded_gallery / PHOTOS[1]).read_bytes()
+        assert replaced.headers["etag"] != etag

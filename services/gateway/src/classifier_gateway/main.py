@@ -24,6 +24,7 @@ from classifier_common.lifecycle import Checks, Component, StoreComponent, compo
 from classifier_common.queue_stats import QueueStats
 from classifier_common.store import JobStore, open_store
 from classifier_common.waiter import JobWaiter
+from classifier_gateway.api.deps import SubmitParts
 from classifier_gateway.api.routes import batches, images, info, jobs, models, stats
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Gateway(Component):
         app.state.publisher = self.publisher
         app.state.gallery = self.gallery
         app.state.submit_waiter = self.waiter
+        app.state.submit_parts = SubmitParts(self.settings, self.store, self.publisher, self.gallery, self.waiter)
         app.state.queue_stats = QueueStats(self.settings, self.store)
         for module in (models, images, info, jobs, batches, stats):
             app.include_router(module.router)

@@ -8,13 +8,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common.batches import batch_id_for, batch_view
-from classifier_common.deps import IdempotencyKeyDep, SettingsDep, StoreDep
+from classifier_common.deps import IdempotencyKeyDep, StoreDep
 from classifier_common.domain import Batch, batch_url
 from classifier_common.errors import NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import batch_body, body
-from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep
+from classifier_gateway.api.deps import ClientIdDep, SubmitPartsDep
 from classifier_gateway.api.routes.models import model_and_pool
 from classifier_gateway.batch_submission import BatchRequest, submit_batch
 
@@ -44,13 +44,11 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 )
 async def create_batch(
     request: Request,
-    settings: SettingsDep,
-    store: StoreDep,
-    publisher: PublisherDep,
-    gallery: GalleryDep,
+    parts: SubmitPartsDep,
     client_id: ClientIdDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
+    settings, store, publisher, gallery = parts.settings, parts.store, parts.publisher, parts.gallery
     max_items, max_bytes = settings.batch_max_items, settings.batch_max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > batch_body.body_limit(max_items, max_bytes):

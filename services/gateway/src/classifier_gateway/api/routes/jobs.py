@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import images
-from classifier_common.deps import IdempotencyKeyDep, SettingsDep, StoreDep
+from classifier_common.deps import IdempotencyKeyDep, StoreDep
 from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
 from classifier_common.errors import NotAnImage, PayloadTooLarge, StoreUnavailable
 from classifier_common.logs import request_id_var
@@ -19,7 +19,7 @@ from classifier_common.submission import submit
 from classifier_common.waiter import MAX_WAIT_S, JobWaiter
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
-from classifier_gateway.api.deps import ClientIdDep, GalleryDep, PublisherDep, WaiterDep
+from classifier_gateway.api.deps import ClientIdDep, SubmitPartsDep
 from classifier_gateway.api.routes.models import model_and_pool
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -48,18 +48,15 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 )
 async def create_job(
     request: Request,
-    settings: SettingsDep,
-    store: StoreDep,
-    publisher: PublisherDep,
-    gallery: GalleryDep,
+    parts: SubmitPartsDep,
     client_id: ClientIdDep,
     idempotency_key: IdempotencyKeyDep,
-    waiter: WaiterDep,
     wait: Annotated[
         float,
         Query(ge=0, le=MAX_WAIT_S, description="Wait up to this many seconds for the job to finish (200 if it does)"),
     ] = 0,
 ) -> JSONResponse:
+    settings, store, publisher, gallery = parts.settings, parts.store, parts.publisher, parts.gallery
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes + body.MULTIPART_OVERHEAD:
         raise PayloadTooLarge(
@@ -121,7 +118,7 @@ async def create_job(
     if not created:
         headers["Idempotent-Replayed"] = "true"
     if wait and not job.status.finished:
-        job = await _waited(store, waiter, job, wait)
+        job = await _waited(store, parts.waiter, job, wait)
     return JSONResponse(job_view(job), status_code=200 if wait and job.status.finished else 202, headers=headers)
 
 

@@ -17,6 +17,18 @@ from tests.utils.corrupt_images import unlisted_gallery_files
 PHOTOS = ["n01440764_tench.JPEG", "n01531178_goldfinch.JPEG"]
 
 
+def _settings(tmp_path: Path, models_dir: Path, gallery: Path) -> Settings:
+    return Settings(
+        broker_url=f"memory://{uuid.uuid4().hex}",
+        spool_dir=None,
+        store_url=f"sqlite:///{tmp_path}/jobs.db",
+        models_dir=models_dir,
+        gallery_dir=gallery,
+        models=["efficientnet_lite0"],
+        log_format="text",
+    )
+
+
 def test_bad_gallery_files_are_left_out_of_every_answer(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
     models_dir, seeded_gallery = seeded
     gallery = tmp_path / "gallery"
@@ -26,15 +38,7 @@ def test_bad_gallery_files_are_left_out_of_every_answer(tmp_path: Path, seeded: 
     bad = unlisted_gallery_files()
     for name, data in bad.items():
         (gallery / name).write_bytes(data)
-    settings = Settings(
-        broker_url=f"memory://{uuid.uuid4().hex}",
-        spool_dir=None,
-        store_url=f"sqlite:///{tmp_path}/jobs.db",
-        models_dir=models_dir,
-        gallery_dir=gallery,
-        models=["efficientnet_lite0"],
-        log_format="text",
-    )
+    settings = _settings(tmp_path, models_dir, gallery)
     with TestClient(create_app(settings)) as client:
         listing = client.get("/v1/images")
         assert listing.status_code == 200, listing.text
@@ -58,15 +62,7 @@ def test_a_photo_is_revalidated_and_a_replaced_one_is_served_anew(tmp_path: Path
     gallery = tmp_path / "gallery"
     gallery.mkdir()
     shutil.copy(seeded_gallery / PHOTOS[0], gallery / PHOTOS[0])
-    settings = Settings(
-        broker_url=f"memory://{uuid.uuid4().hex}",
-        spool_dir=None,
-        store_url=f"sqlite:///{tmp_path}/jobs.db",
-        models_dir=models_dir,
-        gallery_dir=gallery,
-        models=["efficientnet_lite0"],
-        log_format="text",
-    )
+    settings = _settings(tmp_path, models_dir, gallery)
     url = f"/v1/images/{PHOTOS[0]}"
     with TestClient(create_app(settings)) as client:
         first = client.get(url)

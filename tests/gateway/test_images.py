@@ -4,29 +4,16 @@ photos, and the page, /v1/info and readiness keep working."""
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from classifier_common.config import Settings
 from classifier_gateway.main import create_app
 from tests.utils.api import assert_error_shape
 from tests.utils.corrupt_images import unlisted_gallery_files
+from tests.utils.settings import embedded_settings
 
 PHOTOS = ["n01440764_tench.JPEG", "n01531178_goldfinch.JPEG"]
-
-
-def _settings(tmp_path: Path, models_dir: Path, gallery: Path) -> Settings:
-    return Settings(
-        broker_url=f"memory://{uuid.uuid4().hex}",
-        spool_dir=None,
-        store_url=f"sqlite:///{tmp_path}/jobs.db",
-        models_dir=models_dir,
-        gallery_dir=gallery,
-        models=["efficientnet_lite0"],
-        log_format="text",
-    )
 
 
 def test_bad_gallery_files_are_left_out_of_every_answer(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
@@ -38,7 +25,7 @@ def test_bad_gallery_files_are_left_out_of_every_answer(tmp_path: Path, seeded: 
     bad = unlisted_gallery_files()
     for name, data in bad.items():
         (gallery / name).write_bytes(data)
-    settings = _settings(tmp_path, models_dir, gallery)
+    settings = embedded_settings(tmp_path, (models_dir, gallery), spool_dir=None)
     with TestClient(create_app(settings)) as client:
         listing = client.get("/v1/images")
         assert listing.status_code == 200, listing.text
@@ -62,7 +49,7 @@ def test_a_photo_is_revalidated_and_a_replaced_one_is_served_anew(tmp_path: Path
     gallery = tmp_path / "gallery"
     gallery.mkdir()
     shutil.copy(seeded_gallery / PHOTOS[0], gallery / PHOTOS[0])
-    settings = _settings(tmp_path, models_dir, gallery)
+    settings = embedded_settings(tmp_path, (models_dir, gallery), spool_dir=None)
     url = f"/v1/images/{PHOTOS[0]}"
     with TestClient(create_app(settings)) as client:
         first = client.get(url)

@@ -91,7 +91,7 @@ def gateway(tmp_path: Path, seeded: tuple[Path, Path]) -> Iterator[tuple[TestCli
     """The gateway alone on an in-process broker: no worker takes its jobs."""
     settings = embedded_settings(tmp_path, seeded, spool_dir=None)
     app = create_gateway(settings)
-    app.state.submit_waiter.fallback_s = NO_FALLBACK_S
+    app.state.submit_parts.waiter.fallback_s = NO_FALLBACK_S
     with TestClient(app) as test_client:
         yield test_client, app.state.store, broker_for(settings)
     forget_broker(settings.broker_url)
@@ -141,7 +141,7 @@ def test_a_gateway_listens_for_notices_only_once_someone_waits(
     gateway: tuple[TestClient, SqliteJobStore, MemoryBroker],
 ) -> None:
     client, _, _ = gateway
-    listener = client.app.state.submit_waiter.listener  # type: ignore[attr-defined]
+    listener = client.app.state.submit_parts.waiter.listener  # type: ignore[attr-defined]
     assert client.post("/v1/jobs", json={"model": MODEL, "image": GOLDFINCH}).status_code == 202
     assert not listener.connected
     assert client.post("/v1/jobs", params={"wait": 0.1}, json={"model": MODEL, "image": GOLDFINCH}).status_code == 202

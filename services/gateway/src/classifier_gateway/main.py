@@ -64,7 +64,6 @@ class Gateway(Component):
         app.state.settings = self.settings
         app.state.publisher = self.publisher
         app.state.gallery = self.gallery
-        app.state.submit_waiter = self.waiter
         app.state.submit_parts = SubmitParts(self.settings, self.store, self.publisher, self.gallery, self.waiter)
         app.state.queue_stats = QueueStats(self.settings, self.store)
         for module in (models, images, info, jobs, batches, stats):

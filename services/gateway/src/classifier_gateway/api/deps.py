@@ -14,13 +14,13 @@ from classifier_common.images import Gallery
 from classifier_common.store import JobStore
 from classifier_common.waiter import JobWaiter
 
-__all__ = ["ClientIdDep", "GalleryDep", "PublisherDep", "SubmitPartsDep", "WaiterDep"]
+__all__ = ["ClientIdDep", "GalleryDep", "PublisherDep", "SubmitPartsDep"]
 
 
 @dataclass(frozen=True)
 class SubmitParts:
-    """What a submission uses, as one dependency: FastAPI's resolution of each dependency cost
-    the submit route ~8 µs, a sixth of what it spends around the handler (docs/performance.md)."""
+    """What a submission uses, as one dependency: FastAPI resolves each dependency of a route for
+    every request, ~9 µs apiece (docs/performance.md, *Levers*)."""
 
     settings: Settings
     store: JobStore
@@ -41,11 +41,6 @@ async def _gallery(request: Request) -> Gallery:
     return request.app.state.gallery
 
 
-async def _waiter(request: Request) -> JobWaiter:
-    return request.app.state.submit_waiter
-
-
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 GalleryDep = Annotated[Gallery, Depends(_gallery)]
-WaiterDep = Annotated[JobWaiter, Depends(_waiter)]
 SubmitPartsDep = Annotated[SubmitParts, Depends(_submit_parts)]

@@ -7,6 +7,7 @@ import mimetypes
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
+from starlette.staticfiles import NotModifiedResponse
 
 from classifier_common.errors import NotFound, UnknownImage
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
@@ -58,5 +59,5 @@ def get_image(name: str, request: Request, gallery: GalleryDep) -> Response:
     etag = response.headers["etag"]
     asked = [tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")]
     if etag in asked or "*" in asked:
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": IMAGE_CACHE_CONTROL})
+        return NotModifiedResponse(response.headers)  # its ETag and Cache-Control
     return response

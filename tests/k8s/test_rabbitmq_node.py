@@ -152,7 +152,7 @@ def test_the_per_queue_endpoint_carries_the_backlog_the_autoscaling_reads(node: 
     assert series == {"rabbitmq_detailed_queue_messages_ready", "rabbitmq_detailed_queue_messages_unacked"}
 
     settings = Settings(broker_url=f"amqp://guest:guest@127.0.0.1:{node.amqp_port}/", queue_name="classifier.jobs")
-    publisher = RabbitPublisher(settings, pool_size=1)
+    publisher = RabbitPublisher(settings)
     try:
         for n in range(3):
             publisher.publish(b"{}", message_id=f"job-{n}")

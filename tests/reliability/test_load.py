@@ -7,7 +7,7 @@
   path and the bookkeeping, not inference.
 - Back-pressure: with no worker and a small CLASSIFIER_QUEUE_MAX_LENGTH, a burst turns into 429
   with Retry-After beyond the bound, and the queue never holds more than the bound (plus one
-  message per publisher channel, RabbitMQ's known slack); what was accepted all runs once a
+  message per publish in flight, RabbitMQ's known slack); what was accepted all runs once a
   worker starts.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pika
 import pytest
 
-from classifier_common.broker.rabbitmq import PUBLISH_POOL_SIZE
+from classifier_common.broker.rabbitmq import PUBLISH_WINDOW
 from devstack.isolated import AMQP_URL
 from devstack.stack import Stack
 from tests.reliability.accounting import Submitter, gallery_body, percentiles, report, settle_stack
@@ -81,7 +81,7 @@ def test_a_bounded_backlog_turns_into_429(stack_factory: Callable[..., Stack], g
     assert len(accepted) + len(refused) == len(submissions), {s.status for s in submissions}
     # RabbitMQ's reject-publish refuses once the ready count is over the bound; each publisher
     # channel may have had one message in flight at that moment.
-    assert QUEUE_BOUND <= len(accepted) <= QUEUE_BOUND + PUBLISH_POOL_SIZE
+    assert QUEUE_BOUND <= len(accepted) <= QUEUE_BOUND + PUBLISH_WINDOW
     assert all(s.retry_after is not None and int(s.retry_after) > 0 for s in refused)
     assert all('"queue_full"' in s.body for s in refused)
     depth = _ready_messages(f"{stack.env['CLASSIFIER_QUEUE_NAME']}.default")  # the one pool's queue

@@ -123,9 +123,9 @@ def wait_dead(channel: BlockingChannel, settings: Settings) -> tuple[pika.BasicP
     return wait_for(one, 5, "a dead letter")
 
 
-def close_connections_from_server(kind: str, settings: Settings) -> int:
-    """Close our adapter's connections from the broker's side (CONNECTION_FORCED), found by the
-    connection name the adapter sets; other clients of the broker are left alone."""
+def connections_of(kind: str, settings: Settings) -> list[str]:
+    """The broker's ids of our adapter's connections, found by the connection name the adapter
+    sets; other clients of the broker are not counted."""
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "--no-table-headers", "pid", "client_properties"],
         capture_output=True,
@@ -136,7 +136,13 @@ def close_connections_from_server(kind: str, settings: Settings) -> int:
     # One line per connection: "<rabbit@host.1.2.3>\t[...{"connection_name","..."}]".
     # The publisher names the queue prefix, the consumers their pool's queue: both start so.
     wanted = f'{{"connection_name","classifier {kind} queue={settings.queue_name}'
-    pids = [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if wanted in line]
+    return [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if wanted in line]
+
+
+def close_connections_from_server(kind: str, settings: Settings) -> int:
+    """Close our adapter's connections from the broker's side (CONNECTION_FORCED); other clients
+    of the broker are left alone."""
+    pids = connections_of(kind, settings)
     for pid in pids:
         subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True, timeout=30)
     return len(pids)
@@ -311,6 +317,33 @@ def test_concurrent_publishers_are_all_confirmed(settings, admin, track):
     assert errors == []
     ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
     assert ids == sorted(f"{t}-{n}" for t in range(8) for n in range(25))
+
+
+def test_concurrent_publishes_are_pipelined_on_one_connection(settings, admin, track):
+    # 16 threads publishing at once: their messages go out on one publishing connection, several
+    # unconfirmed at a time, instead of each thread holding a connection while it waits for its
+    # confirm (the other connection declares the topology and answers the queue counts).
+    publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
+    barrier = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def publish_many(thread: int) -> None:
+        barrier.wait()
+        try:
+            for n in range(20):
+                publisher.publish(b"x" * 50_000, message_id=f"{thread}-{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish_many, args=(t,)) for t in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(connections_of("publisher", settings)) == 2
+    ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
+    assert ids == sorted(f"{t}-{n}" for t in range(16) for n in range(20))
 
 
 def test_unacked_delivery_is_redelivered_when_its_consumer_goes_away(settings, track):

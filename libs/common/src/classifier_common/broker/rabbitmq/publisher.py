@@ -1,4 +1,13 @@
-"""The gateway's side of the job queue: a pooled blocking publisher with confirms."""
+"""The gateway's side of the job queue: publishes with confirms, pipelined on one connection.
+
+Any thread may publish; each call returns once the broker has confirmed its message. The messages
+go out through one confirm channel driven by an I/O thread of its own (pika's SelectConnection):
+a publish is handed to that thread, which sends whatever is waiting, up to ``PUBLISH_WINDOW``
+unconfirmed, and completes each caller's wait from the broker's confirms, which under load come
+several at a time. Publishing from a pool of blocking channels instead cost each submission a
+thread waiting in pika's own loop for its confirm: about 360 µs of CPU per 100 KB message from 16
+threads against 200 µs pipelined (docs/performance.md, *Levers*).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,16 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.spec import BasicProperties
+from pika.channel import Channel
+from pika.spec import Basic, BasicProperties
 
 from classifier_common.broker.base import QueueCounts, dead_letter_queue
 from classifier_common.broker.rabbitmq import management
@@ -33,25 +47,27 @@ from classifier_common.errors import BrokerUnavailable, queue_full
 
 log = logging.getLogger(__name__)
 
-# Publisher: connections (each with one confirm channel) shared by the gateway's threads. One
-# channel waits for each confirm in turn; a few side by side let the quorum queue batch its
-# writes (measured on 2 cores: ~1,300 confirmed publishes/s with one, ~3,000/s with four).
-PUBLISH_POOL_SIZE = 4
-# A caller waits at most this long for a free publisher channel before getting a 503.
-CHECKOUT_TIMEOUT_S = 30.0
+# Messages sent and not yet confirmed, at most; more wait for confirms to free their place. A full
+# queue (reject-publish) holds its max length plus up to this many (topology.py).
+PUBLISH_WINDOW = 16
 # A publish waits at most this long for the broker's confirm (milliseconds normally). A broker
 # that takes the message and never confirms it (a quorum queue that lost its majority) would
-# otherwise hold the request, and the channel, for ever.
+# otherwise hold the request for ever; the connection is then dropped.
 CONFIRM_TIMEOUT_S = 10.0
+# How long opening the publishing connection may take (TCP, AMQP handshake, confirm mode).
+OPEN_TIMEOUT_S = 10.0
+# How often the I/O thread looks for a confirm overdue.
+_CONFIRM_CHECK_S = 0.5
 
 
 class ConfirmTimeout(pika.exceptions.AMQPConnectionError):
     """The broker did not confirm a publish in time; its connection is dropped."""
 
 
-class _PublishChannel:
-    """One connection with one confirm channel, opened lazily. pika's BlockingConnection is not
-    thread-safe: every method here is called with ``lock`` held."""
+class _Channel:
+    """A blocking connection with one channel, opened lazily, for the operator's calls (queue
+    counts) and for declaring the topology: opening it declares every pool's. pika's
+    BlockingConnection is not thread-safe: every method here is called with ``lock`` held."""
 
     def __init__(self, params: pika.ConnectionParameters, topologies: list[Topology]):
         self.lock = threading.Lock()
@@ -71,41 +87,17 @@ class _PublishChannel:
             channel = connection.channel()
             for topology in self._topologies:
                 topology.declare(channel)
-            channel.confirm_delivery()
         except BaseException:
             close_quietly(connection)
             raise
         self._connection, self._channel = connection, channel
 
-    def publish(self, queue_name: str, body: bytes, properties: BasicProperties) -> None:
-        """Returns once the broker confirmed; NackError when the queue refused the message."""
-        if not self.is_open:
-            self.open()
-        assert self._channel is not None and self._connection is not None
-        # pika's BlockingChannel waits for the confirm with no deadline of its own. A timer on the
-        # connection's own I/O loop (how pika times out a blocked connection) ends the stream,
-        # and the wait raises ConfirmTimeout.
-        loop = self._connection._impl  # noqa: SLF001 - pika offers no public deadline for a confirm
-        timer = loop._adapter_call_later(  # noqa: SLF001
-            CONFIRM_TIMEOUT_S,
-            lambda: loop._terminate_stream(ConfirmTimeout(f"no confirm within {CONFIRM_TIMEOUT_S:.0f} s")),  # noqa: SLF001
-        )
-        try:
-            self._channel.basic_publish(
-                exchange="", routing_key=queue_name, body=body, properties=properties, mandatory=True
-            )
-        finally:
-            loop._adapter_remove_timeout(timer)  # noqa: SLF001
-
-    def ready_count(self, queue_name: str) -> int:
-        return self.declare_passive(queue_name)[0]
-
-    def declare_passive(self, queue: str) -> tuple[int, int]:
+    def declare_passive(self, queue_name: str) -> tuple[int, int]:
         """(ready messages, consumers) of an existing queue."""
         if not self.is_open:
             self.open()
         assert self._channel is not None
-        method = self._channel.queue_declare(queue, passive=True).method
+        method = self._channel.queue_declare(queue_name, passive=True).method
         return method.message_count, method.consumer_count
 
     def keepalive(self) -> None:
@@ -119,29 +111,211 @@ class _PublishChannel:
             close_quietly(connection)
 
 
+@dataclass(eq=False)
+class _Publish:
+    routing_key: str
+    body: bytes
+    properties: BasicProperties
+    future: Future[None] = field(default_factory=Future)
+    sent_at: float = 0.0
+    returned: bool = False  # the broker returned it unroutable (its confirm follows)
+
+
+class _Pipeline:
+    """One connection with one confirm channel, run by an I/O thread of its own. Publishes from any
+    thread are queued to it; their futures complete from the broker's confirms (or fail with the
+    reason the connection closed). Used once: a closed pipeline is replaced by a new one."""
+
+    def __init__(self, params: pika.ConnectionParameters):
+        self._params = params
+        self._waiting: queue.SimpleQueue[_Publish] = queue.SimpleQueue()
+        self._unconfirmed: dict[int, _Publish] = {}  # by delivery tag; the I/O thread's own
+        self._last_tag = 0
+        self._lock = threading.Lock()  # guards _alive and the hand-over of new publishes
+        self._alive = True
+        self._error: BaseException | None = None  # why it closed, or could not open
+        self._opened = threading.Event()  # open, or given up
+        self._connection: pika.SelectConnection | None = None
+        self._channel: Channel | None = None
+        self._thread = threading.Thread(target=self._run, name="broker-publisher", daemon=True)
+
+    # -- any thread
+
+    def open(self) -> None:
+        """Connect and put the channel in confirm mode; raises the connection's error."""
+        self._thread.start()
+        if not self._opened.wait(OPEN_TIMEOUT_S):
+            self.close()
+            raise pika.exceptions.AMQPConnectionError(f"not open within {OPEN_TIMEOUT_S:.0f} s")
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def is_open(self) -> bool:
+        return self._alive and self._opened.is_set() and self._error is None
+
+    def publish(self, routing_key: str, body: bytes, properties: BasicProperties) -> Future[None]:
+        item = _Publish(routing_key, body, properties)
+        with self._lock:
+            if not self._alive or self._connection is None:
+                raise self._error or pika.exceptions.AMQPConnectionError("the publisher's connection is closed")
+            self._waiting.put(item)
+            self._connection.ioloop.add_callback_threadsafe(self._send)
+        return item.future
+
+    def close(self) -> None:
+        with self._lock:
+            if self._alive and self._connection is not None:
+                self._connection.ioloop.add_callback_threadsafe(self._close)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # -- the I/O thread
+
+    def _run(self) -> None:
+        try:
+            with self._lock:
+                self._connection = pika.SelectConnection(
+                    self._params,
+                    on_open_callback=self._on_connection_open,
+                    on_open_error_callback=self._on_closed,
+                    on_close_callback=self._on_closed,
+                )
+            self._connection.ioloop.start()
+        except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
+            log.exception("publisher I/O thread failed")
+            self._fail_all(exc)
+        finally:
+            self._opened.set()
+            if self._connection is not None:
+                self._connection.ioloop.close()
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, _frame: Any) -> None:
+        assert self._connection is not None
+        self._connection.ioloop.call_later(_CONFIRM_CHECK_S, self._check_overdue)
+        self._opened.set()
+        self._send()
+
+    def _send(self) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open or not self._opened.is_set():
+            return  # not in confirm mode yet: sent once it is; closed: failed by _on_closed
+        while len(self._unconfirmed) < PUBLISH_WINDOW:
+            try:
+                item = self._waiting.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                channel.basic_publish("", item.routing_key, item.body, item.properties, mandatory=True)
+            except CONNECTION_ERRORS as exc:  # the channel is closing: the rest fail with it
+                item.future.set_exception(exc)
+                return
+            self._last_tag += 1
+            item.sent_at = time.monotonic()
+            self._unconfirmed[self._last_tag] = item
+
+    def _on_return(self, _channel: Channel, _method: Any, properties: BasicProperties, _body: bytes) -> None:
+        for item in self._unconfirmed.values():
+            if not item.returned and item.properties.message_id == properties.message_id:
+                item.returned = True
+                return
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        acked = isinstance(method, Basic.Ack)
+        if method.multiple:
+            tags = [tag for tag in self._unconfirmed if tag <= method.delivery_tag]
+        else:
+            tags = [method.delivery_tag]
+        for tag in tags:
+            item = self._unconfirmed.pop(tag, None)
+            if item is None:
+                continue
+            if not acked:
+                item.future.set_exception(pika.exceptions.NackError([item.properties]))
+            elif item.returned:
+                item.future.set_exception(pika.exceptions.UnroutableError([item.properties]))
+            else:
+                item.future.set_result(None)
+        self._send()
+
+    def _check_overdue(self) -> None:
+        oldest = next(iter(self._unconfirmed.values()), None)
+        assert self._connection is not None
+        if oldest is not None and time.monotonic() - oldest.sent_at > CONFIRM_TIMEOUT_S:
+            # pika offers no public way to drop a connection that cannot close cleanly.
+            error = ConfirmTimeout(f"no confirm within {CONFIRM_TIMEOUT_S:.0f} s")
+            self._connection._terminate_stream(error)  # noqa: SLF001
+            return
+        self._connection.ioloop.call_later(_CONFIRM_CHECK_S, self._check_overdue)
+
+    def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
+        self._channel = None
+        if self._error is None:
+            self._error = reason
+        assert self._connection is not None
+        if self._connection.is_open:
+            self._connection.close()
+
+    def _close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def _on_closed(self, connection: pika.SelectConnection, reason: BaseException | str) -> None:
+        # pika passes the open error as text in some cases
+        error = pika.exceptions.AMQPConnectionError(reason) if isinstance(reason, str) else reason
+        if self._error is None or isinstance(self._error, pika.exceptions.ConnectionClosedByClient):
+            self._error = error
+        self._fail_all(self._error)
+        connection.ioloop.stop()
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self._lock:
+            self._alive = False
+            if self._error is None:
+                self._error = error
+        self._opened.set()
+        left = list(self._unconfirmed.values())
+        self._unconfirmed.clear()
+        while True:
+            try:
+                left.append(self._waiting.get_nowait())
+            except queue.Empty:
+                break
+        for item in left:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+
 class RabbitPublisher:
     """Publishes persistent JSON messages to a pool's jobs queue and waits for the broker's confirm.
     Every pool's topology is declared on each connection it opens.
 
-    Safe to call from many threads: each call takes one channel of a small pool for itself.
-    A connection error is retried once on a fresh connection (so a message may be published
-    twice, never lost: the message id is the job id and consumers skip finished jobs). When
-    that fails too the publisher is *down*: calls raise :class:`BrokerUnavailable` at once while
-    a background thread reconnects with capped backoff.
+    Safe to call from many threads (see the module's text). A connection error is retried once on
+    a fresh connection (so a message may be published twice, never lost: the message id is the job
+    id and consumers skip finished jobs). When that fails too the publisher is *down*: calls raise
+    :class:`BrokerUnavailable` at once while a background thread reconnects with capped backoff.
     """
 
-    def __init__(self, settings: Settings, *, pool_size: int = PUBLISH_POOL_SIZE):
+    def __init__(self, settings: Settings):
         self._topologies = Topology.for_pools(settings)
         self._retry_after = settings.broker_retry_after_s
         self._management_url = settings.rabbitmq_management_url
         self._params = connection_parameters(
             settings.broker_url, f"classifier publisher queue={settings.queue_name} pid={os.getpid()}"
         )
-        self._channels = [_PublishChannel(self._params, list(self._topologies.values())) for _ in range(pool_size)]
-        # LIFO: under light load the same connection serves everyone; the others stay unopened.
-        self._idle: queue.LifoQueue[_PublishChannel] = queue.LifoQueue()
-        for channel in reversed(self._channels):
-            self._idle.put(channel)
+        self._admin = _Channel(self._params, list(self._topologies.values()))
+        self._pipeline: _Pipeline | None = None
+        self._pipeline_lock = threading.Lock()  # one thread opens a new pipeline, the others use it
 
         self._state_lock = threading.Lock()
         self._down_reason: str | None = None
@@ -151,15 +325,13 @@ class RabbitPublisher:
 
         # Errors that will not heal stop the service at start-up; an unreachable broker does not
         # (the gateway starts unready and recovers by itself).
-        first = self._channels[0]
-        with first.lock:
-            try:
-                first.open()
-                log.info("publisher connected to RabbitMQ at %s", where(self._params))
-            except CONNECTION_ERRORS as exc:
-                if is_fatal(exc):
-                    raise BrokerRefused(f"RabbitMQ at {where(self._params)} refused: {describe(exc)}") from exc
-                self._mark_down(exc)
+        try:
+            self._open_pipeline()
+            log.info("publisher connected to RabbitMQ at %s", where(self._params))
+        except CONNECTION_ERRORS as exc:
+            if is_fatal(exc):
+                raise BrokerRefused(f"RabbitMQ at {where(self._params)} refused: {describe(exc)}") from exc
+            self._mark_down(exc)
         self._keeper = threading.Thread(target=self._keep, name="broker-publisher-keeper", daemon=True)
         self._keeper.start()
 
@@ -171,12 +343,26 @@ class RabbitPublisher:
         properties = BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=message_id
         )
-        channel = self._checkout()
         try:
-            with channel.lock:
-                self._publish_retrying_once(channel, pool, topology, body, properties)
-        finally:
-            self._idle.put(channel)
+            self._confirmed(topology.queue, body, properties)
+            return
+        except pika.exceptions.NackError as exc:
+            raise queue_full(pool, topology.max_length, self._retry_after) from exc
+        except (pika.exceptions.ConnectionBlockedTimeout, ConfirmTimeout) as exc:
+            # A resource alarm, or a queue that cannot confirm: a fresh connection would wait
+            # just the same.
+            raise self._unavailable(exc) from exc
+        except CONNECTION_ERRORS as exc:
+            # A lost connection, or a queue deleted under us (unroutable): the fresh connection
+            # declares the topology again.
+            log.warning("publish of %s failed (%s); reconnecting once", message_id, describe(exc))
+        try:
+            self._confirmed(topology.queue, body, properties)
+        except pika.exceptions.NackError as exc:
+            raise queue_full(pool, topology.max_length, self._retry_after) from exc
+        except CONNECTION_ERRORS as exc:
+            self._mark_down(exc)
+            raise self._unavailable(exc) from exc
 
     def ping(self) -> None:
         self._raise_if_down()
@@ -186,46 +372,41 @@ class RabbitPublisher:
         held by workers are not included). For readiness and metrics only."""
         topology = self._topology(pool)
         self._raise_if_down()
-        channel = self._checkout()
-        try:
-            with channel.lock:
-                try:
-                    return channel.ready_count(topology.queue)
-                except CONNECTION_ERRORS as exc:
-                    channel.discard()
-                    raise self._unavailable(exc) from exc
-        finally:
-            self._idle.put(channel)
+        with self._admin.lock:
+            try:
+                return self._admin.declare_passive(topology.queue)[0]
+            except CONNECTION_ERRORS as exc:
+                self._admin.discard()
+                raise self._unavailable(exc) from exc
 
     def queue_counts(self, pool: str = DEFAULT_POOL) -> QueueCounts:
         """From passive declares of the pool's queue and its dead-letter queue; ``unacked`` from
         the management API when CLASSIFIER_RABBITMQ_MANAGEMENT_URL is set (AMQP does not report
         it), else None. For the operator view only."""
-        queue = self._topology(pool).queue
+        queue_name = self._topology(pool).queue
         self._raise_if_down()
-        channel = self._checkout()
-        try:
-            with channel.lock:
-                try:
-                    ready, consumers = channel.declare_passive(queue)
-                    dead, _ = channel.declare_passive(dead_letter_queue(queue))
-                except CONNECTION_ERRORS as exc:
-                    # A queue nobody declared closes the channel (404): the next call reopens it.
-                    channel.discard()
-                    raise self._unavailable(exc) from exc
-        finally:
-            self._idle.put(channel)
+        with self._admin.lock:
+            try:
+                ready, consumers = self._admin.declare_passive(queue_name)
+                dead, _ = self._admin.declare_passive(dead_letter_queue(queue_name))
+            except CONNECTION_ERRORS as exc:
+                # A queue nobody declared closes the channel (404): the next call reopens it.
+                self._admin.discard()
+                raise self._unavailable(exc) from exc
         held = None
         if self._management_url:
-            held = management.unacked(self._management_url, self._params.virtual_host, queue)
+            held = management.unacked(self._management_url, self._params.virtual_host, queue_name)
         return QueueCounts(ready=ready, unacked=held, consumers=consumers, dead_letters=dead)
 
     def close(self) -> None:
         self._closing.set()
         self._keeper.join(timeout=10)
-        for channel in self._channels:
-            with channel.lock:
-                channel.discard()
+        with self._pipeline_lock:
+            pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.close()
+        with self._admin.lock:
+            self._admin.discard()
 
     # -- internals
 
@@ -235,38 +416,46 @@ class RabbitPublisher:
         except KeyError:
             raise ValueError(f"no queue for pool {pool!r} (pools: {', '.join(self._topologies)})") from None
 
-    def _publish_retrying_once(
-        self, channel: _PublishChannel, pool: str, topology: Topology, body: bytes, properties: BasicProperties
-    ) -> None:
+    def _confirmed(self, routing_key: str, body: bytes, properties: BasicProperties) -> None:
+        """Publish on the open pipeline (opening one if none is), and wait for the confirm. A
+        pipeline that failed is dropped, so the next call opens a fresh one."""
+        pipeline = self._open_pipeline()
         try:
-            channel.publish(topology.queue, body, properties)
-            return
-        except pika.exceptions.NackError as exc:
-            raise queue_full(pool, topology.max_length, self._retry_after) from exc
-        except (pika.exceptions.ConnectionBlockedTimeout, ConfirmTimeout) as exc:
-            # A resource alarm, or a queue that cannot confirm: a fresh connection would wait
-            # just the same.
-            channel.discard()
-            raise self._unavailable(exc) from exc
-        except CONNECTION_ERRORS as exc:
-            log.warning("publish of %s failed (%s); reconnecting once", properties.message_id, describe(exc))
-            channel.discard()
-        try:
-            channel.publish(topology.queue, body, properties)
-        except pika.exceptions.NackError as exc:
-            raise queue_full(pool, topology.max_length, self._retry_after) from exc
-        except CONNECTION_ERRORS as exc:
-            channel.discard()
-            self._mark_down(exc)
-            raise self._unavailable(exc) from exc
+            future = pipeline.publish(routing_key, body, properties)
+            try:
+                future.result(CONFIRM_TIMEOUT_S + OPEN_TIMEOUT_S)
+            except FutureTimeout:
+                raise ConfirmTimeout(f"no confirm within {CONFIRM_TIMEOUT_S:.0f} s") from None
+        except pika.exceptions.NackError:
+            raise
+        except CONNECTION_ERRORS:
+            self._drop_pipeline(pipeline)
+            raise
 
-    def _checkout(self) -> _PublishChannel:
-        try:
-            return self._idle.get(timeout=CHECKOUT_TIMEOUT_S)
-        except queue.Empty:
-            raise BrokerUnavailable(
-                f"every publisher channel stayed busy for {CHECKOUT_TIMEOUT_S:.0f} s", retry_after=self._retry_after
-            ) from None
+    def _open_pipeline(self, *, reconnecting: bool = False) -> _Pipeline:
+        """The open pipeline, or a new one (declaring the topology first). Publishes that waited
+        for another thread's attempt to open it are refused at once if that attempt marked the
+        publisher down, instead of each trying again."""
+        with self._pipeline_lock:
+            if self._pipeline is not None and self._pipeline.is_open:
+                return self._pipeline
+            if not reconnecting:
+                self._raise_if_down()
+            if self._pipeline is not None:
+                self._pipeline.close()
+                self._pipeline = None
+            with self._admin.lock:
+                self._admin.open()  # declares every pool's topology
+            pipeline = _Pipeline(self._params)
+            pipeline.open()
+            self._pipeline = pipeline
+            return pipeline
+
+    def _drop_pipeline(self, pipeline: _Pipeline) -> None:
+        with self._pipeline_lock:
+            if self._pipeline is pipeline:
+                self._pipeline = None
+        pipeline.close()
 
     def _unavailable(self, error: BaseException | str) -> BrokerUnavailable:
         reason = error if isinstance(error, str) else describe(error)
@@ -293,13 +482,13 @@ class RabbitPublisher:
         )
 
     def _keep(self) -> None:
-        """Background: reconnect while down, otherwise keep idle connections alive."""
+        """Background: reconnect while down, otherwise keep the connections alive."""
         while not self._closing.wait(self._seconds_to_next_tick()):
             try:
                 if self._down_reason is not None:
                     self._try_reconnect()
                 else:
-                    self._keep_idle_alive()
+                    self._keep_alive()
             except Exception:  # the keeper must outlive any surprise; the next tick tries again
                 log.exception("publisher keeper failed")
 
@@ -311,44 +500,38 @@ class RabbitPublisher:
     def _try_reconnect(self) -> None:
         if time.monotonic() < self._next_attempt:
             return
-        first = self._channels[0]
-        with first.lock:
-            try:
-                first.open()
-            except CONNECTION_ERRORS as exc:
-                with self._state_lock:
-                    self._down_reason = describe(exc)
-                    self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-                    self._next_attempt = time.monotonic() + self._backoff
-                # A refusal needs an operator; the publisher keeps trying anyway (with the same
-                # capped backoff) so that fixing the broker side heals a running gateway.
-                level = logging.ERROR if is_fatal(exc) else logging.INFO
-                log.log(level, "reconnect to RabbitMQ failed (%s); next try in %.1f s", describe(exc), self._backoff)
-                return
+        try:
+            self._open_pipeline(reconnecting=True)
+        except CONNECTION_ERRORS as exc:
+            with self._state_lock:
+                self._down_reason = describe(exc)
+                self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+                self._next_attempt = time.monotonic() + self._backoff
+            # A refusal needs an operator; the publisher keeps trying anyway (with the same
+            # capped backoff) so that fixing the broker side heals a running gateway.
+            level = logging.ERROR if is_fatal(exc) else logging.INFO
+            log.log(level, "reconnect to RabbitMQ failed (%s); next try in %.1f s", describe(exc), self._backoff)
+            return
         with self._state_lock:
             self._down_reason = None
         log.info("publisher reconnected to RabbitMQ at %s", where(self._params))
 
-    def _keep_idle_alive(self) -> None:
-        for channel in self._channels:
-            if not channel.lock.acquire(blocking=False):
-                continue  # in use: a publish is servicing it
+    def _keep_alive(self) -> None:
+        """Heartbeats on the blocking connection (the pipeline's I/O thread answers its own); when
+        the broker closed the publishing connection, find out now whether it is reachable, so that
+        readiness is true to the facts before the next request."""
+        if self._admin.lock.acquire(blocking=False):
             try:
-                channel.keepalive()
+                self._admin.keepalive()
             except CONNECTION_ERRORS as exc:
                 log.info("idle publisher connection lost (%s)", describe(exc))
-                channel.discard()
+                self._admin.discard()
             finally:
-                channel.lock.release()
-        if any(channel.is_open for channel in self._channels):
+                self._admin.lock.release()
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.is_open:
             return
-        # Nothing open any more (the broker closed us): find out now whether it is reachable,
-        # so that readiness is true to the facts before the next request.
-        first = self._channels[0]
-        with first.lock:
-            if first.is_open:
-                return
-            try:
-                first.open()
-            except CONNECTION_ERRORS as exc:
-                self._mark_down(exc)
+        try:
+            self._open_pipeline()
+        except CONNECTION_ERRORS as exc:
+            self._mark_down(exc)

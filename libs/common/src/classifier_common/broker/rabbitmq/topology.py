@@ -25,8 +25,9 @@ each point against the real broker):
   ``x-delivery-limit``; a limit of ``max_deliveries - 1`` therefore allows exactly ``max_deliveries``
   deliveries (``Settings.delivery_limit``, one more than ``max_attempts``).
 - ``x-max-length`` counts ready messages only, and reject-publish nacks a publish once the ready
-  count is *over* the limit: a full queue holds ``max_length`` plus up to one message per channel
-  that was publishing at that moment. The bound is a back-pressure limit, not an exact count.
+  count is *over* the limit: a full queue holds ``max_length`` plus up to one message per publish
+  in flight at that moment (the publisher sends at most ``PUBLISH_WINDOW`` unconfirmed). The
+  bound is a back-pressure limit, not an exact count.
 - A passive ``queue.declare`` reports ready messages only (see
   :meth:`~classifier_common.broker.rabbitmq.publisher.RabbitPublisher.depth`).
 """

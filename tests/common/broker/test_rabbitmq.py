@@ -346,6 +346,25 @@ def test_concurrent_publishes_are_pipelined_on_one_connection(settings, admin, t
     assert ids == sorted(f"{t}-{n}" for t in range(16) for n in range(20))
 
 
+def test_a_failure_in_the_publishers_io_thread_is_retried_on_a_fresh_connection(settings, admin, track, monkeypatch):
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"{}", message_id="before")
+    send = publisher_module._Pipeline._send
+    failures = []
+
+    def failing_once(self):  # noqa: ANN001, ANN202
+        if not failures:
+            failures.append(True)
+            raise RuntimeError("a bug in the I/O thread")
+        return send(self)
+
+    monkeypatch.setattr(publisher_module._Pipeline, "_send", failing_once)
+    publisher.publish(b"{}", message_id="after")  # the first pipeline dies; the retry's delivers it
+    assert failures == [True]
+    ids = [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))]
+    assert ids == ["before", "after"]
+
+
 def test_unacked_delivery_is_redelivered_when_its_consumer_goes_away(settings, track):
     publisher = track(connect_publisher(settings))
     publisher.publish(b"job", message_id="job-1")

@@ -184,7 +184,8 @@ class _Pipeline:
             self._connection.ioloop.start()
         except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
             log.exception("publisher I/O thread failed")
-            self._fail_all(exc)
+            # As a lost connection: the callers retry once on a fresh one.
+            self._fail_all(pika.exceptions.AMQPConnectionError(f"the publisher's I/O thread failed: {exc!r}"))
         finally:
             self._opened.set()
             if self._connection is not None:

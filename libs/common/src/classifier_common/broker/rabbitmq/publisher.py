@@ -533,6 +533,6 @@ class RabbitPublisher:
         if pipeline is not None and pipeline.is_open:
             return
         try:
-            self._open_pipeline()
+            self._open_pipeline(reconnecting=True)
         except CONNECTION_ERRORS as exc:
             self._mark_down(exc)

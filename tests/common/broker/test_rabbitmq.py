@@ -298,25 +298,34 @@ def test_messages_are_persistent_json_with_the_message_id(settings, admin, track
     assert properties.message_id == "job-x"
 
 
-def test_concurrent_publishers_are_all_confirmed(settings, admin, track):
-    publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
+def publish_at_once(publisher: RabbitPublisher, threads: int, each: int, body: bytes) -> list[str]:
+    """``threads`` threads, released together, each publishing ``each`` messages; the message
+    ids, once every publish was confirmed (an error fails the test)."""
+    barrier = threading.Barrier(threads)
     errors: list[BaseException] = []
 
     def publish_many(thread: int) -> None:
+        barrier.wait()
         try:
-            for n in range(25):
-                publisher.publish(b"{}", message_id=f"{thread}-{n}")
+            for n in range(each):
+                publisher.publish(body, message_id=f"{thread}-{n}")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=publish_many, args=(t,)) for t in range(8)]
-    for thread in threads:
+    running = [threading.Thread(target=publish_many, args=(t,)) for t in range(threads)]
+    for thread in running:
         thread.start()
-    for thread in threads:
+    for thread in running:
         thread.join()
     assert errors == []
+    return sorted(f"{t}-{n}" for t in range(threads) for n in range(each))
+
+
+def test_concurrent_publishers_are_all_confirmed(settings, admin, track):
+    publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
+    published = publish_at_once(publisher, 8, 25, b"{}")
     ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
-    assert ids == sorted(f"{t}-{n}" for t in range(8) for n in range(25))
+    assert ids == published
 
 
 def test_concurrent_publishes_are_pipelined_on_one_connection(settings, admin, track):
@@ -324,26 +333,10 @@ def test_concurrent_publishes_are_pipelined_on_one_connection(settings, admin, t
     # unconfirmed at a time, instead of each thread holding a connection while it waits for its
     # confirm (the other connection declares the topology and answers the queue counts).
     publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
-    barrier = threading.Barrier(16)
-    errors: list[BaseException] = []
-
-    def publish_many(thread: int) -> None:
-        barrier.wait()
-        try:
-            for n in range(20):
-                publisher.publish(b"x" * 50_000, message_id=f"{thread}-{n}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=publish_many, args=(t,)) for t in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    published = publish_at_once(publisher, 16, 20, b"x" * 50_000)
     assert len(connections_of("publisher", settings)) == 2
     ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
-    assert ids == sorted(f"{t}-{n}" for t in range(16) for n in range(20))
+    assert ids == published
 
 
 def test_a_failure_in_the_publishers_io_thread_is_retried_on_a_fresh_connection(settings, admin, track, monkeypatch):

@@ -5,8 +5,8 @@ go out through one confirm channel driven by an I/O thread of its own (pika's Se
 a publish is handed to that thread, which sends whatever is waiting, up to ``PUBLISH_WINDOW``
 unconfirmed, and completes each caller's wait from the broker's confirms, which under load come
 several at a time. Publishing from a pool of blocking channels instead cost each submission a
-thread waiting in pika's own loop for its confirm: about 360 µs of CPU per 100 KB message from 16
-threads against 200 µs pipelined (docs/performance.md, *Levers*).
+thread waiting in pika's own loop for its confirm: 339–385 µs of CPU per 100 KB message from 16
+threads against 276–287 µs pipelined (docs/performance.md, *Levers*).
 """
 
 from __future__ import annotations
@@ -273,17 +273,17 @@ class _Pipeline:
 
     def _on_closed(self, connection: pika.SelectConnection, reason: BaseException | str) -> None:
         # pika passes the open error as text in some cases
-        error = pika.exceptions.AMQPConnectionError(reason) if isinstance(reason, str) else reason
-        if self._error is None or isinstance(self._error, pika.exceptions.ConnectionClosedByClient):
-            self._error = error
-        self._fail_all(self._error)
+        self._fail_all(pika.exceptions.AMQPConnectionError(reason) if isinstance(reason, str) else reason)
         connection.ioloop.stop()
 
     def _fail_all(self, error: BaseException) -> None:
+        """No more publishes: the ones sent or waiting fail with why the pipeline closed (a
+        channel's own error, when it closed first, rather than our closing the connection)."""
         with self._lock:
             self._alive = False
-            if self._error is None:
+            if self._error is None or isinstance(self._error, pika.exceptions.ConnectionClosedByClient):
                 self._error = error
+            error = self._error or error
         self._opened.set()
         left = list(self._unconfirmed.values())
         self._unconfirmed.clear()

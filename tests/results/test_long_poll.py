@@ -247,6 +247,29 @@ def test_long_poll_with_notices_reads_only_the_announced_jobs(memory_settings: S
     assert job is not None and job.status is JobStatus.succeeded
 
 
+def test_an_announced_job_is_read_without_asking_which_jobs_finished(memory_settings: Settings, tmp_path: Path) -> None:
+    """The notice says the job finished: the poller reads it at once, without the query for which
+    of the waited-for jobs finished (one read per notice, not two)."""
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    counting = _CountingStore(store)
+    waiter = JobWaiter(counting, connect_listener(memory_settings), fallback_s=NO_FALLBACK_S)  # type: ignore[arg-type]
+    waiter.start()
+    job = store.create(queued_job())
+
+    async def scenario() -> tuple[Job | None, int]:
+        waiting = asyncio.ensure_future(waiter.wait(job.id, 10))
+        await asyncio.sleep(0.2)  # the poller has looked at the newly waited-for job
+        queries = counting.queries
+        await asyncio.to_thread(_finish, store, job.id)
+        broker_for(memory_settings).announce_finished([job.id])
+        return await asyncio.wait_for(waiting, 5), counting.queries - queries
+
+    finished, queries = asyncio.run(scenario())
+    waiter.close()
+    assert finished is not None and finished.status is JobStatus.succeeded
+    assert queries == 0, f"{queries} queries for which jobs finished after the notice named the job"
+
+
 def test_long_poll_fallback_answers_when_a_notice_was_lost(memory_settings: Settings, tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path / "jobs.db")
     waiter = JobWaiter(store, connect_listener(memory_settings), fallback_s=0.2)

@@ -31,6 +31,10 @@ StoreDep = Annotated[JobStore, Depends(_store)]
 
 
 async def _client_id(request: Request, settings: SettingsDep) -> str:
+    return client_id_of(request, settings)
+
+
+def client_id_of(request: Request, settings: Settings) -> str:
     """Check the API key; the client it identifies (a digest of the key, never the key itself),
     "" when API keys are off."""
     if not settings.api_keys:
@@ -48,6 +52,10 @@ IDEMPOTENCY_KEY_MAX = 200
 
 
 async def _idempotency_key(request: Request) -> str | None:
+    return idempotency_key_of(request)
+
+
+def idempotency_key_of(request: Request) -> str | None:
     """The request's Idempotency-Key header (None without one), at most IDEMPOTENCY_KEY_MAX long."""
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:

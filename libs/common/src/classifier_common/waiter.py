@@ -21,11 +21,12 @@ tick itself: waking every 2 ms costs ~20 µs, the check ~18 µs).
 With a finished-job listener connected (``classifier_common.broker.FinishedListener``: workers
 announce the jobs they finished), the poller does not tick: it sleeps until a notice names a job
 someone waits for, or a request starts waiting (its job may have finished, and been announced,
-just before), and then reads only those jobs. Every ``fallback_s`` (and after each reconnect of
-the listener, whose notices in between are lost) it looks at all the waited-for jobs, as a tick
-does, so a lost notice delays an answer by at most that. A job canceled here is announced here
-(:meth:`JobWaiter.notify`); one canceled on another replica is seen by that fallback. While the
-listener is disconnected the poller ticks as above.
+just before), and then reads only those jobs: an announced job is read at once (the notice says
+it finished), a newly waited-for one after one query for whether it finished. Every
+``fallback_s`` (and after each reconnect of the listener, whose notices in between are lost) it
+looks at all the waited-for jobs, as a tick does, so a lost notice delays an answer by at most
+that. A job canceled here is announced here (:meth:`JobWaiter.notify`); one canceled on another
+replica is seen by that fallback. While the listener is disconnected the poller ticks as above.
 """
 
 from __future__ import annotations
@@ -91,9 +92,11 @@ class JobWaiter:
         self._lock = threading.Lock()
         self._waiting: dict[str, list[_Waiter]] = {}
         self._someone_waits = threading.Event()
-        # Jobs to read at the next look whatever the change counter says: announced, or newly
-        # waited for (such a job may have finished before the counter was last read). And
-        # whether to look at every waited-for job (the listener reconnected).
+        # Jobs to look at next whatever the change counter says: announced (read at once), or
+        # newly waited for (such a job may have finished before the counter was last read, so
+        # first asked whether it did). And whether to look at every waited-for job (the
+        # listener reconnected).
+        self._announced: set[str] = set()
         self._due: set[str] = set()
         self._look_at_all = False
         self._wake = threading.Event()
@@ -133,7 +136,7 @@ class JobWaiter:
         with self._lock:
             waited = [job_id for job_id in job_ids if job_id in self._waiting]
             if waited:
-                self._due.update(waited)
+                self._announced.update(waited)
                 self._wake.set()
 
     def _listener_connected(self) -> None:
@@ -157,7 +160,8 @@ class JobWaiter:
                 self._thread.start()
         self._someone_waits.set()
         try:
-            await asyncio.wait_for(waiter.event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no task of its own, unlike asyncio.wait_for
+                await waiter.event.wait()
         except TimeoutError:
             pass
         finally:
@@ -184,7 +188,9 @@ class JobWaiter:
             with self._lock:
                 self._wake.clear()
                 job_ids = list(self._waiting)
-                due = [job_id for job_id in self._due if job_id in self._waiting]
+                announced = [job_id for job_id in self._announced if job_id in self._waiting]
+                due = [job_id for job_id in self._due if job_id in self._waiting and job_id not in self._announced]
+                self._announced.clear()
                 self._due.clear()
                 if not job_ids:
                     self._someone_waits.clear()  # sleep until the next request waits
@@ -193,7 +199,7 @@ class JobWaiter:
             try:
                 now = time.monotonic()
                 if listening and not reconnected and now < next_look:
-                    ids, trigger = due, "notice"  # announced, or just started waiting
+                    ids, trigger = due, "notice"  # just started waiting
                 else:
                     if listening:
                         next_look = now + self.fallback_s
@@ -204,10 +210,10 @@ class JobWaiter:
                         # Read before the query: a commit after this read changes the counter,
                         # so the next look queries again.
                         seen = counter
-                        ids, trigger = job_ids, "fallback" if listening else "tick"
-                if ids:
-                    metrics.LONG_POLL_CHECKS.labels(trigger).inc()
-                finished = {job_id: self.store.get(job_id) for job_id in self.store.finished_among(ids)} if ids else {}
+                        ids, trigger = [i for i in job_ids if i not in announced], "fallback" if listening else "tick"
+                if ids or announced:
+                    metrics.LONG_POLL_CHECKS.labels(trigger if ids else "notice").inc()
+                finished = self._read(announced, ids)
             except Exception:  # noqa: BLE001 - the store is down (or a bug): let every request read for itself
                 log.debug("long-poll check failed; waking every waiting request", exc_info=True)
                 seen = None
@@ -217,3 +223,15 @@ class JobWaiter:
             for waiter, job in answers:
                 waiter.job = job
                 waiter.wake()
+
+    def _read(self, announced: list[str], ids: list[str]) -> dict[str, Job | None]:
+        """The finished jobs among ``announced`` (read at once: their notice says they finished)
+        and ``ids`` (asked first which finished); None for one that is gone."""
+        finished: dict[str, Job | None] = {}
+        for job_id in announced:
+            job = self.store.get(job_id)
+            if job is None or job.status.finished:
+                finished[job_id] = job
+        if ids:
+            finished.update((job_id, self.store.get(job_id)) for job_id in self.store.finished_among(ids))
+        return finished

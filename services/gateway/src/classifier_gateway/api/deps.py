@@ -9,18 +9,19 @@ from fastapi import Depends, Request
 
 from classifier_common.broker import Publisher
 from classifier_common.config import Settings
-from classifier_common.deps import ClientIdDep
+from classifier_common.deps import ClientIdDep, client_id_of, idempotency_key_of
 from classifier_common.images import Gallery
 from classifier_common.store import JobStore
 from classifier_common.waiter import JobWaiter
 
-__all__ = ["ClientIdDep", "GalleryDep", "PublisherDep", "SubmitPartsDep"]
+__all__ = ["ClientIdDep", "GalleryDep", "PublisherDep", "SubmissionDep"]
 
 
 @dataclass(frozen=True)
 class SubmitParts:
-    """What a submission uses, as one dependency: FastAPI resolves each dependency of a route for
-    every request, ~9 µs apiece (docs/performance.md, *Levers*)."""
+    """What a submission uses, built once at start. A route takes it in one dependency with the
+    request's client and Idempotency-Key (:class:`Submission`): FastAPI resolves each dependency
+    of a route for every request, ~9 µs apiece (docs/performance.md, *Levers*)."""
 
     settings: Settings
     store: JobStore
@@ -29,8 +30,19 @@ class SubmitParts:
     waiter: JobWaiter
 
 
-async def _submit_parts(request: Request) -> SubmitParts:
-    return request.app.state.submit_parts
+@dataclass(frozen=True)
+class Submission:
+    """A submission's parts and who sends it: the client its API key names (checked before the
+    body is read) and its Idempotency-Key."""
+
+    parts: SubmitParts
+    client_id: str
+    idempotency_key: str | None
+
+
+async def _submission(request: Request) -> Submission:
+    parts: SubmitParts = request.app.state.submit_parts
+    return Submission(parts, client_id_of(request, parts.settings), idempotency_key_of(request))
 
 
 async def _publisher(request: Request) -> Publisher:
@@ -43,4 +55,4 @@ async def _gallery(request: Request) -> Gallery:
 
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 GalleryDep = Annotated[Gallery, Depends(_gallery)]
-SubmitPartsDep = Annotated[SubmitParts, Depends(_submit_parts)]
+SubmissionDep = Annotated[Submission, Depends(_submission)]

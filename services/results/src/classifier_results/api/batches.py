@@ -7,10 +7,10 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from classifier_common.batches import as_csv, as_json_lines, batch_view
+from classifier_common.blocking import in_thread
 from classifier_common.deps import ClientIdDep, StoreDep
 from classifier_common.errors import InvalidInput, NotFound
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
@@ -68,7 +68,7 @@ async def get_batch(
             return None
         return batch_view(batch, store.get_many([item.job_id for item in batch.items if item.job_id]))
 
-    view = await run_in_threadpool(read)
+    view = await in_thread(read)
     if view is None:
         raise NotFound(f"no batch with id {batch_id}")
     chosen = _format(request, format)

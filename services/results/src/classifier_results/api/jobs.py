@@ -10,10 +10,10 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import metrics
+from classifier_common.blocking import in_thread
 from classifier_common.deps import ClientIdDep, StoreDep, owns
 from classifier_common.domain import Job, JobStatus, JobView, job_view, utcnow
 from classifier_common.errors import Conflict, InvalidInput, NotFound
@@ -54,7 +54,7 @@ async def _view(request: Request, job: Job) -> dict[str, Any]:
     """The job's document; a queued job's with its place in the queue."""
     body = job_view(job)
     if job.status is JobStatus.queued:
-        position = await run_in_threadpool(_queue_stats(request).position, job)
+        position = await in_thread(_queue_stats(request).position, job)
         if position is not None:
             body["queue"] = position.model_dump()
     return body
@@ -62,7 +62,7 @@ async def _view(request: Request, job: Job) -> dict[str, Any]:
 
 async def owned_job(store: JobStore, job_id: str, client_id: str) -> Job:
     """The job, if it exists and the client may see it; else NotFound (404)."""
-    job = await run_in_threadpool(store.get, job_id)
+    job = await in_thread(store.get, job_id)
     if job is None or not owns(client_id, job):
         raise NotFound(f"no job with id {job_id}")
     return job
@@ -109,7 +109,7 @@ async def cancel_job(
     request: Request, store: StoreDep, client_id: ClientIdDep, job_id: str = job_id_path()
 ) -> JSONResponse:
     await owned_job(store, valid_id(job_id), client_id)  # another key's job is not there to cancel
-    job = await run_in_threadpool(store.cancel, job_id, utcnow())
+    job = await in_thread(store.cancel, job_id, utcnow())
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     if job.status is not JobStatus.canceled:

@@ -12,9 +12,9 @@ the same key again answers the retry it made."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from classifier_common.blocking import in_thread
 from classifier_common.broker import Publisher
 from classifier_common.config import Settings
 from classifier_common.deps import ClientIdDep, IdempotencyKeyDep, SettingsDep, StoreDep
@@ -81,7 +81,7 @@ async def retry_job(
         retry_of=old.id,
     )
     publisher = _retry_publisher(request)
-    job, created = await run_in_threadpool(_retry, store, publisher, settings, old, retry)
+    job, created = await in_thread(_retry, store, publisher, settings, old, retry)
     headers = {"Location": status_url(job.id)}
     if not created:
         headers["Idempotent-Replayed"] = "true"

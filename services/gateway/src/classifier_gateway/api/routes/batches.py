@@ -4,17 +4,17 @@ The batch is read back with GET /v1/batches/{id} from the results service."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common.batches import batch_id_for, batch_view
-from classifier_common.deps import IdempotencyKeyDep, StoreDep
+from classifier_common.blocking import in_thread
+from classifier_common.deps import StoreDep
 from classifier_common.domain import Batch, batch_url
 from classifier_common.errors import NotAnImage, PayloadTooLarge
 from classifier_common.logs import request_id_var
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import batch_body, body
-from classifier_gateway.api.deps import ClientIdDep, SubmitPartsDep
+from classifier_gateway.api.deps import SubmissionDep
 from classifier_gateway.api.routes.models import model_and_pool
 from classifier_gateway.batch_submission import BatchRequest, submit_batch
 
@@ -44,10 +44,9 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 )
 async def create_batch(
     request: Request,
-    parts: SubmitPartsDep,
-    client_id: ClientIdDep,
-    idempotency_key: IdempotencyKeyDep,
+    submission: SubmissionDep,
 ) -> JSONResponse:
+    parts, client_id, idempotency_key = submission.parts, submission.client_id, submission.idempotency_key
     settings, store, publisher, gallery = parts.settings, parts.store, parts.publisher, parts.gallery
     max_items, max_bytes = settings.batch_max_items, settings.batch_max_bytes
     declared = request.headers.get("content-length", "")
@@ -84,7 +83,7 @@ async def create_batch(
         batch, created = submit_batch(store, publisher, gallery, batch_request)
         return _view(store, batch), created
 
-    view, created = await run_in_threadpool(accept)
+    view, created = await in_thread(accept)
     headers = {"Location": batch_url(view["id"])}
     if not created:
         headers["Idempotent-Replayed"] = "true"

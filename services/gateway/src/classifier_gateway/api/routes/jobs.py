@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from classifier_common import images
-from classifier_common.deps import IdempotencyKeyDep, StoreDep
+from classifier_common.blocking import in_thread
+from classifier_common.deps import StoreDep
 from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view, new_job_id, status_url, utcnow
 from classifier_common.errors import NotAnImage, PayloadTooLarge, StoreUnavailable
 from classifier_common.logs import request_id_var
@@ -19,7 +19,7 @@ from classifier_common.submission import submit
 from classifier_common.waiter import MAX_WAIT_S, JobWaiter
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
-from classifier_gateway.api.deps import ClientIdDep, SubmitPartsDep
+from classifier_gateway.api.deps import ClientIdDep, SubmissionDep
 from classifier_gateway.api.routes.models import model_and_pool
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -48,14 +48,13 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 )
 async def create_job(
     request: Request,
-    parts: SubmitPartsDep,
-    client_id: ClientIdDep,
-    idempotency_key: IdempotencyKeyDep,
+    submission: SubmissionDep,
     wait: Annotated[
         float,
         Query(ge=0, le=MAX_WAIT_S, description="Wait up to this many seconds for the job to finish (200 if it does)"),
     ] = 0,
 ) -> JSONResponse:
+    parts, client_id, idempotency_key = submission.parts, submission.client_id, submission.idempotency_key
     settings, store, publisher, gallery = parts.settings, parts.store, parts.publisher, parts.gallery
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > settings.max_upload_bytes + body.MULTIPART_OVERHEAD:
@@ -113,7 +112,7 @@ async def create_job(
             max_queued_per_client=settings.max_queued_per_client,
         )
 
-    job, created = await run_in_threadpool(accept)
+    job, created = await in_thread(accept)
     headers = {"Location": status_url(job.id)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -129,7 +128,7 @@ async def _waited(store: JobStore, waiter: JobWaiter, job: Job, wait: float) -> 
     if finished is not None:
         return finished
     try:
-        return await run_in_threadpool(store.get, job.id) or job
+        return await in_thread(store.get, job.id) or job
     except StoreUnavailable:
         return job
 
@@ -173,7 +172,7 @@ async def list_jobs(
         created_before=listing.as_utc(created_before),
         before=None if cursor is None else listing.decode_cursor(cursor),
     )
-    jobs = await run_in_threadpool(store.list_jobs, query)
+    jobs = await in_thread(store.list_jobs, query)
     page, more = jobs[:limit], len(jobs) > limit
     next_url = None
     headers = {}

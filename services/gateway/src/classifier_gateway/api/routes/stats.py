@@ -4,8 +4,8 @@ throughput, latency, dead-lettered jobs), from the job store and the broker's qu
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
+from classifier_common.blocking import in_thread
 from classifier_common.queue_stats import MAX_WINDOW_S, MIN_WINDOW_S, WINDOW_S, QueueStats, Stats
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api.deps import ClientIdDep, PublisherDep
@@ -35,4 +35,4 @@ async def stats(
     ),
 ) -> Stats:
     queue_stats: QueueStats = request.app.state.queue_stats
-    return await run_in_threadpool(queue_stats.stats, publisher, window_s)
+    return await in_thread(queue_stats.stats, publisher, window_s)

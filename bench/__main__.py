@@ -89,24 +89,42 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.7) -> None:
         time.sleep(15)
 
 
-def floor_row(args: argparse.Namespace) -> Row:
-    """bench.floor's parts as a row: its CPU ms per job is their sum, its processes the parts."""
+FLOOR_NAME = "floor: the least CPU per job outside the workers (python -m bench.floor)"
+
+
+def floor_row(args: argparse.Namespace, share: float = 1.0) -> Row:
+    """bench.floor's parts as a row: its CPU ms per job is their sum, its processes the parts.
+    ``share``: the part of a whole measurement this one is (a slice of it)."""
     parts = floor.measure(
-        duration_s=args.duration / 2,
+        duration_s=args.duration / 2 * share,
         clients=args.clients,
-        messages=20 if args.smoke else 1000,
+        messages=max(20, round((20 if args.smoke else 1000) * share)),
         size=108_000,
         gallery_dir=args.gallery_dir,
     )
+    return _floor_of(parts)
+
+
+def _floor_of(parts: dict[str, float], note: str = "") -> Row:
     return Row(
         "floor",
-        "floor: the least CPU per job outside the workers (python -m bench.floor)",
+        FLOOR_NAME,
         cpu_ms_per_image=sum(parts.values()),
         processes=[
             {"name": name, "cpu_ms_per_image": ms, "rss_mb": None, "peak_rss_mb": None} for name, ms in parts.items()
         ],
         foreign_cpu_s=0.0,
+        note=note,
     )
+
+
+def pooled_floor(slices: list[Row], note: str) -> Row:
+    """The floor measured in slices: each part's mean over them."""
+    names = [process["name"] for process in slices[0].processes]
+    parts = {
+        name: sum(row.processes[i]["cpu_ms_per_image"] for row in slices) / len(slices) for i, name in enumerate(names)
+    }
+    return _floor_of(parts, note)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -220,8 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_before": _loadavg(),
         "attempts": args.attempts,
         "slices": args.slices if together else None,  # None: nothing was interleaved
-        # 7-sat in the same alternating slices as (2) and 3-sat
-        "celery_interleaved": together and "celery" in groups,
+        # 7-sat in the same alternating slices as (2) and 3-sat (set once Celery is up)
+        "celery_interleaved": False,
+        # the floor in the same alternating slices as 3-sat
+        "floor_interleaved": {"system", "floor"} <= groups,
         "noise": args.noise,
         **timing,
     }
@@ -304,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 for taken, maker in zip(slices, makers, strict=True):
                     taken.append(maker(attempt + f"-{i}".encode(), part))
             return [
-                pooled(
+                (pooled_floor if taken[0].key == "floor" else pooled)(
                     taken,
                     f"{args.slices} slices of {part:g} s alternating with "
                     + ("row " if len(slices) == 2 else "rows ")
@@ -330,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                     emit(not_run(key, f"(7) FastAPI + Celery, {clients} client(s)", why))
             else:
                 celery = start_celery(args, extra_env, images, tag, tmp / "celery.log", peers)
+                meta["celery_interleaved"] = together
 
         def celery_row(key: str, clients: int) -> Callable[[bytes, float], Row]:
             assert celery is not None
@@ -393,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                     makers = [reference, row3] if together else [row3]
                     if celery is not None and key == "3-sat":
                         makers.append(celery_row("7-sat", sat))
+                    if "floor" in groups and key == "3-sat":
+                        # The floor in the same alternating slices as the row compared with it.
+                        makers.append(lambda _attempt, duration_s: floor_row(args, duration_s / args.duration))
                     measure(interleaved(*makers) if len(makers) > 1 else row3)
                 # Cache hits: the same bytes again. Prime the cache with each image once.
                 first = system_job(gateway, results, MODEL, images, tag + b"-hit", cached=False)
@@ -426,9 +450,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
 
-        if "floor" in groups:
-            # The least CPU per job outside the workers (python -m bench.floor), in the same run as
-            # (3) saturated, whose CPU outside its workers is compared with it.
+        if "floor" in groups and "system" not in groups:
+            # The least CPU per job outside the workers (python -m bench.floor); with the system
+            # rows it is measured in slices alternating with (3) saturated's, above.
             measure(lambda _: floor_row(args))
 
         if "naive" in groups:

@@ -203,8 +203,13 @@ def _slices(meta: dict) -> str:
     slices = meta.get("slices")
     if not slices:
         return ""
-    sat = "3-sat and 7-sat" if meta.get("celery_interleaved") else "3-sat"
-    return f" ((2) and 2-c1 in {slices} slices alternating with {sat} and 3-c1, each slice warmed up)"
+    sat = ["(2)", "3-sat"]
+    if meta.get("celery_interleaved"):
+        sat.append("7-sat")
+    if meta.get("floor_interleaved"):
+        sat.append("the floor")
+    together = ", ".join(sat[:-1]) + f" and {sat[-1]}"
+    return f" ({together} in {slices} alternating slices, as are 2-c1 and 3-c1; each slice warmed up)"
 
 
 def markdown(meta: dict, rows: list[Row], checks: list[Target]) -> str:

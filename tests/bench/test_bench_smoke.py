@@ -105,9 +105,12 @@ def test_the_compared_rows_are_measured_interleaved(report: tuple[dict, str]) ->
     data, markdown = report
     rows = {row["key"]: row for row in data["rows"]}
     assert [row["key"] for row in data["rows"]][:7] == ["1", "6", "6q", "2-fp32", "2", "2-c1", "3-c1"]
-    for key, other in (("2", "3-sat"), ("3-sat", "2"), ("2-c1", "3-c1"), ("3-c1", "2-c1")):
-        assert f"2 slices of 0.5 s alternating with row {other}" in rows[key]["note"], rows[key]
-    assert "in 2 slices alternating" in markdown
+    for key, others in (("2-c1", "row 3-c1"), ("3-c1", "row 2-c1")):
+        assert f"2 slices of 0.5 s alternating with {others}" in rows[key]["note"], rows[key]
+    # The floor alternates with the saturated row it is compared with (and (2), as that row does).
+    for key, others in (("2", "rows 3-sat, floor"), ("3-sat", "rows 2, floor"), ("floor", "rows 2, 3-sat")):
+        assert f"2 slices of 0.5 s alternating with {others}" in rows[key]["note"], rows[key]
+    assert "(2), 3-sat and the floor in 2 alternating slices" in markdown
     assert "latencies_s" not in rows["3-c1"]
 
 

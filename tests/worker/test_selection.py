@@ -110,8 +110,11 @@ def test_auto_takes_the_fastest_runtime_that_agrees(
     # ... and exported as metrics
     assert metric("classifier_runtime_selected", selection.chosen) == 1
     for name, verdict in checked.items():
-        assert metric("classifier_runtime_gallery_disagreements", name) == verdict.disagreeing
-        assert metric("classifier_runtime_forward_seconds", name) == pytest.approx(verdict.ms_per_image / 1000)
+        # A runtime this CPU cannot run (bf16 without AVX512-BF16 or AMX) was not measured: no sample.
+        disagreements = verdict.disagreeing if verdict.photos else None
+        assert metric("classifier_runtime_gallery_disagreements", name) == disagreements, verdict
+        if verdict.ms_per_image is not None:
+            assert metric("classifier_runtime_forward_seconds", name) == pytest.approx(verdict.ms_per_image / 1000)
         if name != selection.chosen:
             assert metric("classifier_runtime_selected", name) == 0
     assert metric("classifier_runtime_check_seconds") == pytest.approx(selection.check_s)

@@ -210,9 +210,8 @@ class System:
         for name in reversed(self.started):
             self.engine_run("rm", "--force", "--time", "5", name, check=False)
         # Each pool's queue and dead-letter queue, then the finished-job exchange.
-        for queue in [f"{self.queue}.{pool}" for pool in self.pools] + [self.queue]:
-            with contextlib.suppress(Exception):
-                delete_job_queues(self.broker_url, queue)
+        with contextlib.suppress(Exception):
+            delete_job_queues(self.broker_url, self.queue, self.pools)
 
     # -- the store, read from the host ---------------------------------------------------------
 

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import uuid
+from pathlib import Path
 
+import pika
 import pytest
 
+from classifier_common.broker.rabbitmq.topology import Topology
+from classifier_common.config import Settings
+from devstack.isolated import AMQP_URL
 from scripts.container_e2e import (
     ONNX_ONLY,
     POOLS,
     RELEASE,
     WORKERS,
+    System,
     check_one_outcome_each,
     interrupted,
     layer_id,
@@ -97,3 +104,26 @@ def test_the_render_runs_one_worker_deployment_per_pool_on_its_own_queue(monkeyp
     assert ONNX_ONLY and set(POOLS) > ONNX_ONLY
     (seed,) = pods.containers("Job", next(o["metadata"]["name"] for o in objects if o["kind"] == "Job"), claims)
     assert seed.image == "classifier-worker:0.1.0"
+
+
+@pytest.mark.rabbitmq
+def test_teardown_removes_every_pools_queues_from_the_shared_broker(tmp_path: Path) -> None:
+    """The run leaves nothing on the machine's RabbitMQ: each pool's queue and dead-letter queue."""
+    queue = f"e2e.{uuid.uuid4().hex[:8]}.jobs"
+    pools = ["lite", "big"]
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        for pool in pools:
+            Topology.from_settings(Settings(broker_url=AMQP_URL, queue_name=queue), pool).declare(connection.channel())
+        System(engine="podman", workdir=tmp_path, port=0, queue=queue, broker_url=AMQP_URL, pools=pools).teardown()
+        left = []
+        for name in [f"{queue}.{pool}" for pool in pools] + [f"{queue}.{pool}.dead" for pool in pools]:
+            channel = connection.channel()
+            try:
+                channel.queue_declare(name, passive=True)
+                left.append(name)
+            except pika.exceptions.ChannelClosedByBroker:
+                pass
+    finally:
+        connection.close()
+    assert left == [], f"left on the broker: {left}"

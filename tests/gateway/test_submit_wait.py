@@ -137,6 +137,47 @@ def test_the_answer_comes_with_the_workers_notice(gateway: tuple[TestClient, Sql
     assert answer["waited"] < 5, f"answered after {answer['waited']:.2f} s of a 20 s wait: the notice was not heard"
 
 
+def test_a_new_jobs_wait_asks_the_store_nothing_before_its_notice(
+    gateway: tuple[TestClient, SqliteJobStore, MemoryBroker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request waits from before the job's message is published, so the job cannot have
+    finished before it waited: no query for which waited-for jobs finished, only the read of the
+    job its notice names."""
+    client, store, broker = gateway
+    listener = client.app.state.submit_parts.waiter.listener  # type: ignore[attr-defined]
+    assert client.post("/v1/jobs", params={"wait": 0.1}, json={"model": MODEL, "image": GOLDFINCH}).status_code == 202
+    deadline = time.monotonic() + 10
+    while not listener.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # the poller's look at every waited-for job, once the listener connected
+    asked: list[list[str]] = []
+    finished_among = store.finished_among
+
+    def counted(job_ids: list[str]) -> set[str]:
+        asked.append(job_ids)
+        return finished_among(job_ids)
+
+    monkeypatch.setattr(store, "finished_among", counted)
+    answer: dict = {}
+
+    def submit() -> None:
+        response = client.post("/v1/jobs", params={"wait": 20}, json={"model": MODEL, "image": GOLDFINCH})
+        answer.update(status=response.status_code, body=response.json())
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    while len(store.list_jobs(JobQuery(limit=2))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job_id = store.list_jobs(JobQuery(limit=1))[0].id
+    time.sleep(0.2)  # the request is waiting now
+    store.start(job_id, utcnow())
+    store.finish(job_id, GOLDFINCH_RESULT, utcnow())
+    broker.announce_finished([job_id])
+    thread.join(30)
+    assert answer["status"] == 200 and answer["body"]["id"] == job_id, answer
+    assert asked == [], f"asked which of {asked} finished"
+
+
 def test_a_gateway_listens_for_notices_only_once_someone_waits(
     gateway: tuple[TestClient, SqliteJobStore, MemoryBroker],
 ) -> None:

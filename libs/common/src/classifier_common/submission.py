@@ -23,6 +23,7 @@ retries, both through :func:`submit`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from classifier_common import metrics
 from classifier_common.broker import Publisher
@@ -91,13 +92,16 @@ def submit(
     *,
     claim_check_bytes: int,
     max_queued_per_client: int = 0,
+    before_publish: Callable[[], None] | None = None,
 ) -> tuple[Job, bool]:
     """Queues ``job`` on the queue of ``pool`` (the pool serving its model). Returns (the job, True)
     when queued now, or (the earlier job, False) when this client sent the idempotency key before
     with the same request. The same key with another request raises IdempotencyKeyReused (422).
     An upload larger than ``claim_check_bytes`` goes through the store. With
     ``max_queued_per_client`` (0: no bound) and a client (API keys on), a job that would give its
-    client more queued jobs than that is refused with TooManyQueued (429) and never exists."""
+    client more queued jobs than that is refused with TooManyQueued (429) and never exists.
+    ``before_publish`` is called once a new job is recorded, just before its message is published
+    (the gateway's submit-and-wait starts waiting for it then)."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -123,6 +127,8 @@ def submit(
         metrics.JOBS_REJECTED.labels("store_unavailable").inc()
         _roll_back(store, job)
         raise
+    if before_publish is not None:
+        before_publish()
     try:
         publisher.publish(message, message_id=job.id, pool=pool)
     except (BrokerUnavailable, QueueFull) as exc:

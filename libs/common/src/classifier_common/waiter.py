@@ -27,6 +27,10 @@ it finished), a newly waited-for one after one query for whether it finished. Ev
 looks at all the waited-for jobs, as a tick does, so a lost notice delays an answer by at most
 that. A job canceled here is announced here (:meth:`JobWaiter.notify`); one canceled on another
 replica is seen by that fallback. While the listener is disconnected the poller ticks as above.
+
+A request that starts waiting once its job is recorded but before its message is published (the
+gateway's submit-and-wait, :meth:`JobWaiter.expect`) skips that first query: its job cannot have
+finished yet, so the notice alone answers it.
 """
 
 from __future__ import annotations
@@ -63,8 +67,11 @@ def release_all() -> None:
 
 
 @dataclass(eq=False)
-class _Waiter:
+class Waiting:
+    """One request waiting for one job."""
+
     loop: asyncio.AbstractEventLoop
+    job_id: str
     event: asyncio.Event = field(default_factory=asyncio.Event)
     job: Job | None = None  # the finished job, as the poller read it
 
@@ -90,7 +97,7 @@ class JobWaiter:
         self.tick_s = tick_s
         self.fallback_s = fallback_s
         self._lock = threading.Lock()
-        self._waiting: dict[str, list[_Waiter]] = {}
+        self._waiting: dict[str, list[Waiting]] = {}
         self._someone_waits = threading.Event()
         # Jobs to look at next whatever the change counter says: announced (read at once), or
         # newly waited for (such a job may have finished before the counter was last read, so
@@ -144,34 +151,58 @@ class JobWaiter:
             self._look_at_all = True
             self._wake.set()
 
-    async def wait(self, job_id: str, timeout_s: float) -> Job | None:
+    def expect(self, job_id: str, loop: asyncio.AbstractEventLoop) -> Waiting | None:
+        """Start waiting, for a request on ``loop``, for a job recorded in the store whose message
+        is not published yet (from any thread). Such a job cannot have finished before this, so
+        its notice alone answers it: the poller does not first ask the store whether it finished
+        (one query and one wake of the poller less per job). Pass what this returns to
+        :meth:`wait`, and to :meth:`forget` when the job was not queued after all. None once the
+        waiter is released (:meth:`wait` then answers None at once)."""
+        return self._register(job_id, loop, finished_maybe=False)
+
+    def forget(self, waiting: Waiting) -> None:
+        """Stop waiting (a second call does nothing)."""
+        with self._lock:
+            waiters = self._waiting.get(waiting.job_id, [])
+            if waiting in waiters:
+                waiters.remove(waiting)
+            if not waiters:
+                self._waiting.pop(waiting.job_id, None)
+
+    async def wait(self, job_id: str, timeout_s: float, *, expected: Waiting | None = None) -> Job | None:
         """The job once it has finished, or None after ``timeout_s`` (or when the store failed,
-        or the job is gone): the caller then reads the job itself."""
+        or the job is gone): the caller then reads the job itself. ``expected``: the wait
+        :meth:`expect` started for this job before its message was published."""
+        waiting = expected if expected is not None and expected.job_id == job_id else None
+        waiting = waiting or self._register(job_id, asyncio.get_running_loop(), finished_maybe=True)
+        if waiting is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout_s):  # no task of its own, unlike asyncio.wait_for
+                await waiting.event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self.forget(waiting)
+        return waiting.job
+
+    def _register(self, job_id: str, loop: asyncio.AbstractEventLoop, *, finished_maybe: bool) -> Waiting | None:
+        """A request on ``loop`` now waits for the job; None once released. A job that may have
+        finished already (and been announced before anyone waited) is looked at once now."""
         self.start()
-        waiter = _Waiter(asyncio.get_running_loop())
+        waiting = Waiting(loop, job_id)
         with self._lock:
             if self._released:
                 return None
-            self._waiting.setdefault(job_id, []).append(waiter)
-            self._due.add(job_id)
-            self._wake.set()
+            self._waiting.setdefault(job_id, []).append(waiting)
+            if finished_maybe:
+                self._due.add(job_id)
+                self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._poll, name="long-poll", daemon=True)
                 self._thread.start()
         self._someone_waits.set()
-        try:
-            async with asyncio.timeout(timeout_s):  # no task of its own, unlike asyncio.wait_for
-                await waiter.event.wait()
-        except TimeoutError:
-            pass
-        finally:
-            with self._lock:
-                waiters = self._waiting.get(job_id, [])
-                if waiter in waiters:
-                    waiters.remove(waiter)
-                if not waiters:
-                    self._waiting.pop(job_id, None)
-        return waiter.job
+        return waiting
 
     def _poll(self) -> None:
         seen: int | None = None  # the store's change counter read before the last look at all jobs

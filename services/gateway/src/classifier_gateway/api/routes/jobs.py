@@ -3,6 +3,7 @@ client's jobs, newest first, a page at a time (the routes of one job are the res
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -16,7 +17,7 @@ from classifier_common.errors import NotAnImage, PayloadTooLarge, StoreUnavailab
 from classifier_common.logs import request_id_var
 from classifier_common.store import JobQuery, JobStore
 from classifier_common.submission import submit
-from classifier_common.waiter import MAX_WAIT_S, JobWaiter
+from classifier_common.waiter import MAX_WAIT_S, JobWaiter, Waiting
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
 from classifier_gateway.api.deps import ClientIdDep, SubmissionDep
@@ -80,6 +81,16 @@ async def create_job(
     callback_url = body.callback_url(callback, settings)
     spec, pool = model_and_pool(settings, model_name)
     request_id = request_id_var.get()
+    job_id = new_job_id()
+    # With wait, the wait starts once the job is recorded, before its message is published: its
+    # notice then answers it (JobWaiter.expect).
+    loop = asyncio.get_running_loop()
+    expected: list[Waiting] = []
+
+    def expect() -> None:
+        waiting = parts.waiter.expect(job_id, loop)
+        if waiting is not None:
+            expected.append(waiting)
 
     def accept() -> tuple[Job, bool]:
         # Everything that blocks (reading the gallery file or decoding the upload to check it, the
@@ -90,7 +101,7 @@ async def create_job(
         else:
             digest = gallery.sha256(image_name)
         job = Job(
-            id=new_job_id(),
+            id=job_id,
             status=JobStatus.queued,
             model=spec.name,
             image=image_name,
@@ -110,21 +121,28 @@ async def create_job(
             pool,
             claim_check_bytes=settings.claim_check_bytes,
             max_queued_per_client=settings.max_queued_per_client,
+            before_publish=expect if wait else None,
         )
 
-    job, created = await in_thread(accept)
-    headers = {"Location": status_url(job.id)}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
-    if wait and not job.status.finished:
-        job = await _waited(store, parts.waiter, job, wait)
+    try:
+        job, created = await in_thread(accept)
+        headers = {"Location": status_url(job.id)}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        if wait and not job.status.finished:
+            job = await _waited(store, parts.waiter, job, wait, expected[0] if expected else None)
+    finally:
+        for waiting in expected:
+            parts.waiter.forget(waiting)
     return JSONResponse(job_view(job), status_code=200 if wait and job.status.finished else 202, headers=headers)
 
 
-async def _waited(store: JobStore, waiter: JobWaiter, job: Job, wait: float) -> Job:
+async def _waited(store: JobStore, waiter: JobWaiter, job: Job, wait: float, expected: Waiting | None) -> Job:
     """The job once it finished within ``wait`` seconds; else as it stands then (queued or
-    running), or as it was queued if the store cannot say: it is queued either way."""
-    finished = await waiter.wait(job.id, wait)
+    running), or as it was queued if the store cannot say: it is queued either way. ``expected``:
+    the wait started before this job's message was published (another job's, for an idempotent
+    replay, is not used)."""
+    finished = await waiter.wait(job.id, wait, expected=expected)
     if finished is not None:
         return finished
     try:

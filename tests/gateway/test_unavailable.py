@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from classifier_common.config import Settings
 from classifier_gateway.main import create_app
 from devstack.isolated import AMQP_URL
+from devstack.stack import delete_job_queues
 from tests.utils.api import assert_error_shape
 
 BODY = {"model": "efficientnet_lite0", "image": "n01531178_goldfinch.JPEG"}
@@ -71,8 +72,6 @@ def test_store_unreachable_is_503(tmp_path: Path, seeded: tuple[Path, Path]) -> 
 
 @pytest.mark.rabbitmq
 def test_full_queue_is_429_and_the_refused_job_does_not_exist(tmp_path: Path, seeded: tuple[Path, Path]) -> None:
-    import pika
-
     queue = f"test.{uuid.uuid4().hex[:8]}.jobs"
     settings = _settings(tmp_path, seeded, broker_url=AMQP_URL, queue_name=queue, queue_max_length=3)
     try:
@@ -90,11 +89,7 @@ def test_full_queue_is_429_and_the_refused_job_does_not_exist(tmp_path: Path, se
         assert all(store.get(r.json()["id"]).status.value == "queued" for r in accepted)
         assert _job_count(settings) == len(accepted)  # the refused ones were rolled back
     finally:
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        channel.queue_delete(queue)
-        channel.queue_delete(f"{queue}.dead")
-        connection.close()
+        delete_job_queues(AMQP_URL, queue)  # the pool's queue <queue>.default, its .dead and the exchange
 
 
 def _store_not_ready(client: TestClient) -> str | None:

@@ -23,6 +23,7 @@ from classifier_results.main import create_app as create_results_app
 from classifier_standalone.app import create_app
 from devstack.isolated import AMQP_URL
 from devstack.ports import free_port
+from devstack.stack import delete_job_queues
 from tests.reliability.accounting import read_json_lines, wait_until
 from tests.utils.api import assert_error_shape
 from tests.utils.jobs import queued_job
@@ -147,7 +148,5 @@ def test_worker_keeps_its_job_while_mongo_is_unreachable(tmp_path: Path, seeded:
             worker.kill()
             worker.wait()
         if connection is not None and connection.is_open:
-            channel = connection.channel()
-            channel.queue_delete(queue)
-            channel.queue_delete(f"{queue}.dead")
             connection.close()
+        delete_job_queues(AMQP_URL, queue_name)

@@ -159,4 +159,4 @@ def test_the_worker_without_torch_serves_the_seeded_export(
         python, "classifier_worker", tmp_path, (seeded_lite0_export, seeded[1]), CLASSIFIER_RUNTIME="onnxruntime-int8"
     )
     assert "torch is not installed: every model runs on ONNX Runtime" in log
-    assert "-int8.onnx" in log  # the model loaded from the int8 file
+    assert "-int8-r7.onnx" in log  # the model loaded from the int8 file

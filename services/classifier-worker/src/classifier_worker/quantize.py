@@ -4,6 +4,13 @@
 - Weights are int8 per output channel, activations uint8 per tensor, as QuantizeLinear /
   DequantizeLinear pairs around each operator (the QDQ format), which ONNX Runtime's CPU provider
   fuses into int8 kernels (VNNI or AMX where the CPU has them).
+- The weights use 7 of the 8 bits (``reduce_range``). On a CPU with AVX2 or AVX-512 but no VNNI,
+  ONNX Runtime multiplies uint8 by int8 with an instruction whose 16-bit sums of two products
+  saturate; with 8-bit weights efficientnet_lite0's int8 model then disagreed with fp32 torch
+  on 4 of the 41 gallery photos on such a CPU (AMD EPYC Zen 3) and was refused, with 7-bit
+  weights on none, at the same speed (docs/performance.md). VNNI and AMX do not saturate, so the
+  same file gives the same answers on every CPU, and the check the seed step records for the
+  ONNX-only image holds wherever that image runs.
 - Activation ranges are the minimum and maximum seen on calibration photos: every second gallery
   photo in name order (:func:`calibration`), preprocessed as the worker preprocesses a job's
   photo. The check against fp32 torch then runs on every gallery photo, so half of them were
@@ -12,7 +19,8 @@
   that step the int8 model of efficientnet_lite0 ran 1.2 times as fast as the export, with it
   1.8 times (docs/performance.md).
 
-The file is named after the export it was made from (``<model>-<version>-int8.onnx``), recorded by
+The file is named after the export it was made from and the recipe (``<model>-<version>-int8-r7.onnx``:
+a model an earlier recipe made is not taken, but made again), recorded by
 sha256 beside it and refused when it does not match, like the export; the seed step makes it
 into ``<models dir>/exports`` and records its check, a worker with torch makes any missing or
 refused one in its cache directory. Only :func:`quantize` needs the ``onnx`` package.
@@ -39,8 +47,12 @@ _ORT_WARNING = 2
 _ORT_ERROR = 3
 
 
+# What the file name says of how the model was quantized: weights in 7 bits (reduce_range).
+RECIPE = "r7"
+
+
 def int8_name(spec: ModelSpec, version: str) -> str:
-    return f"{spec.name}-{version}-int8.onnx"
+    return f"{spec.name}-{version}-int8-{RECIPE}.onnx"
 
 
 def calibration(batches: list[np.ndarray]) -> list[np.ndarray]:
@@ -95,6 +107,7 @@ def quantize(source: Path, path: Path, batches: list[np.ndarray]) -> Path:
                 _Photos(photos),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
+                reduce_range=True,  # 7-bit weights: no saturation on CPUs without VNNI
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,

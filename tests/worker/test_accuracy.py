@@ -2,9 +2,12 @@
 loading and preprocessing (the HTTP path is checked for Lite0 in tests/e2e/test_accuracy.py),
 under every runtime the worker can choose, and each runtime's top-1 agreement with fp32 torch.
 Measured: Lite0 37/41, Lite1 37/41, Lite2 38/41, the same under each runtime (all agree with fp32
-torch on 41/41) but Lite2 on int8: 37/41, agreeing on 40/41 (docs/performance.md); the floor
-catches broken preprocessing, labels or exports. The worker's numpy preprocessing, softmax and
-top-5 give every photo the top-5 that the same steps in torch give."""
+torch on 41/41) but on int8, which depends on the CPU: with VNNI, Lite2 37/41 agreeing on 40/41;
+without (AMD EPYC Zen 3), Lite1 38/41 agreeing on 39/41, a runtime the worker's check refuses
+(docs/performance.md); the floor catches broken preprocessing, labels or exports. A runtime that
+disagrees with fp32 torch on more than one photo passes only as one the check refuses. The
+worker's numpy preprocessing, softmax and top-5 give every photo the top-5 that the same steps in
+torch give."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from classifier_common.catalog import get_spec
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
 from classifier_worker.runtimes import NAMES, TORCH, Runtime
-from classifier_worker.selection import MAX_DISAGREEMENTS, candidates
+from classifier_worker.selection import MAX_DISAGREEMENTS, candidates, check
 from tests.worker.test_numpy_pipeline import torch_normalize
 
 MIN_CORRECT = {"efficientnet_lite0": 37, "efficientnet_lite1": 37, "efficientnet_lite2": 37}
@@ -74,14 +77,20 @@ def test_gallery_top1(
     files, get = gallery
     model, batches, reference = get(name)
     top1 = reference
+    made = model.runtime
     if runtime != TORCH:
-        top1 = _top1(_made(runtime, model, batches, seeded[0], tmp_path_factory), batches)
+        made = _made(runtime, model, batches, seeded[0], tmp_path_factory)
+        top1 = _top1(made, batches)
     wrong = {f: i for f, i in zip(files, top1, strict=True) if i != gallery_labels[f]}
     agreeing = sum(a == b for a, b in zip(top1, reference, strict=True))
     correct = len(files) - len(wrong)
     print(f"\n{name} {runtime}: top-1 {correct}/{len(files)}, agrees with fp32 torch on {agreeing}; wrong: {wrong}")
     assert correct >= MIN_CORRECT[name], wrong
-    assert agreeing >= len(files) - MAX_DISAGREEMENTS
+    if agreeing < len(files) - MAX_DISAGREEMENTS:
+        # Allowed only as a runtime the worker's check refuses, so that auto never takes it: on a
+        # CPU without VNNI, Lite1's int8 model disagrees on 2 of the 41 photos (docs/performance.md).
+        verdict = check(model.runtime, {runtime: made}, batches)[runtime]
+        assert verdict.refused and "disagrees with fp32 torch" in verdict.refused, verdict
 
 
 # Not int8: quantizing the input turns a float-rounding difference in it into a step of the

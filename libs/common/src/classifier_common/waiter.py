@@ -173,8 +173,7 @@ class JobWaiter:
         """The job once it has finished, or None after ``timeout_s`` (or when the store failed,
         or the job is gone): the caller then reads the job itself. ``expected``: the wait
         :meth:`expect` started for this job before its message was published."""
-        waiting = expected if expected is not None and expected.job_id == job_id else None
-        waiting = waiting or self._register(job_id, asyncio.get_running_loop(), finished_maybe=True)
+        waiting = expected or self._register(job_id, asyncio.get_running_loop(), finished_maybe=True)
         if waiting is None:
             return None
         try:

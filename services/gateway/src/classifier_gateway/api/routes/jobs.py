@@ -140,8 +140,7 @@ async def create_job(
 async def _waited(store: JobStore, waiter: JobWaiter, job: Job, wait: float, expected: Waiting | None) -> Job:
     """The job once it finished within ``wait`` seconds; else as it stands then (queued or
     running), or as it was queued if the store cannot say: it is queued either way. ``expected``:
-    the wait started before this job's message was published (another job's, for an idempotent
-    replay, is not used)."""
+    the wait started before this job's message was published (none for an idempotent replay)."""
     finished = await waiter.wait(job.id, wait, expected=expected)
     if finished is not None:
         return finished

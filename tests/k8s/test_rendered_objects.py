@@ -188,6 +188,7 @@ def test_gpu_workers_request_a_gpu_and_use_the_cuda_image() -> None:
     container = main_container(objects, "Deployment", "classifier-worker-default")
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["image"] == f"classifier-worker:{app_version()}-cu128"
+    assert {"name": "CLASSIFIER_RUNTIME", "value": "torch-cuda"} in container["env"]
     tolerations = one(objects, "Deployment", "classifier-worker-default")["spec"]["template"]["spec"]["tolerations"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
     assert "nvidia.com/gpu" not in str(main_container(render(), "Deployment", "classifier-worker-default")["resources"])

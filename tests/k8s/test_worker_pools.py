@@ -164,7 +164,7 @@ def test_the_gpu_pool_requests_gpus_on_gpu_nodes_with_its_own_batching() -> None
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     env = env_of(gpu)
     assert (env["CLASSIFIER_MAX_BATCH"]["value"], env["CLASSIFIER_MAX_BATCH_WAIT_MS"]["value"]) == ("16", "10")
-    assert env["CLASSIFIER_RUNTIME"]["value"] == "torch"
+    assert env["CLASSIFIER_RUNTIME"]["value"] == "torch-cuda"
     # The CPU pool keeps the worker: block's defaults: no GPU, no taint, the CPU image.
     lite = worker(objects, LITE)
     assert "nvidia.com/gpu" not in json.dumps(lite["resources"])
@@ -411,6 +411,7 @@ def test_the_onnx_only_image_takes_the_registry_like_the_others(tmp_path: Path) 
     [
         ({"runtime": "torch"}, "cannot run runtime torch: use auto, onnxruntime or onnxruntime-int8"),
         ({"runtime": "torch-bf16"}, "cannot run runtime torch-bf16"),
+        ({"runtime": "torch-cuda", "gpu": {"enabled": True}}, "cannot run runtime torch-cuda"),
         ({"gpu": {"enabled": True}}, "leave gpu disabled"),
         ({"image": {"onnxOnly": True, "tagSuffix": "-cu128"}}, "leave tagSuffix (-cu128) out"),
     ],
@@ -419,6 +420,14 @@ def test_an_onnx_only_pool_that_needs_torch_or_a_gpu_is_refused(tmp_path: Path, 
     entry = {"name": "lite", "models": ["efficientnet_lite0"], "image": {"onnxOnly": True}, **pool}
     refused = refusal(tmp_path, {"workerPools": [entry]})
     assert "workerPools[lite]: image.onnxOnly" in refused and message in refused, refused
+
+
+def test_a_pool_running_the_model_on_a_gpu_must_have_one(tmp_path: Path) -> None:
+    entry = {"name": "fast", "models": ["efficientnet_lite0"], "runtime": "torch-cuda"}
+    refused = refusal(tmp_path, {"workerPools": [entry]})
+    assert "workerPools[fast]: runtime torch-cuda runs the model on a GPU: set gpu.enabled" in refused, refused
+    refused = refusal(tmp_path, {"worker": {"runtime": "torch-cuda"}})
+    assert "runtime torch-cuda runs the model on a GPU: set gpu.enabled" in refused, refused
 
 
 def test_onnx_only_is_a_worker_image_setting_only(tmp_path: Path) -> None:

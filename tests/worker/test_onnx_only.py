@@ -263,6 +263,7 @@ def worker_env(models_dir: Path, gallery_dir: Path, tmp_path: Path, runtime: str
     [
         ("torch", None, "CLASSIFIER_RUNTIME=torch needs torch, which is not installed"),
         ("torch-bf16", None, "CLASSIFIER_RUNTIME=torch-bf16 needs torch"),
+        ("torch-cuda", None, "CLASSIFIER_RUNTIME=torch-cuda needs torch"),
         ("onnxruntime", _no_export, "run the seed with torch installed, python -m classifier_worker.seed"),
         ("auto", _no_records, "the export's check against torch was never recorded"),
         ("onnxruntime-int8", _no_records, "no verified int8 model with a recorded check"),

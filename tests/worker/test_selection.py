@@ -19,7 +19,15 @@ from classifier_common.config import Settings
 from classifier_worker import cpu, export, quantize
 from classifier_worker.models import LoadedModel
 from classifier_worker.preprocess import decode
-from classifier_worker.runtimes import ONNXRUNTIME, ONNXRUNTIME_INT8, TORCH, TORCH_BF16, TorchRuntime
+from classifier_worker.runtimes import (
+    ONNXRUNTIME,
+    ONNXRUNTIME_INT8,
+    TORCH,
+    TORCH_BF16,
+    TORCH_CUDA,
+    TorchCudaRuntime,
+    TorchRuntime,
+)
 from classifier_worker.selection import (
     AUTO,
     MAX_DISAGREEMENTS,
@@ -168,6 +176,43 @@ def test_bf16_is_never_used_on_a_cpu_without_it(
     assert bf16.photos == 0 and selection.chosen != TORCH_BF16
     with pytest.raises(RuntimeUnavailable, match="AVX512-BF16"):
         select(lite0, TORCH_BF16, models_dir, gallery_dir, tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_the_gpu_runtime_is_never_used_without_a_gpu(
+    lite0: LoadedModel, models_dir: Path, gallery_dir: Path, tmp_path: Path
+) -> None:
+    selection = select(lite0, AUTO, models_dir, gallery_dir, tmp_path)
+    cuda = selection.verdicts[TORCH_CUDA]
+    assert cuda.refused and "no CUDA device" in cuda.refused, cuda
+    assert cuda.photos == 0 and selection.chosen != TORCH_CUDA
+    with pytest.raises(RuntimeUnavailable, match="no CUDA device"):
+        select(lite0, TORCH_CUDA, models_dir, gallery_dir, tmp_path)
+    assert lite0.runtime.name == selection.chosen  # the failed request changed nothing
+
+
+def test_the_gpu_runtime_runs_a_copy_of_the_module_and_answers_as_torch_does(
+    lite0: LoadedModel, gallery_dir: Path
+) -> None:
+    """The GPU runtime's own code on this machine's device (the GPU where there is one): the
+    module copied to the device, the batch sent there, the logits brought back as numpy. The
+    reference module stays on the CPU, so the worker can free it and go on classifying."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    batches = gallery_batches(lite0, gallery_dir)
+    reference = TorchRuntime(lite0.module)
+    runtime = TorchCudaRuntime(lite0.module, device=device)
+    assert runtime.module is not lite0.module
+    assert next(runtime.module.parameters()).device.type == device
+    assert next(lite0.module.parameters()).device.type == "cpu"
+    expected = [reference(batch) for batch in batches]
+    lite0.runtime = runtime
+    lite0.release_module()
+    got = [runtime(batch) for batch in batches]
+    assert all(g.dtype == e.dtype and g.shape == e.shape for g, e in zip(got, expected, strict=True))
+    if device == "cpu":  # the same kernels on the same device: the same numbers
+        assert all((g == e).all() for g, e in zip(got, expected, strict=True))
+    agreeing = sum(int(g.argmax()) == int(e.argmax()) for g, e in zip(got, expected, strict=True))
+    assert agreeing >= len(batches) - MAX_DISAGREEMENTS
 
 
 def test_torch_is_used_without_a_check(lite0: LoadedModel, tmp_path: Path) -> None:

@@ -421,8 +421,11 @@ what it cannot check across pools is refused here. */}}
 {{- if and $pool.image (hasKey $pool.image "onnxOnly") }}
 {{- $_ := set $merged.image "onnxOnly" $pool.image.onnxOnly }}{{/* an explicit false wins over the worker block's true, whatever the merge makes of a false */}}
 {{- end }}
+{{- if and (eq $merged.runtime "torch-cuda") (not $merged.gpu.enabled) }}
+{{- fail (printf "workerPools[%s]: runtime torch-cuda runs the model on a GPU: set gpu.enabled (and image.tagSuffix -cu128, the CUDA build of torch), or use auto" $pool.name) }}
+{{- end }}
 {{- if $merged.image.onnxOnly }}
-{{- if has $merged.runtime (list "torch" "torch-bf16") }}
+{{- if has $merged.runtime (list "torch" "torch-bf16" "torch-cuda") }}
 {{- fail (printf "workerPools[%s]: image.onnxOnly runs the worker image without torch, which cannot run runtime %s: use auto, onnxruntime or onnxruntime-int8" $pool.name $merged.runtime) }}
 {{- end }}
 {{- if $merged.gpu.enabled }}

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # What runs each model's forward pass (docs/performance.md, "Runtimes"): auto takes the fastest
     # runtime that agrees with fp32 torch on the gallery in a check at start-up; a named one is
     # checked too (torch, the reference, is not) and the worker does not start if it fails.
-    runtime: Literal["auto", "torch", "torch-bf16", "onnxruntime", "onnxruntime-int8"] = "auto"
+    runtime: Literal["auto", "torch", "torch-bf16", "torch-cuda", "onnxruntime", "onnxruntime-int8"] = "auto"
     # Where a worker makes the ONNX exports the seed step did not (the models volume is read-only
     # to workers). Empty: a folder in the system's temporary directory.
     runtime_cache_dir: Path | None = None

@@ -6,6 +6,8 @@ model's weights and preprocessing are the same for all of them.
   every other runtime is checked against.
 - ``torch-bf16``: the same module under bf16 autocast. Only where the CPU computes bf16 in
   hardware (AVX512-BF16 or AMX); elsewhere torch emulates it and it is slower than fp32.
+- ``torch-cuda``: a copy of that module on the GPU, fp32 (a CUDA build of torch and a GPU: the
+  worker image's ``-cu128`` variant on a GPU node).
 - ``onnxruntime``: ONNX Runtime's CPU provider on the model exported from the same checkpoint
   (:mod:`classifier_worker.export`).
 - ``onnxruntime-int8``: ONNX Runtime's CPU provider on that export quantized to int8, weights per
@@ -29,11 +31,12 @@ if TYPE_CHECKING:
 
 TORCH = "torch"
 TORCH_BF16 = "torch-bf16"
+TORCH_CUDA = "torch-cuda"
 ONNXRUNTIME = "onnxruntime"
 ONNXRUNTIME_INT8 = "onnxruntime-int8"
-NAMES = (TORCH, TORCH_BF16, ONNXRUNTIME, ONNXRUNTIME_INT8)
+NAMES = (TORCH, TORCH_BF16, TORCH_CUDA, ONNXRUNTIME, ONNXRUNTIME_INT8)
 # The runtimes that need torch installed, and those that run a model file on ONNX Runtime.
-TORCH_RUNTIMES = (TORCH, TORCH_BF16)
+TORCH_RUNTIMES = (TORCH, TORCH_BF16, TORCH_CUDA)
 ONNX_RUNTIMES = (ONNXRUNTIME, ONNXRUNTIME_INT8)
 
 
@@ -79,6 +82,30 @@ class TorchBf16Runtime:
         torch = self._torch
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return self.module(torch.from_numpy(batch)).float().numpy()
+
+
+class TorchCudaRuntime:
+    name = TORCH_CUDA
+
+    def __init__(self, module: torch.nn.Module, device: str = "cuda"):
+        """A copy of ``module`` on ``device`` (tests run the same code on "cpu"): ``module``
+        itself stays where it is, the reference this runtime is checked against."""
+        import copy
+
+        import torch
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            why = "this torch is a CPU build" if torch.version.cuda is None else "torch finds no usable GPU"
+            raise RuntimeUnavailable(f"no CUDA device: {why}")
+        self._torch = torch
+        self.device = torch.device(device)
+        self.module = copy.deepcopy(module).to(self.device)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            logits = self.module(torch.from_numpy(batch).to(self.device))
+            return logits.float().cpu().numpy()
 
 
 class OnnxRuntime:

@@ -10,7 +10,8 @@ reference photo by photo (so all see the machine alike), which gives
 
 ``auto`` then takes the fastest runtime not refused (the reference always qualifies); a named
 runtime is used if it was not refused, and otherwise the worker does not start. Candidates that
-cannot run here are left out before the check: bf16 on a CPU without AVX512-BF16 or AMX, ONNX
+cannot run here are left out before the check: bf16 on a CPU without AVX512-BF16 or AMX, CUDA
+without a GPU (or on a CPU build of torch), ONNX
 Runtime when the export cannot be made, int8 when it cannot be quantized (it is calibrated on the
 gallery photos, :mod:`classifier_worker.quantize`). Both the check and the choice are logged and exported as
 metrics (``classifier_runtime_*``, docs/metrics.md).
@@ -45,10 +46,12 @@ from classifier_worker.runtimes import (
     ONNXRUNTIME_INT8,
     TORCH,
     TORCH_BF16,
+    TORCH_CUDA,
     OnnxRuntime,
     Runtime,
     RuntimeUnavailable,
     TorchBf16Runtime,
+    TorchCudaRuntime,
     TorchRuntime,
 )
 
@@ -127,6 +130,7 @@ def candidates(
 
     makers: dict[str, Callable[[], Runtime]] = {
         TORCH_BF16: lambda: _bf16(loaded),
+        TORCH_CUDA: lambda: TorchCudaRuntime(loaded.module),
         ONNXRUNTIME: lambda: OnnxRuntime(onnx_export(), threads),
         ONNXRUNTIME_INT8: int8,
     }

@@ -30,6 +30,7 @@ from pathlib import Path
 from bench import servers
 from bench.images import load_gallery
 from bench.scenarios import Row, run_inprocess, run_load, system_job
+from devstack.embedded import embedded_env
 from devstack.paths import REPO
 from devstack.ports import free_port
 
@@ -118,23 +119,19 @@ def system_rows(
         for wait in waits_ms:
             with tempfile.TemporaryDirectory() as tmp:
                 port = free_port()
-                env = {
-                    "CLASSIFIER_HOST": "127.0.0.1",
-                    "CLASSIFIER_PORT": str(port),
-                    "CLASSIFIER_BROKER_URL": "memory://",
-                    "CLASSIFIER_STORE_URL": f"sqlite:///{tmp}/jobs.db",
-                    "CLASSIFIER_SPOOL_DIR": f"{tmp}/queue",
-                    "CLASSIFIER_MODELS": MODEL,
-                    "CLASSIFIER_MODELS_DIR": str(models_dir),
-                    "CLASSIFIER_GALLERY_DIR": str(gallery_dir),
-                    "CLASSIFIER_RUNTIME": runtime,
-                    "CLASSIFIER_MAX_BATCH": str(batch),
-                    "CLASSIFIER_MAX_BATCH_WAIT_MS": str(wait),
-                    "CLASSIFIER_PREFETCH": str(2 * batch),
-                    "CLASSIFIER_WORKER_THREADS": str(threads),
-                    "CLASSIFIER_QUEUE_MAX_LENGTH": "1000000",
-                    "CLASSIFIER_LOG_FORMAT": "json",
-                }
+                env = embedded_env(
+                    port,
+                    Path(tmp),
+                    models_dir,
+                    gallery_dir,
+                    CLASSIFIER_MODELS=MODEL,
+                    CLASSIFIER_RUNTIME=runtime,
+                    CLASSIFIER_MAX_BATCH=str(batch),
+                    CLASSIFIER_MAX_BATCH_WAIT_MS=str(wait),
+                    CLASSIFIER_PREFETCH=str(2 * batch),
+                    CLASSIFIER_WORKER_THREADS=str(threads),
+                    CLASSIFIER_QUEUE_MAX_LENGTH="1000000",
+                )
                 args = [sys.executable, "-m", "classifier_standalone"]
                 log = Path(tmp) / "server.log"
                 with servers.process(args, ready_path="/readyz", port=port, env=env, log=log) as pid:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from devstack.embedded import embedded_env
 from devstack.paths import REPO
 from devstack.ports import free_port
 
@@ -56,19 +57,7 @@ def embedded_server(
     """The server, answering 200 on ``wait_for`` (``/healthz`` for a server that is meant never to
     be ready); stopped with SIGTERM when the block ends. ``env`` adds or overrides CLASSIFIER_* variables."""
     port = free_port()
-    environment = {
-        **os.environ,
-        "CLASSIFIER_HOST": "127.0.0.1",
-        "CLASSIFIER_PORT": str(port),
-        "CLASSIFIER_BROKER_URL": "memory://",
-        "CLASSIFIER_STORE_URL": f"sqlite:///{state_dir}/jobs.db",
-        "CLASSIFIER_SPOOL_DIR": str(state_dir / "queue"),
-        "CLASSIFIER_MODELS": "efficientnet_lite0",
-        "CLASSIFIER_MODELS_DIR": str(models_dir),
-        "CLASSIFIER_GALLERY_DIR": str(gallery_dir),
-        "CLASSIFIER_LOG_FORMAT": "text",
-        **env,
-    }
+    environment = {**os.environ, **embedded_env(port, state_dir, models_dir, gallery_dir, **env)}
     url = f"http://127.0.0.1:{port}"
     log_path = state_dir / "server.log"
     with log_path.open("wb") as log:

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     rabbitmq_management_url: str | None = None
 
     # Worker.
-    worker_threads: int = Field(default=1, ge=1)  # embedded mode: consumer threads in the one process
+    # Job threads per worker (per pool in the one-process system), sharing its deliveries: on a GPU
+    # several decode their batches while one runs the model. On a CPU one worker per core is faster.
+    worker_threads: int = Field(default=1, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
     # What runs each model's forward pass (docs/performance.md, "Runtimes"): auto takes the fastest
     # runtime that agrees with fp32 torch on the gallery in a check at start-up; a named one is

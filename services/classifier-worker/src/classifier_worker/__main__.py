@@ -58,7 +58,7 @@ def main() -> int:
         server.shutdown()
         return 2
     store = open_store(settings.store_url, retention_s=settings.retention_s)
-    worker = Worker(settings, connect_consumer(settings), store, models)
+    worker = Worker(settings, connect_consumer(settings), store, models, threads=settings.worker_threads)
     worker.start()
     while not stop.wait(0.5):
         if worker.fatal.is_set():

@@ -15,13 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from classifier_common.catalog import SYNTHETIC_MODEL
 from devstack.stack import Stack
 from tests.k8s.chart import one, render
-from tests.utils.stack import running_stack
+from tests.utils.stack import running_stack, submit_gallery_jobs
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -61,13 +60,7 @@ def test_sigterm_mid_job_finishes_it_within_the_rendered_grace_period(
     stack: Stack, chart_timing: tuple[float, float, float]
 ) -> None:
     pre_stop_s, _, termination_grace_s = chart_timing
-    gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}", timeout=10)
-    results = httpx.Client(base_url=f"http://127.0.0.1:{stack.results_port}", timeout=40)
-    ids = []
-    for _ in range(3):
-        response = gateway.post("/v1/jobs", json={"model": SYNTHETIC_MODEL, "image": "n01440764_tench.JPEG"})
-        assert response.status_code == 202, response.text
-        ids.append(response.json()["id"])
+    ids, results = submit_gallery_jobs(stack, SYNTHETIC_MODEL, 3)
     deadline = time.monotonic() + 30
     while results.get(f"/v1/jobs/{ids[0]}").json()["status"] != "running":
         assert time.monotonic() < deadline, "the first job never started"

@@ -7,11 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
 from classifier_common.catalog import SYNTHETIC_MODEL
-from tests.utils.stack import running_stack
+from tests.utils.stack import running_stack, submit_gallery_jobs
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -33,13 +32,7 @@ def test_a_worker_runs_as_many_jobs_at_once_as_it_has_threads(
         CLASSIFIER_PREFETCH="4",
         CLASSIFIER_RESULT_CACHE="false",
     ) as stack:
-        gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}", timeout=10)
-        results = httpx.Client(base_url=f"http://127.0.0.1:{stack.results_port}", timeout=40)
-        ids = []
-        for _ in range(2):
-            response = gateway.post("/v1/jobs", json={"model": SYNTHETIC_MODEL, "image": "n01440764_tench.JPEG"})
-            assert response.status_code == 202, response.text
-            ids.append(response.json()["id"])
+        ids, results = submit_gallery_jobs(stack, SYNTHETIC_MODEL, 2)
         jobs = [results.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json() for job_id in ids]
     assert [job["status"] for job in jobs] == ["succeeded", "succeeded"], jobs
     started = sorted(datetime.fromisoformat(job["started_at"]) for job in jobs)

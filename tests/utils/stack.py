@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.isolated import isolated_stack
@@ -40,6 +41,18 @@ def running_stack(
     finally:
         stack.down()
         stack.delete_queues()
+
+
+def submit_gallery_jobs(stack: Stack, model: str, count: int) -> tuple[list[str], httpx.Client]:
+    """``count`` jobs of ``model`` on a gallery photo, submitted to the stack's gateway one by one:
+    (their ids, a client of the results service to follow them with)."""
+    gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}", timeout=10)
+    ids = []
+    for _ in range(count):
+        response = gateway.post("/v1/jobs", json={"model": model, "image": "n01440764_tench.JPEG"})
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    return ids, httpx.Client(base_url=f"http://127.0.0.1:{stack.results_port}", timeout=40)
 
 
 def running_jobs(stack: Stack) -> set[tuple[str, str, int]]:

@@ -145,7 +145,7 @@ def system_rows(
                         warmup_s=3,
                         duration_s=duration_s,
                     )
-            rows.append(_summary(row))
+            rows.append({**_summary(row), "max_batch": batch, "batch_wait_ms": wait})
     return rows
 
 
@@ -165,15 +165,15 @@ def markdown(header: str, rows: list[dict]) -> str:
     lines = [header, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-    best = {}
+    best: dict[int, dict] = {}
     for row in rows:
-        if row["row"].startswith("system, max batch"):
-            batch = row["row"].split(",")[1]
-            if batch not in best or row["images_per_s"] > best[batch]["images_per_s"]:
-                best[batch] = row
+        batch = row.get("max_batch")
+        if batch is not None and (batch not in best or row["images_per_s"] > best[batch]["images_per_s"]):
+            best[batch] = row
     if best:
-        lines += ["", "Best batch wait per max batch: " + "; ".join(f"{b.strip()}: {r['row'].split(', ')[-1]} "
-                  f"({r['images_per_s']} images/s)" for b, r in best.items())]  # fmt: skip
+        lines += ["", "Best batch wait per max batch: " + "; ".join(
+            f"max batch {b}: batch wait {r['batch_wait_ms']} ms ({r['images_per_s']} images/s)" for b, r in best.items()
+        )]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

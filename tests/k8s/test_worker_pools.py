@@ -291,7 +291,18 @@ def test_a_pool_name_that_is_no_short_dns_label_is_refused(tmp_path: Path, name:
 def test_a_pool_batch_larger_than_the_prefetch_is_refused(tmp_path: Path) -> None:
     values = {"workerPools": [{"name": "lite", "models": ["resnet18"], "maxBatch": 8}]}
     message = refusal(tmp_path, values)
-    assert "workerPools[lite]: config.prefetch must be at least maxBatch" in message
+    assert "workerPools[lite]: config.prefetch (4) must be at least workerThreads x maxBatch (1 x 8 = 8)" in message
+
+
+def test_a_prefetch_that_only_one_job_thread_can_fill_a_batch_from_is_refused(tmp_path: Path) -> None:
+    # Each of a worker's job threads fills its own batch from the same prefetched messages.
+    pool = {"name": "gpu", "models": ["resnet18"], "maxBatch": 8, "workerThreads": 2}
+    message = refusal(tmp_path, {"config": {"prefetch": 8}, "workerPools": [pool]})
+    assert "workerPools[gpu]: config.prefetch (8) must be at least workerThreads x maxBatch (2 x 8 = 16)" in message
+    enough = tmp_path / "enough"
+    enough.mkdir()
+    objects = render(*write_values(enough, {"config": {"prefetch": 16}, "workerPools": [pool], "tests": {"model": "resnet18"}}))
+    assert any(o["kind"] == "Deployment" and o["metadata"]["name"].endswith("worker-gpu") for o in objects)
 
 
 def test_an_unknown_pool_field_is_refused(tmp_path: Path) -> None:

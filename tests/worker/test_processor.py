@@ -4,6 +4,7 @@ requeued, dead-lettered, and what the store says afterwards."""
 from __future__ import annotations
 
 import io
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -249,6 +250,34 @@ def test_the_worker_announces_finished_jobs_after_writing_them(
         listener.close()
         forget_broker(settings.broker_url)
     assert heard == [(job.id, JobStatus.succeeded)]
+
+
+@pytest.mark.parametrize(("prefetch", "warned"), [(4, True), (8, False)])
+def test_a_prefetch_too_small_for_every_job_thread_to_fill_a_batch_is_logged(
+    store: JobStore, seeded: tuple[Path, Path], caplog: pytest.LogCaptureFixture, prefetch: int, warned: bool
+) -> None:
+    from classifier_common.broker import connect_consumer
+    from classifier_common.broker.memory import forget_broker
+    from classifier_common.config import Settings
+    from classifier_worker.worker import Worker
+
+    settings = Settings(
+        broker_url=f"memory://prefetch-{uuid.uuid4().hex[:8]}",
+        spool_dir=None,
+        gallery_dir=seeded[1],
+        prefetch=prefetch,
+        max_batch=4,
+    )
+    with caplog.at_level(logging.WARNING, logger="classifier_worker.worker"):
+        Worker(settings, connect_consumer(settings), store, {}, threads=2)
+    forget_broker(settings.broker_url)
+    logged = [r.getMessage() for r in caplog.records if "CLASSIFIER_PREFETCH" in r.getMessage()]
+    assert logged == (
+        [f"CLASSIFIER_PREFETCH ({prefetch}) is less than CLASSIFIER_WORKER_THREADS x CLASSIFIER_MAX_BATCH (2 x 4): "
+         "the job threads share the prefetched messages, so they cannot each fill a batch"]
+        if warned
+        else []
+    )  # fmt: skip
 
 
 # --- one delivery's fate never touches another's -----------------------------------------------

@@ -153,6 +153,14 @@ class Worker:
         )
         self.reconciler = Reconciler(store, dead_letters or connect_dead_letters(settings), consumer.announce_finished)
         self._threads = [threading.Thread(target=self._loop, name=f"worker-{i}", daemon=True) for i in range(threads)]
+        if settings.prefetch < threads * settings.max_batch:
+            log.warning(
+                "CLASSIFIER_PREFETCH (%d) is less than CLASSIFIER_WORKER_THREADS x CLASSIFIER_MAX_BATCH (%d x %d): "
+                "the job threads share the prefetched messages, so they cannot each fill a batch",
+                settings.prefetch,
+                threads,
+                settings.max_batch,
+            )
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._stopping = threading.Event()
         self._store_ok = False

@@ -192,7 +192,11 @@ def test_the_operator_view_reads_unacknowledged_counts_from_the_management_api()
         (["rabbitmq.enabled=false", "externalRabbitmq.host=h"], "externalRabbitmq.existingSecret is required"),
         (["mongodb.enabled=false", "externalMongodb.existingSecret=s"], "externalMongodb.host is required"),
         (["worker.terminationGracePeriodSeconds=30"], "terminationGracePeriodSeconds must exceed"),
-        (["worker.maxBatch=8"], r"workerPools\[default\]: config.prefetch must be at least maxBatch"),
+        (
+            ["worker.maxBatch=8"],
+            r"workerPools\[default\]: config.prefetch \(4\) must be at least workerThreads x maxBatch",
+        ),
+        (["worker.workerThreads=2"], r"workerPools\[default\]: config.prefetch \(4\) must be .* \(2 x 4 = 8\)"),
     ],
 )
 def test_inconsistent_values_fail_with_a_clear_message(settings: list[str], message: str) -> None:

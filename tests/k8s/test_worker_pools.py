@@ -301,7 +301,9 @@ def test_a_prefetch_that_only_one_job_thread_can_fill_a_batch_from_is_refused(tm
     assert "workerPools[gpu]: config.prefetch (8) must be at least workerThreads x maxBatch (2 x 8 = 16)" in message
     enough = tmp_path / "enough"
     enough.mkdir()
-    objects = render(*write_values(enough, {"config": {"prefetch": 16}, "workerPools": [pool], "tests": {"model": "resnet18"}}))
+    objects = render(
+        *write_values(enough, {"config": {"prefetch": 16}, "workerPools": [pool], "tests": {"model": "resnet18"}})
+    )
     assert any(o["kind"] == "Deployment" and o["metadata"]["name"].endswith("worker-gpu") for o in objects)
 
 

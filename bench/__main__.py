@@ -382,22 +382,12 @@ def main(argv: list[str] | None = None) -> int:
                 measure(row2c1)
 
         if "system" in groups:
-            env = {
-                "CLASSIFIER_MODELS_DIR": str(args.models_dir),
-                "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
-                "CLASSIFIER_MODELS": MODEL,
-                "CLASSIFIER_TORCH_THREADS": str(args.threads),
-                "CLASSIFIER_RUNTIME": "auto",  # the product's default (test stacks use torch)
-                **extra_env,
-            }
+            _, env = servers.system_settings(args, MODEL)  # the workers' python is resolved above
             system = servers.system(tmp / "system", workers=args.workers, env=env, worker_python=args.torch_python)
             with system as stack:
                 gateway = f"http://127.0.0.1:{stack.gateway_port}"
                 results = f"http://127.0.0.1:{stack.results_port}"
-                pids = {name: proc.pid for name, proc in stack.procs.items()}
-                rabbit = servers.rabbitmq_pid()
-                if rabbit:
-                    pids["rabbitmq (shared)"] = rabbit
+                pids = servers.stack_pids(stack)
                 for key, clients, reference in (("3-c1", 1, row2c1), ("3-sat", sat, row2)):
                     name = f"(3) system: gateway > RabbitMQ > worker > SQLite > gateway (wait), {clients} client(s)"
 

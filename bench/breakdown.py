@@ -29,7 +29,6 @@ from bench import servers
 from bench.images import load_gallery
 from bench.load import Connection
 from bench.scenarios import submit_upload, upload_body, wait_succeeded
-from devstack.paths import REPO
 
 MODEL = "efficientnet_lite0"
 WARMUP_JOBS = 5
@@ -63,23 +62,9 @@ def measure(gateway: Connection, results: Connection, images: list, jobs: int) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.breakdown", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per worker")
-    parser.add_argument("--torch-python", default=None, help="the workers' python (default: as python -m bench)")
-    parser.add_argument("--set", action="append", default=[], metavar="CLASSIFIER_X=V", help="system setting")
-    parser.add_argument("--models-dir", type=Path, default=REPO / "data" / "models")
-    parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
+    servers.add_system_arguments(parser)
     args = parser.parse_args(argv)
-    python, note = (args.torch_python, "") if args.torch_python else servers.default_torch_python()
-    if note:
-        print(f"note: {note}")
-    env = {
-        "CLASSIFIER_MODELS_DIR": str(args.models_dir),
-        "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
-        "CLASSIFIER_MODELS": MODEL,
-        "CLASSIFIER_TORCH_THREADS": str(args.threads),
-        **dict(item.split("=", 1) for item in args.set),
-    }
+    python, env = servers.system_settings(args, MODEL)
     images = load_gallery(args.gallery_dir, None)
     with (
         tempfile.TemporaryDirectory(prefix="bench-breakdown-") as tmp,

@@ -4,6 +4,7 @@ Celery; and which python runs the processes that import torch."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -103,6 +104,42 @@ def system(state_dir: Path, *, workers: int, env: dict[str, str], worker_python:
             stack.delete_queues()
         except Exception as exc:  # noqa: BLE001 - the broker went away; the run's own error matters more
             print(f"could not delete the benchmark's queues: {exc!r}", file=sys.stderr)
+
+
+def add_system_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a tool that runs the system on its own (bench.breakdown, bench.threads)."""
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per worker")
+    parser.add_argument("--torch-python", default=None, help="the workers' python (default: as python -m bench)")
+    parser.add_argument("--set", action="append", default=[], metavar="CLASSIFIER_X=V", help="system setting")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "data" / "models")
+    parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
+
+
+def system_settings(args: argparse.Namespace, model: str) -> tuple[str, dict[str, str]]:
+    """(the workers' python, the system's settings) from those options: ``model`` alone, on the
+    runtime the product picks by default (``auto``) unless ``--set`` says otherwise. Prints a note
+    when the workers run on the harness's python."""
+    python, note = (args.torch_python, "") if args.torch_python else default_torch_python()
+    if note:
+        print(f"note: {note}")
+    return python, {
+        "CLASSIFIER_MODELS_DIR": str(args.models_dir),
+        "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
+        "CLASSIFIER_MODELS": model,
+        "CLASSIFIER_TORCH_THREADS": str(args.threads),
+        "CLASSIFIER_RUNTIME": "auto",  # the product's default (test stacks use torch)
+        **dict(item.split("=", 1) for item in args.set),
+    }
+
+
+def stack_pids(stack: Stack) -> dict[str, int]:
+    """The stack's processes by name, and the shared RabbitMQ's (its CPU is the system's too)."""
+    pids = {name: proc.pid for name, proc in stack.procs.items()}
+    rabbit = rabbitmq_pid()
+    if rabbit:
+        pids["rabbitmq (shared)"] = rabbit
+    return pids
 
 
 @contextmanager

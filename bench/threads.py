@@ -31,7 +31,6 @@ from bench.images import load_gallery
 from bench.load import closed_loop
 from bench.procstats import CLOCK_TICKS, PROC
 from bench.scenarios import system_job
-from devstack.paths import REPO
 
 MODEL = "efficientnet_lite0"
 WARMUP_S = 5.0
@@ -139,23 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds measured, after a warm-up")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--torch-python", default=None, help="the workers' python (default: as python -m bench)")
-    parser.add_argument("--set", action="append", default=[], metavar="CLASSIFIER_X=V", help="system setting")
-    parser.add_argument("--models-dir", type=Path, default=REPO / "data" / "models")
-    parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
+    servers.add_system_arguments(parser)
     args = parser.parse_args(argv)
-    python, note = (args.torch_python, "") if args.torch_python else servers.default_torch_python()
-    if note:
-        print(f"note: {note}")
-    env = {
-        "CLASSIFIER_MODELS_DIR": str(args.models_dir),
-        "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir),
-        "CLASSIFIER_MODELS": MODEL,
-        "CLASSIFIER_TORCH_THREADS": "1",
-        "CLASSIFIER_RUNTIME": "auto",
-        **dict(item.split("=", 1) for item in args.set),
-    }
+    python, env = servers.system_settings(args, MODEL)
     images = load_gallery(args.gallery_dir, None)
     spy = py_spy()
     if spy is None:
@@ -166,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         gateway = f"http://127.0.0.1:{stack.gateway_port}"
         results = f"http://127.0.0.1:{stack.results_port}"
-        pids = {name: proc.pid for name, proc in stack.procs.items()}
-        rabbit = servers.rabbitmq_pid()
-        if rabbit:
-            pids["rabbitmq (shared)"] = rabbit
+        pids = servers.stack_pids(stack)
 
         def job(tag: str):  # noqa: ANN202 - bench.load's job type
             return system_job(

@@ -8,6 +8,7 @@ tenants' work, reported as ``foreign_cpu_s`` so a noisy run is visible in the re
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,12 @@ PROC = Path("/proc")
 
 
 def _stat_fields(pid: int) -> list[str]:
-    raw = (PROC / str(pid) / "stat").read_text()
-    # The command name (field 2) is in parentheses and may contain spaces.
+    return _fields((PROC / str(pid) / "stat").read_text())
+
+
+def _fields(raw: str) -> list[str]:
+    """The fields of a stat file after the command name (field 2), which is in parentheses and
+    may contain spaces."""
     return raw[raw.rindex(")") + 2 :].split()
 
 
@@ -25,6 +30,36 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the process (all its threads)."""
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+@dataclass(frozen=True)
+class ThreadTimes:
+    name: str  # the kernel's name for it (at most 15 characters)
+    user_s: float
+    system_s: float
+    voluntary: int  # context switches it asked for (it waited)
+    involuntary: int  # context switches forced on it (preempted)
+
+
+def thread_times(pid: int) -> dict[int, ThreadTimes]:
+    """Every thread of ``pid`` as it stands now, by thread id; threads that end meanwhile are left out."""
+    out = {}
+    for task in (PROC / str(pid) / "task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        fields = _fields(stat)
+        switches = dict(re.findall(r"^(voluntary_ctxt_switches|nonvoluntary_ctxt_switches):\s+(\d+)", status, re.M))
+        out[int(task.name)] = ThreadTimes(
+            name=stat[stat.index("(") + 1 : stat.rindex(")")],
+            user_s=int(fields[11]) / CLOCK_TICKS,
+            system_s=int(fields[12]) / CLOCK_TICKS,
+            voluntary=int(switches.get("voluntary_ctxt_switches", 0)),
+            involuntary=int(switches.get("nonvoluntary_ctxt_switches", 0)),
+        )
+    return out
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

@@ -29,41 +29,11 @@ from pathlib import Path
 from bench import servers
 from bench.images import load_gallery
 from bench.load import closed_loop
-from bench.procstats import CLOCK_TICKS, PROC
+from bench.procstats import ThreadTimes, thread_times
 from bench.scenarios import system_job
 
 MODEL = "efficientnet_lite0"
 WARMUP_S = 5.0
-
-
-@dataclass(frozen=True)
-class ThreadTimes:
-    name: str  # the kernel's name for it (at most 15 characters)
-    user_s: float
-    system_s: float
-    voluntary: int  # context switches it asked for (it waited)
-    involuntary: int  # context switches forced on it (preempted)
-
-
-def snapshot(pid: int) -> dict[int, ThreadTimes]:
-    """Every thread of ``pid`` as it stands now, by thread id; threads that end meanwhile are left out."""
-    out = {}
-    for task in (PROC / str(pid) / "task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-            status = (task / "status").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        switches = dict(re.findall(r"^(voluntary_ctxt_switches|nonvoluntary_ctxt_switches):\s+(\d+)", status, re.M))
-        out[int(task.name)] = ThreadTimes(
-            name=stat[stat.index("(") + 1 : stat.rindex(")")],
-            user_s=int(fields[11]) / CLOCK_TICKS,
-            system_s=int(fields[12]) / CLOCK_TICKS,
-            voluntary=int(switches.get("voluntary_ctxt_switches", 0)),
-            involuntary=int(switches.get("nonvoluntary_ctxt_switches", 0)),
-        )
-    return out
 
 
 def py_spy() -> str | None:
@@ -159,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         closed_loop(job("warm-up"), args.clients, 0.0, WARMUP_S)
-        before = {name: snapshot(pid) for name, pid in pids.items()}
+        before = {name: thread_times(pid) for name, pid in pids.items()}
         began = time.monotonic()
         result = closed_loop(job("measured"), args.clients, 0.0, args.duration)
-        after = {name: snapshot(pid) for name, pid in pids.items()}
+        after = {name: thread_times(pid) for name, pid in pids.items()}
         elapsed = time.monotonic() - began
         # Named after the load: a pool's threads start as it needs them, and stay.
         names = {name: python_names(pid, spy) for name, pid in pids.items()}

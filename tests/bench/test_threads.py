@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from bench.threads import py_spy, python_names, report, snapshot, usage
+from bench.procstats import thread_times
+from bench.threads import py_spy, python_names, report, usage
 
 # Two threads of one pool spin, one other thread sleeps; the main thread waits.
 CHILD = """
@@ -43,9 +44,9 @@ def test_each_threads_cpu_and_switches_are_counted_under_its_python_name(child: 
     assert spy is not None, "py-spy is installed by make setup"
     names = python_names(child, spy)
     assert sorted(names.values()) == ["MainThread", "resting", "spin_0", "spin_1"]
-    before = snapshot(child)
+    before = thread_times(child)
     time.sleep(1.5)
-    rows = {u.name: u for u in usage(before, snapshot(child), names)}
+    rows = {u.name: u for u in usage(before, thread_times(child), names)}
     assert set(rows) == {"MainThread", "resting", "spin_*"}
     spinning, resting = rows["spin_*"], rows["resting"]
     assert spinning.threads == 2
@@ -59,6 +60,6 @@ def test_each_threads_cpu_and_switches_are_counted_under_its_python_name(child: 
 
 def test_without_py_spy_threads_keep_the_kernels_names(child: int) -> None:
     assert python_names(child, None) == {}
-    rows = usage(snapshot(child), snapshot(child), {})
+    rows = usage(thread_times(child), thread_times(child), {})
     assert {u.name for u in rows} == {"python"}
     assert rows[0].threads == 4

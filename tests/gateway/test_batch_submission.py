@@ -3,6 +3,7 @@ to refuse: items refused for a passing reason, the store lost, and a retry after
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,16 @@ class Publisher:
         if self.refuse is not None and len(self.published) >= self.refuse_from:
             raise self.refuse
         self.published.append(message_id)
+
+    def start_publish(self, body: bytes, *, message_id: str, pool: str = "default") -> Future[None]:
+        published: Future[None] = Future()
+        try:
+            self.publish(body, message_id=message_id, pool=pool)
+        except ClassifierError as exc:
+            published.set_exception(exc)
+        else:
+            published.set_result(None)
+        return published
 
     def ping(self) -> None: ...
 

@@ -464,6 +464,31 @@ def test_full_queue_refuses_publishes_and_recovers_when_drained(settings, admin,
     assert [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))] == ["job-after"]
 
 
+def test_start_publish_returns_before_the_confirm_and_settles_as_publish_does(settings, admin, outage, track):
+    # The gateway's event loop awaits this future: the call itself must not wait for the broker.
+    settings = via(outage, settings.model_copy(update={"queue_max_length": 1}))
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"{}", message_id="first")
+    outage.stall()  # nothing reaches the broker, so no confirm can come back
+    pending = publisher.start_publish(b"{}", message_id="second")
+    assert not pending.done()
+    outage.resume()
+    assert pending.result(10) is None
+    # The queue holds its bound plus one: the next is refused, through the future.
+    refused = publisher.start_publish(b"{}", message_id="third")
+    with pytest.raises(QueueFull):
+        refused.result(10)
+    assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["first", "second"]
+
+
+def test_start_publish_on_a_lost_connection_is_retried_on_a_fresh_one(settings, admin, track):
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"{}", message_id="before")
+    assert close_connections_from_server("publisher", settings) >= 1
+    assert publisher.start_publish(b"{}", message_id="after").result(10) is None
+    assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["before", "after"]
+
+
 def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, admin, track):
     publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="before")

@@ -6,7 +6,9 @@ job store under the job's id (the claim check), and the message carries that ref
 of the bytes, so the worker finds them when the message reaches it. The message is published with
 a publisher confirm, so a 202 means the broker has it durably. If storing the upload or the
 publish fails, the record (and its upload) is deleted again: a job the client was refused never
-exists.
+exists. The confirm is awaited apart from the rest (:func:`start`, then :func:`confirmed` or
+:func:`wait`): the gateway's event loop awaits it, so no thread of the gateway sits waiting for
+the broker (docs/performance.md).
 
 A gateway that dies between the two leaves a queued record with no message, and its client no
 answer. The client's retry with the same Idempotency-Key finds that record: while it is still
@@ -17,15 +19,19 @@ A client (an API key) has a bound on its queued jobs. It is checked once the rec
 by counting that client's queued jobs in the store: of several submissions racing for the last
 place, each counts the others' records, so together they never pass the bound (at worst all of
 them are refused and retry). The gateway submits new jobs and the results service submits
-retries, both through :func:`submit`.
+retries, both through :func:`start`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 from classifier_common import metrics
+from classifier_common.blocking import in_thread
 from classifier_common.broker import Publisher
 from classifier_common.catalog import available_models
 from classifier_common.config import Settings
@@ -83,6 +89,17 @@ def _message(store: JobStore, job: Job, upload: bytes | None, claim_check_bytes:
     return JobMessage.for_job(job, upload_ref=job.id).encode()
 
 
+@dataclass
+class Queuing:
+    """A job recorded, its message handed to the broker (:func:`start`), its confirm to come:
+    :func:`confirmed` awaits it on an event loop, :func:`wait` on a thread."""
+
+    job: Job
+    pool: str
+    created: bool  # False: the earlier job of an idempotent replay
+    confirm: Future[None] | None  # None: nothing published (a replay of a job past queued)
+
+
 def submit(
     store: JobStore,
     publisher: Publisher,
@@ -92,16 +109,42 @@ def submit(
     *,
     claim_check_bytes: int,
     max_queued_per_client: int = 0,
-    before_publish: Callable[[], None] | None = None,
 ) -> tuple[Job, bool]:
-    """Queues ``job`` on the queue of ``pool`` (the pool serving its model). Returns (the job, True)
-    when queued now, or (the earlier job, False) when this client sent the idempotency key before
-    with the same request. The same key with another request raises IdempotencyKeyReused (422).
-    An upload larger than ``claim_check_bytes`` goes through the store. With
-    ``max_queued_per_client`` (0: no bound) and a client (API keys on), a job that would give its
-    client more queued jobs than that is refused with TooManyQueued (429) and never exists.
-    ``before_publish`` is called once a new job is recorded, just before its message is published
-    (the gateway's submit-and-wait starts waiting for it then)."""
+    """:func:`start` and :func:`wait`, on the caller's thread."""
+    return wait(
+        store,
+        start(
+            store,
+            publisher,
+            job,
+            upload,
+            pool,
+            claim_check_bytes=claim_check_bytes,
+            max_queued_per_client=max_queued_per_client,
+        ),
+    )
+
+
+def start(
+    store: JobStore,
+    publisher: Publisher,
+    job: Job,
+    upload: bytes | None,
+    pool: str,
+    *,
+    claim_check_bytes: int,
+    max_queued_per_client: int = 0,
+    before_publish: Callable[[], None] | None = None,
+) -> Queuing:
+    """Records ``job`` and starts publishing it to the queue of ``pool`` (the pool serving its
+    model); blocks on the store, not on the broker's confirm. Returns the job and whether it is
+    new: the earlier job when this client sent the idempotency key before with the same request
+    (the same key with another request raises IdempotencyKeyReused, 422). An upload larger than
+    ``claim_check_bytes`` goes through the store. With ``max_queued_per_client`` (0: no bound)
+    and a client (API keys on), a job that would give its client more queued jobs than that is
+    refused with TooManyQueued (429) and never exists. ``before_publish`` is called once a new
+    job is recorded, just before its message is published (the gateway's submit-and-wait starts
+    waiting for it then). A refusal the broker gives at once is raised here, the job rolled back."""
     try:
         stored = store.create(job)
     except StoreUnavailable:
@@ -114,11 +157,13 @@ def submit(
                 {"job_id": stored.id},
             )
         log.info("idempotent replay", extra={"job_id": stored.id, "idempotency_key": job.idempotency_key})
+        confirm = None
         if stored.status is JobStatus.queued:
             # Its first publish may never have happened; we cannot tell, so publish (again). The
             # same request has the same bytes: storing the upload again keeps the first copy.
-            publisher.publish(_message(store, stored, upload, claim_check_bytes), message_id=stored.id, pool=pool)
-        return stored, False
+            message = _message(store, stored, upload, claim_check_bytes)
+            confirm = publisher.start_publish(message, message_id=stored.id, pool=pool)
+        return Queuing(stored, pool, False, confirm)
     if max_queued_per_client and job.client_id:
         _within_bound(store, job, max_queued_per_client)
     try:
@@ -129,15 +174,68 @@ def submit(
         raise
     if before_publish is not None:
         before_publish()
+    queuing = Queuing(job, pool, True, None)
     try:
-        publisher.publish(message, message_id=job.id, pool=pool)
+        queuing.confirm = publisher.start_publish(message, message_id=job.id, pool=pool)
     except (BrokerUnavailable, QueueFull) as exc:
-        metrics.JOBS_REJECTED.labels("queue_full" if isinstance(exc, QueueFull) else "broker_unavailable").inc()
-        _roll_back(store, job)
+        _refused(store, queuing, exc)
         raise
+    return queuing
+
+
+def wait(store: JobStore, queuing: Queuing) -> tuple[Job, bool]:
+    """The job once the broker confirmed it, and whether it is new; a refusal (QueueFull,
+    BrokerUnavailable) is raised, a new job rolled back first. Blocks."""
+    if queuing.confirm is not None:
+        try:
+            queuing.confirm.result()
+        except (BrokerUnavailable, QueueFull) as exc:
+            _refused(store, queuing, exc)
+            raise
+    _queued(queuing)
+    return queuing.job, queuing.created
+
+
+async def confirmed(store: JobStore, queuing: Queuing) -> tuple[Job, bool]:
+    """:func:`wait` on an event loop: awaits the confirm there, with no thread waiting for it; only
+    a refusal's roll-back goes to a thread. A request canceled meanwhile still waits for the
+    confirm and settles the job before it is canceled, so a refused job never stays behind."""
+    if queuing.confirm is not None:
+        confirm = asyncio.wrap_future(queuing.confirm)
+        try:
+            await asyncio.shield(confirm)
+        except asyncio.CancelledError:
+            await asyncio.wait([confirm])
+            await _settled(store, queuing, confirm.exception())
+            raise
+        except (BrokerUnavailable, QueueFull) as exc:
+            await _settled(store, queuing, exc)
+            raise
+    _queued(queuing)
+    return queuing.job, queuing.created
+
+
+async def _settled(store: JobStore, queuing: Queuing, error: BaseException | None) -> None:
+    if isinstance(error, (BrokerUnavailable, QueueFull)):
+        await in_thread(_refused, store, queuing, error)
+    elif error is None:
+        _queued(queuing)
+
+
+def _queued(queuing: Queuing) -> None:
+    if not queuing.created:
+        return
+    job = queuing.job
     metrics.JOBS_SUBMITTED.labels(job.model, job.source).inc()
-    log.info("job queued", extra={"job_id": job.id, "model": job.model, "pool": pool, "source": job.source})
-    return job, True
+    log.info("job queued", extra={"job_id": job.id, "model": job.model, "pool": queuing.pool, "source": job.source})
+
+
+def _refused(store: JobStore, queuing: Queuing, error: BrokerUnavailable | QueueFull) -> None:
+    """The broker refused the message: a new job is removed again (a replayed one stays queued)."""
+    if not queuing.created:
+        return
+    metrics.JOBS_REJECTED.labels("queue_full" if isinstance(error, QueueFull) else "broker_unavailable").inc()
+    _roll_back(store, queuing.job)
 
 
 def _within_bound(store: JobStore, job: Job, bound: int) -> None:

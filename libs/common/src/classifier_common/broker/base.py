@@ -14,6 +14,7 @@ Guarantees every adapter keeps:
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,7 +73,14 @@ class Publisher(Protocol):
     own, so a full pool's queue refuses (QueueFull) only that pool's jobs. An unknown pool is a
     programming error (ValueError)."""
 
-    def publish(self, body: bytes, *, message_id: str, pool: str = ...) -> None: ...
+    def publish(self, body: bytes, *, message_id: str, pool: str = ...) -> None:
+        """Publish and wait until the broker has the message durably (raises QueueFull,
+        BrokerUnavailable)."""
+
+    def start_publish(self, body: bytes, *, message_id: str, pool: str = ...) -> Future[None]:
+        """Publish without waiting: the future completes once the broker has the message durably.
+        QueueFull and BrokerUnavailable come either at once or through the future; the future
+        always completes, within the broker's confirm and connection timeouts."""
 
     def ping(self) -> None:
         """Raise BrokerUnavailable unless connected."""

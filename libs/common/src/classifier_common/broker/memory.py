@@ -30,6 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -267,6 +268,13 @@ class MemoryPublisher:
     def publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> None:
         self.ping()
         self._broker(pool).publish(body, message_id)
+
+    def start_publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> Future[None]:
+        """Publishes now (the message is in the queue and its spool file when this returns)."""
+        self.publish(body, message_id=message_id, pool=pool)
+        published: Future[None] = Future()
+        published.set_result(None)
+        return published
 
     def ping(self) -> None:
         if self._closed:

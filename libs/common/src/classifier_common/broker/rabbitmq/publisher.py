@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -339,31 +340,28 @@ class RabbitPublisher:
     # -- the Publisher protocol
 
     def publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> None:
-        topology = self._topology(pool)
+        """:meth:`start_publish`, waiting for its outcome."""
+        self.start_publish(body, message_id=message_id, pool=pool).result()
+
+    def start_publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> Future[None]:
+        """Hands the message to the pipeline and returns at once; the future completes with the
+        broker's confirm, or fails with QueueFull or BrokerUnavailable. A first attempt lost with
+        its connection is retried once on a fresh one, on a thread of its own (opening blocks)."""
+        self._topology(pool)  # an unknown pool is refused here, on the caller's thread
         self._raise_if_down()
         properties = BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=message_id
         )
-        try:
-            self._confirmed(topology.queue, body, properties)
-            return
-        except pika.exceptions.NackError as exc:
-            raise queue_full(pool, topology.max_length, self._retry_after) from exc
-        except (pika.exceptions.ConnectionBlockedTimeout, ConfirmTimeout) as exc:
-            # A resource alarm, or a queue that cannot confirm: a fresh connection would wait
-            # just the same.
-            raise self._unavailable(exc) from exc
-        except CONNECTION_ERRORS as exc:
-            # A lost connection, or a queue deleted under us (unroutable): the fresh connection
-            # declares the topology again.
-            log.warning("publish of %s failed (%s); reconnecting once", message_id, describe(exc))
-        try:
-            self._confirmed(topology.queue, body, properties)
-        except pika.exceptions.NackError as exc:
-            raise queue_full(pool, topology.max_length, self._retry_after) from exc
-        except CONNECTION_ERRORS as exc:
-            self._mark_down(exc)
-            raise self._unavailable(exc) from exc
+        outcome: Future[None] = Future()
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.is_open:
+            self._first_attempt(outcome, pool, body, properties, pipeline)
+        else:
+            # Opening a connection blocks: not on the caller's thread.
+            threading.Thread(
+                target=self._first_attempt, args=(outcome, pool, body, properties, None), daemon=True
+            ).start()
+        return outcome
 
     def ping(self) -> None:
         self._raise_if_down()
@@ -417,21 +415,97 @@ class RabbitPublisher:
         except KeyError:
             raise ValueError(f"no queue for pool {pool!r} (pools: {', '.join(self._topologies)})") from None
 
-    def _confirmed(self, routing_key: str, body: bytes, properties: BasicProperties) -> None:
-        """Publish on the open pipeline (opening one if none is), and wait for the confirm. A
-        pipeline that failed is dropped, so the next call opens a fresh one."""
-        pipeline = self._open_pipeline()
+    def _first_attempt(
+        self, outcome: Future[None], pool: str, body: bytes, properties: BasicProperties, pipeline: _Pipeline | None
+    ) -> None:
+        """Publishes on ``pipeline`` (None: on one opened now, which blocks) and settles
+        ``outcome`` from its confirm."""
         try:
-            future = pipeline.publish(routing_key, body, properties)
+            if pipeline is None:
+                pipeline = self._open_pipeline()
+            confirm = pipeline.publish(self._topologies[pool].queue, body, properties)
+        except CONNECTION_ERRORS as exc:
+            self._first_attempt_failed(exc, outcome, pool, body, properties, pipeline)
+            return
+        except BrokerUnavailable as exc:  # down, found while opening
+            outcome.set_exception(exc)
+            return
+        used = pipeline
+
+        def settle(confirm: Future[None]) -> None:  # on the pipeline's I/O thread, or here
+            error = confirm.exception()
+            if error is None:
+                outcome.set_result(None)
+            else:
+                self._first_attempt_failed(error, outcome, pool, body, properties, used)
+
+        confirm.add_done_callback(settle)
+
+    def _first_attempt_failed(
+        self,
+        error: BaseException,
+        outcome: Future[None],
+        pool: str,
+        body: bytes,
+        properties: BasicProperties,
+        pipeline: _Pipeline | None,
+    ) -> None:
+        """Settles ``outcome`` after the first attempt on ``pipeline`` failed, or retries on a
+        fresh connection. Runs on the pipeline's I/O thread: whatever blocks (dropping the
+        pipeline, opening a new one) goes to a thread of its own."""
+        topology = self._topologies[pool]
+        if isinstance(error, pika.exceptions.NackError):
+            outcome.set_exception(queue_full(pool, topology.max_length, self._retry_after))
+        elif isinstance(error, (pika.exceptions.ConnectionBlockedTimeout, ConfirmTimeout)):
+            # A resource alarm, or a queue that cannot confirm: a fresh connection would wait
+            # just the same.
+            outcome.set_exception(self._unavailable(error))
+        elif isinstance(error, CONNECTION_ERRORS):
+            # A lost connection, or a queue deleted under us (unroutable): the fresh connection
+            # declares the topology again.
+            log.warning("publish of %s failed (%s); reconnecting once", properties.message_id, describe(error))
+
+            def retry() -> None:
+                if pipeline is not None:
+                    self._drop_pipeline(pipeline)
+                self._publish_on_fresh(pool, body, properties)
+
+            self._in_background(outcome, retry)
+        else:
+            outcome.set_exception(error)
+
+    def _publish_on_fresh(self, pool: str, body: bytes, properties: BasicProperties) -> None:
+        """The last attempt, blocking: on the open pipeline or a new one; a connection error marks
+        the publisher down."""
+        topology = self._topologies[pool]
+        try:
+            pipeline = self._open_pipeline()
             try:
-                future.result(CONFIRM_TIMEOUT_S + OPEN_TIMEOUT_S)
+                pipeline.publish(topology.queue, body, properties).result(CONFIRM_TIMEOUT_S + OPEN_TIMEOUT_S)
             except FutureTimeout:
                 raise ConfirmTimeout(f"no confirm within {CONFIRM_TIMEOUT_S:.0f} s") from None
-        except pika.exceptions.NackError:
-            raise
-        except CONNECTION_ERRORS:
-            self._drop_pipeline(pipeline)
-            raise
+            except pika.exceptions.NackError:
+                raise
+            except CONNECTION_ERRORS:
+                self._drop_pipeline(pipeline)
+                raise
+        except pika.exceptions.NackError as exc:
+            raise queue_full(pool, topology.max_length, self._retry_after) from exc
+        except CONNECTION_ERRORS as exc:
+            self._mark_down(exc)
+            raise self._unavailable(exc) from exc
+
+    @staticmethod
+    def _in_background(outcome: Future[None], publish: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                publish()
+            except BaseException as exc:  # noqa: BLE001 - the caller hears of it through the future
+                outcome.set_exception(exc)
+            else:
+                outcome.set_result(None)
+
+        threading.Thread(target=run, name="broker-publish-retry", daemon=True).start()
 
     def _open_pipeline(self, *, reconnecting: bool = False) -> _Pipeline:
         """The open pipeline, or a new one (declaring the topology first). Publishes that waited

@@ -16,7 +16,7 @@ from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view,
 from classifier_common.errors import NotAnImage, PayloadTooLarge, StoreUnavailable
 from classifier_common.logs import request_id_var
 from classifier_common.store import JobQuery, JobStore
-from classifier_common.submission import submit
+from classifier_common.submission import Queuing, confirmed, start
 from classifier_common.waiter import MAX_WAIT_S, JobWaiter, Waiting
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
@@ -92,9 +92,10 @@ async def create_job(
         if waiting is not None:
             expected.append(waiting)
 
-    def accept() -> tuple[Job, bool]:
+    def accept() -> Queuing:
         # Everything that blocks (reading the gallery file or decoding the upload to check it, the
-        # store insert, the publish and its confirm) in one hand-off to a thread.
+        # store insert, handing the message to the publisher) in one hand-off to a thread; the
+        # broker's confirm is awaited here, on the event loop.
         if upload is not None:
             images.inspect(upload)
             digest = images.sha256(upload)
@@ -113,7 +114,7 @@ async def create_job(
             client_id=client_id,
             callback_url=callback_url,
         )
-        return submit(
+        return start(
             store,
             publisher,
             job,
@@ -125,7 +126,7 @@ async def create_job(
         )
 
     try:
-        job, created = await in_thread(accept)
+        job, created = await confirmed(store, await in_thread(accept))
         headers = {"Location": status_url(job.id)}
         if not created:
             headers["Idempotent-Replayed"] = "true"

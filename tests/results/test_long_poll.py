@@ -270,6 +270,43 @@ def test_an_announced_job_is_read_without_asking_which_jobs_finished(memory_sett
     assert queries == 0, f"{queries} queries for which jobs finished after the notice named the job"
 
 
+class _ThreadRecordingStore(_CountingStore):
+    """Also records which threads read jobs."""
+
+    def __init__(self, store: SqliteJobStore):
+        super().__init__(store)
+        self.readers: list[str] = []
+
+    def get(self, job_id: str) -> Job | None:
+        self.readers.append(threading.current_thread().name)
+        return super().get(job_id)
+
+
+def test_a_notice_is_answered_on_the_listeners_thread_without_waking_the_poller(
+    memory_settings: Settings, tmp_path: Path
+) -> None:
+    """A submit-and-wait's job is awaited from before its message is published (expect): its
+    notice alone answers it, read where the notice arrives; the poller thread is not woken."""
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    recording = _ThreadRecordingStore(store)
+    waiter = JobWaiter(recording, connect_listener(memory_settings), fallback_s=NO_FALLBACK_S)  # type: ignore[arg-type]
+    waiter.start()
+    job = store.create(queued_job())
+
+    async def scenario() -> Job | None:
+        expected = waiter.expect(job.id, asyncio.get_running_loop())
+        waiting = asyncio.ensure_future(waiter.wait(job.id, 10, expected=expected))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(_finish, store, job.id)
+        broker_for(memory_settings).announce_finished([job.id])
+        return await asyncio.wait_for(waiting, 5)
+
+    finished = asyncio.run(scenario())
+    waiter.close()
+    assert finished is not None and finished.status is JobStatus.succeeded
+    assert recording.readers and "long-poll" not in recording.readers, recording.readers
+
+
 def test_long_poll_fallback_answers_when_a_notice_was_lost(memory_settings: Settings, tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path / "jobs.db")
     waiter = JobWaiter(store, connect_listener(memory_settings), fallback_s=0.2)

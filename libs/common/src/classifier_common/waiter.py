@@ -19,14 +19,17 @@ that do not change, the poller's CPU fell from 70 to 26 ms per second (what is l
 tick itself: waking every 2 ms costs ~20 µs, the check ~18 µs).
 
 With a finished-job listener connected (``classifier_common.broker.FinishedListener``: workers
-announce the jobs they finished), the poller does not tick: it sleeps until a notice names a job
-someone waits for, or a request starts waiting (its job may have finished, and been announced,
-just before), and then reads only those jobs: an announced job is read at once (the notice says
-it finished), a newly waited-for one after one query for whether it finished. Every
-``fallback_s`` (and after each reconnect of the listener, whose notices in between are lost) it
-looks at all the waited-for jobs, as a tick does, so a lost notice delays an answer by at most
-that. A job canceled here is announced here (:meth:`JobWaiter.notify`); one canceled on another
-replica is seen by that fallback. While the listener is disconnected the poller ticks as above.
+announce the jobs they finished), the poller does not tick. A notice naming jobs someone waits
+for is answered on the listener's own thread: it reads those jobs (the notice says they
+finished, so no query asks which did) and hands each to its requests, with no other thread woken
+(one hand-off between threads less per notice than through the poller: docs/performance.md). The
+poller sleeps until a request starts waiting (its job may have finished, and been announced,
+just before), and then asks whether that job finished. Every ``fallback_s`` (and after each
+reconnect of the listener, whose notices in between are lost) it looks at all the waited-for
+jobs, as a tick does, so a lost notice delays an answer by at most that. A job canceled here is
+handed to its requests by the cancel itself (:meth:`JobWaiter.finished`); one canceled on
+another replica is seen by that fallback. While the listener is disconnected the poller ticks as
+above.
 
 A request that starts waiting once its job is recorded but before its message is published (the
 gateway's submit-and-wait, :meth:`JobWaiter.expect`) skips that first query: its job cannot have
@@ -99,11 +102,9 @@ class JobWaiter:
         self._lock = threading.Lock()
         self._waiting: dict[str, list[Waiting]] = {}
         self._someone_waits = threading.Event()
-        # Jobs to look at next whatever the change counter says: announced (read at once), or
-        # newly waited for (such a job may have finished before the counter was last read, so
-        # first asked whether it did). And whether to look at every waited-for job (the
-        # listener reconnected).
-        self._announced: set[str] = set()
+        # Jobs to look at next whatever the change counter says: newly waited for (such a job may
+        # have finished before the counter was last read, so first asked whether it did). And
+        # whether to look at every waited-for job (the listener reconnected).
         self._due: set[str] = set()
         self._look_at_all = False
         self._wake = threading.Event()
@@ -138,13 +139,34 @@ class JobWaiter:
             waiter.wake()
 
     def notify(self, job_ids: list[str]) -> None:
-        """These jobs finished: wake the requests waiting on them (the listener's callback; also
-        called for a job canceled here)."""
+        """These jobs finished (the listener's callback, on its thread): the requests waiting on
+        them are answered from here, each job read once. Should the store fail, they are woken
+        to read for themselves."""
         with self._lock:
             waited = [job_id for job_id in job_ids if job_id in self._waiting]
-            if waited:
-                self._announced.update(waited)
-                self._wake.set()
+        if not waited:
+            return
+        metrics.LONG_POLL_CHECKS.labels("notice").inc()
+        try:
+            finished = {
+                job_id: job for job_id in waited if (job := self.store.get(job_id)) is None or job.status.finished
+            }
+        except Exception:  # noqa: BLE001 - the store is down (or a bug): let those requests read for themselves
+            log.debug("reading announced jobs failed; waking their requests", exc_info=True)
+            finished = dict.fromkeys(waited)
+        self._answer(finished)
+
+    def finished(self, job: Job) -> None:
+        """This job finished here (a cancel): the requests waiting on it answer with it now."""
+        self._answer({job.id: job})
+
+    def _answer(self, finished: dict[str, Job | None]) -> None:
+        """Wake the requests waiting on these jobs, each with its job (None: read it yourself)."""
+        with self._lock:
+            answers = [(w, job) for job_id, job in finished.items() for w in self._waiting.get(job_id, [])]
+        for waiter, job in answers:
+            waiter.job = job
+            waiter.wake()
 
     def _listener_connected(self) -> None:
         with self._lock:
@@ -210,17 +232,15 @@ class JobWaiter:
             self._someone_waits.wait()
             listening = self.listener is not None and self.listener.connected
             if listening:
-                # Woken by a notice or a new waiter; a steady stream of them must not put off the
-                # fallback, so the wait ends at the next look whatever woke it before.
+                # Woken by a new waiter (or the listener's reconnect); a steady stream of them must
+                # not put off the fallback, so the wait ends at the next look whatever woke it.
                 self._wake.wait(max(0.0, next_look - time.monotonic()))
             else:
                 time.sleep(self.tick_s)
             with self._lock:
                 self._wake.clear()
                 job_ids = list(self._waiting)
-                announced = [job_id for job_id in self._announced if job_id in self._waiting]
-                due = [job_id for job_id in self._due if job_id in self._waiting and job_id not in self._announced]
-                self._announced.clear()
+                due = [job_id for job_id in self._due if job_id in self._waiting]
                 self._due.clear()
                 if not job_ids:
                     self._someone_waits.clear()  # sleep until the next request waits
@@ -240,28 +260,12 @@ class JobWaiter:
                         # Read before the query: a commit after this read changes the counter,
                         # so the next look queries again.
                         seen = counter
-                        ids, trigger = [i for i in job_ids if i not in announced], "fallback" if listening else "tick"
-                if ids or announced:
-                    metrics.LONG_POLL_CHECKS.labels(trigger if ids else "notice").inc()
-                finished = self._read(announced, ids)
+                        ids, trigger = job_ids, "fallback" if listening else "tick"
+                if ids:
+                    metrics.LONG_POLL_CHECKS.labels(trigger).inc()
+                finished = {job_id: self.store.get(job_id) for job_id in self.store.finished_among(ids)} if ids else {}
             except Exception:  # noqa: BLE001 - the store is down (or a bug): let every request read for itself
                 log.debug("long-poll check failed; waking every waiting request", exc_info=True)
                 seen = None
                 finished = dict.fromkeys(job_ids)
-            with self._lock:
-                answers = [(w, job) for job_id, job in finished.items() for w in self._waiting.get(job_id, [])]
-            for waiter, job in answers:
-                waiter.job = job
-                waiter.wake()
-
-    def _read(self, announced: list[str], ids: list[str]) -> dict[str, Job | None]:
-        """The finished jobs among ``announced`` (read at once: their notice says they finished)
-        and ``ids`` (asked first which finished); None for one that is gone."""
-        finished: dict[str, Job | None] = {}
-        for job_id in announced:
-            job = self.store.get(job_id)
-            if job is None or job.status.finished:
-                finished[job_id] = job
-        if ids:
-            finished.update((job_id, self.store.get(job_id)) for job_id in self.store.finished_among(ids))
-        return finished
+            self._answer(finished)

@@ -116,5 +116,5 @@ async def cancel_job(
         raise Conflict(
             f"the job is {job.status.value}; only a queued job can be canceled", {"status": job.status.value}
         )
-    _waiter(request).notify([job_id])  # requests waiting on it here answer now
+    _waiter(request).finished(job)  # requests waiting on it here answer now
     return JSONResponse(job_view(job))

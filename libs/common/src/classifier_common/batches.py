@@ -10,11 +10,11 @@ import csv
 import hashlib
 import io
 import json
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from classifier_common.domain import Batch, Job, JobStatus, batch_url, status_url
+from classifier_common.random_ids import uuid4_hex
 
 REFUSED = "refused"
 # An accepted item whose job is no longer kept (finished longer ago than the retention).
@@ -40,7 +40,7 @@ def batch_id_for(client_id: str, idempotency_key: str | None) -> str:
     """A new id, or with an Idempotency-Key one derived from it: a retried request names the
     same batch, and its items the same jobs."""
     if idempotency_key is None:
-        return uuid.uuid4().hex
+        return uuid4_hex()
     return hashlib.sha256(f"{client_id}\0{idempotency_key}".encode()).hexdigest()[:32]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from classifier_common.random_ids import uuid4_hex
 
 
 def utcnow() -> datetime:
@@ -17,7 +18,7 @@ def utcnow() -> datetime:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    return uuid4_hex()
 
 
 class JobStatus(StrEnum):

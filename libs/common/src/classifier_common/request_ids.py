@@ -4,7 +4,7 @@ port keeps the same rule."""
 
 from __future__ import annotations
 
-import uuid
+from classifier_common.random_ids import uuid4_hex
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 64
@@ -14,7 +14,7 @@ def request_id_for(incoming: str | None) -> str:
     """The client's X-Request-ID when it is sane (printable, at most 64 characters), else a new one."""
     if incoming and len(incoming) <= MAX_REQUEST_ID_LENGTH and incoming.isprintable():
         return incoming
-    return uuid.uuid4().hex
+    return uuid4_hex()
 
 
 def id_in_head(head: bytes) -> str | None:

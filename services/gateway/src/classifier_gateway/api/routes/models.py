@@ -3,8 +3,10 @@ loaded."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -30,11 +32,29 @@ class ModelOut(BaseModel):
     pool_ready: bool  # a worker of that pool sent a heartbeat lately
 
 
+# How long a submission relies on the last look for a model's weights. Looking is a stat() of
+# the file, a system call during which the event loop lets go of the GIL (and must then wait to
+# get it back); once a second per model instead of once per submission. Weights seeded while the
+# gateway runs are accepted within this.
+WEIGHTS_LOOK_S = 1.0
+_weights_seen: dict[tuple[Path, str], tuple[float, bool]] = {}  # by (models dir, model): (when, present)
+
+
+def _weights_present(spec: ModelSpec, models_dir: Path) -> bool:
+    key, now = (models_dir, spec.name), time.monotonic()
+    seen = _weights_seen.get(key)
+    if seen is not None and now - seen[0] < WEIGHTS_LOOK_S:
+        return seen[1]
+    present = spec.available(models_dir)
+    _weights_seen[key] = (now, present)
+    return present
+
+
 def model_and_pool(settings: Settings, model_name: str) -> tuple[ModelSpec, str]:
     """The model a submission asks for and the worker pool whose queue its job goes to; refused
     (422) when unknown, without weights here, or served by no pool."""
     spec = get_spec(model_name)
-    if not spec.available(settings.models_dir):
+    if not _weights_present(spec, settings.models_dir):
         raise UnknownModel(f"model {model_name!r} is not available here (its weights are not installed)")
     return spec, serving_pool(settings, spec.name)
 

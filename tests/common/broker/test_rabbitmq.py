@@ -369,6 +369,28 @@ def test_concurrent_publishes_are_pipelined_on_one_connection(settings, admin, t
     assert ids == published
 
 
+def test_publishes_that_come_together_share_one_wake_up_of_the_io_thread(settings, admin, track, monkeypatch):
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"{}", message_id="first")
+    woken: list[int] = []
+    gate = threading.Event()
+    original = publisher_module._Pipeline._woken
+
+    def held(self):  # noqa: ANN001, ANN202 - the I/O thread, held in its wake-up
+        woken.append(1)
+        gate.wait(10)
+        return original(self)
+
+    monkeypatch.setattr(publisher_module._Pipeline, "_woken", held)
+    pending = [publisher.start_publish(b"{}", message_id=f"m{n}") for n in range(5)]
+    gate.set()
+    for future in pending:
+        future.result(10)
+    assert woken == [1]  # the first publish woke the thread; the other four were sent with it
+    ids = [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))]
+    assert ids == ["first", "m0", "m1", "m2", "m3", "m4"]
+
+
 def test_a_failure_in_the_publishers_io_thread_is_retried_on_a_fresh_connection(settings, admin, track, monkeypatch):
     publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="before")

@@ -132,8 +132,9 @@ class _Pipeline:
         self._waiting: queue.SimpleQueue[_Publish] = queue.SimpleQueue()
         self._unconfirmed: dict[int, _Publish] = {}  # by delivery tag; the I/O thread's own
         self._last_tag = 0
-        self._lock = threading.Lock()  # guards _alive and the hand-over of new publishes
+        self._lock = threading.Lock()  # guards _alive, _wake_pending and the hand-over of new publishes
         self._alive = True
+        self._wake_pending = False  # the I/O thread is woken and has not yet sent what waits
         self._error: BaseException | None = None  # why it closed, or could not open
         self._opened = threading.Event()  # open, or given up
         self._connection: pika.SelectConnection | None = None
@@ -161,7 +162,11 @@ class _Pipeline:
             if not self._alive or self._connection is None:
                 raise self._error or pika.exceptions.AMQPConnectionError("the publisher's connection is closed")
             self._waiting.put(item)
-            self._connection.ioloop.add_callback_threadsafe(self._send)
+            if not self._wake_pending:
+                # One wake-up of the I/O thread (a write to its socket, which lets go of the GIL)
+                # sends everything waiting by then: publishes that come together share it.
+                self._connection.ioloop.add_callback_threadsafe(self._woken)
+                self._wake_pending = True
         return item.future
 
     def close(self) -> None:
@@ -205,6 +210,11 @@ class _Pipeline:
         assert self._connection is not None
         self._connection.ioloop.call_later(_CONFIRM_CHECK_S, self._check_overdue)
         self._opened.set()
+        self._send()
+
+    def _woken(self) -> None:
+        with self._lock:
+            self._wake_pending = False  # a publish from now on wakes the thread again
         self._send()
 
     def _send(self) -> None:

@@ -511,6 +511,25 @@ def test_start_publish_on_a_lost_connection_is_retried_on_a_fresh_one(settings, 
     assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["before", "after"]
 
 
+def test_start_publish_never_leaves_its_future_unsettled(settings, track, monkeypatch):
+    # With no connection open, the publish opens one on a thread of its own: whatever goes wrong
+    # there (here a bug) reaches the caller through the future instead of leaving it waiting.
+    publisher = track(connect_publisher(settings))
+    publisher.publish(b"{}", message_id="first")
+
+    def broken(self, **_: Any) -> None:  # noqa: ANN001
+        raise RuntimeError("a bug while opening")
+
+    monkeypatch.setattr(RabbitPublisher, "_open_pipeline", broken)  # the keeper cannot reopen it either
+    assert close_connections_from_server("publisher", settings) >= 1
+    deadline = time.monotonic() + 10
+    while publisher._pipeline is not None and publisher._pipeline.is_open:  # noqa: SLF001
+        assert time.monotonic() < deadline, "the publisher did not see its connection closed"
+        time.sleep(0.05)
+    with pytest.raises(RuntimeError, match="a bug while opening"):
+        publisher.start_publish(b"{}", message_id="second").result(10)
+
+
 def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, admin, track):
     publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="before")

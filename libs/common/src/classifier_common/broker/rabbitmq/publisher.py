@@ -437,7 +437,7 @@ class RabbitPublisher:
         except CONNECTION_ERRORS as exc:
             self._first_attempt_failed(exc, outcome, pool, body, properties, pipeline)
             return
-        except BrokerUnavailable as exc:  # down, found while opening
+        except Exception as exc:  # noqa: BLE001 - down, found while opening (or a bug): the caller hears of it
             outcome.set_exception(exc)
             return
         used = pipeline

@@ -5,6 +5,7 @@ and a request canceled while it waits for the confirm."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -61,8 +62,7 @@ def test_the_confirm_is_awaited_on_the_loop_and_then_the_job_is_queued(store) ->
     publisher, job = Publisher(), new_job()
 
     async def scenario() -> tuple[Job, bool]:
-        queuing = start(store, publisher, job)
-        answer = asyncio.ensure_future(submission.confirmed(store, queuing))
+        answer = asyncio.ensure_future(submission.queue_confirmed(store, lambda: start(store, publisher, job)))
         await asyncio.sleep(0.05)
         assert not answer.done()  # no confirm yet: no answer
         asyncio.get_running_loop().call_later(0.01, publisher.confirms[job.id].set_result, None)
@@ -76,10 +76,13 @@ def test_the_confirm_is_awaited_on_the_loop_and_then_the_job_is_queued(store) ->
 def test_a_refused_confirm_rolls_the_job_back(store, refusal) -> None:
     publisher, job = Publisher(), new_job()
 
-    async def scenario() -> None:
+    def record() -> submission.Queuing:
         queuing = start(store, publisher, job)
         publisher.confirms[job.id].set_exception(refusal)
-        await submission.confirmed(store, queuing)
+        return queuing
+
+    async def scenario() -> None:
+        await submission.queue_confirmed(store, record)
 
     with pytest.raises(type(refusal)):
         asyncio.run(scenario())
@@ -98,9 +101,9 @@ def test_a_request_canceled_while_it_awaits_the_confirm_still_settles_its_job(st
     publisher, job = Publisher(), new_job()
 
     async def scenario() -> None:
-        queuing = start(store, publisher, job)
-        answer = asyncio.ensure_future(submission.confirmed(store, queuing))
-        await asyncio.sleep(0.01)
+        answer = asyncio.ensure_future(submission.queue_confirmed(store, lambda: start(store, publisher, job)))
+        while job.id not in publisher.confirms:
+            await asyncio.sleep(0.01)
         answer.cancel()  # the client went away
         await asyncio.sleep(0.01)
         assert not answer.done()  # it waits for the confirm it started
@@ -115,6 +118,31 @@ def test_a_request_canceled_while_it_awaits_the_confirm_still_settles_its_job(st
     asyncio.run(scenario())
     stored = store.get(job.id)
     assert (stored is None) if refused else (stored is not None and stored.status is JobStatus.queued)
+
+
+def test_a_request_canceled_while_its_job_is_recorded_still_settles_it(store) -> None:
+    publisher, job = Publisher(), new_job()
+    recording = threading.Event()
+    go_on = threading.Event()
+
+    def record() -> submission.Queuing:
+        recording.set()
+        go_on.wait(10)  # the store is slow
+        return start(store, publisher, job)
+
+    async def scenario() -> None:
+        answer = asyncio.ensure_future(submission.queue_confirmed(store, record))
+        await asyncio.to_thread(recording.wait, 10)
+        answer.cancel()  # the client went away while its job was being recorded
+        go_on.set()
+        while job.id not in publisher.confirms:
+            await asyncio.sleep(0.01)
+        publisher.confirms[job.id].set_exception(QueueFull("the job queue is full"))
+        with pytest.raises(asyncio.CancelledError):
+            await answer
+
+    asyncio.run(scenario())
+    assert store.get(job.id) is None  # refused after the request was gone: rolled back all the same
 
 
 def test_a_replay_of_a_queued_job_publishes_again_and_a_refusal_keeps_the_job(store) -> None:

@@ -6,7 +6,7 @@ job store under the job's id (the claim check), and the message carries that ref
 of the bytes, so the worker finds them when the message reaches it. The message is published with
 a publisher confirm, so a 202 means the broker has it durably. If storing the upload or the
 publish fails, the record (and its upload) is deleted again: a job the client was refused never
-exists. The confirm is awaited apart from the rest (:func:`start`, then :func:`confirmed` or
+exists. The confirm is awaited apart from the rest (:func:`start`, then :func:`queue_confirmed` or
 :func:`wait`): the gateway's event loop awaits it, so no thread of the gateway sits waiting for
 the broker (docs/performance.md).
 
@@ -92,7 +92,7 @@ def _message(store: JobStore, job: Job, upload: bytes | None, claim_check_bytes:
 @dataclass
 class Queuing:
     """A job recorded, its message handed to the broker (:func:`start`), its confirm to come:
-    :func:`confirmed` awaits it on an event loop, :func:`wait` on a thread."""
+    :func:`queue_confirmed` awaits it on an event loop, :func:`wait` on a thread."""
 
     job: Job
     pool: str
@@ -196,30 +196,31 @@ def wait(store: JobStore, queuing: Queuing) -> tuple[Job, bool]:
     return queuing.job, queuing.created
 
 
-async def confirmed(store: JobStore, queuing: Queuing) -> tuple[Job, bool]:
-    """:func:`wait` on an event loop: awaits the confirm there, with no thread waiting for it; only
-    a refusal's roll-back goes to a thread. A request canceled meanwhile still waits for the
-    confirm and settles the job before it is canceled, so a refused job never stays behind."""
+async def queue_confirmed(store: JobStore, record: Callable[[], Queuing]) -> tuple[Job, bool]:
+    """:func:`submit` from an event loop: ``record`` (a call of :func:`start`) on a thread, then the
+    broker's confirm awaited on the loop, with no thread waiting for it; only a refusal's roll-back
+    goes to a thread. A request canceled at any point still waits for what it began, so a refused
+    job never stays behind and a queued one is counted."""
+    settling = asyncio.ensure_future(_record_and_confirm(store, record))
+    try:
+        return await asyncio.shield(settling)
+    except asyncio.CancelledError:
+        await asyncio.wait([settling])
+        if not settling.cancelled():
+            settling.exception()  # the request is canceled whatever the outcome
+        raise
+
+
+async def _record_and_confirm(store: JobStore, record: Callable[[], Queuing]) -> tuple[Job, bool]:
+    queuing = await in_thread(record)
     if queuing.confirm is not None:
-        confirm = asyncio.wrap_future(queuing.confirm)
         try:
-            await asyncio.shield(confirm)
-        except asyncio.CancelledError:
-            await asyncio.wait([confirm])
-            await _settled(store, queuing, confirm.exception())
-            raise
+            await asyncio.wrap_future(queuing.confirm)
         except (BrokerUnavailable, QueueFull) as exc:
-            await _settled(store, queuing, exc)
+            await in_thread(_refused, store, queuing, exc)
             raise
     _queued(queuing)
     return queuing.job, queuing.created
-
-
-async def _settled(store: JobStore, queuing: Queuing, error: BaseException | None) -> None:
-    if isinstance(error, (BrokerUnavailable, QueueFull)):
-        await in_thread(_refused, store, queuing, error)
-    elif error is None:
-        _queued(queuing)
 
 
 def _queued(queuing: Queuing) -> None:

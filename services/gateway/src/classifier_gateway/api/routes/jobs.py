@@ -16,7 +16,7 @@ from classifier_common.domain import Job, JobPage, JobStatus, JobView, job_view,
 from classifier_common.errors import NotAnImage, PayloadTooLarge, StoreUnavailable
 from classifier_common.logs import request_id_var
 from classifier_common.store import JobQuery, JobStore
-from classifier_common.submission import Queuing, confirmed, start
+from classifier_common.submission import Queuing, queue_confirmed, start
 from classifier_common.waiter import MAX_WAIT_S, JobWaiter, Waiting
 from classifier_common.web import ERROR_RESPONSE_SCHEMA
 from classifier_gateway.api import body, listing
@@ -126,7 +126,7 @@ async def create_job(
         )
 
     try:
-        job, created = await confirmed(store, await in_thread(accept))
+        job, created = await queue_confirmed(store, accept)
         headers = {"Location": status_url(job.id)}
         if not created:
             headers["Idempotent-Replayed"] = "true"

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from classifier_common import submission
-from classifier_common.domain import Job, JobStatus, new_job_id, utcnow
+from classifier_common.domain import Job, JobStatus, new_job_id
 from classifier_common.errors import BrokerUnavailable, QueueFull
 from classifier_common.store.sqlite import SqliteJobStore
+from tests.utils.jobs import queued_job
 
 
 class Publisher:
@@ -42,24 +43,12 @@ def store(tmp_path: Path):
     store.close()
 
 
-def new_job() -> Job:
-    return Job(
-        id=new_job_id(),
-        status=JobStatus.queued,
-        model="efficientnet_lite0",
-        image="n01531178_goldfinch.JPEG",
-        source="gallery",
-        image_sha256="0" * 64,
-        created_at=utcnow(),
-    )
-
-
 def start(store: SqliteJobStore, publisher: Publisher, job: Job) -> submission.Queuing:
     return submission.start(store, publisher, job, None, "default", claim_check_bytes=1024)  # type: ignore[arg-type]
 
 
 def test_the_confirm_is_awaited_on_the_loop_and_then_the_job_is_queued(store) -> None:
-    publisher, job = Publisher(), new_job()
+    publisher, job = Publisher(), queued_job()
 
     async def scenario() -> tuple[Job, bool]:
         answer = asyncio.ensure_future(submission.queue_confirmed(store, lambda: start(store, publisher, job)))
@@ -74,7 +63,7 @@ def test_the_confirm_is_awaited_on_the_loop_and_then_the_job_is_queued(store) ->
 
 @pytest.mark.parametrize("refusal", [QueueFull("the job queue is full"), BrokerUnavailable("down")])
 def test_a_refused_confirm_rolls_the_job_back(store, refusal) -> None:
-    publisher, job = Publisher(), new_job()
+    publisher, job = Publisher(), queued_job()
 
     def record() -> submission.Queuing:
         queuing = start(store, publisher, job)
@@ -90,7 +79,7 @@ def test_a_refused_confirm_rolls_the_job_back(store, refusal) -> None:
 
 
 def test_a_refusal_at_once_rolls_the_job_back(store) -> None:
-    job = new_job()
+    job = queued_job()
     with pytest.raises(BrokerUnavailable):
         start(store, Publisher(refuse_at_once=BrokerUnavailable("down")), job)
     assert store.get(job.id) is None
@@ -98,7 +87,7 @@ def test_a_refusal_at_once_rolls_the_job_back(store) -> None:
 
 @pytest.mark.parametrize("refused", [True, False])
 def test_a_request_canceled_while_it_awaits_the_confirm_still_settles_its_job(store, refused) -> None:
-    publisher, job = Publisher(), new_job()
+    publisher, job = Publisher(), queued_job()
 
     async def scenario() -> None:
         answer = asyncio.ensure_future(submission.queue_confirmed(store, lambda: start(store, publisher, job)))
@@ -121,7 +110,7 @@ def test_a_request_canceled_while_it_awaits_the_confirm_still_settles_its_job(st
 
 
 def test_a_request_canceled_while_its_job_is_recorded_still_settles_it(store) -> None:
-    publisher, job = Publisher(), new_job()
+    publisher, job = Publisher(), queued_job()
     recording = threading.Event()
     go_on = threading.Event()
 
@@ -146,7 +135,7 @@ def test_a_request_canceled_while_its_job_is_recorded_still_settles_it(store) ->
 
 
 def test_a_replay_of_a_queued_job_publishes_again_and_a_refusal_keeps_the_job(store) -> None:
-    publisher, job = Publisher(), new_job()
+    publisher, job = Publisher(), queued_job()
     job = job.model_copy(update={"idempotency_key": "k"})
     first = start(store, publisher, job)
     publisher.confirms[job.id].set_result(None)

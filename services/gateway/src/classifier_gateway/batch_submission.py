@@ -1,5 +1,5 @@
 """Submitting a batch: each item as a job exactly as a single submission makes it
-(:func:`classifier_gateway.submission.submit`), then the batch record, and only then the 202.
+(:func:`classifier_common.submission.submit`), then the batch record, and only then the 202.
 
 Each item stands alone: one that cannot be accepted (not an image, too large, an unknown gallery
 name, the queue full) is recorded as refused with its own reason and the others go on. When

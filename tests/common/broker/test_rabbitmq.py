@@ -6,7 +6,6 @@ queue ``test.<uuid>`` (its ``.dead`` queue and ``.finished`` exchange) and delet
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
@@ -19,10 +18,8 @@ from typing import Any
 
 import pika
 import pytest
-import uvloop
 from pika.adapters.blocking_connection import BlockingChannel
 
-from classifier_common.blocking import awaitable
 from classifier_common.broker import (
     DeadLetter,
     connect_consumer,
@@ -85,55 +82,6 @@ def track() -> Iterator[Callable[[Any], Any]]:
     yield add
     for thing in reversed(opened):
         thing.close()
-
-
-class ServiceLoop:
-    """An event loop running on a thread of its own, as a service's (uvloop, as uvicorn runs it)."""
-
-    def __init__(self) -> None:
-        self.loop = uvloop.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="service-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coroutine: Any, timeout: float = 30.0) -> Any:
-        """Runs ``coroutine`` on the loop; its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
-async def _attach(publisher: RabbitPublisher) -> None:
-    publisher.attach(asyncio.get_running_loop())  # as the gateway does at start, on its loop
-
-
-def attach(publisher: RabbitPublisher, service: ServiceLoop) -> None:
-    """Attaches ``publisher`` to ``service``'s loop and waits until its connection runs there.
-    Track the loop before the publisher: ``track`` closes in reverse order."""
-    service.run(_attach(publisher))
-
-    def runs_there() -> bool:
-        pipeline = publisher._pipeline  # noqa: SLF001
-        return pipeline is not None and pipeline.loop is service.loop and pipeline.is_open
-
-    wait_for(runs_there, what="the publisher's connection on the event loop")
-
-
-@pytest.fixture(params=["own-thread", "event-loop"])
-def connect(request: pytest.FixtureRequest, track: Callable[[Any], Any]) -> Callable[[Settings], RabbitPublisher]:
-    """Connects a publisher whose connection runs on a thread of its own (the results service's),
-    or on a service's event loop (the gateway's): each test using it runs both ways."""
-
-    def make(settings: Settings) -> RabbitPublisher:
-        service = track(ServiceLoop()) if request.param == "event-loop" else None
-        publisher = track(connect_publisher(settings))
-        if service is not None:
-            attach(publisher, service)
-        return publisher
-
-    return make
 
 
 def jobs_queue(settings: Settings) -> str:
@@ -370,8 +318,8 @@ def test_a_large_delivery_is_read_in_few_socket_reads(settings, track, monkeypat
     assert len(message_reads) <= len(body) // RECV_BYTES + 3, f"{len(reads)} reads: {reads}"
 
 
-def test_messages_are_persistent_json_with_the_message_id(settings, connect, admin, track):
-    publisher = connect(settings)
+def test_messages_are_persistent_json_with_the_message_id(settings, admin, track):
+    publisher = track(connect_publisher(settings))
     publisher.publish(b'{"job": "x"}', message_id="job-x")
     [(properties, body)] = drain(admin, jobs_queue(settings))
     assert body == b'{"job": "x"}'
@@ -403,26 +351,26 @@ def publish_at_once(publisher: RabbitPublisher, threads: int, each: int, body: b
     return sorted(f"{t}-{n}" for t in range(threads) for n in range(each))
 
 
-def test_concurrent_publishers_are_all_confirmed(settings, connect, admin, track):
-    publisher = connect(settings.model_copy(update={"queue_max_length": 1000}))
+def test_concurrent_publishers_are_all_confirmed(settings, admin, track):
+    publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
     published = publish_at_once(publisher, 8, 25, b"{}")
     ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
     assert ids == published
 
 
-def test_concurrent_publishes_are_pipelined_on_one_connection(settings, connect, admin, track):
+def test_concurrent_publishes_are_pipelined_on_one_connection(settings, admin, track):
     # 16 threads publishing at once: their messages go out on one publishing connection, several
     # unconfirmed at a time, instead of each thread holding a connection while it waits for its
     # confirm (the other connection declares the topology and answers the queue counts).
-    publisher = connect(settings.model_copy(update={"queue_max_length": 1000}))
+    publisher = track(connect_publisher(settings.model_copy(update={"queue_max_length": 1000})))
     published = publish_at_once(publisher, 16, 20, b"x" * 50_000)
     assert len(connections_of("publisher", settings)) == 2
     ids = sorted(properties.message_id for properties, _ in drain(admin, jobs_queue(settings)))
     assert ids == published
 
 
-def test_publishes_that_come_together_share_one_wake_up_of_the_io_thread(settings, connect, admin, track, monkeypatch):
-    publisher = connect(settings)
+def test_publishes_that_come_together_share_one_wake_up_of_the_io_thread(settings, admin, track, monkeypatch):
+    publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="first")
     woken: list[int] = []
     gate = threading.Event()
@@ -443,10 +391,8 @@ def test_publishes_that_come_together_share_one_wake_up_of_the_io_thread(setting
     assert ids == ["first", "m0", "m1", "m2", "m3", "m4"]
 
 
-def test_a_failure_in_the_publishers_io_thread_is_retried_on_a_fresh_connection(
-    settings, connect, admin, track, monkeypatch
-):
-    publisher = connect(settings)
+def test_a_failure_in_the_publishers_io_thread_is_retried_on_a_fresh_connection(settings, admin, track, monkeypatch):
+    publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="before")
     send = publisher_module._Pipeline._send
     failures = []
@@ -458,69 +404,10 @@ def test_a_failure_in_the_publishers_io_thread_is_retried_on_a_fresh_connection(
         return send(self)
 
     monkeypatch.setattr(publisher_module._Pipeline, "_send", failing_once)
-    # The first pipeline dies; the retry's delivers it (a pipeline left hanging would time out here).
-    publisher.start_publish(b"{}", message_id="after").result(15)
+    publisher.publish(b"{}", message_id="after")  # the first pipeline dies; the retry's delivers it
     assert failures == [True]
     ids = [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))]
     assert ids == ["before", "after"]
-
-
-def test_on_its_event_loop_a_publish_is_sent_and_confirmed_with_no_thread_of_its_own(settings, admin, track):
-    # The gateway's path: publishes made on the service's loop are sent there at once and their
-    # confirms settle there; the connection has no I/O thread of its own to wake.
-    service = track(ServiceLoop())
-    publisher = track(connect_publisher(settings))
-    attach(publisher, service)
-    settled_on: list[int] = []
-
-    async def submit(n: int) -> None:
-        confirm = publisher.start_publish(b"{}", message_id=f"job-{n}")
-        confirm.add_done_callback(lambda _: settled_on.append(threading.get_ident()))
-        await awaitable(confirm)
-
-    async def submit_all() -> int:
-        await asyncio.gather(*(submit(n) for n in range(20)))
-        return threading.get_ident()
-
-    loop_thread = service.run(submit_all())
-    assert settled_on == [loop_thread] * 20
-    assert not any(thread.name == "broker-publisher" for thread in threading.enumerate())
-    assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == [f"job-{n}" for n in range(20)]
-
-
-def test_a_publish_that_would_block_its_event_loop_is_refused(settings, track):
-    service = track(ServiceLoop())
-    publisher = track(connect_publisher(settings))
-    attach(publisher, service)
-
-    async def blocking() -> None:
-        publisher.publish(b"{}", message_id="x")  # would wait for a confirm only this loop can settle
-
-    with pytest.raises(RuntimeError, match="blocks the event loop"):
-        service.run(blocking(), timeout=5)
-
-
-def test_on_its_event_loop_a_stalled_broker_holds_up_no_other_work(settings, outage, track, monkeypatch):
-    monkeypatch.setattr(publisher_module, "CONFIRM_TIMEOUT_S", 1.0)
-    service = track(ServiceLoop())
-    publisher = track(connect_publisher(via(outage, settings)))
-    attach(publisher, service)
-    outage.stall()
-
-    async def stalled() -> tuple[int, BaseException | None]:
-        confirm = awaitable(publisher.start_publish(b"{}", message_id="never-confirmed"))
-        ticks = 0
-        while not confirm.done():
-            await asyncio.sleep(0.05)  # the loop's other work goes on meanwhile
-            ticks += 1
-        return ticks, confirm.exception()
-
-    try:
-        ticks, error = service.run(stalled(), timeout=15)
-    finally:
-        outage.resume()
-    assert isinstance(error, BrokerUnavailable) and "no confirm within" in str(error)
-    assert ticks >= 10  # about a second of ticks, not one
 
 
 def test_unacked_delivery_is_redelivered_when_its_consumer_goes_away(settings, track):
@@ -577,9 +464,9 @@ def test_delivery_limit_deliveries_then_dead_letter(settings, admin, track, max_
     assert consumer.get(timeout=0.5) is None
 
 
-def test_full_queue_refuses_publishes_and_recovers_when_drained(settings, connect, admin, track):
+def test_full_queue_refuses_publishes_and_recovers_when_drained(settings, admin, track):
     settings = settings.model_copy(update={"queue_max_length": 2})
-    publisher = connect(settings)
+    publisher = track(connect_publisher(settings))
     accepted, refused = [], []
     for n in range(6):
         try:
@@ -599,10 +486,10 @@ def test_full_queue_refuses_publishes_and_recovers_when_drained(settings, connec
     assert [properties.message_id for properties, _ in drain(admin, jobs_queue(settings))] == ["job-after"]
 
 
-def test_start_publish_returns_before_the_confirm_and_settles_as_publish_does(settings, connect, admin, outage, track):
+def test_start_publish_returns_before_the_confirm_and_settles_as_publish_does(settings, admin, outage, track):
     # The gateway's event loop awaits this future: the call itself must not wait for the broker.
     settings = via(outage, settings.model_copy(update={"queue_max_length": 1}))
-    publisher = connect(settings)
+    publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="first")
     outage.stall()  # nothing reaches the broker, so no confirm can come back
     pending = publisher.start_publish(b"{}", message_id="second")
@@ -616,18 +503,18 @@ def test_start_publish_returns_before_the_confirm_and_settles_as_publish_does(se
     assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["first", "second"]
 
 
-def test_start_publish_on_a_lost_connection_is_retried_on_a_fresh_one(settings, connect, admin, track):
-    publisher = connect(settings)
+def test_start_publish_on_a_lost_connection_is_retried_on_a_fresh_one(settings, admin, track):
+    publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="before")
     assert close_connections_from_server("publisher", settings) >= 1
     assert publisher.start_publish(b"{}", message_id="after").result(10) is None
     assert [p.message_id for p, _ in drain(admin, jobs_queue(settings))] == ["before", "after"]
 
 
-def test_start_publish_never_leaves_its_future_unsettled(settings, connect, track, monkeypatch):
+def test_start_publish_never_leaves_its_future_unsettled(settings, track, monkeypatch):
     # With no connection open, the publish opens one on a thread of its own: whatever goes wrong
     # there (here a bug) reaches the caller through the future instead of leaving it waiting.
-    publisher = connect(settings)
+    publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="first")
 
     def broken(self, **_: Any) -> None:  # noqa: ANN001
@@ -643,8 +530,8 @@ def test_start_publish_never_leaves_its_future_unsettled(settings, connect, trac
         publisher.start_publish(b"{}", message_id="second").result(10)
 
 
-def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, connect, admin, track):
-    publisher = connect(settings)
+def test_publisher_reconnects_after_the_broker_closes_its_connection(settings, admin, track):
+    publisher = track(connect_publisher(settings))
     publisher.publish(b"{}", message_id="before")
     assert close_connections_from_server("publisher", settings) >= 1
     publisher.publish(b"{}", message_id="after")
@@ -673,9 +560,9 @@ def test_consumer_reconnects_after_the_broker_closes_its_connection(settings, tr
     assert consumer.connected
 
 
-def test_outage_refuses_fast_then_both_sides_recover_by_themselves(settings, connect, outage, track):
+def test_outage_refuses_fast_then_both_sides_recover_by_themselves(settings, outage, track):
     settings = via(outage, settings)
-    publisher = connect(settings)
+    publisher = track(connect_publisher(settings))
     consumer = track(connect_consumer(settings))
     consumer.start()
     wait_for(lambda: consumer.connected, what="consumer connected")
@@ -939,9 +826,9 @@ def test_an_unexpected_error_in_the_notice_sender_does_not_end_later_notices(set
     assert calls["n"] >= 2
 
 
-def test_a_publish_the_broker_never_confirms_is_refused_in_time(settings, connect, outage, track, monkeypatch):
+def test_a_publish_the_broker_never_confirms_is_refused_in_time(settings, outage, track, monkeypatch):
     monkeypatch.setattr(publisher_module, "CONFIRM_TIMEOUT_S", 1.0)
-    publisher = connect(via(outage, settings))
+    publisher = track(connect_publisher(via(outage, settings)))
     publisher.publish(b"{}", message_id="confirmed")
     outage.stall()  # the message goes nowhere and no confirm comes back, as from a queue without quorum
     refused: list[BaseException] = []

@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from classifier_common import metrics
-from classifier_common.blocking import awaitable, in_thread
+from classifier_common.blocking import in_thread
 from classifier_common.broker import Publisher
 from classifier_common.catalog import available_models
 from classifier_common.config import Settings
@@ -215,7 +215,7 @@ async def _record_and_confirm(store: JobStore, record: Callable[[], Queuing]) ->
     queuing = await in_thread(record)
     if queuing.confirm is not None:
         try:
-            await awaitable(queuing.confirm)
+            await asyncio.wrap_future(queuing.confirm)
         except (BrokerUnavailable, QueueFull) as exc:
             await in_thread(_refused, store, queuing, exc)
             raise

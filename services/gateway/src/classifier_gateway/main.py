@@ -6,7 +6,6 @@ system composes the same component with the others (``classifier_standalone``)."
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -70,11 +69,6 @@ class Gateway(Component):
         for module in (models, images, info, jobs, batches, stats):
             app.include_router(module.router)
         _install_page(app)
-
-    def start(self) -> None:
-        # Called on the event loop (the app's lifespan): submissions publish there, and their
-        # confirms settle there, with no thread of the publisher's own in between.
-        self.publisher.attach(asyncio.get_running_loop())
 
     def stop(self) -> None:
         self.waiter.close()

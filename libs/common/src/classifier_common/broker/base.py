@@ -13,7 +13,6 @@ Guarantees every adapter keeps:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -82,11 +81,6 @@ class Publisher(Protocol):
         """Publish without waiting: the future completes once the broker has the message durably.
         QueueFull and BrokerUnavailable come either at once or through the future; the future
         always completes, within the broker's confirm and connection timeouts."""
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Do the broker's I/O on ``loop``, the service's event loop (called from its thread, at
-        start): a publish made there then needs no other thread. :meth:`publish` must not be
-        called on that loop afterwards (it would wait on the loop it blocks)."""
 
     def ping(self) -> None:
         """Raise BrokerUnavailable unless connected."""

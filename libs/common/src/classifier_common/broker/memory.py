@@ -23,7 +23,6 @@ are moved to their model's pool on first use.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -276,9 +275,6 @@ class MemoryPublisher:
         published: Future[None] = Future()
         published.set_result(None)
         return published
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Nothing to do: a publish here is an append to the queue, on the caller's thread."""
 
     def ping(self) -> None:
         if self._closed:

@@ -1,23 +1,16 @@
 """The gateway's side of the job queue: publishes with confirms, pipelined on one connection.
 
 Any thread may publish; each call returns once the broker has confirmed its message. The messages
-go out through one confirm channel driven by one thread, the pipeline's I/O thread: a publish is
-handed to that thread, which sends whatever is waiting, up to ``PUBLISH_WINDOW`` unconfirmed, and
-completes each caller's wait from the broker's confirms, which under load come several at a time.
-Publishing from a pool of blocking channels instead cost each submission a thread waiting in
-pika's own loop for its confirm: 339–385 µs of CPU per 100 KB message from 16 threads against
-276–287 µs pipelined (docs/performance.md, *Levers*).
-
-That thread is a thread of its own (pika's SelectConnection) until :meth:`RabbitPublisher.attach`
-gives the publisher a service's event loop: its connections then run on that loop (pika's
-AsyncioConnection), so a publish made there is sent at once and its confirm settles on the loop,
-with no other thread to wake either way.
+go out through one confirm channel driven by an I/O thread of its own (pika's SelectConnection):
+a publish is handed to that thread, which sends whatever is waiting, up to ``PUBLISH_WINDOW``
+unconfirmed, and completes each caller's wait from the broker's confirms, which under load come
+several at a time. Publishing from a pool of blocking channels instead cost each submission a
+thread waiting in pika's own loop for its confirm: 339–385 µs of CPU per 100 KB message from 16
+threads against 276–287 µs pipelined (docs/performance.md, *Levers*).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import os
 import queue
@@ -31,7 +24,6 @@ from typing import Any
 
 import pika
 import pika.exceptions
-from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
@@ -130,31 +122,13 @@ class _Publish:
     returned: bool = False  # the broker returned it unroutable (its confirm follows)
 
 
-def _guarded(callback: Callable[..., None]) -> Callable[..., None]:
-    """A pipeline's callback, run by its I/O thread's loop: an error in it (a bug) fails the
-    pipeline as a lost connection would, so that its publishes are retried on a fresh one. An event
-    loop would only log the error and go on, leaving them waiting for ever."""
-
-    @functools.wraps(callback)
-    def run(self: _Pipeline, *args: Any) -> None:
-        try:
-            callback(self, *args)
-        except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
-            log.exception("publisher I/O failed")
-            self._broken(pika.exceptions.AMQPConnectionError(f"the publisher's I/O thread failed: {exc!r}"))
-
-    return run
-
-
 class _Pipeline:
-    """One connection with one confirm channel, run by one I/O thread: a thread of its own, or the
-    thread of ``loop`` (an event loop that runs the connection among its other work). Publishes
-    from any thread are queued to it; their futures complete from the broker's confirms (or fail
-    with the reason the connection closed). Used once: a closed pipeline is replaced by a new one."""
+    """One connection with one confirm channel, run by an I/O thread of its own. Publishes from any
+    thread are queued to it; their futures complete from the broker's confirms (or fail with the
+    reason the connection closed). Used once: a closed pipeline is replaced by a new one."""
 
-    def __init__(self, params: pika.ConnectionParameters, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(self, params: pika.ConnectionParameters):
         self._params = params
-        self.loop = loop
         self._waiting: queue.SimpleQueue[_Publish] = queue.SimpleQueue()
         self._unconfirmed: dict[int, _Publish] = {}  # by delivery tag; the I/O thread's own
         self._last_tag = 0
@@ -163,29 +137,15 @@ class _Pipeline:
         self._wake_pending = False  # the I/O thread is woken and has not yet sent what waits
         self._error: BaseException | None = None  # why it closed, or could not open
         self._opened = threading.Event()  # open, or given up
-        self._ended = threading.Event()  # closed, every publish failed or confirmed
-        self._connection: pika.SelectConnection | AsyncioConnection | None = None
+        self._connection: pika.SelectConnection | None = None
         self._channel: Channel | None = None
-        self._io_thread: int | None = None  # the I/O thread's ident, once it runs
-        self._thread: threading.Thread | None = None
-        if loop is None:
-            self._thread = threading.Thread(target=self._run, name="broker-publisher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="broker-publisher", daemon=True)
 
     # -- any thread
 
     def open(self) -> None:
-        """Connect and put the channel in confirm mode; raises the connection's error. Blocks: never
-        on the I/O thread."""
-        if self.loop is None:
-            assert self._thread is not None
-            self._thread.start()
-        else:
-            if self.on_io_thread():
-                raise RuntimeError("a publishing connection is opened from another thread than its event loop's")
-            try:
-                self.loop.call_soon_threadsafe(self._connect_on_loop)
-            except RuntimeError as exc:  # the loop is closed: the service is stopping
-                raise pika.exceptions.AMQPConnectionError(f"the event loop is closed: {exc}") from None
+        """Connect and put the channel in confirm mode; raises the connection's error."""
+        self._thread.start()
         if not self._opened.wait(OPEN_TIMEOUT_S):
             self.close()
             raise pika.exceptions.AMQPConnectionError(f"not open within {OPEN_TIMEOUT_S:.0f} s")
@@ -198,62 +158,29 @@ class _Pipeline:
 
     def publish(self, routing_key: str, body: bytes, properties: BasicProperties) -> Future[None]:
         item = _Publish(routing_key, body, properties)
-        on_io_thread = self.on_io_thread()
         with self._lock:
             if not self._alive or self._connection is None:
                 raise self._error or pika.exceptions.AMQPConnectionError("the publisher's connection is closed")
             self._waiting.put(item)
-            if not on_io_thread and not self._wake_pending:
+            if not self._wake_pending:
                 # One wake-up of the I/O thread (a write to its socket, which lets go of the GIL)
                 # sends everything waiting by then: publishes that come together share it.
-                self._threadsafe(self._woken)
+                self._connection.ioloop.add_callback_threadsafe(self._woken)
                 self._wake_pending = True
-        if on_io_thread:
-            self._send()  # on the I/O thread already (the event loop): sent now
         return item.future
 
     def close(self) -> None:
-        on_io_thread = self.on_io_thread()
         with self._lock:
-            made, alive = self._connection is not None, self._alive
-            if not made:
-                self._alive = False  # the connection is never made now (_run, _connect_on_loop)
-            elif alive and not on_io_thread:
-                self._threadsafe(self._close)
-        if not made:
-            self._fail_all(pika.exceptions.ConnectionClosedByClient(200, "closed before it was open"))
-        elif alive and on_io_thread:
-            self._close()
-        if on_io_thread:
-            return
-        if self._thread is not None:
-            if self._thread.is_alive():
-                self._thread.join(5)
-        elif made:
-            self._ended.wait(5)
-
-    def on_io_thread(self) -> bool:
-        return self._io_thread == threading.get_ident()
-
-    def _threadsafe(self, callback: Callable[[], None]) -> None:
-        """``callback`` on the I/O thread, soon (called with ``_lock`` held, the connection made)."""
-        if self.loop is not None:
-            try:
-                self.loop.call_soon_threadsafe(callback)
-            except RuntimeError:  # the loop is closed: the connection went with it
-                pass
-        else:
-            assert self._connection is not None
-            self._connection.ioloop.add_callback_threadsafe(callback)
+            if self._alive and self._connection is not None:
+                self._connection.ioloop.add_callback_threadsafe(self._close)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
 
     # -- the I/O thread
 
     def _run(self) -> None:
-        self._io_thread = threading.get_ident()
         try:
             with self._lock:
-                if not self._alive:
-                    return  # closed before it was made
                 self._connection = pika.SelectConnection(
                     self._params,
                     on_open_callback=self._on_connection_open,
@@ -270,41 +197,21 @@ class _Pipeline:
             if self._connection is not None:
                 self._connection.ioloop.close()
 
-    def _connect_on_loop(self) -> None:
-        self._io_thread = threading.get_ident()
-        try:
-            with self._lock:
-                if not self._alive:
-                    return  # closed before it was made
-                self._connection = AsyncioConnection(
-                    self._params,
-                    on_open_callback=self._on_connection_open,
-                    on_open_error_callback=self._on_closed,
-                    on_close_callback=self._on_closed,
-                    custom_ioloop=self.loop,
-                )
-        except Exception as exc:  # noqa: BLE001 - the caller of open must hear of it
-            self._fail_all(pika.exceptions.AMQPConnectionError(f"the publisher's connection failed: {exc!r}"))
-
-    @_guarded
     def _on_connection_open(self, connection: pika.SelectConnection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
 
-    @_guarded
     def _on_channel_open(self, channel: Channel) -> None:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
         channel.confirm_delivery(self._on_confirm, callback=self._on_confirm_mode)
 
-    @_guarded
     def _on_confirm_mode(self, _frame: Any) -> None:
         assert self._connection is not None
         self._connection.ioloop.call_later(_CONFIRM_CHECK_S, self._check_overdue)
         self._opened.set()
         self._send()
 
-    @_guarded
     def _woken(self) -> None:
         with self._lock:
             self._wake_pending = False  # a publish from now on wakes the thread again
@@ -328,14 +235,12 @@ class _Pipeline:
             item.sent_at = time.monotonic()
             self._unconfirmed[self._last_tag] = item
 
-    @_guarded
     def _on_return(self, _channel: Channel, _method: Any, properties: BasicProperties, _body: bytes) -> None:
         for item in self._unconfirmed.values():
             if not item.returned and item.properties.message_id == properties.message_id:
                 item.returned = True
                 return
 
-    @_guarded
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
         acked = isinstance(method, Basic.Ack)
@@ -355,10 +260,7 @@ class _Pipeline:
                 item.future.set_result(None)
         self._send()
 
-    @_guarded
     def _check_overdue(self) -> None:
-        if not self._alive:
-            return  # an event loop goes on after the connection closed: so would this timer
         oldest = next(iter(self._unconfirmed.values()), None)
         assert self._connection is not None
         if oldest is not None and time.monotonic() - oldest.sent_at > CONFIRM_TIMEOUT_S:
@@ -368,7 +270,6 @@ class _Pipeline:
             return
         self._connection.ioloop.call_later(_CONFIRM_CHECK_S, self._check_overdue)
 
-    @_guarded
     def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
         self._channel = None
         if self._error is None:
@@ -378,21 +279,13 @@ class _Pipeline:
             self._connection.close()
 
     def _close(self) -> None:
-        connection = self._connection
-        if connection is not None and not (connection.is_closing or connection.is_closed):
-            connection.close()  # while it is still opening too: pika then aborts the opening
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
 
-    def _on_closed(self, connection: pika.SelectConnection | AsyncioConnection, reason: BaseException | str) -> None:
+    def _on_closed(self, connection: pika.SelectConnection, reason: BaseException | str) -> None:
         # pika passes the open error as text in some cases
         self._fail_all(pika.exceptions.AMQPConnectionError(reason) if isinstance(reason, str) else reason)
-        if self.loop is None:
-            connection.ioloop.stop()  # the thread's own loop; an event loop goes on
-
-    def _broken(self, error: BaseException) -> None:
-        self._fail_all(error)
-        connection = self._connection
-        if connection is not None and not connection.is_closed:
-            connection._terminate_stream(error)  # noqa: SLF001 - as in _check_overdue
+        connection.ioloop.stop()
 
     def _fail_all(self, error: BaseException) -> None:
         """No more publishes: the ones sent or waiting fail with why the pipeline closed (a
@@ -413,7 +306,6 @@ class _Pipeline:
         for item in left:
             if not item.future.done():
                 item.future.set_exception(error)
-        self._ended.set()
 
 
 class RabbitPublisher:
@@ -436,7 +328,6 @@ class RabbitPublisher:
         self._admin = _Channel(self._params, list(self._topologies.values()))
         self._pipeline: _Pipeline | None = None
         self._pipeline_lock = threading.Lock()  # one thread opens a new pipeline, the others use it
-        self._loop: asyncio.AbstractEventLoop | None = None  # where pipelines run (attach); None: a thread each
 
         self._state_lock = threading.Lock()
         self._down_reason: str | None = None
@@ -459,27 +350,8 @@ class RabbitPublisher:
     # -- the Publisher protocol
 
     def publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> None:
-        """:meth:`start_publish`, waiting for its outcome: never on the event loop it is attached
-        to, whose thread settles the outcome."""
-        pipeline = self._pipeline
-        if pipeline is not None and pipeline.loop is not None and pipeline.on_io_thread():
-            raise RuntimeError("publish() blocks the event loop that confirms it: use start_publish() there")
+        """:meth:`start_publish`, waiting for its outcome."""
         self.start_publish(body, message_id=message_id, pool=pool).result()
-
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Run the publishing connection on ``loop`` (the service's event loop, from its thread)
-        from now on: publishes made on the loop are sent at once and their confirms settle there,
-        with no I/O thread to wake. The connection opened before, on a thread of its own, is
-        replaced in the background; it publishes meanwhile."""
-        self._loop = loop
-
-        def replace() -> None:
-            try:
-                self._open_pipeline(reconnecting=True)
-            except CONNECTION_ERRORS as exc:
-                self._mark_down(exc)
-
-        threading.Thread(target=replace, name="broker-publisher-attach", daemon=True).start()
 
     def start_publish(self, body: bytes, *, message_id: str, pool: str = DEFAULT_POOL) -> Future[None]:
         """Hands the message to the pipeline and returns at once; the future completes with the
@@ -650,7 +522,7 @@ class RabbitPublisher:
         for another thread's attempt to open it are refused at once if that attempt marked the
         publisher down, instead of each trying again."""
         with self._pipeline_lock:
-            if self._pipeline is not None and self._pipeline.is_open and self._pipeline.loop is self._loop:
+            if self._pipeline is not None and self._pipeline.is_open:
                 return self._pipeline
             if not reconnecting:
                 self._raise_if_down()
@@ -659,7 +531,7 @@ class RabbitPublisher:
                 self._pipeline = None
             with self._admin.lock:
                 self._admin.open()  # declares every pool's topology
-            pipeline = _Pipeline(self._params, self._loop)
+            pipeline = _Pipeline(self._params)
             pipeline.open()
             self._pipeline = pipeline
             return pipeline
@@ -742,7 +614,7 @@ class RabbitPublisher:
             finally:
                 self._admin.lock.release()
         pipeline = self._pipeline
-        if pipeline is not None and pipeline.is_open and pipeline.loop is self._loop:
+        if pipeline is not None and pipeline.is_open:
             return
         try:
             self._open_pipeline(reconnecting=True)

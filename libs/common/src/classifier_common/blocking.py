@@ -6,7 +6,8 @@ scope, a capacity limiter, a queue per worker thread) cost about 80 µs of CPU p
 about 35 µs for the event loop's own executor (16 concurrent callers on uvloop,
 docs/performance.md). Like anyio's, it runs the call in a copy of the caller's context (the
 request id reaches the log lines the call writes), and a request canceled meanwhile still waits
-for the call it started, so nothing it began outlives it.
+for the call it started, so nothing it began outlives it; :func:`outliving_cancel` gives any
+other future that guarantee.
 """
 
 from __future__ import annotations
@@ -29,10 +30,17 @@ _pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="blocking
 async def in_thread(call: Callable[..., R], /, *args: object) -> R:
     """``call(*args)`` in a thread of the pool; its result, or what it raised."""
     context = contextvars.copy_context()
-    future = asyncio.get_running_loop().run_in_executor(_pool, context.run, call, *args)
+    # The call goes on in its thread whatever happens to the caller.
+    return await outliving_cancel(asyncio.get_running_loop().run_in_executor(_pool, context.run, call, *args))
+
+
+async def outliving_cancel(future: asyncio.Future[R]) -> R:
+    """``future``'s result, or what it raised. A caller canceled meanwhile first waits for it to
+    finish (whatever it began still settles), then is canceled, whatever the outcome."""
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        # The call goes on in its thread whatever happens here: wait for it, then be canceled.
         await asyncio.wait([future])
+        if not future.cancelled():
+            future.exception()  # retrieved: the outcome goes unused, the caller is canceled
         raise

@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from classifier_common import metrics
-from classifier_common.blocking import in_thread
+from classifier_common.blocking import in_thread, outliving_cancel
 from classifier_common.broker import Publisher
 from classifier_common.catalog import available_models
 from classifier_common.config import Settings
@@ -201,14 +201,7 @@ async def queue_confirmed(store: JobStore, record: Callable[[], Queuing]) -> tup
     broker's confirm awaited on the loop, with no thread waiting for it; only a refusal's roll-back
     goes to a thread. A request canceled at any point still waits for what it began, so a refused
     job never stays behind and a queued one is counted."""
-    settling = asyncio.ensure_future(_record_and_confirm(store, record))
-    try:
-        return await asyncio.shield(settling)
-    except asyncio.CancelledError:
-        await asyncio.wait([settling])
-        if not settling.cancelled():
-            settling.exception()  # the request is canceled whatever the outcome
-        raise
+    return await outliving_cancel(asyncio.ensure_future(_record_and_confirm(store, record)))
 
 
 async def _record_and_confirm(store: JobStore, record: Callable[[], Queuing]) -> tuple[Job, bool]:

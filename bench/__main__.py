@@ -45,7 +45,8 @@ from devstack.ports import free_port
 MODEL = "efficientnet_lite0"
 GROUPS = ("inprocess", "system", "floor", "naive", "bentoml", "celery")
 # The table's order (the interleaved pairs are measured 2-c1, 3-c1, 2, 3-sat).
-ROW_ORDER = ("1", "6", "6q", "2-fp32", "2", "2-c1", "3-c1", "3-sat", "floor", "3-hit", "gw-json", "gw-upload", "4-c1")
+ROW_ORDER = ("1", "6", "6q", "2-fp32", "2", "2-c1", "3-c1", "3-sat", "floor", "floor-rate", "3-hit", "gw-json")
+ROW_ORDER += ("gw-upload", "4-c1")
 ROW_ORDER += ("4-sat", "4w-c1")
 ROW_ORDER += ("4w-sat", "5-c1", "5-sat", "7-c1", "7-sat")
 
@@ -89,26 +90,31 @@ def _wait_quiet(max_wait_s: float, threshold: float = 0.7) -> None:
         time.sleep(15)
 
 
-FLOOR_NAME = "floor: the least CPU per job outside the workers (python -m bench.floor)"
+FLOOR_NAMES = {
+    "floor": "floor: the least CPU per job outside the workers (python -m bench.floor)",
+    "floor-rate": "floor's parts at the rate 3-sat reached (python -m bench.floor --rate R)",
+}
 
 
-def floor_row(args: argparse.Namespace, share: float = 1.0) -> Row:
+def floor_row(args: argparse.Namespace, share: float = 1.0, rate: float | None = None) -> Row:
     """bench.floor's parts as a row: its CPU ms per job is their sum, its processes the parts.
-    ``share``: the part of a whole measurement this one is (a slice of it)."""
+    ``share``: the part of a whole measurement this one is (a slice of it); ``rate``: the jobs/s
+    each part is driven at (row ``floor-rate``), None: saturated (row ``floor``)."""
     parts = floor.measure(
         duration_s=args.duration / 2 * share,
         clients=args.clients,
         messages=max(20, round((20 if args.smoke else 1000) * share)),
         size=108_000,
         gallery_dir=args.gallery_dir,
+        rate=rate,
     )
-    return _floor_of(parts)
+    return _floor_of("floor", parts) if rate is None else _floor_of("floor-rate", parts, f"{rate:.1f}")
 
 
-def _floor_of(parts: dict[str, float], note: str = "") -> Row:
+def _floor_of(key: str, parts: dict[str, float], note: str = "") -> Row:
     return Row(
-        "floor",
-        FLOOR_NAME,
+        key,
+        FLOOR_NAMES[key],
         cpu_ms_per_image=sum(parts.values()),
         processes=[
             {"name": name, "cpu_ms_per_image": ms, "rss_mb": None, "peak_rss_mb": None} for name, ms in parts.items()
@@ -119,12 +125,14 @@ def _floor_of(parts: dict[str, float], note: str = "") -> Row:
 
 
 def pooled_floor(slices: list[Row], note: str) -> Row:
-    """The floor measured in slices: each part's mean over them."""
+    """The floor measured in slices: each part's mean over them. A slice's note is the rate it was
+    driven at, if any: the row's note lists them."""
     names = [process["name"] for process in slices[0].processes]
     parts = {
         name: sum(row.processes[i]["cpu_ms_per_image"] for row in slices) / len(slices) for i, name in enumerate(names)
     }
-    return _floor_of(parts, note)
+    rates = [row.note for row in slices if row.note]
+    return _floor_of(slices[0].key, parts, note + (f"; driven at {', '.join(rates)} jobs/s" if rates else ""))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -324,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 for taken, maker in zip(slices, makers, strict=True):
                     taken.append(maker(attempt + f"-{i}".encode(), part))
             return [
-                (pooled_floor if taken[0].key == "floor" else pooled)(
+                (pooled_floor if taken[0].key.startswith("floor") else pooled)(
                     taken,
                     f"{args.slices} slices of {part:g} s alternating with "
                     + ("row " if len(slices) == 2 else "rows ")
@@ -401,12 +409,25 @@ def main(argv: list[str] | None = None) -> int:
                             duration_s=duration_s,
                         )
 
-                    makers = [reference, row3] if together else [row3]
+                    reached: list[float] = []  # each slice's images/s of this row, for the floor at that rate
+
+                    def row3_noted(attempt: bytes, duration_s: float = args.duration, row3=row3, reached=reached):
+                        row = row3(attempt, duration_s)
+                        reached.append(row.images_per_s or 0.0)
+                        return row
+
+                    makers = [reference, row3_noted] if together else [row3_noted]
                     if celery is not None and key == "3-sat":
                         makers.append(celery_row("7-sat", sat))
                     if "floor" in groups and key == "3-sat":
-                        # The floor in the same alternating slices as the row compared with it.
+                        # The floor in the same alternating slices as the row compared with it:
+                        # saturated, and driven at the rate this row reached in the slice before.
                         makers.append(lambda _attempt, duration_s: floor_row(args, duration_s / args.duration))
+                        makers.append(
+                            lambda _attempt, duration_s, reached=reached: floor_row(
+                                args, duration_s / args.duration, rate=max(1.0, reached[-1])
+                            )
+                        )
                     measure(interleaved(*makers) if len(makers) > 1 else row3)
                 # Cache hits: the same bytes again. Prime the cache with each image once.
                 first = system_job(gateway, results, MODEL, images, tag + b"-hit", cached=False)

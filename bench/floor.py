@@ -3,6 +3,7 @@ and so the highest (3) saturated / (2) ratio it could reach here.
 
     python -m bench.floor                 # 12 s of HTTP load, 1000 messages
     python -m bench.floor --duration 3 --messages 100
+    python -m bench.floor --rate 120      # every part driven at 120 jobs/s, as a system at that rate
 
 At saturation every process shares the same cores, so the system does at most
 ``2000 / (w + outside)`` images/s against (2)'s ``2000 / w``, where ``w`` is (2)'s CPU per image
@@ -21,6 +22,13 @@ parts of ``outside`` that the design cannot do without, each doing nothing more 
 It prints each part, their sum and the ratio ceiling ``w / (w + sum)``, with ``w`` taken from
 bench/results/latest.json (or ``--w``). The real system spends more than this (logging, metrics,
 the finished-job notice, checks); the ceiling is an upper bound.
+
+By default each part runs as fast as it can (saturated). With ``--rate R`` each is driven at R jobs
+a second, the rate a system at saturation reaches with its workers taking most of the cores
+(``make bench`` passes its row 3-sat's): a part that handles one job per wake-up instead of many
+costs more per job (the same server answering 120 uploads a second spends about twice the CPU per
+upload that it spends answering 2,600; docs/performance.md, *The floor*), and no system of this
+design at that rate can spend less.
 """
 
 from __future__ import annotations
@@ -55,9 +63,27 @@ async def submit(request: Request) -> JSONResponse:
     )
 
 
-def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[float, float]:
+class Pacer:
+    """Spaces one caller's jobs ``1 / rate`` seconds apart, the first after ``offset_s``; a caller
+    that falls behind goes on at once, without catching up in a burst. No rate: no wait."""
+
+    def __init__(self, rate: float | None, offset_s: float = 0.0):
+        self.period = 1.0 / rate if rate else 0.0
+        self.next = time.perf_counter() + offset_s
+
+    def wait(self) -> None:
+        if not self.period:
+            return
+        now = time.perf_counter()
+        if self.next > now:
+            time.sleep(self.next - now)
+            now = self.next
+        self.next = now + self.period
+
+
+def http_parts(duration_s: float, clients: int, gallery_dir: Path, rate: float | None = None) -> tuple[float, float]:
     """(server, client) CPU ms per job: a POST upload answered with its result, at ``clients``
-    closed-loop clients."""
+    closed-loop clients, together at most ``rate`` requests a second (None: as fast as they can)."""
     from bench import servers
     from bench.images import load_gallery
     from bench.load import Connection
@@ -74,6 +100,8 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[floa
 
             def job(state: dict, n: int) -> None:
                 connection = state.setdefault("c", Connection(url))
+                # Each client at its share of the rate, the clients' first requests spread over a period.
+                state.setdefault("pacer", Pacer(rate and rate / clients, n % clients / rate if rate else 0.0)).wait()
                 body, content_type = upload_body("m", images, n, b"floor")
                 status, _, _ = connection.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
                 if status != 200:
@@ -86,8 +114,9 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path) -> tuple[floa
     return cpu["server"], cpu["client"]
 
 
-def broker_parts(messages: int, size: int) -> tuple[float, float]:
-    """(this process, RabbitMQ) CPU ms per message: confirmed publish, delivery, ack."""
+def broker_parts(messages: int, size: int, rate: float | None = None) -> tuple[float, float]:
+    """(this process, RabbitMQ) CPU ms per message: confirmed publish, delivery, ack; at most
+    ``rate`` publishes a second (None: each as soon as the last is confirmed)."""
     from bench import servers
     from bench.procstats import cpu_seconds
     from classifier_common.broker.rabbitmq import RabbitConsumer, RabbitPublisher
@@ -115,7 +144,9 @@ def broker_parts(messages: int, size: int) -> tuple[float, float]:
         thread = threading.Thread(target=consume, daemon=True)
         ours0, theirs0 = time.process_time(), cpu_seconds(rabbit) if rabbit else 0.0
         thread.start()
+        pacer = Pacer(rate)
         for n in range(messages):
+            pacer.wait()
             publisher.publish(body, message_id=str(n))
         if not done.wait(60):
             raise RuntimeError("the consumer did not get every message")
@@ -127,8 +158,9 @@ def broker_parts(messages: int, size: int) -> tuple[float, float]:
     return ours / messages * 1000, theirs / messages * 1000
 
 
-def store_part(jobs: int) -> float:
-    """CPU ms per job of the store calls a job needs: create, start, finish, one get."""
+def store_part(jobs: int, rate: float | None = None) -> float:
+    """CPU ms per job of the store calls a job needs: create, start, finish, one get; at most
+    ``rate`` jobs a second (None: back to back)."""
     from classifier_common.domain import Job, JobResult, JobStatus, Prediction, new_job_id, utcnow
     from classifier_common.store.sqlite import SqliteJobStore
 
@@ -138,7 +170,9 @@ def store_part(jobs: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteJobStore(Path(tmp) / "jobs.db")
         started = time.process_time()
+        pacer = Pacer(rate)
         for _ in range(jobs):
+            pacer.wait()
             job = Job(
                 id=new_job_id(), status=JobStatus.queued, model="m", image="i", source="upload",
                 image_sha256="ab" * 32, created_at=utcnow(),
@@ -152,11 +186,14 @@ def store_part(jobs: int) -> float:
     return cpu / jobs * 1000
 
 
-def measure(*, duration_s: float, clients: int, messages: int, size: int, gallery_dir: Path) -> dict[str, float]:
-    """Each part's CPU ms per job, in the order the module's docstring lists them."""
-    server, client = http_parts(duration_s, clients, gallery_dir)
-    ours, rabbit = broker_parts(messages, size)
-    store = store_part(messages)
+def measure(
+    *, duration_s: float, clients: int, messages: int, size: int, gallery_dir: Path, rate: float | None = None
+) -> dict[str, float]:
+    """Each part's CPU ms per job, in the order the module's docstring lists them; each part
+    driven at ``rate`` jobs a second (None: saturated)."""
+    server, client = http_parts(duration_s, clients, gallery_dir, rate)
+    ours, rabbit = broker_parts(messages, size, rate)
+    store = store_part(messages, rate)
     return {"http server": server, "http client": client, "broker clients": ours, "rabbitmq": rabbit, "store": store}
 
 
@@ -176,14 +213,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bytes", type=int, default=108_000, help="upload size (the gallery's mean)")
     parser.add_argument("--gallery-dir", type=Path, default=REPO / "data" / "gallery")
     parser.add_argument("--w", type=float, default=None, help="(2)'s CPU ms per image (default: latest.json)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="jobs/s each part is driven at (default: as fast as it can)"
+    )
     args = parser.parse_args(argv)
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be above 0")
     parts = measure(
         duration_s=args.duration,
         clients=args.clients,
         messages=args.messages,
         size=args.bytes,
         gallery_dir=args.gallery_dir,
+        rate=args.rate,
     )
+    print("each part " + (f"driven at {args.rate:g} jobs/s" if args.rate else "saturated"))
     for name, ms in parts.items():
         print(f"{name:<16}{ms:7.2f} ms CPU per job")
     outside = sum(parts.values())

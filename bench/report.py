@@ -160,6 +160,14 @@ def targets(by_key: dict[str, Row], models: int = 1) -> list[Target]:
         "<= 1.5",
         lambda v: v <= 1.5,
     )
+    # The floor above runs each part as fast as it goes, many jobs per wake-up; the system at
+    # saturation handles its jobs at a fraction of that rate, one or two per wake-up.
+    information(
+        "outside_workers_vs_floor_at_rate",
+        "(3) CPU ms per job outside the workers / floor at 3-sat's rate (information)",
+        _ratio(outside_workers_ms(by_key.get("3-sat")), _get(by_key, "floor-rate", "cpu_ms_per_image")),
+        "none: the floor's parts driven at the jobs/s the system reached",
+    )
     check(
         "added_latency",
         "(3) p50 - (2) p50 ms, 1 client / one loop",
@@ -207,7 +215,7 @@ def _slices(meta: dict) -> str:
     if meta.get("celery_interleaved"):
         sat.append("7-sat")
     if meta.get("floor_interleaved"):
-        sat.append("the floor")
+        sat.append("the floor (saturated, and at 3-sat's rate)")
     together = ", ".join(sat[:-1]) + f" and {sat[-1]}"
     return f" ({together} in {slices} alternating slices, as are 2-c1 and 3-c1; each slice warmed up)"
 

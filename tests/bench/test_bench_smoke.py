@@ -4,6 +4,7 @@ writes a complete report. Structure only: timing is the benchmark's business, ne
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ INFORMATION = {
     "auto_vs_onnxruntime_hot_loop",
     "auto_vs_int8_hot_loop",
     "system_vs_inprocess",
+    "outside_workers_vs_floor_at_rate",
 }
 NOT_RUN_TARGETS = {
     "system_vs_celery",
@@ -73,12 +75,19 @@ def report(tmp_path_factory: pytest.TempPathFactory, seeded: tuple[Path, Path], 
 def test_every_scenario_ran_and_measured_something(report: tuple[dict, str]) -> None:
     data, _ = report
     rows = {row["key"]: row for row in data["rows"]}
-    assert set(rows) == RUN_ROWS | SKIPPED_ROWS | {"floor"}
-    # The floor: bench.floor's parts, each its CPU per job, summed.
-    parts = {p["name"]: p["cpu_ms_per_image"] for p in rows["floor"]["processes"]}
-    assert set(parts) == {"http server", "http client", "broker clients", "rabbitmq", "store"}
-    assert all(ms > 0 for ms in parts.values()), parts
-    assert rows["floor"]["cpu_ms_per_image"] == pytest.approx(sum(parts.values()))
+    assert set(rows) == RUN_ROWS | SKIPPED_ROWS | {"floor", "floor-rate"}
+    # The floor: bench.floor's parts, each its CPU per job, summed; saturated, and at 3-sat's rate.
+    for key in ("floor", "floor-rate"):
+        parts = {p["name"]: p["cpu_ms_per_image"] for p in rows[key]["processes"]}
+        assert set(parts) == {"http server", "http client", "broker clients", "rabbitmq", "store"}
+        assert all(ms > 0 for ms in parts.values()), parts
+        assert rows[key]["cpu_ms_per_image"] == pytest.approx(sum(parts.values()))
+    # Each slice of floor-rate was driven at what 3-sat reached in the slice before it.
+    rates = re.search(r"; driven at ([0-9., ]+) jobs/s", rows["floor-rate"]["note"])
+    assert rates, rows["floor-rate"]["note"]
+    slices = [float(rate) for rate in rates.group(1).split(", ")]
+    assert len(slices) == 2
+    assert sum(slices) / 2 == pytest.approx(rows["3-sat"]["images_per_s"], abs=0.1)
     for key in RUN_ROWS:
         row = rows[key]
         assert row["not_run"] is None, row
@@ -108,9 +117,14 @@ def test_the_compared_rows_are_measured_interleaved(report: tuple[dict, str]) ->
     for key, others in (("2-c1", "row 3-c1"), ("3-c1", "row 2-c1")):
         assert f"2 slices of 0.5 s alternating with {others}" in rows[key]["note"], rows[key]
     # The floor alternates with the saturated row it is compared with (and (2), as that row does).
-    for key, others in (("2", "rows 3-sat, floor"), ("3-sat", "rows 2, floor"), ("floor", "rows 2, 3-sat")):
+    for key, others in (
+        ("2", "rows 3-sat, floor, floor-rate"),
+        ("3-sat", "rows 2, floor, floor-rate"),
+        ("floor", "rows 2, 3-sat, floor-rate"),
+        ("floor-rate", "rows 2, 3-sat, floor"),
+    ):
         assert f"2 slices of 0.5 s alternating with {others}" in rows[key]["note"], rows[key]
-    assert "(2), 3-sat and the floor in 2 alternating slices" in markdown
+    assert "(2), 3-sat and the floor (saturated, and at 3-sat's rate) in 2 alternating slices" in markdown
     assert "latencies_s" not in rows["3-c1"]
 
 

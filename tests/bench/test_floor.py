@@ -4,11 +4,15 @@ a real FastAPI server, the real RabbitMQ and SQLite. Structure only: no timing i
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.floor import Pacer
 from devstack.isolated import MANAGEMENT
 from tests.utils.modules import run_module
 
@@ -39,3 +43,45 @@ def test_floor_prints_every_part_and_the_ceiling(seeded: tuple[Path, Path], repo
     ceiling = float(re.search(r"can reach at most ([0-9.]+) here", stdout).group(1))
     assert ceiling == pytest.approx(20 / (20 + outside), abs=0.006)
     assert _floor_queues() == []  # its queues are deleted again
+
+
+def test_floor_at_a_rate_drives_every_part_at_it(seeded: tuple[Path, Path], repo: Path) -> None:
+    # 40 jobs/s: the 20 messages and the 20 store jobs take at least half a second each.
+    started = time.monotonic()
+    stdout = run_module(
+        repo, "bench.floor", "--duration", "1", "--messages", "20", "--w", "20", "--rate", "40",
+        "--gallery-dir", str(seeded[1]),
+    )  # fmt: skip
+    assert time.monotonic() - started >= 2 * 19 / 40
+    assert "each part driven at 40 jobs/s" in stdout
+    for name in PARTS:
+        assert re.search(rf"^{name} +[0-9.]+ ms CPU per job$", stdout, re.M), stdout
+
+
+def test_a_rate_of_zero_is_refused(repo: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.floor", "--rate", "0"], cwd=repo, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "--rate must be above 0" in done.stderr
+
+
+def test_a_pacer_spaces_calls_and_does_not_catch_up_in_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer = Pacer(50.0)  # 20 ms apart
+    started = time.monotonic()
+    for _ in range(5):
+        pacer.wait()
+    assert time.monotonic() - started >= 4 * 0.02
+    time.sleep(0.1)  # five periods behind
+    behind = time.monotonic()
+    pacer.wait()  # at once
+    pacer.wait()  # a whole period later, not at once
+    assert time.monotonic() - behind >= 0.02
+    unpaced = Pacer(None)
+
+    def no_sleep(_seconds: float) -> None:
+        raise AssertionError("a pacer without a rate slept")
+
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    for _ in range(3):
+        unpaced.wait()

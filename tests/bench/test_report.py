@@ -38,6 +38,7 @@ def _run(**overrides: Row) -> dict[str, Row]:
         "3-c1": _row("3-c1", 55.0, p50=18.0),
         "3-sat": _row("3-sat", 140.0, p95=150.0, processes=system),
         "floor": Row("floor", "floor", cpu_ms_per_image=4.0, processes=floor),
+        "floor-rate": Row("floor-rate", "floor at the rate", images_per_s=140.0, cpu_ms_per_image=5.0, processes=floor),
         "gw-json": _row("gw-json", 600.0),
         "4-sat": _row("4-sat", 30.0, p95=700.0),
         "4w-sat": _row("4w-sat", 50.0, p95=400.0),
@@ -75,6 +76,7 @@ def test_a_run_that_meets_every_target_passes_each() -> None:
         "onnxruntime_vs_torch_forward",
         "system_vs_naive_worker_code",
         "celery_vs_system_cpu",
+        "outside_workers_vs_floor_at_rate",
     }
     assert checks["auto_vs_fp32_worker"].value == 200.0 / 90.0
     assert checks["auto_vs_onnxruntime_hot_loop"].value == 200.0 / 280.0
@@ -82,6 +84,8 @@ def test_a_run_that_meets_every_target_passes_each() -> None:
     assert checks["system_vs_bentoml"].value == 140.0 / 75.0
     # gateway 2 + results 1 + RabbitMQ 1.5 + client 0.7 against the floor's 4 ms: the workers are not counted.
     assert checks["outside_workers_vs_floor"].value == (2.0 + 1.0 + 1.5 + 0.7) / 4.0
+    # The same against the floor's parts driven at the system's rate: information, no verdict.
+    assert checks["outside_workers_vs_floor_at_rate"].value == (2.0 + 1.0 + 1.5 + 0.7) / 5.0
 
 
 def test_the_retired_system_vs_inprocess_target_is_information_only() -> None:
@@ -127,10 +131,16 @@ def test_worker_memory_is_per_loaded_model() -> None:
 
 def test_a_target_whose_rows_did_not_run_is_not_applicable() -> None:
     rows = _run()
-    for key in ("7-sat", "5-sat", "floor", "2-fp32"):
+    for key in ("7-sat", "5-sat", "floor", "floor-rate", "2-fp32"):
         rows[key] = Row(key, key, not_run="smoke run")
     checks = _verdicts(rows)
-    for key in ("system_vs_celery", "system_vs_celery_p95", "system_vs_bentoml", "outside_workers_vs_floor"):
+    for key in (
+        "system_vs_celery",
+        "system_vs_celery_p95",
+        "system_vs_bentoml",
+        "outside_workers_vs_floor",
+        "outside_workers_vs_floor_at_rate",
+    ):
         assert checks[key].verdict == "n/a", key
     assert checks["auto_vs_fp32_worker"].verdict == "n/a"
 
@@ -149,5 +159,8 @@ def test_the_floor_row_shows_its_parts_cpu_in_both_tables(tmp_path: Path) -> Non
     parts = "http server 2.00 ms CPU, http client 0.50 ms CPU, rabbitmq 1.50 ms CPU"
     assert f"| floor | floor |  | - | - | - | 4.0 | {parts} |" in markdown
     assert "| (3) CPU ms per job outside the workers / floor | 1.30 | <= 1.5 | **PASS** |" in markdown
+    assert f"| floor-rate | floor at the rate |  | 140.0 | - | - | 5.0 | {parts} |" in markdown
+    rate_line = "| (3) CPU ms per job outside the workers / floor at 3-sat's rate (information) | 1.04 |"
+    assert rate_line in markdown
     assert "| (3) saturated / (2) images/s | 0.70 | none: was >= 0.85 | **n/a** |" in markdown
     assert "http server 2.00 ms CPU" in report.text_table(ordered, checks)

@@ -28,6 +28,7 @@ from pathlib import Path
 from bench import floor, report, servers
 from bench.images import load_gallery
 from bench.load import HttpError, closed_loop
+from bench.procstats import SHARED
 from bench.scenarios import (
     Row,
     classify_job,
@@ -203,7 +204,7 @@ def start_celery(
     port = servers.free_port()
     env = {"CLASSIFIER_MODELS_DIR": str(args.models_dir), "CLASSIFIER_GALLERY_DIR": str(args.gallery_dir), **extra_env}
     pids = peers.enter_context(servers.celery_app(args.torch_python, port, args.workers, args.threads, env, log))
-    for shared, pid in (("rabbitmq (shared)", servers.rabbitmq_pid()), ("redis (shared)", servers.redis_pid())):
+    for shared, pid in ((f"rabbitmq{SHARED}", servers.rabbitmq_pid()), (f"redis{SHARED}", servers.redis_pid())):
         if pid:
             pids[shared] = pid
     url = f"http://127.0.0.1:{port}"

@@ -72,6 +72,17 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
+def reset_peak(pid: int) -> bool:
+    """Start ``pid``'s peak RSS (VmHWM) afresh at its current RSS, through Linux's
+    ``/proc/<pid>/clear_refs`` (allowed to the process's own user and to root). False where it
+    is not allowed: the peak is then the process's lifetime's."""
+    try:
+        (PROC / str(pid) / "clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def children(pid: int) -> list[int]:
     """Every descendant of ``pid`` (BentoML and uvicorn --workers fork their workers)."""
     parents: dict[int, list[int]] = {}
@@ -124,6 +135,11 @@ class ProcessUsage:
     peak_rss_mb: float
 
 
+# A process that is not the benchmark's own (the machine's RabbitMQ, Redis) is named with this:
+# its peak RSS is the peak during the stretch measured, not since it started, where it can be reset.
+SHARED = " (shared)"
+
+
 class Meter:
     """Measures named process trees (a pid and its descendants) over one stretch of load."""
 
@@ -145,6 +161,10 @@ class Meter:
         return total
 
     def start(self) -> None:
+        for name, pid in self.pids.items():
+            if name.endswith(SHARED):
+                for p in self._tree(pid):
+                    reset_peak(p)
         self._busy0 = machine_busy_seconds()
         self._cpu0 = {name: self._cpu(pid) for name, pid in self.pids.items()}
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.procstats import find_pid
+from bench.procstats import SHARED, find_pid
 from devstack.isolated import isolated_stack
 from devstack.paths import REPO
 from devstack.ports import free_port
@@ -138,7 +138,7 @@ def stack_pids(stack: Stack) -> dict[str, int]:
     pids = {name: proc.pid for name, proc in stack.procs.items()}
     rabbit = rabbitmq_pid()
     if rabbit:
-        pids["rabbitmq (shared)"] = rabbit
+        pids[f"rabbitmq{SHARED}"] = rabbit
     return pids
 
 

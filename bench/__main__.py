@@ -410,19 +410,20 @@ def main(argv: list[str] | None = None) -> int:
                             duration_s=duration_s,
                         )
 
-                    reached: list[float] = []  # each slice's images/s of this row, for the floor at that rate
-
-                    def row3_noted(attempt: bytes, duration_s: float = args.duration, row3=row3, reached=reached):
-                        row = row3(attempt, duration_s)
-                        reached.append(row.images_per_s or 0.0)
-                        return row
-
-                    makers = [reference, row3_noted] if together else [row3_noted]
+                    makers = [reference, row3] if together else [row3]
                     if celery is not None and key == "3-sat":
                         makers.append(celery_row("7-sat", sat))
                     if "floor" in groups and key == "3-sat":
                         # The floor in the same alternating slices as the row compared with it:
                         # saturated, and driven at the rate this row reached in the slice before.
+                        reached: list[float] = []  # each slice's images/s of this row
+
+                        def row3_noted(attempt: bytes, duration_s: float = args.duration, row3=row3, reached=reached):
+                            row = row3(attempt, duration_s)
+                            reached.append(row.images_per_s or 0.0)
+                            return row
+
+                        makers[makers.index(row3)] = row3_noted
                         makers.append(lambda _attempt, duration_s: floor_row(args, duration_s / args.duration))
                         makers.append(
                             lambda _attempt, duration_s, reached=reached: floor_row(

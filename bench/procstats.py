@@ -7,6 +7,7 @@ tenants' work, reported as ``foreign_cpu_s`` so a noisy run is visible in the re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -72,15 +73,12 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
 
-def reset_peak(pid: int) -> bool:
+def reset_peak(pid: int) -> None:
     """Start ``pid``'s peak RSS (VmHWM) afresh at its current RSS, through Linux's
-    ``/proc/<pid>/clear_refs`` (allowed to the process's own user and to root). False where it
-    is not allowed: the peak is then the process's lifetime's."""
-    try:
+    ``/proc/<pid>/clear_refs`` (allowed to the process's own user and to root). Where it is not
+    allowed nothing changes: the peak is then the process's lifetime's."""
+    with contextlib.suppress(OSError):
         (PROC / str(pid) / "clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def children(pid: int) -> list[int]:

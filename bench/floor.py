@@ -100,8 +100,10 @@ def http_parts(duration_s: float, clients: int, gallery_dir: Path, rate: float |
 
             def job(state: dict, n: int) -> None:
                 connection = state.setdefault("c", Connection(url))
-                # Each client at its share of the rate, the clients' first requests spread over a period.
-                state.setdefault("pacer", Pacer(rate and rate / clients, n % clients / rate if rate else 0.0)).wait()
+                pacer = state.get("pacer")
+                if pacer is None:  # each client at its share of the rate, their first requests spread over a period
+                    pacer = state["pacer"] = Pacer(rate and rate / clients, n % clients / rate if rate else 0.0)
+                pacer.wait()
                 body, content_type = upload_body("m", images, n, b"floor")
                 status, _, _ = connection.request("POST", "/v1/jobs", body, {"Content-Type": content_type})
                 if status != 200:
